@@ -1,0 +1,74 @@
+"""``portscope list``: sockets and their owners, as a table grouped by range, JSON or CSV."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from app import exitcodes
+from app.cli.common import pid_arg, port_arg, warn
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "list",
+        help="list listening sockets (or connections) with their owners",
+        description="List sockets with owner pid, process, user and command, grouped by IANA range.",
+    )
+    which = p.add_mutually_exclusive_group()
+    which.add_argument(
+        "--listening", dest="kind", action="store_const", const="listening", help="listeners (default)"
+    )
+    which.add_argument(
+        "--connections", dest="kind", action="store_const", const="connections", help="connections only"
+    )
+    which.add_argument(
+        "--all", dest="kind", action="store_const", const="all", help="listeners and connections"
+    )
+    p.set_defaults(kind="listening")
+    p.add_argument("--proto", choices=("tcp", "udp"), help="only this protocol")
+    p.add_argument("--range", dest="range_name", metavar="RANGE", help="well-known, registered or dynamic")
+    p.add_argument("--exposed", action="store_true", help="only sockets reachable beyond loopback")
+    p.add_argument("--port", type=port_arg, help="only this local port")
+    p.add_argument("--pid", type=pid_arg, help="only sockets owned by this pid")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="JSON (stable shape, see README)")
+    fmt.add_argument("--csv", action="store_true", help="CSV (formula-like cells neutralised)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from app.cli.table import SOCKET_COLUMNS, grouped_socket_table, socket_row, to_csv
+    from app.collector import default_collector, filter_kind
+    from app.exposure import ExposureMap
+    from app.model import Proto
+    from app.parsing import parse_range_name
+    from app.serialize import snapshot_dict
+
+    wanted_range = parse_range_name(args.range_name) if args.range_name else None
+    snapshot = default_collector().collect(port=args.port)
+    exposure = ExposureMap()
+    socks = filter_kind(snapshot, args.kind)
+    if args.proto:
+        socks = [s for s in socks if s.proto is Proto(args.proto)]
+    if wanted_range is not None:
+        socks = [s for s in socks if s.range is wanted_range]
+    if args.exposed:
+        socks = [s for s in socks if exposure.classify(s.laddr.ip).beyond_loopback]
+    if args.pid is not None:
+        socks = [s for s in socks if s.pid == args.pid]
+
+    if args.json:
+        json.dump(snapshot_dict(snapshot, socks, exposure), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    elif args.csv:
+        sys.stdout.write(to_csv([socket_row(s, snapshot, exposure) for s in socks], SOCKET_COLUMNS))
+    else:
+        if socks:
+            sys.stdout.write("\n".join(grouped_socket_table(socks, snapshot, exposure)) + "\n")
+        else:
+            warn("no sockets match")
+    for line in snapshot.warnings:
+        warn(line)
+    return exitcodes.OK

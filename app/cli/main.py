@@ -1,0 +1,95 @@
+"""Entry point: argument parsing, dispatch, and the one place that turns errors into exit codes.
+
+Each subcommand lives in its own module ``app/cli/cmd_<name>.py`` exposing
+``register(subparsers)`` (adds its parser, sets ``func``) and keeps heavy imports inside its
+handler so ``portscope --help`` and ``portscope who`` start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from app import __version__, exitcodes
+from app.errors import PortscopeError, UsageError
+
+# Order here is the order in --help.
+COMMANDS = ("list", "who", "ifaces")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports bad input as one line on stderr and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+        raise SystemExit(exitcodes.USAGE)
+
+
+def interval_arg(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid interval {text!r}: expected seconds, e.g. 2") from None
+    if not 0.2 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"invalid interval {text!r}: must be from 0.2 to 3600 seconds")
+    return value
+
+
+def build_parser() -> Parser:
+    parser = Parser(
+        prog="portscope",
+        description="Who owns this port, and what do I do about it? "
+        "Run with no command for the live dashboard.",
+    )
+    parser.add_argument("--version", action="version", version=f"portscope {__version__}")
+    parser.add_argument(
+        "--interval",
+        type=interval_arg,
+        default=2.0,
+        metavar="S",
+        help="dashboard refresh interval (default 2)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for name in COMMANDS:
+        module = importlib.import_module(f"app.cli.cmd_{name}")
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command is None:
+            return launch_dashboard(args)
+        return int(args.func(args))
+    except UsageError as exc:
+        sys.stderr.write(f"portscope: {exc}\n")
+        return exitcodes.USAGE
+    except PortscopeError as exc:
+        sys.stderr.write(f"portscope: {exc}\n")
+        return exitcodes.NEGATIVE
+    except KeyboardInterrupt:
+        sys.stderr.write("portscope: interrupted\n")
+        return exitcodes.INTERRUPT
+    except BrokenPipeError:
+        _silence_stdout()
+        return exitcodes.OK
+
+
+def _silence_stdout() -> None:
+    """After the reader went away (``| head``), stop Python from complaining at exit."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def launch_dashboard(args: argparse.Namespace) -> int:
+    build_parser().print_help()
+    return exitcodes.OK

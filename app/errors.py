@@ -1,0 +1,40 @@
+"""portscope's own exceptions. Process-related ones carry the pid and the process name."""
+
+from __future__ import annotations
+
+
+class PortscopeError(Exception):
+    """Base class: anything portscope raises on purpose. ``str()`` is a user-facing line."""
+
+
+class UsageError(PortscopeError):
+    """Bad user input (a port, a host:port, a range, a filter term, a file)."""
+
+
+class ProcessError(PortscopeError):
+    """Something about one process went wrong."""
+
+    def __init__(self, pid: int, name: str | None, message: str) -> None:
+        super().__init__(message)
+        self.pid = pid
+        self.name = name or "?"
+
+    @property
+    def who(self) -> str:
+        return f"pid {self.pid} ({self.name})"
+
+
+class ProcessGone(ProcessError):
+    """The process exited (or never existed)."""
+
+
+class ProcessDenied(ProcessError):
+    """The OS refused access to the process."""
+
+
+class ProcessChanged(ProcessError):
+    """The pid now belongs to a different process (pid reuse)."""
+
+
+class CollectorUnavailable(PortscopeError):
+    """A socket source cannot run here (no netlink, no /proc, ...)."""

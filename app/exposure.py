@@ -1,0 +1,114 @@
+"""Exposure of a listener: loopback only, all interfaces, or the named interface(s) it is bound to."""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+
+import netifaces
+
+
+class ExposureKind(StrEnum):
+    LOOPBACK = "loopback"
+    ALL = "all interfaces"
+    INTERFACE = "interface"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Exposure:
+    kind: ExposureKind
+    interfaces: tuple[str, ...] = ()
+
+    @property
+    def beyond_loopback(self) -> bool:
+        """Reachable from other hosts (all interfaces, or a non-loopback interface)."""
+        return self.kind in (ExposureKind.ALL, ExposureKind.INTERFACE) and self.interfaces != ("lo",)
+
+    @property
+    def label(self) -> str:
+        if self.kind is ExposureKind.INTERFACE:
+            return ",".join(self.interfaces)
+        if self.kind is ExposureKind.UNKNOWN:
+            return "unknown address"
+        return self.kind.value
+
+    def as_dict(self) -> dict[str, object]:
+        return {"kind": self.kind.value, "interfaces": list(self.interfaces), "label": self.label}
+
+
+def _strip_scope(ip: str) -> str:
+    return ip.split("%", 1)[0]
+
+
+def interface_addresses() -> dict[str, list[str]]:
+    """Map each local address to the names of the interfaces that carry it (netifaces)."""
+    out: dict[str, list[str]] = {}
+    for name in netifaces.interfaces():
+        try:
+            addrs = netifaces.ifaddresses(name)
+        except ValueError:  # interface vanished between the two calls
+            continue
+        for fam in (netifaces.AF_INET, netifaces.AF_INET6):
+            for entry in addrs.get(fam, []):
+                addr = entry.get("addr")
+                if addr:
+                    out.setdefault(_normalise(_strip_scope(addr)), []).append(name)
+    return out
+
+
+def _normalise(ip: str) -> str:
+    try:
+        return str(ipaddress.ip_address(ip))
+    except ValueError:
+        return ip
+
+
+class ExposureMap:
+    """Classifies bind addresses. Interface addresses are re-read at most every ``ttl`` seconds."""
+
+    def __init__(self, ttl: float = 10.0) -> None:
+        self.ttl = ttl
+        self._addrs: dict[str, list[str]] = {}
+        self._read_at = float("-inf")
+        self._cache: dict[str, Exposure] = {}
+
+    def _refresh(self) -> None:
+        now = time.monotonic()
+        if now - self._read_at >= self.ttl:
+            try:
+                addrs = interface_addresses()
+            except OSError:
+                addrs = {}
+            if addrs != self._addrs:
+                self._cache.clear()
+            self._addrs = addrs
+            self._read_at = now
+
+    def classify(self, ip: str) -> Exposure:
+        self._refresh()
+        hit = self._cache.get(ip)
+        if hit is None:
+            hit = self._cache[ip] = classify(ip, self._addrs)
+        return hit
+
+
+def classify(ip: str, addrs: dict[str, list[str]]) -> Exposure:
+    """Exposure of something bound to ``ip``, given the local address -> interfaces map."""
+    bare = _strip_scope(ip)
+    try:
+        parsed = ipaddress.ip_address(bare)
+    except ValueError:
+        return Exposure(ExposureKind.UNKNOWN)
+    if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None:
+        parsed = parsed.ipv4_mapped
+    if parsed.is_unspecified:
+        return Exposure(ExposureKind.ALL)
+    if parsed.is_loopback:
+        return Exposure(ExposureKind.LOOPBACK)
+    names = addrs.get(str(parsed))
+    if names:
+        return Exposure(ExposureKind.INTERFACE, tuple(sorted(set(names))))
+    return Exposure(ExposureKind.UNKNOWN)

@@ -1,0 +1,98 @@
+"""Network interfaces: addresses and gateways (netifaces), state and counters (psutil)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import netifaces
+import psutil
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    family: str  # "ipv4" | "ipv6"
+    address: str
+    netmask: str
+
+
+@dataclass(frozen=True, slots=True)
+class Interface:
+    name: str
+    addresses: tuple[Address, ...]
+    is_up: bool
+    mtu: int
+    speed_mbps: int  # 0 when unknown
+    bytes_recv: int
+    bytes_sent: int
+    gateways: tuple[str, ...]  # default gateways reached through this interface
+    mac: str = ""
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "up": self.is_up,
+            "mtu": self.mtu,
+            "speed_mbps": self.speed_mbps,
+            "mac": self.mac,
+            "addresses": [
+                {"family": a.family, "address": a.address, "netmask": a.netmask} for a in self.addresses
+            ],
+            "default_gateways": list(self.gateways),
+            "bytes_recv": self.bytes_recv,
+            "bytes_sent": self.bytes_sent,
+        }
+
+
+def default_gateways() -> dict[str, list[str]]:
+    """interface name -> default gateway addresses (IPv4 and IPv6)."""
+    out: dict[str, list[str]] = {}
+    try:
+        gws = netifaces.gateways()
+    except OSError:
+        return out
+    default = gws.get("default", {})
+    if isinstance(default, dict):
+        for fam in (netifaces.AF_INET, netifaces.AF_INET6):
+            entry = default.get(fam)
+            if entry:
+                out.setdefault(str(entry[1]), []).append(str(entry[0]))
+    return out
+
+
+def list_interfaces() -> list[Interface]:
+    stats = psutil.net_if_stats()
+    try:
+        counters = psutil.net_io_counters(pernic=True)
+    except (OSError, RuntimeError):
+        counters = {}
+    gateways = default_gateways()
+    names = sorted(set(netifaces.interfaces()) | set(stats))
+    out: list[Interface] = []
+    for name in names:
+        try:
+            raw = netifaces.ifaddresses(name)
+        except ValueError:
+            raw = {}
+        addrs: list[Address] = []
+        for fam, label in ((netifaces.AF_INET, "ipv4"), (netifaces.AF_INET6, "ipv6")):
+            for entry in raw.get(fam, []):
+                if entry.get("addr"):
+                    addrs.append(Address(label, str(entry["addr"]), str(entry.get("netmask", ""))))
+        link = raw.get(netifaces.AF_LINK, [{}])
+        mac = str(link[0].get("addr", "")) if link else ""
+        st = stats.get(name)
+        io = counters.get(name)
+        out.append(
+            Interface(
+                name=name,
+                addresses=tuple(addrs),
+                is_up=bool(st.isup) if st else False,
+                mtu=int(st.mtu) if st else 0,
+                speed_mbps=int(st.speed) if st else 0,
+                bytes_recv=int(io.bytes_recv) if io else 0,
+                bytes_sent=int(io.bytes_sent) if io else 0,
+                gateways=tuple(gateways.get(name, ())),
+                mac=mac,
+            )
+        )
+    return out

@@ -1,0 +1,207 @@
+"""The data model: sockets, processes and snapshots. Plain frozen data, shaped like psutil's.
+
+A :class:`Sock` mirrors ``psutil._common.sconn`` (family, laddr, raddr, status, pid) with the
+protocol spelled out; a :class:`ProcessInfo` holds what ``psutil.Process`` tells about an owner,
+keyed by ``(pid, create_time)`` so a recycled pid is never mistaken for the process it replaced.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from functools import cached_property
+from typing import NamedTuple
+
+from app.ports import PortRange, ephemeral_range, in_ephemeral, port_range
+
+
+class Proto(StrEnum):
+    TCP = "tcp"
+    UDP = "udp"
+
+
+class Family(StrEnum):
+    IPV4 = "ipv4"
+    IPV6 = "ipv6"
+
+    @property
+    def af(self) -> socket.AddressFamily:
+        return socket.AF_INET if self is Family.IPV4 else socket.AF_INET6
+
+    @classmethod
+    def from_af(cls, af: int) -> Family:
+        return cls.IPV4 if af == socket.AF_INET else cls.IPV6
+
+
+# TCP states as psutil names them; UDP has two of its own.
+LISTEN = "LISTEN"
+ESTABLISHED = "ESTABLISHED"
+TIME_WAIT = "TIME_WAIT"
+CLOSE_WAIT = "CLOSE_WAIT"
+UDP_BOUND = "BOUND"  # a UDP socket with no peer: it receives from anyone (a "listener")
+UDP_CONNECTED = "CONNECTED"  # a UDP socket connect()ed to one peer
+TCP_STATES = (
+    "ESTABLISHED",
+    "SYN_SENT",
+    "SYN_RECV",
+    "FIN_WAIT1",
+    "FIN_WAIT2",
+    "TIME_WAIT",
+    "CLOSE",
+    "CLOSE_WAIT",
+    "LAST_ACK",
+    "LISTEN",
+    "CLOSING",
+    "NEW_SYN_RECV",
+)
+ALL_STATES = (*TCP_STATES, UDP_BOUND, UDP_CONNECTED)
+
+
+class Endpoint(NamedTuple):
+    """An address and port, like psutil's ``addr``."""
+
+    ip: str
+    port: int
+
+    def __str__(self) -> str:
+        return format_endpoint(self.ip, self.port)
+
+
+def format_endpoint(ip: str, port: int) -> str:
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+@dataclass(frozen=True, slots=True)
+class Sock:
+    """One socket. ``pid`` is ``None`` when the owner is not visible (or there is none)."""
+
+    proto: Proto
+    family: Family
+    laddr: Endpoint
+    raddr: Endpoint | None
+    status: str
+    pid: int | None
+    inode: int = 0
+
+    @property
+    def listening(self) -> bool:
+        """TCP in LISTEN, or UDP bound without a peer (it accepts datagrams from anyone)."""
+        return self.status == LISTEN or self.status == UDP_BOUND
+
+    @property
+    def port(self) -> int:
+        return self.laddr.port
+
+    @property
+    def range(self) -> PortRange:
+        return port_range(self.laddr.port)
+
+    @property
+    def endpoint_key(self) -> str:
+        """Identifies the endpoint pair, e.g. ``tcp:127.0.0.1:8080`` or ``tcp:[::1]:5000>[::1]:8080``."""
+        key = f"{self.proto.value}:{self.laddr}"
+        if self.raddr is not None:
+            key += f">{self.raddr}"
+        return key
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessInfo:
+    """What is known of a socket's owner. Strings are raw: escape before showing them."""
+
+    pid: int
+    ppid: int | None
+    name: str
+    exe: str
+    cmdline: tuple[str, ...]
+    username: str
+    create_time: float
+
+    @property
+    def identity(self) -> tuple[int, float]:
+        return (self.pid, self.create_time)
+
+    @property
+    def command(self) -> str:
+        return " ".join(self.cmdline) if self.cmdline else self.name
+
+
+def row_keys(socks: Iterable[Sock]) -> list[str]:
+    """Unique, stable keys for ``socks`` in order: the endpoint key, plus ``#pid`` (or ``#inode``)
+    when several sockets share an endpoint (SO_REUSEPORT siblings, dual listeners)."""
+    socks = list(socks)
+    counts = Counter(s.endpoint_key for s in socks)
+    keys: list[str] = []
+    seen: set[str] = set()
+    for s in socks:
+        key = s.endpoint_key
+        if counts[key] > 1:
+            key = f"{key}#{s.pid if s.pid is not None else '-'}"
+            if key in seen:
+                key = f"{key}.{s.inode or len(seen)}"
+        while key in seen:
+            key += "'"
+        seen.add(key)
+        keys.append(key)
+    return keys
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything one poll saw."""
+
+    taken_at: float
+    sockets: tuple[Sock, ...]
+    processes: Mapping[int, ProcessInfo]
+    hidden_owners: int = 0
+    warnings: tuple[str, ...] = ()
+    ephemeral: tuple[int, int] = field(default_factory=ephemeral_range)
+    source: str = "psutil"
+    privileged: bool = False
+
+    def owner(self, sock: Sock) -> ProcessInfo | None:
+        return self.processes.get(sock.pid) if sock.pid is not None else None
+
+    @property
+    def listeners(self) -> tuple[Sock, ...]:
+        return tuple(s for s in self.sockets if s.listening)
+
+    @property
+    def connections(self) -> tuple[Sock, ...]:
+        return tuple(s for s in self.sockets if not s.listening)
+
+    def on_port(self, port: int, proto: Proto | None = None) -> list[Sock]:
+        """Every socket whose local port is ``port`` (listening or connected), like ``lsof -i :PORT``."""
+        return [s for s in self.sockets if s.laddr.port == port and (proto is None or s.proto == proto)]
+
+    def in_ephemeral(self, sock: Sock) -> bool:
+        return in_ephemeral(sock.laddr.port, self.ephemeral)
+
+    def keyed(self) -> dict[str, Sock]:
+        return dict(zip(row_keys(self.sockets), self.sockets, strict=True))
+
+    @cached_property
+    def _established_index(self) -> Counter[tuple[Proto, Family, int, str]]:
+        return Counter(
+            (s.proto, s.family, s.laddr.port, s.laddr.ip) for s in self.sockets if s.status == ESTABLISHED
+        )
+
+    def established_to(self, listener: Sock) -> int:
+        """How many ESTABLISHED connections have ``listener``'s local port and address (accepted by it)."""
+        index = self._established_index
+        lp = listener.laddr
+        if lp.ip in ("0.0.0.0", "::"):
+            return sum(
+                n
+                for (proto, fam, port, _ip), n in index.items()
+                if proto == listener.proto and fam == listener.family and port == lp.port
+            )
+        return index.get((listener.proto, listener.family, lp.port, lp.ip), 0)
+
+
+def empty_snapshot() -> Snapshot:
+    return Snapshot(taken_at=time.time(), sockets=(), processes={})

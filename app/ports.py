@@ -1,0 +1,88 @@
+"""Port ranges: the three IANA ranges and the OS's own ephemeral range."""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+MAX_PORT = 65535
+
+
+class PortRange(StrEnum):
+    WELL_KNOWN = "well-known"
+    REGISTERED = "registered"
+    DYNAMIC = "dynamic"
+
+    @property
+    def bounds(self) -> tuple[int, int]:
+        return _BOUNDS[self]
+
+    @property
+    def heading(self) -> str:
+        lo, hi = self.bounds
+        return f"{self.value} {lo}-{hi}"
+
+
+_BOUNDS = {
+    PortRange.WELL_KNOWN: (0, 1023),
+    PortRange.REGISTERED: (1024, 49151),
+    PortRange.DYNAMIC: (49152, 65535),
+}
+
+
+def port_range(port: int) -> PortRange:
+    """The IANA range of ``port`` (0-65535)."""
+    if not 0 <= port <= MAX_PORT:
+        raise ValueError(f"port {port} is outside 0-65535")
+    if port <= 1023:
+        return PortRange.WELL_KNOWN
+    if port <= 49151:
+        return PortRange.REGISTERED
+    return PortRange.DYNAMIC
+
+
+# Documented defaults where the range cannot be read.
+_DEFAULT_EPHEMERAL = {
+    "linux": (32768, 60999),  # Linux default net.ipv4.ip_local_port_range
+    "darwin": (49152, 65535),  # net.inet.ip.portrange.first/last
+    "win32": (49152, 65535),  # netsh int ipv4 show dynamicport tcp
+    "freebsd": (10000, 65535),  # net.inet.ip.portrange.first/last (FreeBSD 10+)
+}
+PROC_EPHEMERAL = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def parse_ephemeral(text: str) -> tuple[int, int] | None:
+    """Parse the contents of ip_local_port_range ("32768\t60999")."""
+    parts = text.split()
+    if len(parts) != 2:
+        return None
+    try:
+        lo, hi = int(parts[0]), int(parts[1])
+    except ValueError:
+        return None
+    if not (0 < lo <= hi <= MAX_PORT):
+        return None
+    return lo, hi
+
+
+@lru_cache(maxsize=1)
+def ephemeral_range() -> tuple[int, int]:
+    """The OS's ephemeral (local) port range for outgoing connections."""
+    if sys.platform.startswith("linux"):
+        try:
+            parsed = parse_ephemeral(PROC_EPHEMERAL.read_text())
+        except OSError:
+            parsed = None
+        if parsed:
+            return parsed
+    for prefix, bounds in _DEFAULT_EPHEMERAL.items():
+        if sys.platform.startswith(prefix):
+            return bounds
+    return 49152, 65535
+
+
+def in_ephemeral(port: int, bounds: tuple[int, int] | None = None) -> bool:
+    lo, hi = bounds or ephemeral_range()
+    return lo <= port <= hi

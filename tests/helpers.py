@@ -1,0 +1,146 @@
+"""Real sockets and real child processes for tests. Everything binds to loopback only."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import pytest
+
+_CHILD = r"""
+import os, signal, socket, sys, time
+proto, host, port, name = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+ignore_term = len(sys.argv) > 5 and sys.argv[5] == "ignore-term"
+if ignore_term:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+try:
+    import ctypes
+    ctypes.CDLL(None).prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME: a recognisable name
+except Exception:
+    pass
+fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+s = socket.socket(fam, kind)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+if fam == socket.AF_INET6:
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+s.bind((host, port))
+if proto == "tcp":
+    s.listen(64)
+print(s.getsockname()[1], flush=True)
+deadline = time.time() + 300
+while time.time() < deadline:
+    time.sleep(0.2)
+"""
+
+
+@dataclass
+class Child:
+    proc: subprocess.Popen[str]
+    port: int
+    proto: str
+    host: str
+    name: str
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=10)
+
+
+def spawn_listener(
+    proto: str = "tcp",
+    host: str = "127.0.0.1",
+    port: int = 0,
+    name: str = "ps-test-srv",
+    ignore_term: bool = False,
+) -> Child:
+    """Start a child process that listens on ``host:port`` (0 = any free port) and wait for it."""
+    args = [sys.executable, "-c", _CHILD, proto, host, str(port), name]
+    if ignore_term:
+        args.append("ignore-term")
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.strip().isdigit():
+        proc.kill()
+        proc.wait()
+        raise RuntimeError(f"listener child failed to start on {host}:{port}")
+    return Child(proc, int(line), proto, host, name)
+
+
+@contextmanager
+def child_listener(*args: object, **kwargs: object) -> Iterator[Child]:
+    child = spawn_listener(*args, **kwargs)  # type: ignore[arg-type]
+    try:
+        yield child
+    finally:
+        child.stop()
+
+
+def has_ipv6() -> bool:
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+needs_ipv6 = pytest.mark.skipif(not has_ipv6(), reason="this host has no IPv6 loopback (::1)")
+
+
+def free_port(proto: str = "tcp", host: str = "127.0.0.1") -> int:
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+    with socket.socket(fam, kind) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05):  # type: ignore[no-untyped-def]
+    """Poll ``predicate`` until it returns something truthy; return it, or fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+def portscope_cmd() -> list[str]:
+    """The installed console script if present beside this interpreter, else ``python -m app``."""
+    script = os.path.join(os.path.dirname(sys.executable), "portscope")
+    return [script] if os.path.exists(script) else [sys.executable, "-m", "app"]
+
+
+def run_cli(*args: str, timeout: float = 60, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*portscope_cmd(), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **kwargs,  # type: ignore[call-overload]
+    )
+
+
+def kill_quietly(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
