@@ -11,12 +11,19 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from app import __version__, exitcodes
 from app.errors import PortscopeError, UsageError
 
-# Order here is the order in --help.
-COMMANDS = ("list", "who", "ifaces")
+# The order of subcommands in --help; any other app/cli/cmd_*.py module is listed after these.
+ORDER = ("list", "who", "ifaces", "kill", "test", "scan", "free", "watch", "baseline")
+
+
+def command_names() -> list[str]:
+    here = Path(__file__).parent
+    found = {p.stem.removeprefix("cmd_") for p in here.glob("cmd_*.py")}
+    return [n for n in ORDER if n in found] + sorted(found - set(ORDER))
 
 
 class Parser(argparse.ArgumentParser):
@@ -52,7 +59,7 @@ def build_parser() -> Parser:
         help="dashboard refresh interval (default 2)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    for name in COMMANDS:
+    for name in command_names():
         module = importlib.import_module(f"app.cli.cmd_{name}")
         module.register(sub)
     return parser

@@ -1,0 +1,192 @@
+"""The filter language shared by the dashboard's tables and the events view.
+
+Plain words match the process name, user, command line, address and port (case-insensitive
+substring). Terms narrow further; all terms must match:
+
+| term                          | matches                                                      |
+|-------------------------------|--------------------------------------------------------------|
+| ``:8080`` / ``port:8080``     | local or remote port 8080 (``port:8000-8100`` a range)        |
+| ``pid:123``                   | sockets owned by pid 123                                     |
+| ``user:root``                 | owner's user name contains ``root``                          |
+| ``proc:nginx``                | owner's process name or command contains ``nginx``           |
+| ``range:dynamic``             | local port in that IANA range (well-known/registered/dynamic)|
+| ``state:close_wait``          | that state (``listen``, ``established``, ``bound``...)        |
+| ``proto:udp`` / ``tcp``/``udp``| that protocol                                                |
+| ``exposed``                   | reachable beyond loopback                                    |
+| ``new``                       | appeared recently (highlighted as new)                       |
+| ``-TERM``                     | negation of any term or word                                 |
+
+:func:`parse_filter` raises :class:`~app.errors.UsageError` with one line on a malformed term.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from app.errors import UsageError
+from app.model import ALL_STATES, ProcessInfo, Sock
+from app.parsing import parse_port, parse_range, parse_range_name
+from app.ports import PortRange
+
+FILTER_TERMS = ("port:", "pid:", "user:", "proc:", "range:", "state:", "proto:", "exposed", "new", ":PORT")
+
+
+@dataclass(frozen=True, slots=True)
+class FilterRow:
+    """What a filter looks at for one row (a socket, or an event about one)."""
+
+    proto: str
+    local_ip: str
+    local_port: int
+    remote_ip: str
+    remote_port: int | None
+    state: str
+    pid: int | None
+    process: str
+    user: str
+    command: str
+    range: PortRange
+    exposed: bool
+    new: bool = False
+
+    def haystack(self) -> str:
+        return " ".join(
+            (
+                self.process,
+                self.user,
+                self.command,
+                self.local_ip,
+                str(self.local_port),
+                self.remote_ip,
+                str(self.remote_port or ""),
+                str(self.pid or ""),
+                self.state,
+                self.proto,
+            )
+        ).lower()
+
+
+def row_for(sock: Sock, owner: ProcessInfo | None, exposed: bool, new: bool = False) -> FilterRow:
+    return FilterRow(
+        proto=sock.proto.value,
+        local_ip=sock.laddr.ip,
+        local_port=sock.laddr.port,
+        remote_ip=sock.raddr.ip if sock.raddr else "",
+        remote_port=sock.raddr.port if sock.raddr else None,
+        state=sock.status,
+        pid=sock.pid,
+        process=owner.name if owner else "",
+        user=owner.username if owner else "",
+        command=owner.command if owner else "",
+        range=sock.range,
+        exposed=exposed,
+        new=new,
+    )
+
+
+Predicate = Callable[[FilterRow], bool]
+
+
+@dataclass(frozen=True)
+class Filter:
+    text: str
+    predicates: tuple[Predicate, ...]
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.predicates
+
+    def matches(self, row: FilterRow) -> bool:
+        return all(p(row) for p in self.predicates)
+
+
+def _port_pred(value: str) -> Predicate:
+    if "-" in value:
+        lo, hi = parse_range(value)
+    else:
+        lo = hi = parse_port(value, allow_zero=True)
+    return lambda r: lo <= r.local_port <= hi or (r.remote_port is not None and lo <= r.remote_port <= hi)
+
+
+def _state_pred(value: str) -> Predicate:
+    wanted = value.upper().replace("-", "_")
+    aliases = {
+        "LISTENING": "LISTEN",
+        "ESTAB": "ESTABLISHED",
+        "TIMEWAIT": "TIME_WAIT",
+        "CLOSEWAIT": "CLOSE_WAIT",
+    }
+    wanted = aliases.get(wanted, wanted)
+    if wanted not in ALL_STATES:
+        raise UsageError(f"unknown state {value!r}: try listen, established, time_wait, close_wait, bound")
+    return lambda r: r.state == wanted
+
+
+def _term(token: str) -> Predicate:
+    low = token.lower()
+    if low == "exposed":
+        return lambda r: r.exposed
+    if low == "new":
+        return lambda r: r.new
+    if low in ("tcp", "udp"):
+        return lambda r: r.proto == low
+    if low.startswith(":") and len(low) > 1:
+        return _port_pred(low[1:])
+    key, sep, value = token.partition(":")
+    if sep:
+        key = key.lower()
+        if not value:
+            raise UsageError(f"filter term {token!r} needs a value, e.g. {key}:…")
+        if key == "port":
+            return _port_pred(value)
+        if key == "pid":
+            if not value.isdigit() or not value.isascii() or len(value) > 10:
+                raise UsageError(f"invalid pid in {token!r}: expected a number")
+            pid = int(value)
+            return lambda r: r.pid == pid
+        if key == "user":
+            needle = value.lower()
+            return lambda r: needle in r.user.lower()
+        if key in ("proc", "process", "name"):
+            needle = value.lower()
+            return lambda r: needle in r.process.lower() or needle in r.command.lower()
+        if key == "range":
+            rng = parse_range_name(value)
+            return lambda r: r.range is rng
+        if key == "state":
+            return _state_pred(value)
+        if key == "proto":
+            if value.lower() not in ("tcp", "udp"):
+                raise UsageError(f"invalid protocol in {token!r}: expected tcp or udp")
+            proto = value.lower()
+            return lambda r: r.proto == proto
+        if "." in key or key.isdigit() or key.startswith("["):
+            # an address like 127.0.0.1:8080 typed as plain text
+            needle = token.lower()
+            return lambda r: needle in f"{r.local_ip}:{r.local_port}".lower() or needle in r.haystack()
+        raise UsageError(
+            f"unknown filter term {key + ':'!r}: use port:, pid:, user:, proc:, range:, state:, proto:"
+        )
+    needle = low
+    return lambda r: needle in r.haystack()
+
+
+def _negate(pred: Predicate) -> Predicate:
+    return lambda r: not pred(r)
+
+
+def parse_filter(text: str) -> Filter:
+    """Parse the filter box's text. Raises UsageError (one line) on a malformed term."""
+    try:
+        tokens = shlex.split(text)
+    except ValueError:
+        tokens = text.split()
+    preds: list[Predicate] = []
+    for token in tokens:
+        if token.startswith("-") and len(token) > 1:
+            preds.append(_negate(_term(token[1:])))
+        else:
+            preds.append(_term(token))
+    return Filter(text, tuple(preds))
