@@ -2,14 +2,35 @@
 
 This one pure module is used by the dashboard's change highlighting, the events view,
 ``portscope watch`` and the baseline diff's notion of an endpoint.
+
+Identity rules:
+
+* Sockets are compared per *endpoint* (``Sock.endpoint_key``: protocol, local address and port,
+  plus the peer for connections). Several sockets can share an endpoint (SO_REUSEPORT workers,
+  a forked server); within one endpoint they are paired up by owner pid first, then by state, so
+  one sibling going away is one ``closed`` event and never a reshuffle of the others.
+* ``owner-changed``: the endpoint is still there but another process holds it (another pid, or
+  the same pid with another start time, i.e. a recycled pid). An owner that merely became
+  visible or invisible (permissions, a process that exited mid-scan) is not a change.
+* ``state-changed``: the same socket in another TCP state (ESTABLISHED -> CLOSE_WAIT ...).
+  A UDP socket that ``connect()``s gets a peer and therefore another endpoint: closed + opened.
+
+Each event carries the key of its row (:meth:`Snapshot.keyed`): the current snapshot's key,
+or for ``closed`` the previous snapshot's, so the dashboard can highlight the row.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from enum import StrEnum
+from typing import TYPE_CHECKING, Literal
 
 from app.model import ProcessInfo, Snapshot, Sock
+
+if TYPE_CHECKING:
+    from app.exposure import ExposureMap
 
 
 class EventKind(StrEnum):
@@ -30,6 +51,17 @@ class Event:
     before_owner: ProcessInfo | None = None
 
 
+Scope = Literal["all", "listening", "connections"]
+
+
+def restrict(snapshot: Snapshot, scope: Scope) -> Snapshot:
+    """``snapshot`` with only its listeners (or only its connections): diff these for a narrower watch."""
+    if scope == "all":
+        return snapshot
+    socks = snapshot.listeners if scope == "listening" else snapshot.connections
+    return replace(snapshot, sockets=socks)
+
+
 def _owner_identity(snap: Snapshot, sock: Sock) -> tuple[int, float] | None:
     owner = snap.owner(sock)
     if owner is not None:
@@ -37,38 +69,108 @@ def _owner_identity(snap: Snapshot, sock: Sock) -> tuple[int, float] | None:
     return (sock.pid, 0.0) if sock.pid is not None else None
 
 
-def diff(prev: Snapshot, cur: Snapshot) -> list[Event]:
-    """Events that turn ``prev`` into ``cur``, keyed by :meth:`Snapshot.keyed` row keys.
+def _owner_changed(old_id: tuple[int, float] | None, new_id: tuple[int, float] | None) -> bool:
+    if old_id is None or new_id is None:
+        return False  # became visible or invisible: not a change of owner
+    if old_id[0] != new_id[0]:
+        return True
+    # same pid: another process only if both start times are known and differ (pid reuse)
+    return bool(old_id[1] and new_id[1] and abs(old_id[1] - new_id[1]) > 0.01)
 
-    A socket is the same socket when its key is the same. ``owner-changed`` means the same
-    endpoint is now held by another process (another pid, or the same pid with another start
-    time); an owner that merely became visible or invisible is not a change.
-    """
-    before = prev.keyed()
-    after = cur.keyed()
+
+def _pair(old: list[Sock], new: list[Sock]) -> tuple[list[tuple[Sock, Sock]], list[Sock], list[Sock]]:
+    """Pair the sockets of one endpoint: same (pid, state), then same pid, then same state, then in
+    order. Returns (pairs, unmatched old, unmatched new)."""
+    old_left = list(old)
+    new_left = list(new)
+    pairs: list[tuple[Sock, Sock]] = []
+    rules = (
+        lambda a, b: a.pid == b.pid and a.status == b.status and a.pid is not None,
+        lambda a, b: a.pid == b.pid and a.pid is not None,
+        lambda a, b: a.status == b.status,
+        lambda a, b: True,
+    )
+    for same in rules:
+        if not old_left or not new_left:
+            break
+        for n in list(new_left):
+            for o in old_left:
+                if same(o, n):
+                    pairs.append((o, n))
+                    old_left.remove(o)
+                    new_left.remove(n)
+                    break
+    return pairs, old_left, new_left
+
+
+def diff(prev: Snapshot, cur: Snapshot) -> list[Event]:
+    """Events that turn ``prev`` into ``cur``: opened and changed sockets in ``cur``'s order, then
+    closed ones in ``prev``'s order. Pure: no I/O, the same inputs give the same events."""
+    prev_keys = {id(s): k for k, s in prev.keyed().items()}
+    cur_keys = {id(s): k for k, s in cur.keyed().items()}
+    before: dict[str, list[Sock]] = defaultdict(list)
+    for s in prev.sockets:
+        before[s.endpoint_key].append(s)
+    after: dict[str, list[Sock]] = defaultdict(list)
+    for s in cur.sockets:
+        after[s.endpoint_key].append(s)
+
     now = cur.taken_at
+    opened_or_changed: dict[int, list[Event]] = {}
+    closed: dict[int, Event] = {}
+    for endpoint in before.keys() | after.keys():
+        pairs, gone, new = _pair(before.get(endpoint, []), after.get(endpoint, []))
+        for old, sock in pairs:
+            found: list[Event] = []
+            key = cur_keys[id(sock)]
+            if old.status != sock.status:
+                found.append(
+                    Event(EventKind.STATE_CHANGED, now, key, sock, cur.owner(sock), old, prev.owner(old))
+                )
+            if _owner_changed(_owner_identity(prev, old), _owner_identity(cur, sock)):
+                found.append(
+                    Event(EventKind.OWNER_CHANGED, now, key, sock, cur.owner(sock), old, prev.owner(old))
+                )
+            if found:
+                opened_or_changed[id(sock)] = found
+        for sock in new:
+            opened_or_changed[id(sock)] = [
+                Event(EventKind.OPENED, now, cur_keys[id(sock)], sock, cur.owner(sock))
+            ]
+        for sock in gone:
+            closed[id(sock)] = Event(EventKind.CLOSED, now, prev_keys[id(sock)], sock, prev.owner(sock))
+
     events: list[Event] = []
-    for key, sock in after.items():
-        old = before.get(key)
-        if old is None:
-            events.append(Event(EventKind.OPENED, now, key, sock, cur.owner(sock)))
-            continue
-        if old.status != sock.status:
-            events.append(
-                Event(EventKind.STATE_CHANGED, now, key, sock, cur.owner(sock), old, prev.owner(old))
-            )
-        old_id, new_id = _owner_identity(prev, old), _owner_identity(cur, sock)
-        if (old_id is not None and new_id is not None and old_id[0] != new_id[0]) or (
-            old_id is not None
-            and new_id is not None
-            and old_id[1]
-            and new_id[1]
-            and abs(old_id[1] - new_id[1]) > 0.01
-        ):
-            events.append(
-                Event(EventKind.OWNER_CHANGED, now, key, sock, cur.owner(sock), old, prev.owner(old))
-            )
-    for key, sock in before.items():
-        if key not in after:
-            events.append(Event(EventKind.CLOSED, now, key, sock, prev.owner(sock)))
+    for s in cur.sockets:
+        events.extend(opened_or_changed.get(id(s), ()))
+    events.extend(closed[id(s)] for s in prev.sockets if id(s) in closed)
     return events
+
+
+NEW_LISTENER_KINDS = (EventKind.OPENED, EventKind.OWNER_CHANGED)
+
+
+def exposed_openings(events: Iterable[Event], exposure: ExposureMap) -> list[Event]:
+    """The new listeners reachable beyond loopback, for ``--alert-exposed``.
+
+    A new listener is an ``opened`` listening socket, or a listening socket that another process
+    now holds (``owner-changed``: a different program answers on that port). Reachable beyond
+    loopback means bound to all interfaces or to a non-loopback interface's address.
+    """
+    return [
+        e
+        for e in events
+        if e.kind in NEW_LISTENER_KINDS
+        and e.sock.listening
+        and exposure.classify(e.sock.laddr.ip).beyond_loopback
+    ]
+
+
+def changed_keys(events: Sequence[Event]) -> dict[str, EventKind]:
+    """Row key -> the most notable event kind on it (for the dashboard's highlighting)."""
+    rank = {EventKind.CLOSED: 0, EventKind.STATE_CHANGED: 1, EventKind.OWNER_CHANGED: 2, EventKind.OPENED: 3}
+    out: dict[str, EventKind] = {}
+    for e in events:
+        if e.key not in out or rank[e.kind] > rank[out[e.key]]:
+            out[e.key] = e.kind
+    return out
