@@ -8,16 +8,19 @@ to listing each readable process's own connections.
 
 from __future__ import annotations
 
+import ipaddress
+import os
 import socket
 import sys
 import time
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any, Literal, Protocol
 
 import psutil
 
 from app.model import (
-    TIME_WAIT,
+    OWNERLESS_STATES,
     UDP_BOUND,
     UDP_CONNECTED,
     Endpoint,
@@ -57,8 +60,8 @@ def sock_from_psutil(conn: Any, pid: int | None = None) -> Sock | None:
 
 
 def hidden_owner_count(socks: Iterable[Sock]) -> int:
-    """Sockets that should have an owner but show none (TIME_WAIT never has one)."""
-    return sum(1 for s in socks if s.pid is None and s.status != TIME_WAIT)
+    """Sockets that should have an owner but show none (TIME_WAIT and SYN_RECV never have one)."""
+    return sum(1 for s in socks if s.pid is None and s.status not in OWNERLESS_STATES)
 
 
 def owner_warning(hidden: int, privileged: bool) -> str | None:
@@ -80,29 +83,45 @@ class PsutilCollector:
 
     def _list(self) -> tuple[list[Sock], list[str]]:
         warnings: list[str] = []
-        try:
-            conns = psutil.net_connections("inet")
-        except psutil.AccessDenied:
-            warnings.append("the system-wide socket list needs root here: showing readable processes only")
-            return self._per_process(), warnings
+        conns: list[Any] | None = None
+        for _attempt in range(2):
+            try:
+                conns = psutil.net_connections("inet")
+                break
+            except psutil.AccessDenied:
+                break
+            except (psutil.NoSuchProcess, psutil.ZombieProcess):
+                continue  # a process exited while psutil walked its descriptors: try once more
+        if conns is None:
+            socks, unreadable = self._per_process()
+            warnings.append(
+                "the system-wide socket list needs root here: showing the sockets of "
+                f"readable processes only ({unreadable} process{'es' if unreadable != 1 else ''} "
+                "could not be read)"
+            )
+            return socks, warnings
         socks = [s for s in (sock_from_psutil(c) for c in conns) if s is not None]
         return socks, warnings
 
-    def _per_process(self) -> list[Sock]:
-        """The macOS fallback: ask each process we can read for its own sockets."""
+    def _per_process(self) -> tuple[list[Sock], int]:
+        """The macOS fallback: ask each process we can read for its own sockets.
+
+        Returns the sockets and how many processes refused (other users' processes)."""
         out: list[Sock] = []
+        unreadable = 0
         for proc in psutil.process_iter():
             try:
                 conns = proc.net_connections("inet")
-            except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
+            except psutil.AccessDenied:
+                unreadable += 1
                 continue
-            except OSError:
+            except (psutil.Error, OSError):  # exited (NoSuchProcess), zombie, or vanished mid-read
                 continue
             for c in conns:
                 sock = sock_from_psutil(c, proc.pid)
                 if sock is not None:
                     out.append(sock)
-        return out
+        return out, unreadable
 
     def collect(self, *, port: int | None = None) -> Snapshot:
         taken = time.time()
@@ -123,21 +142,26 @@ def finish_snapshot(
     counted), and build the snapshot. Shared by every collector."""
     pids = {s.pid for s in socks if s.pid is not None}
     processes = cache.lookup(pids)
+    privileged = is_privileged()
+    # Sockets the OS listed without an owner: counted and explained (never hidden).
+    note = owner_warning(hidden_owner_count(socks), privileged)
     vanished = pids - processes.keys()
     if vanished:
+        lost = sum(1 for s in socks if s.pid in vanished)
         socks = [
             Sock(s.proto, s.family, s.laddr, s.raddr, s.status, None, s.inode) if s.pid in vanished else s
             for s in socks
         ]
         n = len(vanished)
-        warnings.append(f"{n} owner{'s' if n != 1 else ''} exited or could not be read during the scan")
+        warnings.append(
+            f"{n} owner{'s' if n != 1 else ''} exited or could not be read during the scan: "
+            f"{lost} socket{'s are' if lost != 1 else ' is'} shown without an owner"
+        )
     cache.forget_except(processes)
-    privileged = is_privileged()
     hidden = hidden_owner_count(socks)
-    note = owner_warning(hidden, privileged)
     if note:
         warnings.insert(0, note)
-    socks.sort(key=_sort_key)
+    socks = sorted(socks, key=_sort_key)
     return Snapshot(
         taken_at=taken,
         sockets=tuple(socks),
@@ -150,19 +174,42 @@ def finish_snapshot(
     )
 
 
-def _sort_key(s: Sock) -> tuple[int, str, int, str, int, int]:
+@lru_cache(maxsize=4096)
+def _ip_order(ip: str) -> tuple[int, int, str]:
+    """Numeric order of addresses (10.0.0.2 before 10.0.0.10), IPv4 before IPv6."""
+    try:
+        addr = ipaddress.ip_address(ip.split("%", 1)[0])
+    except ValueError:
+        return (2, 0, ip)
+    return (addr.version, int(addr), ip)
+
+
+def _sort_key(s: Sock) -> tuple[object, ...]:
+    """Like ``ss -tan`` sorted by local port: per port, TCP before UDP, the listener before its
+    connections, then by local and remote address."""
     return (
         s.laddr.port,
         s.proto.value,
-        0 if s.family is Family.IPV4 else 1,
-        s.laddr.ip,
+        0 if s.listening else 1,
+        _ip_order(s.laddr.ip),
+        _ip_order(s.raddr.ip) if s.raddr else (0, 0, ""),
         s.raddr.port if s.raddr else -1,
-        s.pid or 0,
+        s.pid if s.pid is not None else -1,
     )
 
 
+def sort_sockets(socks: Iterable[Sock]) -> list[Sock]:
+    """Sockets in display order (the order every collector's snapshot uses)."""
+    return sorted(socks, key=_sort_key)
+
+
 def default_collector() -> Collector:
-    """The best collector for this platform: the netlink fast path on Linux when available."""
+    """The best collector for this platform: the netlink fast path on Linux when available.
+
+    ``PORTSCOPE_COLLECTOR=psutil`` forces the portable collector (to compare, or to work around
+    a problem in the fast path)."""
+    if os.environ.get("PORTSCOPE_COLLECTOR", "").strip().lower() == "psutil":
+        return PsutilCollector()
     if sys.platform.startswith("linux"):
         try:
             from app.fast import FastCollector

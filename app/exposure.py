@@ -10,6 +10,10 @@ from enum import StrEnum
 import netifaces
 
 
+# Loopback interface names (Linux, BSD/macOS): an address on them is not reachable from outside.
+LOOPBACK_INTERFACES = frozenset({"lo", "lo0"})
+
+
 class ExposureKind(StrEnum):
     LOOPBACK = "loopback"
     ALL = "all interfaces"
@@ -25,7 +29,9 @@ class Exposure:
     @property
     def beyond_loopback(self) -> bool:
         """Reachable from other hosts (all interfaces, or a non-loopback interface)."""
-        return self.kind in (ExposureKind.ALL, ExposureKind.INTERFACE) and self.interfaces != ("lo",)
+        if self.kind is ExposureKind.ALL:
+            return True
+        return self.kind is ExposureKind.INTERFACE and not set(self.interfaces) <= LOOPBACK_INTERFACES
 
     @property
     def label(self) -> str:

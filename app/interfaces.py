@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 import netifaces
@@ -13,6 +14,35 @@ class Address:
     family: str  # "ipv4" | "ipv6"
     address: str
     netmask: str
+
+    @property
+    def prefixlen(self) -> int | None:
+        """The netmask as a prefix length (255.255.255.0 -> 24); ``None`` if unknown."""
+        return prefix_length(self.netmask)
+
+    @property
+    def cidr(self) -> str:
+        """``192.0.2.2/24`` (the address alone when the mask is unknown)."""
+        n = self.prefixlen
+        return f"{self.address}/{n}" if n is not None else self.address
+
+
+def prefix_length(netmask: str) -> int | None:
+    """``255.255.255.0`` -> 24; netifaces' IPv6 form ``ffff:ffff:ffff:ffff::/64`` -> 64."""
+    if not netmask:
+        return None
+    mask, _, bits = netmask.partition("/")
+    if bits.isdigit():
+        return int(bits)
+    try:
+        value = int(ipaddress.ip_address(mask))
+        width = 32 if "." in mask else 128
+    except ValueError:
+        return None
+    inverted = ~value & ((1 << width) - 1)
+    if inverted & (inverted + 1):  # not contiguous ones followed by zeros
+        return None
+    return width - inverted.bit_length()
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,16 +56,19 @@ class Interface:
     bytes_sent: int
     gateways: tuple[str, ...]  # default gateways reached through this interface
     mac: str = ""
+    loopback: bool = False
 
     def as_dict(self) -> dict[str, object]:
         return {
             "name": self.name,
             "up": self.is_up,
+            "loopback": self.loopback,
             "mtu": self.mtu,
             "speed_mbps": self.speed_mbps,
             "mac": self.mac,
             "addresses": [
-                {"family": a.family, "address": a.address, "netmask": a.netmask} for a in self.addresses
+                {"family": a.family, "address": a.address, "netmask": a.netmask, "prefixlen": a.prefixlen}
+                for a in self.addresses
             ],
             "default_gateways": list(self.gateways),
             "bytes_recv": self.bytes_recv,
@@ -93,6 +126,16 @@ def list_interfaces() -> list[Interface]:
                 bytes_sent=int(io.bytes_sent) if io else 0,
                 gateways=tuple(gateways.get(name, ())),
                 mac=mac,
+                loopback=_is_loopback(name, st, addrs),
             )
         )
     return out
+
+
+def _is_loopback(name: str, stats: object, addrs: list[Address]) -> bool:
+    flags = str(getattr(stats, "flags", "") or "")
+    if flags:
+        return "loopback" in flags.split(",")
+    if addrs:
+        return all(ipaddress.ip_address(a.address.split("%", 1)[0]).is_loopback for a in addrs)
+    return name in ("lo", "lo0")

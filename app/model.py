@@ -59,6 +59,9 @@ TCP_STATES = (
     "NEW_SYN_RECV",
 )
 ALL_STATES = (*TCP_STATES, UDP_BOUND, UDP_CONNECTED)
+# States in which a socket has no file descriptor, so no process can own it: TIME_WAIT, and a
+# half-open connection the kernel holds before accept().
+OWNERLESS_STATES = frozenset({TIME_WAIT, "SYN_RECV", "NEW_SYN_RECV"})
 
 
 class Endpoint(NamedTuple):

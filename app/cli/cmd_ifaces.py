@@ -10,7 +10,12 @@ from app import exitcodes
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("ifaces", help="list network interfaces", description="List network interfaces.")
+    p = sub.add_parser(
+        "ifaces",
+        help="list network interfaces",
+        description="List network interfaces: state, MTU, speed, default gateway, traffic since boot "
+        "and addresses (with prefix length).",
+    )
     p.add_argument("--json", action="store_true", help="JSON output")
     p.set_defaults(func=run)
 
@@ -18,6 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from app.cli.table import render, terminal_width
     from app.interfaces import list_interfaces
+    from app.textsafe import printable
 
     ifaces = list_interfaces()
     if args.json:
@@ -26,19 +32,29 @@ def run(args: argparse.Namespace) -> int:
         return exitcodes.OK
     rows = []
     for i in ifaces:
-        addrs = ", ".join(a.address for a in i.addresses) or "-"
+        addrs = ", ".join(printable(a.cidr) for a in i.addresses) or "-"
         rows.append(
             [
-                i.name,
-                "up" if i.is_up else "down",
+                printable(i.name),
+                ("up" if i.is_up else "down") + (" loopback" if i.loopback else ""),
                 str(i.mtu),
                 f"{i.speed_mbps} Mb/s" if i.speed_mbps else "-",
                 ", ".join(i.gateways) or "-",
-                f"{i.bytes_recv}",
-                f"{i.bytes_sent}",
+                human_bytes(i.bytes_recv),
+                human_bytes(i.bytes_sent),
                 addrs,
             ]
         )
-    headers = ("NAME", "STATE", "MTU", "SPEED", "GATEWAY", "RX_BYTES", "TX_BYTES", "ADDRESSES")
+    headers = ("NAME", "STATE", "MTU", "SPEED", "GATEWAY", "RX", "TX", "ADDRESSES")
     sys.stdout.write("\n".join(render(rows, headers, terminal_width())) + "\n")
     return exitcodes.OK
+
+
+def human_bytes(n: int) -> str:
+    """1536 -> "1.5 KiB" (counters since boot; exact values are in --json)."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"

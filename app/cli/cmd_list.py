@@ -7,7 +7,7 @@ import json
 import sys
 
 from app import exitcodes
-from app.cli.common import pid_arg, port_arg, warn
+from app.cli.common import pid_arg, port_arg, range_arg, warn
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,7 +28,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(kind="listening")
     p.add_argument("--proto", choices=("tcp", "udp"), help="only this protocol")
-    p.add_argument("--range", dest="range_name", metavar="RANGE", help="well-known, registered or dynamic")
+    p.add_argument(
+        "--range",
+        dest="port_range",
+        type=range_arg,
+        metavar="RANGE",
+        help="only local ports in this IANA range: well-known (0-1023), registered (1024-49151) "
+        "or dynamic (49152-65535)",
+    )
     p.add_argument("--exposed", action="store_true", help="only sockets reachable beyond loopback")
     p.add_argument("--port", type=port_arg, help="only this local port")
     p.add_argument("--pid", type=pid_arg, help="only sockets owned by this pid")
@@ -39,14 +46,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.cli.table import SOCKET_COLUMNS, grouped_socket_table, socket_row, to_csv
+    from app.cli.table import CSV_COLUMNS, csv_row, grouped_socket_table, to_csv
     from app.collector import default_collector, filter_kind
     from app.exposure import ExposureMap
     from app.model import Proto
-    from app.parsing import parse_range_name
     from app.serialize import snapshot_dict
 
-    wanted_range = parse_range_name(args.range_name) if args.range_name else None
+    wanted_range = args.port_range
     snapshot = default_collector().collect(port=args.port)
     exposure = ExposureMap()
     socks = filter_kind(snapshot, args.kind)
@@ -63,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         json.dump(snapshot_dict(snapshot, socks, exposure), sys.stdout, indent=2)
         sys.stdout.write("\n")
     elif args.csv:
-        sys.stdout.write(to_csv([socket_row(s, snapshot, exposure) for s in socks], SOCKET_COLUMNS))
+        sys.stdout.write(to_csv([csv_row(s, snapshot, exposure) for s in socks], CSV_COLUMNS))
     else:
         if socks:
             sys.stdout.write("\n".join(grouped_socket_table(socks, snapshot, exposure)) + "\n")

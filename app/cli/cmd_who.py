@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from app.cli.table import socket_table
-    from app.collector import default_collector
+    from app.collector import default_collector, sort_sockets
     from app.exposure import ExposureMap
     from app.model import Proto
     from app.serialize import snapshot_dict
@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     snapshot = default_collector().collect(port=args.port)
     exposure = ExposureMap()
     socks = snapshot.on_port(args.port, Proto(args.proto) if args.proto else None)
-    socks.sort(key=lambda s: (not s.listening, s.proto.value, s.laddr.ip))
+    socks = sorted(sort_sockets(socks), key=lambda s: not s.listening)  # listeners first
     if args.json:
         json.dump(snapshot_dict(snapshot, socks, exposure, port=args.port), sys.stdout, indent=2)
         sys.stdout.write("\n")

@@ -6,7 +6,8 @@ import argparse
 import sys
 
 from app.errors import UsageError
-from app.parsing import parse_port
+from app.parsing import parse_port, parse_range_name
+from app.ports import PortRange
 
 
 def port_arg(text: str) -> int:
@@ -18,9 +19,16 @@ def port_arg(text: str) -> int:
 
 def pid_arg(text: str) -> int:
     raw = text.strip()
-    if not raw.isdigit() or not raw.isascii() or len(raw) > 10:
+    if not raw.isdigit() or not raw.isascii() or len(raw) > 10 or int(raw) < 1:
         raise argparse.ArgumentTypeError(f"invalid pid {text!r}: expected a positive number")
     return int(raw)
+
+
+def range_arg(text: str) -> PortRange:
+    try:
+        return parse_range_name(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def positive_float(text: str) -> float:

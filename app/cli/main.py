@@ -30,7 +30,11 @@ class Parser(argparse.ArgumentParser):
     """argparse that reports bad input as one line on stderr and exit code 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+        # argparse quotes what the user typed ("unrecognized arguments: ..."): escape it, so a
+        # newline or a terminal escape in an argument cannot split the line or reach the terminal.
+        from app.textsafe import printable
+
+        sys.stderr.write(f"{self.prog}: error: {printable(message)} (see '{self.prog} --help')\n")
         raise SystemExit(exitcodes.USAGE)
 
 
@@ -62,16 +66,22 @@ def build_parser() -> Parser:
     for name in command_names():
         module = importlib.import_module(f"app.cli.cmd_{name}")
         module.register(sub)
+    for command in sub.choices.values():  # `portscope who --version` works too
+        if "--version" not in command._option_string_actions:
+            command.add_argument("--version", action="version", version=f"portscope {__version__}")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    _tolerant_stdout()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         if args.command is None:
             return launch_dashboard(args)
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # a closed pipe shows up here, inside the handler, not at exit
+        return code
     except UsageError as exc:
         sys.stderr.write(f"portscope: {exc}\n")
         return exitcodes.USAGE
@@ -84,6 +94,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         _silence_stdout()
         return exitcodes.OK
+
+
+def _tolerant_stdout() -> None:
+    """Never fail on a character the output encoding lacks (PYTHONIOENCODING=ascii, LANG=C on an
+    old Python): write it as a backslash escape instead."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            try:
+                reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):
+                pass
 
 
 def _silence_stdout() -> None:

@@ -6,10 +6,11 @@ import csv
 import io
 import shutil
 import sys
+import unicodedata
 from collections.abc import Sequence
 
 from app.exposure import ExposureMap
-from app.model import Snapshot, Sock
+from app.model import OWNERLESS_STATES, Family, Snapshot, Sock
 from app.ports import PortRange
 from app.textsafe import csv_cell, printable
 
@@ -26,11 +27,45 @@ SOCKET_COLUMNS = (
     "COMMAND",
 )
 
+# CSV is for spreadsheets and scripts: addresses split into ip and port, nothing cut short.
+CSV_COLUMNS = (
+    "proto",
+    "family",
+    "local_ip",
+    "local_port",
+    "remote_ip",
+    "remote_port",
+    "state",
+    "listening",
+    "range",
+    "in_ephemeral",
+    "exposure",
+    "pid",
+    "process",
+    "user",
+    "command",
+)
+
+NAME_LIMIT = 40
+USER_LIMIT = 24
+# A command line can be megabytes (or a hostile 10,000-character argument); the table shows the
+# start of it. `list --json` has the whole thing.
+COMMAND_LIMIT = 400
+
+_ORDER = {r: i for i, r in enumerate(PortRange)}
+
 
 def socket_row(sock: Sock, snapshot: Snapshot, exposure: ExposureMap) -> list[str]:
+    """One table row; every untrusted string escaped and cut to its column's limit."""
     owner = snapshot.owner(sock)
-    proto = sock.proto.value + ("6" if sock.family.value == "ipv6" else "")
+    proto = sock.proto.value + ("6" if sock.family is Family.IPV6 else "")
     note = "ephemeral" if sock.listening and snapshot.in_ephemeral(sock) else ""
+    if owner is not None:
+        name = printable(owner.name, NAME_LIMIT) or "-"
+    elif sock.pid is None and sock.status not in OWNERLESS_STATES:
+        name = "?"  # the OS did not tell us who owns it (see the warning on stderr)
+    else:
+        name = "-"
     return [
         proto,
         str(sock.laddr),
@@ -38,25 +73,77 @@ def socket_row(sock: Sock, snapshot: Snapshot, exposure: ExposureMap) -> list[st
         sock.status,
         exposure.classify(sock.laddr.ip).label,
         str(sock.pid) if sock.pid is not None else "-",
-        printable(owner.name, 40) if owner else ("?" if sock.pid is None else "-"),
-        printable(owner.username, 24) if owner else "",
+        name,
+        printable(owner.username, USER_LIMIT) if owner else "",
         note,
-        printable(owner.command) if owner else "",
+        printable(owner.command, COMMAND_LIMIT) if owner else "",
     ]
 
 
+def csv_row(sock: Sock, snapshot: Snapshot, exposure: ExposureMap) -> list[object]:
+    """One CSV record of raw values (:func:`to_csv` escapes and neutralises them once)."""
+    owner = snapshot.owner(sock)
+    return [
+        sock.proto.value,
+        sock.family.value,
+        sock.laddr.ip,
+        sock.laddr.port,
+        sock.raddr.ip if sock.raddr else "",
+        sock.raddr.port if sock.raddr else "",
+        sock.status,
+        "yes" if sock.listening else "no",
+        sock.range.value,
+        "yes" if snapshot.in_ephemeral(sock) else "no",
+        exposure.classify(sock.laddr.ip).label,
+        sock.pid if sock.pid is not None else "",
+        owner.name if owner else "",
+        owner.username if owner else "",
+        owner.command if owner else "",
+    ]
+
+
+def cell_width(text: str) -> int:
+    """Terminal columns ``text`` takes: wide (CJK, emoji) characters count 2, combining marks 0."""
+    if text.isascii():
+        return len(text)
+    width = 0
+    for ch in text:
+        if unicodedata.combining(ch):
+            continue
+        width += 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+    return width
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * (width - cell_width(text))
+
+
+def _cut(line: str, width: int) -> str:
+    if cell_width(line) <= width:
+        return line
+    out: list[str] = []
+    used = 0
+    for ch in line:
+        w = cell_width(ch)
+        if used + w > width - 1:
+            break
+        out.append(ch)
+        used += w
+    return "".join(out) + "…"
+
+
 def render(rows: Sequence[Sequence[str]], headers: Sequence[str], width: int | None = None) -> list[str]:
-    """Align ``rows`` under ``headers``; the last column is cut to ``width`` when given."""
-    widths = [len(h) for h in headers]
+    """Align ``rows`` under ``headers``; each line is cut to ``width`` columns when given."""
+    widths = [cell_width(h) for h in headers]
     for row in rows:
         for i, cell in enumerate(row[:-1]):
-            widths[i] = max(widths[i], len(cell))
+            widths[i] = max(widths[i], cell_width(cell))
     lines = []
     for row in [list(headers), *rows]:
-        parts = [cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])]
+        parts = [_pad(cell, widths[i]) for i, cell in enumerate(row[:-1])]
         line = "  ".join([*parts, row[-1]]).rstrip()
-        if width is not None and len(line) > width:
-            line = line[: max(0, width - 1)] + "…"
+        if width is not None:
+            line = _cut(line, width)
         lines.append(line)
     return lines
 
@@ -66,7 +153,8 @@ def terminal_width() -> int | None:
 
 
 def grouped_socket_table(socks: list[Sock], snapshot: Snapshot, exposure: ExposureMap) -> list[str]:
-    """Sockets as one aligned table with a heading line per IANA range."""
+    """Sockets as one aligned table with a heading line per IANA range (in range order)."""
+    socks = sorted(socks, key=lambda s: _ORDER[s.range])  # stable: keeps the order within a range
     rows = [socket_row(s, snapshot, exposure) for s in socks]
     lines = render(rows, SOCKET_COLUMNS, terminal_width())
     header, body = lines[0], lines[1:]
@@ -89,6 +177,7 @@ def socket_table(socks: list[Sock], snapshot: Snapshot, exposure: ExposureMap) -
 
 
 def to_csv(rows: Sequence[Sequence[object]], headers: Sequence[str]) -> str:
+    """CSV text: every cell escaped (:func:`~app.textsafe.printable`) and formula-neutralised."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(headers)
