@@ -144,3 +144,36 @@ def kill_quietly(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+def spawn_listener_with_args(
+    extra_args: list[str], proto: str = "tcp", host: str = "127.0.0.1", name: str = "ps-test-srv"
+) -> Child:
+    """Like :func:`spawn_listener`, with ``extra_args`` appended to the child's command line (to see
+    how hostile command lines are shown). The child ignores them."""
+    args = [sys.executable, "-c", _CHILD, proto, host, "0", name, "extra-args", *extra_args]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.strip().isdigit():
+        proc.kill()
+        proc.wait()
+        raise RuntimeError(f"listener child failed to start on {host}")
+    return Child(proc, int(line), proto, host, name)
+
+
+@contextmanager
+def listening_socket(proto: str = "tcp", host: str = "127.0.0.1") -> Iterator[socket.socket]:
+    """A socket in this process bound to ``host`` on a free port (TCP: listening, UDP: bound)."""
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+    s = socket.socket(fam, kind)
+    try:
+        if fam == socket.AF_INET6:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        s.bind((host, 0))
+        if proto == "tcp":
+            s.listen(16)
+        yield s
+    finally:
+        s.close()
