@@ -285,24 +285,14 @@ def is_gone(pid: int, create_time: float) -> bool:
         return False
 
 
-def _reap(pid: int) -> None:
-    """Collect the exit status if ``pid`` is our own child, so it does not linger as a zombie."""
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except (ChildProcessError, OSError):
-        pass
-
-
 def wait_gone(procs: Sequence[Signalled], timeout: float = DEFAULT_TIMEOUT) -> list[Signalled]:
     """Poll at growing intervals (20 ms doubling to 250 ms) until all exited or ``timeout`` passed.
 
-    Returns those still alive."""
+    Returns those still alive. A zombie counts as exited; it is left for its parent to reap."""
     deadline = time.monotonic() + max(0.0, timeout)
     delay = 0.02
     alive = list(procs)
     while True:
-        for p in alive:
-            _reap(p.pid)
         alive = [p for p in alive if not is_gone(p.pid, p.create_time)]
         now = time.monotonic()
         if not alive or now >= deadline:

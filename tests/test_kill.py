@@ -1,0 +1,246 @@
+"""Killing a port's owner: real child processes on loopback, real signals."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+
+import psutil
+import pytest
+
+from app import kill
+from app.collector import PsutilCollector
+from app.errors import ProcessChanged, ProcessGone, UsageError
+from app.model import Proto
+from tests.helpers import child_listener, kill_quietly, run_cli, spawn_listener, wait_for
+from tests.unprivileged import unprivileged_runner, why_not
+
+# A parent that listens and starts two children (which start a grandchild each), then prints its port
+# and the pids of all descendants.
+_TREE = r"""
+import socket, subprocess, sys, time
+leaf = "import time\nfor _ in range(3000): time.sleep(0.1)"
+mid = ("import subprocess, sys, time\n"
+       "p = subprocess.Popen([sys.executable, '-c', %r])\n"
+       "print(p.pid, flush=True)\n"
+       "for _ in range(3000): time.sleep(0.1)\n") % leaf
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(8)
+pids = []
+for _ in range(2):
+    c = subprocess.Popen([sys.executable, "-c", mid], stdout=subprocess.PIPE, text=True)
+    pids += [c.pid, int(c.stdout.readline())]
+print(s.getsockname()[1], *pids, flush=True)
+for _ in range(3000): time.sleep(0.1)
+"""
+
+
+def target_for(port: int, proto: Proto = Proto.TCP) -> kill.KillTarget:
+    snap = PsutilCollector().collect()
+    [target] = kill.owners_on_port(snap, port, proto)
+    return target
+
+
+def test_target_is_a_frozen_copy_of_the_owner_with_its_ports() -> None:
+    with child_listener("tcp", "127.0.0.1", name="ps-kill-copy") as child:
+        t = target_for(child.port)
+        assert t.pid == child.pid and t.name == "ps-kill-copy"
+        assert t.create_time == psutil.Process(child.pid).create_time()
+        assert t.ports == (f"tcp 127.0.0.1:{child.port} LISTEN",)
+        assert ("tcp", child.port) in t.port_numbers
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            t.pid = 1  # type: ignore[misc]
+        assert any(line.startswith("started ") for line in t.details())
+
+
+def test_sigterm_kills_the_owner_and_frees_the_port() -> None:
+    with child_listener("tcp", "127.0.0.1") as child:
+        collector = PsutilCollector()
+        result = kill.kill(target_for(child.port), timeout=3, collector=collector)
+        assert result.exited and not result.alive
+        assert result.holders == []
+        assert child.proc.wait(timeout=5) == -signal.SIGTERM
+        assert kill.port_free(collector.collect(port=child.port), child.port)
+
+
+def test_ignored_sigterm_is_reported_and_escalation_kills() -> None:
+    with child_listener("tcp", "127.0.0.1", ignore_term=True) as child:
+        target = target_for(child.port)
+        result = kill.kill(target, timeout=0.3)
+        assert [p.pid for p in result.alive] == [child.pid]
+        assert child.proc.poll() is None
+        kill.escalate_kill(result, timeout=3)
+        assert result.escalated and result.exited
+        assert child.proc.wait(timeout=5) == -signal.SIGKILL
+
+
+def test_escalate_flag_does_it_in_one_call() -> None:
+    with child_listener("udp", "127.0.0.1", ignore_term=True) as child:
+        result = kill.kill(target_for(child.port, Proto.UDP), timeout=0.3, escalate=True)
+        assert result.escalated and result.exited
+        assert any("SIGKILL" in line for line in result.lines())
+
+
+def test_tree_signals_children_first_then_the_parent() -> None:
+    proc = subprocess.Popen([sys.executable, "-c", _TREE], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        port, *descendants = (int(x) for x in proc.stdout.readline().split())
+        assert len(descendants) == 4
+        result = kill.kill(target_for(port), tree=True, timeout=3)
+        signalled = [p.pid for p in result.signalled]
+        assert sorted(signalled) == sorted([*descendants, proc.pid])
+        assert signalled[-1] == proc.pid  # the parent last
+        assert result.exited
+        proc.wait(timeout=5)
+        wait_for(lambda: all(_gone(p) for p in descendants), timeout=5)
+    finally:
+        for pid in [proc.pid]:
+            kill_quietly(pid)
+        proc.wait(timeout=5)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_without_tree_only_the_parent_is_signalled() -> None:
+    proc = subprocess.Popen([sys.executable, "-c", _TREE], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    port, *descendants = (int(x) for x in proc.stdout.readline().split())
+    try:
+        result = kill.kill(target_for(port), timeout=3)
+        assert [p.pid for p in result.signalled] == [proc.pid]
+        assert all(psutil.pid_exists(p) and not _gone(p) for p in descendants)
+    finally:
+        for pid in descendants:
+            kill_quietly(pid)
+        kill_quietly(proc.pid)
+        proc.wait(timeout=5)
+
+
+def test_stale_create_time_is_refused_and_nothing_is_signalled() -> None:
+    with child_listener("tcp", "127.0.0.1") as child:
+        stale = dataclasses.replace(target_for(child.port), create_time=12345.0)
+        with pytest.raises(ProcessChanged, match=f"pid {child.pid} is now a different process"):
+            kill.kill(stale, timeout=0.3)
+        assert child.proc.poll() is None
+
+
+def test_an_exited_pid_is_reported_as_gone() -> None:
+    child = spawn_listener("tcp", "127.0.0.1")
+    target = target_for(child.port)
+    child.stop()
+    with pytest.raises(ProcessGone, match=f"pid {child.pid} already exited"):
+        kill.send(target)
+
+
+@pytest.mark.parametrize("pid", [1, os.getpid(), os.getppid()])
+def test_init_portscope_and_its_ancestors_are_refused(pid: int) -> None:
+    target = kill.KillTarget.from_pid(pid)
+    with pytest.raises(kill.KillRefused, match="refusing to signal"):
+        kill.send(target, signal.SIGTERM)
+    assert psutil.pid_exists(pid)
+
+
+def test_signal_names_parse() -> None:
+    assert kill.parse_signal("term") is signal.SIGTERM
+    assert kill.parse_signal("SIGKILL") is signal.SIGKILL
+    assert kill.parse_signal("1") is signal.SIGHUP
+    with pytest.raises(UsageError):
+        kill.parse_signal("STOP")
+
+
+def test_owners_on_port_skip_a_client_whose_peer_is_on_that_port() -> None:
+    import socket
+
+    with child_listener("tcp", "127.0.0.1") as child, socket.create_connection(("127.0.0.1", child.port)):
+        snap = PsutilCollector().collect()
+        owners = kill.owners_on_port(snap, child.port, Proto.TCP)
+        assert [t.pid for t in owners] == [child.pid]  # never this test process (the client)
+
+
+# --- CLI ----------------------------------------------------------------------------------------
+
+
+def test_cli_without_terminal_or_yes_refuses_with_2_and_prints_the_command() -> None:
+    with child_listener("tcp", "127.0.0.1") as child:
+        res = run_cli("kill", str(child.port), stdin=subprocess.DEVNULL)
+        assert res.returncode == 2
+        assert f"portscope kill {child.port} --yes" in res.stderr
+        assert child.proc.poll() is None
+        assert "Traceback" not in res.stderr
+
+
+def test_cli_kill_port_yes_frees_it() -> None:
+    with child_listener("tcp", "127.0.0.1") as child:
+        res = run_cli("kill", str(child.port), "--yes")
+        assert res.returncode == 0, res.stderr
+        assert f"port {child.port} is free" in res.stdout
+        assert child.proc.wait(timeout=5) == -signal.SIGTERM
+
+
+def test_cli_ignored_term_exits_1_then_escalate_exits_0() -> None:
+    with child_listener("tcp", "127.0.0.1", ignore_term=True) as child:
+        res = run_cli("kill", str(child.port), "--yes", "--timeout", "0.3")
+        assert res.returncode == 1
+        assert "still running" in res.stderr and "--escalate" in res.stderr
+        assert f"held by pid {child.pid}" in res.stderr
+        res = run_cli("kill", str(child.port), "--yes", "--timeout", "0.5", "--escalate")
+        assert res.returncode == 0, res.stderr
+        assert child.proc.wait(timeout=5) == -signal.SIGKILL
+
+
+def test_cli_kill_pid_and_refusals() -> None:
+    res = run_cli("kill", "--pid", "1", "--yes")
+    assert res.returncode == 1 and "refusing to signal pid 1" in res.stderr
+    res = run_cli("kill", "--pid", str(os.getpid()), "--yes")  # an ancestor of the CLI
+    assert res.returncode == 1 and "ancestor" in res.stderr
+    with child_listener("tcp", "127.0.0.1") as child:
+        res = run_cli("kill", "--pid", str(child.pid), "--yes", "--signal", "INT")
+        assert res.returncode == 0, res.stderr
+        assert child.proc.wait(timeout=5) != 0
+
+
+def test_cli_bad_input_is_one_line_and_exit_2() -> None:
+    for args in (
+        ["kill"],
+        ["kill", "80", "--pid", "5"],
+        ["kill", "99999"],
+        ["kill", "80", "--signal", "STOP"],
+    ):
+        res = run_cli(*args, "--yes")
+        assert res.returncode == 2, args
+        assert "Traceback" not in res.stderr and res.stderr.count("\n") == 1, res.stderr
+
+
+def test_cli_free_port_is_ok() -> None:
+    from tests.helpers import free_port
+
+    res = run_cli("kill", str(free_port()), "--yes")
+    assert res.returncode == 0 and "nothing holds" in res.stderr
+
+
+@pytest.mark.skipif(why_not() is not None, reason=why_not() or "")
+def test_cli_as_nobody_cannot_kill_roots_process() -> None:
+    with child_listener("tcp", "127.0.0.1", name="ps-root-kill") as child, unprivileged_runner() as prefix:
+        res = subprocess.run(
+            [*prefix, "kill", "--pid", str(child.pid), "--yes"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd="/",
+        )
+        assert res.returncode == 1, res.stderr
+        assert f"permission denied: pid {child.pid} (ps-root-kill) belongs to root; try sudo" in res.stderr
+        assert child.proc.poll() is None
+        res = subprocess.run(
+            [*prefix, "kill", str(child.port), "--yes"], capture_output=True, text=True, timeout=60, cwd="/"
+        )
+        assert res.returncode == 1 and "try sudo" in res.stderr
+        assert child.proc.poll() is None
