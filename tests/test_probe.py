@@ -1,0 +1,343 @@
+"""Port tests against real servers on loopback: echo, HTTP, TLS (trustme), UDP, silent, endless."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import socket
+import socketserver
+import ssl
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import pytest
+import trustme
+
+from app import probe
+from app.errors import UsageError
+from app.probe import TestOutcome, TestPlan, run_plan
+from tests.helpers import free_port, needs_ipv6, run_cli
+
+T = 0.5  # seconds: every test timeout
+
+
+def outcome(plan: TestPlan) -> TestOutcome:
+    items = list(run_plan(plan))
+    assert isinstance(items[-1], TestOutcome)
+    return items[-1]
+
+
+@contextmanager
+def tcp_server(handler: Callable[[socket.socket], None], host: str = "127.0.0.1") -> Iterator[int]:
+    """A thread accepting connections on ``host`` and running ``handler`` on each, in its own thread."""
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    srv = socket.socket(fam, socket.SOCK_STREAM)
+    srv.bind((host, 0))
+    srv.listen(16)
+    stop = threading.Event()
+
+    def loop() -> None:
+        srv.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except (TimeoutError, OSError):
+                continue
+            threading.Thread(target=_serve, args=(handler, conn), daemon=True).start()
+
+    t = threading.Thread(target=loop, daemon=True)
+    t.start()
+    try:
+        yield srv.getsockname()[1]
+    finally:
+        stop.set()
+        t.join(5)
+        srv.close()
+
+
+def _serve(handler: Callable[[socket.socket], None], conn: socket.socket) -> None:
+    with conn:
+        try:
+            handler(conn)
+        except OSError:
+            pass
+
+
+def echo(conn: socket.socket) -> None:
+    conn.sendall(b"hello \x1b[31mfrom\x1b[0m echo\r\n")
+    conn.settimeout(2)
+    while data := conn.recv(4096):
+        conn.sendall(data)
+
+
+def silent(conn: socket.socket) -> None:
+    conn.settimeout(3)
+    while conn.recv(4096):
+        pass
+
+
+def endless(conn: socket.socket) -> None:
+    chunk = b"x" * 65536
+    conn.settimeout(3)
+    while True:
+        conn.sendall(chunk)
+
+
+# --- TCP connect ------------------------------------------------------------------------------
+
+
+def test_open_port_connects_n_times_with_latency() -> None:
+    with tcp_server(echo) as port:
+        out = outcome(TestPlan("127.0.0.1", port, count=4, timeout=T))
+    assert out.is_open and out.state == "open"
+    [r] = out.connect
+    assert [a.state for a in r.attempts] == ["open"] * 4
+    assert len(r.latencies) == 4 and all(x >= 0 for x in r.latencies)
+    assert "4/4 connected" in r.summary() and "latency min" in r.summary()
+
+
+def test_closed_port_is_refused() -> None:
+    out = outcome(TestPlan("127.0.0.1", free_port(), count=2, timeout=T))
+    assert out.state == "closed" and not out.is_open
+    assert [a.error for a in out.connect[0].attempts] == ["refused", "refused"]
+
+
+def test_unresolvable_name_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="cannot resolve host 'nohost.invalid'"):
+        list(run_plan(TestPlan("nohost.invalid", 80, timeout=T)))
+
+
+@needs_ipv6
+def test_ipv6_loopback() -> None:
+    with tcp_server(echo, "::1") as port:
+        out = outcome(TestPlan("::1", port, count=1, timeout=T, banner=True))
+    assert out.is_open and out.addresses == [f"[::1]:{port}"]
+    assert out.banner is not None and out.banner.data.startswith(b"hello")
+
+
+# --- banner -------------------------------------------------------------------------------------
+
+
+def test_banner_is_kept_raw_and_shown_escaped() -> None:
+    with tcp_server(echo) as port:
+        out = outcome(TestPlan("127.0.0.1", port, count=1, timeout=T, banner=True))
+    assert out.banner is not None
+    assert out.banner.data == b"hello \x1b[31mfrom\x1b[0m echo\r\n"
+    text = out.banner.summary()
+    assert "\x1b" not in text and "\\x1b[31m" in text and "\\r\\n" in text
+
+
+def test_silent_server_banner_ends_at_the_timeout() -> None:
+    with tcp_server(silent) as port:
+        b = probe.banner(socket.AF_INET, "127.0.0.1", port, timeout=0.3)
+    assert b.data == b"" and b.ended == "timeout"
+
+
+def test_endless_server_banner_reads_a_bounded_number_of_bytes() -> None:
+    with tcp_server(endless) as port:
+        b = probe.banner(socket.AF_INET, "127.0.0.1", port, timeout=0.5, limit=2048)
+    assert len(b.data) == 2048 and b.ended == "limit"
+    assert "(truncated)" in b.summary()
+
+
+def test_read_bounded_stops_at_the_overall_deadline_for_a_trickle() -> None:
+    def trickle(conn: socket.socket) -> None:
+        conn.settimeout(3)
+        for _ in range(100):
+            conn.sendall(b".")
+            threading.Event().wait(0.05)
+
+    with tcp_server(trickle) as port, socket.create_connection(("127.0.0.1", port)) as s:
+        data, why = probe.read_bounded(s, timeout=0.3, limit=10_000)
+    assert why == "timeout" and 0 < len(data) < 100
+
+
+# --- HTTP ---------------------------------------------------------------------------------------
+
+
+class _Redirect(http.server.BaseHTTPRequestHandler):
+    server_version = "ps-test-httpd/1.0"
+
+    def do_GET(self) -> None:
+        self.send_response(302)
+        self.send_header("Location", "http://127.0.0.1/elsewhere")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def http_server(handler: type[http.server.BaseHTTPRequestHandler], tls_ctx: ssl.SSLContext | None = None):
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    if tls_ctx is not None:
+        srv.socket = tls_ctx.wrap_socket(srv.socket, server_side=True)
+    t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    t.start()
+    try:
+        yield srv.server_address[1]
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        t.join(5)
+
+
+def test_http_status_server_and_redirect() -> None:
+    with http_server(_Redirect) as port:
+        out = outcome(TestPlan("127.0.0.1", port, count=1, timeout=T, http=True))
+    assert out.http is not None and out.http.error == ""
+    assert out.http.status == 302 and out.http.status_line.startswith("HTTP/1.0 302")
+    assert out.http.server.startswith("ps-test-httpd/1.0")
+    assert out.http.location == "http://127.0.0.1/elsewhere"
+
+
+def test_http_against_stdlib_http_server() -> None:
+    with http_server(http.server.SimpleHTTPRequestHandler) as port:
+        res = run_cli("test", f"127.0.0.1:{port}", "--http", "--count", "1", "--timeout", "1", "--json")
+    assert res.returncode == 0, res.stderr
+    data = json.loads(res.stdout)
+    assert data["http"]["status"] in (200, 404) and "SimpleHTTP" in data["http"]["server"]
+
+
+def test_http_on_a_non_http_server_says_so() -> None:
+    with tcp_server(echo) as port:
+        h = probe.http(socket.AF_INET, "127.0.0.1", port, "127.0.0.1", timeout=T)
+    assert h.status is None and h.error.startswith("not HTTP")
+
+
+# --- TLS ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tls_server_ctx() -> tuple[ssl.SSLContext, trustme.CA]:
+    ca = trustme.CA()
+    cert = ca.issue_cert("localhost", "127.0.0.1", common_name="ps-test.localhost")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    cert.configure_cert(ctx)
+    return ctx, ca
+
+
+def test_tls_untrusted_cert_is_reported_unverified_with_details(tls_server_ctx) -> None:
+    ctx, _ca = tls_server_ctx
+    with http_server(_Redirect, ctx) as port:
+        out = outcome(TestPlan("127.0.0.1", port, count=1, timeout=1.0, tls=True, http=True))
+    t = out.tls
+    assert t is not None and t.handshake and not t.verified
+    assert t.verify_error  # e.g. "unable to get local issuer certificate"
+    assert t.protocol.startswith("TLS")
+    assert "ps-test.localhost" in t.subject
+    assert "trustme" in t.issuer.lower() or "Testing CA" in t.issuer
+    assert t.days_left is not None and t.days_left > 300
+    assert "UNVERIFIED" in t.summary()
+    assert out.http is not None and out.http.status == 302 and out.http.url.startswith("https://")
+
+
+def test_tls_trusted_with_cafile_is_verified(tls_server_ctx, tmp_path) -> None:
+    ctx, ca = tls_server_ctx
+    cafile = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(cafile))
+    with http_server(_Redirect, ctx) as port:
+        t = probe.tls(socket.AF_INET, "127.0.0.1", port, "127.0.0.1", timeout=1.0, cafile=str(cafile))
+    assert t.handshake and t.verified, t.verify_error or t.error
+    assert "ps-test.localhost" in t.subject
+
+
+def test_tls_against_plain_server_fails_cleanly() -> None:
+    with tcp_server(silent) as port:
+        t = probe.tls(socket.AF_INET, "127.0.0.1", port, "127.0.0.1", timeout=0.3)
+    assert not t.handshake and t.error
+    assert "handshake failed" in t.summary()
+
+
+# --- UDP ----------------------------------------------------------------------------------------
+
+
+@contextmanager
+def udp_echo(host: str = "127.0.0.1") -> Iterator[int]:
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_DGRAM)
+    s.bind((host, 0))
+    s.settimeout(0.1)
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                data, addr = s.recvfrom(2048)
+            except (TimeoutError, OSError):
+                continue
+            s.sendto(b"echo:" + data, addr)
+
+    t = threading.Thread(target=loop, daemon=True)
+    t.start()
+    try:
+        yield s.getsockname()[1]
+    finally:
+        stop.set()
+        t.join(5)
+        s.close()
+
+
+def test_udp_echo_is_open_with_the_reply() -> None:
+    with udp_echo() as port:
+        out = outcome(TestPlan("127.0.0.1", port, udp=True, timeout=T))
+    assert out.is_open
+    assert out.udp[0].reply.startswith(b"echo:portscope")
+
+
+def test_udp_closed_port_is_icmp_unreachable() -> None:
+    out = outcome(TestPlan("127.0.0.1", free_port("udp"), udp=True, timeout=T))
+    assert out.state == "closed" and "ICMP port unreachable" in out.udp[0].summary()
+
+
+def test_udp_silent_socket_is_open_filtered() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        out = outcome(TestPlan("127.0.0.1", s.getsockname()[1], udp=True, timeout=0.3))
+    assert out.state == "open|filtered" and not out.is_open
+
+
+@needs_ipv6
+def test_udp_ipv6() -> None:
+    with udp_echo("::1") as port:
+        res = run_cli("test", f"[::1]:{port}", "--udp", "--timeout", "0.5")
+    assert res.returncode == 0, res.stderr
+    assert f"udp [::1]:{port}  open" in res.stdout
+
+
+# --- CLI ----------------------------------------------------------------------------------------
+
+
+def test_cli_exit_codes() -> None:
+    with tcp_server(echo) as port:
+        res = run_cli("test", str(port), "--count", "1", "--timeout", "0.5")  # bare port = localhost
+        assert res.returncode == 0, res.stderr
+        assert "open" in res.stdout
+    res = run_cli("test", f"127.0.0.1:{free_port()}", "--count", "1", "--timeout", "0.5")
+    assert res.returncode == 1 and "closed" in res.stdout
+    res = run_cli("test", "nohost.invalid:80", "--timeout", "0.5")
+    assert res.returncode == 2 and "cannot resolve host" in res.stderr
+    for bad in ("127.0.0.1:0", "::1:80", "127.0.0.1:http", "a b:1"):
+        res = run_cli("test", bad)
+        assert res.returncode == 2, bad
+        assert "Traceback" not in res.stderr and res.stderr.count("\n") == 1, res.stderr
+
+
+def test_cli_json_shape() -> None:
+    with tcp_server(echo) as port:
+        res = run_cli("test", f"127.0.0.1:{port}", "--count", "2", "--banner", "--json", "--timeout", "0.5")
+    assert res.returncode == 0, res.stderr
+    data = json.loads(res.stdout)
+    assert data["target"] == {"host": "127.0.0.1", "port": port, "proto": "tcp"}
+    assert data["state"] == "open" and data["open"] is True
+    assert data["tcp"][0]["connected"] == 2 and set(data["tcp"][0]["latency_ms"]) == {"min", "avg", "max"}
+    assert data["banner"]["text"].startswith("hello \\x1b[31m")
+    assert data["udp"] is None and data["http"] is None and data["tls"] is None
+
+
+def test_cancel_stops_between_steps() -> None:
+    stop = threading.Event()
+    stop.set()
+    with tcp_server(echo) as port, pytest.raises(probe.Cancelled):
+        list(run_plan(TestPlan("127.0.0.1", port, timeout=T), cancel=stop))
