@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.server
 import json
 import socket
-import socketserver
 import ssl
 import threading
 from collections.abc import Callable, Iterator
@@ -104,7 +103,7 @@ def test_closed_port_is_refused() -> None:
 
 
 def test_unresolvable_name_is_a_usage_error() -> None:
-    with pytest.raises(UsageError, match="cannot resolve host 'nohost.invalid'"):
+    with pytest.raises(UsageError, match=r"cannot resolve host 'nohost\.invalid'"):
         list(run_plan(TestPlan("nohost.invalid", 80, timeout=T)))
 
 
