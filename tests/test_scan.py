@@ -1,0 +1,186 @@
+"""Scanning loopback: exactly the open ports, bounded concurrency, no EMFILE under a low fd limit."""
+
+from __future__ import annotations
+
+import json
+import resource
+import socket
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+
+import pytest
+
+from app import scan
+from app.errors import UsageError
+from tests.helpers import child_listener, needs_ipv6, run_cli
+
+
+@contextmanager
+def listeners_in_block(n_open: int, width: int = 40) -> Iterator[tuple[list[int], list[int]]]:
+    """Bind ``n_open`` TCP listeners inside a block of ``width`` consecutive ports that were free.
+
+    Yields (block, open ports). Retries a few blocks so a port grabbed by someone else is not fatal."""
+    for attempt in range(20):
+        base = 20000 + attempt * 997
+        block = list(range(base, base + width))
+        with ExitStack() as stack:
+            socks = []
+            try:
+                for p in block:  # hold every port of the block, so nothing else opens one meanwhile
+                    s = stack.enter_context(socket.socket())
+                    s.bind(("127.0.0.1", p))
+                    socks.append(s)
+            except OSError:
+                continue
+            wanted = block[3 : 3 + 3 * n_open : 3]
+            for s, p in zip(socks, block, strict=True):
+                if p in wanted:
+                    s.listen(8)
+            yield block, wanted
+            return
+    pytest.skip("no free block of ports on 127.0.0.1")
+
+
+def test_scan_finds_exactly_the_open_ports() -> None:
+    with listeners_in_block(4) as (block, wanted):
+        result = scan.scan("127.0.0.1", block, concurrency=16, timeout=0.5, owners=False)
+    assert result.open_ports == wanted
+    assert result.count("closed") == len(block) - len(wanted)
+    assert [r.port for r in result.results] == block
+
+
+def test_concurrency_bound_is_respected_and_reached() -> None:
+    with listeners_in_block(2, width=60) as (block, wanted):
+        scanner = scan.Scanner("127.0.0.1", block, concurrency=7, timeout=0.5)
+        found = scanner.run()
+    assert scanner.concurrency == 7
+    assert scanner.peak == 7  # never more than 7 probes in flight, and they did overlap
+    assert sorted(p for p, r in found.items() if r.state == "open") == wanted
+
+
+def test_concurrency_is_capped_by_the_port_count() -> None:
+    scanner = scan.Scanner("127.0.0.1", [1, 2, 3], concurrency=500, timeout=0.3)
+    scanner.run()
+    assert scanner.concurrency == 3 and scanner.peak <= 3
+
+
+def test_concurrency_is_capped_below_the_fd_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, 256) if hard != resource.RLIM_INFINITY else 256
+    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    try:
+        assert scan.effective_concurrency(100_000, 65535) <= want - scan.open_fd_count() - scan.FD_MARGIN
+        assert scan.effective_concurrency(100_000, 65535) >= 1
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def _low_fd_limit() -> None:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (48, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+
+
+def test_scan_above_the_fd_limit_does_not_fail_with_emfile() -> None:
+    with listeners_in_block(3, width=300) as (block, wanted):
+        spec = f"{block[0]}-{block[-1]}"
+        res = run_cli(
+            "scan",
+            "127.0.0.1",
+            spec,
+            "--concurrency",
+            "5000",
+            "--timeout",
+            "0.5",
+            "--json",
+            preexec_fn=_low_fd_limit,
+        )
+    assert res.returncode == 0, res.stderr
+    assert "Too many open files" not in res.stderr and "Traceback" not in res.stderr
+    data = json.loads(res.stdout)
+    assert data["concurrency"] < 48
+    assert [r["port"] for r in data["results"] if r["state"] == "open"] == wanted
+    assert data["ports_scanned"] == len(block)
+
+
+def test_sockets_are_closed_after_a_scan() -> None:
+    before = scan.open_fd_count()
+    scan.Scanner("127.0.0.1", list(range(30000, 30200)), concurrency=50, timeout=0.3).run()
+    assert scan.open_fd_count() <= before + 2  # the event loop's own descriptors may linger briefly
+
+
+def test_local_owner_is_reported() -> None:
+    with child_listener("tcp", "127.0.0.1", name="ps-scan-owner") as child:
+        result = scan.scan("127.0.0.1", [child.port], timeout=0.5)
+    [r] = result.results
+    assert r.state == "open" and result.local
+    assert r.owner is not None and r.owner["pid"] == child.pid and r.owner["name"] == "ps-scan-owner"
+
+
+def test_udp_scan_closed_open_and_bound() -> None:
+    with (
+        child_listener("udp", "127.0.0.1") as child,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as free,
+    ):
+        free.bind(("127.0.0.1", 0))
+        closed = free.getsockname()[1]
+        free.close()
+        result = scan.scan("127.0.0.1", sorted([child.port, closed]), udp=True, timeout=0.3)
+    states = {r.port: r.state for r in result.results}
+    assert states[closed] == "closed"
+    assert states[child.port] == "open"  # silent, but bound here by a process we can see
+
+
+@needs_ipv6
+def test_ipv6_scan() -> None:
+    with child_listener("tcp", "::1") as child:
+        result = scan.scan("::1", [child.port, child.port + 1 if child.port < 65535 else 1], timeout=0.5)
+    assert child.port in result.open_ports and result.ip == "::1"
+
+
+def test_cancel_stops_early() -> None:
+    import threading
+
+    stop = threading.Event()
+    seen: list[int] = []
+
+    def progress(done: int, total: int) -> None:
+        seen.append(done)
+        if done >= 10:
+            stop.set()
+
+    result = scan.scan(
+        "127.0.0.1",
+        list(range(40000, 42000)),
+        concurrency=4,
+        timeout=0.3,
+        progress=progress,
+        cancel=stop,
+        owners=False,
+    )
+    assert result.cancelled and len(result.results) < 2000 and max(seen) < 2000
+
+
+@pytest.mark.parametrize("spec", ["100-50", "0-10", "1-65536", "22,,80", "abc", "", "80-"])
+def test_cli_bad_specs_exit_2(spec: str) -> None:
+    res = run_cli("scan", "127.0.0.1", spec)
+    assert res.returncode == 2, res.stdout
+    assert "Traceback" not in res.stderr and res.stderr.count("\n") == 1, res.stderr
+
+
+def test_cli_unresolvable_host_exit_2() -> None:
+    res = run_cli("scan", "nohost.invalid", "80", "--timeout", "0.3")
+    assert res.returncode == 2 and "cannot resolve host" in res.stderr
+    with pytest.raises(UsageError):
+        scan.scan("nohost.invalid", [80])
+
+
+def test_cli_table_and_exit_codes() -> None:
+    with child_listener("tcp", "127.0.0.1", name="ps-scan-cli") as child:
+        res = run_cli("scan", "127.0.0.1", str(child.port), "--timeout", "0.5")
+        assert res.returncode == 0, res.stderr
+        assert (
+            f"{child.port}/tcp" in res.stdout and "ps-scan-cli" in res.stdout and str(child.pid) in res.stdout
+        )
+        assert "1 open" in res.stderr
+        port = child.port
+    res = run_cli("scan", "127.0.0.1", str(port), "--timeout", "0.5")
+    assert res.returncode == 1 and "1 closed" in res.stderr
