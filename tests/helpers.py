@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -146,12 +148,22 @@ def kill_quietly(pid: int) -> None:
         pass
 
 
+_CHILD_SCRIPT: str | None = None
+
+
 def spawn_listener_with_args(
     extra_args: list[str], proto: str = "tcp", host: str = "127.0.0.1", name: str = "ps-test-srv"
 ) -> Child:
     """Like :func:`spawn_listener`, with ``extra_args`` appended to the child's command line (to see
-    how hostile command lines are shown). The child ignores them."""
-    args = [sys.executable, "-c", _CHILD, proto, host, "0", name, "extra-args", *extra_args]
+    how hostile command lines are shown). The child ignores them. It runs the listener from a script
+    file, so its command line is short: ``python /tmp/...py tcp 127.0.0.1 0 NAME extra-args ...``."""
+    global _CHILD_SCRIPT
+    if _CHILD_SCRIPT is None or not os.path.exists(_CHILD_SCRIPT):
+        fd, _CHILD_SCRIPT = tempfile.mkstemp(prefix="portscope-listener-", suffix=".py")
+        with os.fdopen(fd, "w") as f:
+            f.write(_CHILD)
+        atexit.register(lambda path=_CHILD_SCRIPT: os.path.exists(path) and os.unlink(path))
+    args = [sys.executable, _CHILD_SCRIPT, proto, host, "0", name, "extra-args", *extra_args]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline()
