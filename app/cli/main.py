@@ -120,5 +120,11 @@ def _silence_stdout() -> None:
 
 
 def launch_dashboard(args: argparse.Namespace) -> int:
-    build_parser().print_help()
+    """Bare ``portscope``: the live dashboard (Textual is imported here only)."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        sys.stderr.write("portscope: the dashboard needs a terminal; try 'portscope list' for a table\n")
+        return exitcodes.USAGE
+    from app.tui.app import PortscopeApp
+
+    PortscopeApp(interval=args.interval).run()
     return exitcodes.OK

@@ -1,0 +1,1 @@
+"""The Textual dashboard (the only part of app/ that imports textual)."""

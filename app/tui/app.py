@@ -1,0 +1,596 @@
+"""The portscope dashboard: a live, keyboard-driven view over every socket.
+
+Polling: one daemon thread at a time runs ``collector.collect()`` and prepares the row deltas
+(pure data, no widgets), then posts one :class:`SnapshotReady` message; its handler applies the
+deltas to the tables and schedules the next poll ``interval`` seconds after this one finished.
+The thread is a plain daemon thread rather than a Textual thread worker: those run on the event
+loop's default executor, which is joined at exit, so quitting would wait for a slow poll.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable
+from functools import partial
+from typing import Any
+
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.css.query import NoMatches
+from textual.message import Message
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import ContentSwitcher, Footer, Input, Static
+
+from app.collector import Collector, default_collector
+from app.errors import UsageError
+from app.exposure import ExposureMap
+from app.filtering import Filter, parse_filter
+from app.interfaces import Interface, list_interfaces
+from app.model import Snapshot, Sock, format_endpoint
+from app.procdetail import ProcessDetail, SocketsOf, process_detail, sockets_of
+from app.rdns import Resolver, ReverseDNS, system_resolver
+from app.textsafe import printable
+from app.tui.detail import render_detail
+from app.tui.help import HelpScreen
+from app.tui.state import (
+    RANGE_CHOICES,
+    Classifier,
+    Dashboard,
+    IfaceTracker,
+    Prepared,
+    sock_predicate,
+)
+from widgets.bars import RangeBar, StateBar, TopBar
+from widgets.table_model import TableModel
+from widgets.vtable import VTable
+
+VIEWS = ("listening", "connections", "interfaces")
+TABLE_IDS = {"listening": "listen-table", "connections": "conn-table", "interfaces": "iface-table"}
+
+
+class SnapshotReady(Message):
+    def __init__(self, prepared: Prepared) -> None:
+        super().__init__()
+        self.prepared = prepared
+
+
+class PollFailed(Message):
+    def __init__(self, error: str) -> None:
+        super().__init__()
+        self.error = error
+
+
+class DetailReady(Message):
+    def __init__(self, token: int, detail: ProcessDetail, others: SocketsOf) -> None:
+        super().__init__()
+        self.token = token
+        self.detail = detail
+        self.others = others
+
+
+class DnsResolved(Message):
+    pass
+
+
+class PortscopeApp(App[None]):
+    """``PortscopeApp(collector=..., interval=2.0)``; clock, hostname, exposure, interface and
+    process-detail sources are injectable so tests can hand it fixed data."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "portscope"
+
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Help"),
+        Binding("slash", "filter", "Filter"),
+        Binding("escape", "clear", "Clear", show=False),
+        Binding("space", "toggle_pause", "Pause"),
+        Binding("r", "refresh_now", "Refresh"),
+        Binding("tab", "next_view", "Next view", priority=True, show=False),
+        Binding("shift+tab", "prev_view", "Previous view", priority=True, show=False),
+        Binding("1", "view('listening')", "Listening", show=False),
+        Binding("2", "view('connections')", "Connections", show=False),
+        Binding("3", "view('interfaces')", "Interfaces", show=False),
+        Binding("s", "sort_next", "Sort"),
+        Binding("S", "sort_reverse", "Reverse", show=False),
+        Binding("left_square_bracket", "range_step(-1)", "Prev range", show=False),
+        Binding("right_square_bracket", "range_step(1)", "Range"),
+        Binding("c", "cycle_state", "State"),
+        Binding("d", "toggle_dns", "DNS"),
+    ]
+
+    def __init__(
+        self,
+        collector: Collector | None = None,
+        interval: float = 2.0,
+        *,
+        clock: Callable[[], float] = time.time,
+        hostname: str | None = None,
+        exposure: Classifier | None = None,
+        interfaces: Callable[[], list[Interface]] | None = list_interfaces,
+        process_detail_source: Callable[[int], ProcessDetail] = process_detail,
+        resolver: Resolver = system_resolver,
+        blink: bool = True,
+    ) -> None:
+        super().__init__()
+        self.collector: Collector = collector if collector is not None else default_collector()
+        self.interval = interval
+        self.clock = clock
+        self.hostname = hostname if hostname is not None else socket.gethostname()
+        self._interfaces = interfaces
+        self._process_detail = process_detail_source
+        self._blink = blink
+        self.dashboard = Dashboard(exposure or ExposureMap(), clock, self._remote_text)
+        self._ifaces = IfaceTracker()
+        self.rdns = ReverseDNS(resolver, on_resolved=lambda _ip: self._post(DnsResolved()))
+        self.view = "listening"
+        self.paused = False
+        self.polling = False
+        self.dns = False
+        self.range_choice = "all"
+        self.state_choice: str | None = None
+        self.filter: Filter | None = None
+        self.poll_count = 0  # snapshots applied
+        self.poll_errors: list[str] = []
+        self._poll_thread: threading.Thread | None = None
+        self._poll_timer: Timer | None = None
+        self._pending: Prepared | None = None
+        self._force_apply = False
+        self._detail_token = 0
+        self._detail_sock: tuple[Sock, Snapshot] | None = None
+        self._detail_timer: Timer | None = None
+
+    # ---------------------------------------------------------------------------- layout
+
+    def compose(self) -> ComposeResult:
+        yield TopBar(id="topbar")
+        yield RangeBar(id="ranges")
+        with Horizontal(id="body"):
+            with ContentSwitcher(initial="listen-table", id="views"):
+                yield VTable(self.dashboard.listening, clock=self.clock, id="listen-table", classes="view")
+                with Vertical(id="connections", classes="view"):
+                    yield StateBar(id="states")
+                    yield VTable(self.dashboard.connections, clock=self.clock, id="conn-table")
+                yield VTable(
+                    self.dashboard.interfaces,
+                    clock=self.clock,
+                    id="iface-table",
+                    classes="view",
+                    empty_text="no interfaces",
+                )
+            with VerticalScroll(id="detail"):
+                yield Static(id="detail-text")
+        yield Input(
+            placeholder="filter: text, :8080, pid:1, user:, proc:, range:, state:, exposed, new", id="filter"
+        )
+        yield Footer()
+
+    def on_mount(self) -> None:
+        inp = self.query_one("#filter", Input)
+        inp.cursor_blink = self._blink
+        inp.compact = True
+        self._empty_texts()
+        self.table().focus()
+        self._update_bars()
+        self._start_poll()
+
+    def _empty_texts(self) -> None:
+        self.query_one("#listen-table", VTable).empty_text = "no listeners (yet)"
+        self.query_one("#conn-table", VTable).empty_text = "no connections (yet)"
+
+    # ------------------------------------------------------------------------ accessors
+
+    def table(self, view: str | None = None) -> VTable:
+        return self.query_one(f"#{TABLE_IDS[view or self.view]}", VTable)
+
+    def model(self, view: str | None = None) -> TableModel:
+        return self.table(view).model
+
+    def selected_socket(self) -> tuple[Sock, Snapshot] | None:
+        """The socket under the cursor and the snapshot it came from (None on a group header,
+        an empty table or the interfaces view)."""
+        if self.view == "interfaces":
+            return None
+        model = self.model()
+        row = model.cursor_row()
+        if row is None:
+            return None
+        return self.dashboard.socket_for(model, row.key)
+
+    def _modal_open(self) -> bool:
+        return len(self.screen_stack) > 1
+
+    # --------------------------------------------------------------------------- polling
+
+    def _post(self, message: Message) -> None:
+        """post_message from a background thread, tolerating an app that has shut down."""
+        try:
+            self.post_message(message)
+        except RuntimeError:  # the event loop is closed
+            pass
+
+    def _start_poll(self) -> None:
+        self._poll_timer = None
+        if self._poll_thread is not None and self._poll_thread.is_alive():
+            return
+        self.polling = True
+        thread = threading.Thread(target=self._poll_body, name="portscope-poll", daemon=True)
+        self._poll_thread = thread
+        thread.start()
+
+    def _poll_body(self) -> None:
+        """Runs in the poll thread: no widget is touched here."""
+        try:
+            snap = self.collector.collect()
+            prepared = self.dashboard.preparer.prepare(snap)
+        except Exception as exc:
+            self._post(PollFailed(f"{type(exc).__name__}: {exc}"))
+            return
+        if self._interfaces is not None:
+            try:
+                prepared.interfaces = self._ifaces.update(self._interfaces(), time.monotonic())
+            except Exception:  # interfaces are a side view: a failure there must not stop polling
+                prepared.interfaces = None
+        self._post(SnapshotReady(prepared))
+
+    def _schedule_next(self) -> None:
+        if self._poll_timer is not None:
+            self._poll_timer.stop()
+            self._poll_timer = None
+        if not self.paused:
+            self._poll_timer = self.set_timer(self.interval, self._start_poll)
+
+    def on_snapshot_ready(self, message: SnapshotReady) -> None:
+        self.polling = False
+        if (self.paused and not self._force_apply) or self._modal_open():
+            self._pending = message.prepared  # applied on resume / when the modal closes
+            if not self.paused:
+                self.set_timer(0.25, self._retry_pending)
+            return
+        self._force_apply = False
+        self._apply(message.prepared)
+        self._schedule_next()
+
+    def _retry_pending(self) -> None:
+        if self._pending is None or self.paused:
+            return
+        if self._modal_open():
+            self.set_timer(0.25, self._retry_pending)
+            return
+        pending, self._pending = self._pending, None
+        self._apply(pending)
+        self._schedule_next()
+
+    def on_poll_failed(self, message: PollFailed) -> None:
+        self.polling = False
+        self.poll_errors.append(message.error)
+        self.notify(printable(message.error, 300), title="poll failed", severity="error")
+        self._schedule_next()
+
+    def _apply(self, prepared: Prepared) -> None:
+        self.dashboard.apply(prepared)
+        self.poll_count += 1
+        if prepared.first:
+            for warning in prepared.snapshot.warnings:
+                self.notify(printable(warning, 300), severity="warning", timeout=6)
+        for view in VIEWS:
+            self.table(view).model_changed()
+        self._update_bars()
+        if self._detail_shown():
+            self._schedule_detail()
+
+    # ------------------------------------------------------------------------------ bars
+
+    def _state_text(self) -> str:
+        if self.paused:
+            return "paused"
+        interval = f"{self.interval:g}"
+        return f"live every {interval}s"
+
+    def _update_bars(self) -> None:
+        d = self.dashboard
+        snap = d.snapshot
+        self.query_one(TopBar).show(
+            host=printable(self.hostname, 64),
+            clock_text=time.strftime("%H:%M:%S", time.localtime(self.clock())),
+            state=self._state_text(),
+            hidden_owners=snap.hidden_owners if snap else 0,
+            privileged=snap.privileged if snap else True,
+        )
+        summary = d.summary
+        self.query_one(RangeBar).show(
+            total=summary.listeners if summary else 0,
+            per_range=summary.per_range if summary else {},
+            exposed=summary.exposed if summary else 0,
+            ephemeral=summary.ephemeral if summary else 0,
+            selected=self.range_choice,
+            ranges=RANGE_CHOICES[1:4],
+        )
+        self.query_one(StateBar).show(d.state_counts, self.state_choice)
+
+    # ------------------------------------------------------------------------ filtering
+
+    def _apply_filters(self) -> None:
+        d = self.dashboard
+        bounds = d.summary.ephemeral_bounds if d.summary else (32768, 60999)
+        d.listening.set_filter(sock_predicate(self.filter, self.range_choice, bounds))
+        d.connections.set_filter(sock_predicate(self.filter, "all", bounds, self.state_choice))
+        self.table("listening").model_changed(anchor=False)
+        self.table("connections").model_changed(anchor=False)
+        self._update_bars()
+
+    def set_filter_text(self, text: str) -> bool:
+        """Parse and apply a filter; on a bad term notify and keep the old filter."""
+        try:
+            flt = parse_filter(text)
+        except UsageError as exc:
+            self.notify(str(exc), title="filter", severity="error")
+            return False
+        self.filter = None if flt.is_empty else flt
+        self._apply_filters()
+        return True
+
+    def action_filter(self) -> None:
+        inp = self.query_one("#filter", Input)
+        inp.add_class("shown")
+        inp.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id != "filter":
+            return
+        try:
+            flt = parse_filter(event.value)
+        except UsageError:
+            event.input.add_class("-invalid")
+            return
+        event.input.remove_class("-invalid")
+        self.filter = None if flt.is_empty else flt
+        self._apply_filters()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id != "filter":
+            return
+        if self.set_filter_text(event.value):
+            event.input.remove_class("-invalid")
+            if not event.value.strip():
+                event.input.remove_class("shown")
+            self.table().focus()
+
+    def action_clear(self) -> None:
+        inp = self.query_one("#filter", Input)
+        if inp.value or self.filter is not None or inp.has_class("shown"):
+            inp.value = ""
+            inp.remove_class("shown", "-invalid")
+            self.filter = None
+            self._apply_filters()
+            self.table().focus()
+            return
+        if self._detail_shown():
+            self._show_detail(False)
+            return
+        if self.range_choice != "all" or self.state_choice is not None:
+            self.range_choice = "all"
+            self.state_choice = None
+            self._apply_filters()
+
+    def action_select_range(self, name: str) -> None:
+        if name not in RANGE_CHOICES:
+            return
+        self.range_choice = name
+        if self.view != "listening":
+            self.action_view("listening")
+        self._apply_filters()
+
+    def action_range_step(self, step: int) -> None:
+        i = RANGE_CHOICES.index(self.range_choice)
+        self.action_select_range(RANGE_CHOICES[(i + step) % len(RANGE_CHOICES)])
+
+    def action_select_state(self, state: str) -> None:
+        self.state_choice = state or None
+        if self.view != "connections":
+            self.action_view("connections")
+        self._apply_filters()
+
+    def action_cycle_state(self) -> None:
+        states = sorted(self.dashboard.state_counts, key=lambda s: (-self.dashboard.state_counts[s], s))
+        choices: list[str | None] = [None, *states]
+        if self.state_choice not in choices:
+            choices.append(self.state_choice)
+        i = choices.index(self.state_choice)
+        nxt = choices[(i + 1) % len(choices)]
+        self.action_select_state(nxt or "")
+
+    # ---------------------------------------------------------------------------- views
+
+    def action_view(self, view: str) -> None:
+        if view not in VIEWS:
+            return
+        self.view = view
+        switcher = self.query_one("#views", ContentSwitcher)
+        switcher.current = "connections" if view == "connections" else TABLE_IDS[view]
+        table = self.table()
+        table.focus()
+        self.call_after_refresh(table.model_changed, False)
+        self.refresh_bindings()
+        if self._detail_shown():
+            self._schedule_detail()
+
+    def action_next_view(self) -> None:
+        self.action_view(VIEWS[(VIEWS.index(self.view) + 1) % len(VIEWS)])
+
+    def action_prev_view(self) -> None:
+        self.action_view(VIEWS[(VIEWS.index(self.view) - 1) % len(VIEWS)])
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("toggle_dns", "cycle_state"):
+            return self.view == "connections"
+        if action in ("range_step",):
+            return self.view == "listening"
+        return True
+
+    # ----------------------------------------------------------------------------- sort
+
+    def action_sort_next(self) -> None:
+        table = self.table()
+        model = table.model
+        table.sort_by((model.sort_column + 1) % len(model.columns), reverse=False)
+
+    def action_sort_reverse(self) -> None:
+        table = self.table()
+        table.sort_by(table.model.sort_column, reverse=not table.model.sort_reverse)
+
+    # --------------------------------------------------------------------------- refresh
+
+    def action_toggle_pause(self) -> None:
+        self.paused = not self.paused
+        if self.paused:
+            if self._poll_timer is not None:
+                self._poll_timer.stop()
+                self._poll_timer = None
+        else:
+            if self._pending is not None:
+                pending, self._pending = self._pending, None
+                self._apply(pending)
+            if not self.polling:
+                self._start_poll()
+        self._update_bars()
+
+    def action_refresh_now(self) -> None:
+        if self.polling:
+            self._force_apply = True
+            return
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            self._apply(pending)
+        if self._poll_timer is not None:
+            self._poll_timer.stop()
+            self._poll_timer = None
+        self._force_apply = True
+        self._start_poll()
+
+    # ------------------------------------------------------------------------------- dns
+
+    def _remote_text(self, value: Any, _now: float) -> str:
+        if not value:
+            return "-"
+        ip, port = value[0], value[1]
+        if self.dns:
+            name = self.rdns.name(ip)
+            if name:
+                return f"{printable(name, 80)}:{port}"
+        return format_endpoint(ip, port)
+
+    def action_toggle_dns(self) -> None:
+        self.dns = not self.dns
+        self.notify("reverse DNS on: names appear as they resolve" if self.dns else "reverse DNS off")
+        self.table("connections").refresh()
+
+    def on_dns_resolved(self, _message: DnsResolved) -> None:
+        if self.dns:
+            self.table("connections").refresh()
+
+    # ---------------------------------------------------------------------------- detail
+
+    def _detail_shown(self) -> bool:
+        try:
+            return self.query_one("#detail").has_class("shown")
+        except NoMatches:
+            return False
+
+    def _show_detail(self, show: bool) -> None:
+        pane = self.query_one("#detail")
+        pane.set_class(show, "shown")
+        if show:
+            self._load_detail()
+
+    def action_detail(self) -> None:
+        self._show_detail(not self._detail_shown())
+
+    def on_vtable_selected(self, message: VTable.Selected) -> None:
+        if message.table.id == "iface-table":
+            return
+        self.action_detail()
+
+    def on_vtable_cursor_moved(self, message: VTable.CursorMoved) -> None:
+        if self._detail_shown() and message.table is self.table():
+            self._schedule_detail()
+
+    def _schedule_detail(self) -> None:
+        if self._detail_timer is not None:
+            self._detail_timer.stop()
+        self._detail_timer = self.set_timer(0.15, self._load_detail)
+
+    def _load_detail(self) -> None:
+        self._detail_timer = None
+        self._detail_token += 1
+        token = self._detail_token
+        try:
+            out = self.query_one("#detail-text", Static)
+        except NoMatches:  # shutting down
+            return
+        sel = self.selected_socket()
+        if sel is None:
+            out.update("select a socket row to see its owner")
+            return
+        sock, snap = sel
+        out.update(render_detail(sock, snap, None, None, loading=sock.pid is not None))
+        if sock.pid is None:
+            return
+        pid = sock.pid
+        self._detail_sock = (sock, snap)
+
+        def work() -> None:
+            try:
+                detail = self._process_detail(pid)
+                others = sockets_of(snap, pid)
+            except Exception as exc:  # never let the pane's thread die silently
+                detail = ProcessDetail(pid, denied=(f"error: {exc}",))
+                others = SocketsOf(pid)
+            self._post(DetailReady(token, detail, others))
+
+        threading.Thread(target=work, name="portscope-detail", daemon=True).start()
+
+    def on_detail_ready(self, message: DetailReady) -> None:
+        if message.token != self._detail_token or not self._detail_shown() or self._detail_sock is None:
+            return
+        sock, snap = self._detail_sock
+        try:
+            out = self.query_one("#detail-text", Static)
+        except NoMatches:
+            return
+        out.update(render_detail(sock, snap, message.detail, message.others))
+
+    # ----------------------------------------------------------------------------- misc
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        commands = (
+            ("Listening view", "Show listeners grouped by range", "view('listening')"),
+            ("Connections view", "Show every connection", "view('connections')"),
+            ("Interfaces view", "Show interfaces, addresses and rates", "view('interfaces')"),
+            (
+                "Filter",
+                "Filter rows (text, :port, pid:, user:, proc:, range:, state:, exposed, new)",
+                "filter",
+            ),
+            ("Clear filter", "Clear the filter and selections", "clear"),
+            ("Pause / resume", "Pause or resume live refresh", "toggle_pause"),
+            ("Refresh now", "Poll the sockets now", "refresh_now"),
+            ("Sort by next column", "Cycle the sort column", "sort_next"),
+            ("Reverse sort", "Reverse the sort order", "sort_reverse"),
+            ("Detail pane", "Show or hide the owner of the selected row", "detail"),
+            ("Next range", "Select the next port range", "range_step(1)"),
+            ("Cycle state filter", "Connections: show only one state", "cycle_state"),
+            ("Reverse DNS", "Connections: resolve remote addresses", "toggle_dns"),
+            ("Help", "Every key", "help"),
+        )
+        for title, help_, action in commands:
+            yield SystemCommand(title, help_, partial(self.run_action, action))

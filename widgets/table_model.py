@@ -1,0 +1,483 @@
+"""The model behind :class:`widgets.vtable.VTable`: keyed rows, groups, sort, filter, marks, cursor.
+
+Pure Python (no Textual), so ordering and change logic can be tested and benchmarked headless.
+
+Cost model: :meth:`TableModel.apply` does Python-level work only for the rows it is handed
+(added / updated / gone) and the rows whose change mark expires. Each group keeps its rows in a
+sorted list of sort keys (``bisect``), so an insert or delete is a binary search plus a C-level
+``memmove``; the flat list of visible lines is rebuilt (a few C-level list operations, no
+per-row Python code) only when the set or order of visible rows changed. Nothing is cleared or
+re-rendered wholesale: the widget renders only the lines on screen.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any, Literal
+
+HEADER_PREFIX = "\x00"  # line ids starting with this are group headers, never row keys
+
+SortKey = tuple[Any, ...]
+
+
+class Mark(IntEnum):
+    """Change highlighting of a row (as in TCPView)."""
+
+    NONE = 0
+    NEW = 1  # appeared recently (green, for a few refreshes)
+    CHANGED = 2  # state or owner changed (yellow, for a few refreshes)
+    GONE = 3  # vanished (red, for one refresh, then removed)
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """One column. ``priority`` 0 is kept longest when the width runs out; ``flex`` columns share
+    spare width. With ``age`` the cell shows how long ago the row first appeared."""
+
+    key: str
+    label: str
+    width: int
+    priority: int = 0
+    flex: int = 0
+    align: Literal["left", "right"] = "left"
+    max_width: int = 0  # 0: no limit
+    format: Callable[[Any, float], str] | None = None  # (value, now) -> cell text
+    sort_value: Callable[[Any], Any] | None = None
+    emphasis: Callable[[Any], bool] | None = None  # highlight this cell
+    age: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    id: str
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class RowSpec:
+    """A row as the data source describes it."""
+
+    key: str
+    values: tuple[Any, ...]
+    group: str = ""
+    payload: Any = None
+
+
+class Row:
+    __slots__ = ("born", "group", "key", "listed", "mark", "mark_left", "payload", "sort_key", "values")
+
+    def __init__(self, spec: RowSpec, born: float) -> None:
+        self.key = spec.key
+        self.values = spec.values
+        self.group = spec.group
+        self.payload = spec.payload
+        self.born = born
+        self.mark = Mark.NONE
+        self.mark_left = 0
+        self.listed = False  # present in its group's ordered list (passes the filter)
+        self.sort_key: SortKey = ()
+
+
+def _norm(value: Any) -> tuple[int, Any]:
+    """A total order over mixed cell values: None first, then numbers, then text."""
+    if value is None:
+        return (0, 0)
+    if isinstance(value, bool):
+        return (1, int(value))
+    if isinstance(value, int | float):
+        return (1, value)
+    if isinstance(value, tuple):
+        return (2, tuple(_norm(v) for v in value))
+    return (3, str(value).lower())
+
+
+def layout_columns(columns: Sequence[Column], width: int) -> list[tuple[int, int]]:
+    """Which columns fit in ``width`` cells, and how wide each is: ``[(column_index, width)]`` in
+    display order. Columns are dropped by priority (highest number first); one space separates
+    columns; spare width goes to flex columns."""
+    if width <= 0 or not columns:
+        return []
+    by_priority = sorted(range(len(columns)), key=lambda i: (columns[i].priority, i))
+    chosen: list[int] = []
+    used = 0
+    for i in by_priority:
+        need = columns[i].width + (1 if chosen else 0)
+        if used + need > width:
+            if not chosen:  # even the first column does not fit: show it cut
+                return [(i, width)]
+            continue
+        chosen.append(i)
+        used += need
+    chosen.sort()
+    widths = {i: columns[i].width for i in chosen}
+    spare = width - used
+    flex = [i for i in chosen if columns[i].flex]
+    while spare > 0 and flex:
+        total = sum(columns[i].flex for i in flex)
+        given = 0
+        for i in list(flex):
+            share = max(1, spare * columns[i].flex // total)
+            cap = columns[i].max_width
+            if cap:
+                share = min(share, cap - widths[i])
+            share = min(share, spare - given)
+            widths[i] += share
+            given += share
+            if cap and widths[i] >= cap:
+                flex.remove(i)
+            if given >= spare:
+                break
+        spare -= given
+        if given == 0:
+            break
+    return [(i, widths[i]) for i in chosen]
+
+
+class TableModel:
+    """Keyed rows in groups, sorted by one column, filtered by a predicate, with a cursor by key."""
+
+    def __init__(
+        self,
+        columns: Sequence[Column],
+        groups: Sequence[Group] = (),
+        *,
+        new_ttl: int = 3,
+        changed_ttl: int = 3,
+        sort_column: int = 0,
+    ) -> None:
+        self.columns = list(columns)
+        self.grouped = bool(groups)
+        self.groups: list[Group] = list(groups) or [Group("", "")]
+        self.new_ttl = new_ttl
+        self.changed_ttl = changed_ttl
+        self.rows: dict[str, Row] = {}
+        self._ordered: dict[str, list[SortKey]] = {g.id: [] for g in self.groups}
+        self._marked: set[str] = set()
+        self.collapsed: set[str] = set()
+        self.sort_column = sort_column
+        self.sort_reverse = False
+        self._filter: Callable[[Row], bool] | None = None
+        self.lines: list[str] = []
+        self.cursor_key: str | None = None
+        self._cursor_index = 0
+        self.cursor_chosen = False  # the user moved the cursor (or selected a key)
+        self.version = 0  # bumped on every change that can alter what is drawn
+
+    # ----------------------------------------------------------------- values and ordering
+
+    def value(self, row: Row, column: int) -> Any:
+        if self.columns[column].age:
+            return row.born
+        return row.values[column] if column < len(row.values) else None
+
+    def _sort_key(self, row: Row) -> SortKey:
+        col = self.columns[self.sort_column]
+        value = self.value(row, self.sort_column)
+        if col.age:
+            value = -value  # youngest first
+        elif col.sort_value is not None:
+            value = col.sort_value(value)
+        return (_norm(value), row.key)
+
+    def _passes(self, row: Row) -> bool:
+        return self._filter is None or self._filter(row)
+
+    def _list_for(self, group: str) -> list[SortKey]:
+        lst = self._ordered.get(group)
+        if lst is None:
+            self.groups.append(Group(group, group))
+            lst = self._ordered[group] = []
+        return lst
+
+    def _insert(self, row: Row) -> None:
+        row.sort_key = self._sort_key(row)
+        bisect.insort(self._list_for(row.group), row.sort_key)
+        row.listed = True
+
+    def _unlist(self, row: Row) -> None:
+        lst = self._list_for(row.group)
+        i = bisect.bisect_left(lst, row.sort_key)
+        if i < len(lst) and lst[i] == row.sort_key:
+            del lst[i]
+        row.listed = False
+
+    def _sync(self, row: Row) -> bool:
+        """Put ``row`` in or out of the ordered lists per the filter; True if that changed."""
+        want = self._passes(row)
+        if want == row.listed:
+            return False
+        if want:
+            self._insert(row)
+        else:
+            self._unlist(row)
+        return True
+
+    def _set_mark(self, row: Row, mark: Mark, ttl: int) -> None:
+        row.mark = mark
+        row.mark_left = ttl
+        if mark is Mark.NONE:
+            self._marked.discard(row.key)
+        else:
+            self._marked.add(row.key)
+
+    def _remove_rows(self, keys: list[str]) -> None:
+        """Drop rows for good. Many at once are compacted per group in one pass."""
+        rows = [self.rows.pop(k) for k in keys if k in self.rows]
+        listed = [r for r in rows if r.listed]
+        if len(listed) > 32:
+            dead = {r.sort_key for r in listed}
+            for gid in {r.group for r in listed}:
+                lst = self._list_for(gid)
+                lst[:] = [e for e in lst if e not in dead]
+        else:
+            for r in listed:
+                self._unlist(r)
+        for r in rows:
+            self._marked.discard(r.key)
+
+    # ----------------------------------------------------------------------------- updates
+
+    def apply(
+        self,
+        *,
+        added: Iterable[RowSpec] = (),
+        updated: Iterable[RowSpec] = (),
+        changed: Iterable[str] = (),
+        gone: Iterable[str] = (),
+        now: float = 0.0,
+        mark_new: bool = True,
+    ) -> None:
+        """One refresh: expire old marks (rows marked gone last time are removed now), then add,
+        update (only rows whose values differ are touched), mark ``changed`` keys and mark
+        ``gone`` keys. Rows not mentioned are not looked at."""
+        structural = False
+        expired: list[str] = []
+        for key in list(self._marked):
+            row = self.rows.get(key)
+            if row is None:
+                self._marked.discard(key)
+                continue
+            row.mark_left -= 1
+            if row.mark_left > 0:
+                continue
+            if row.mark is Mark.GONE:
+                expired.append(key)
+            else:
+                self._set_mark(row, Mark.NONE, 0)
+                structural |= self._sync(row)
+        if expired:
+            self._remove_rows(expired)
+            structural = True
+        for spec in added:
+            row = self.rows.get(spec.key)
+            if row is None:
+                row = self.rows[spec.key] = Row(spec, now)
+            else:  # back from the dead (or re-added): refresh in place
+                row.born = now
+                structural |= self._update(row, spec)
+            if mark_new:
+                self._set_mark(row, Mark.NEW, self.new_ttl)
+            structural |= self._sync(row)
+        for spec in updated:
+            row = self.rows.get(spec.key)
+            if row is None:
+                row = self.rows[spec.key] = Row(spec, now)
+                structural |= self._sync(row)
+            else:
+                if row.mark is Mark.GONE:  # it is back
+                    self._set_mark(row, Mark.NONE, 0)
+                structural |= self._update(row, spec)
+        for key in changed:
+            row = self.rows.get(key)
+            if row is not None:
+                self._set_mark(row, Mark.CHANGED, self.changed_ttl)
+                structural |= self._sync(row)
+        for key in gone:
+            row = self.rows.get(key)
+            if row is not None:
+                self._set_mark(row, Mark.GONE, 1)
+                structural |= self._sync(row)
+        if structural:
+            self._rebuild_lines()
+        self.version += 1
+
+    def _update(self, row: Row, spec: RowSpec) -> bool:
+        """Replace a row's values; re-place it if its sort position or group moved."""
+        if row.values == spec.values and row.group == spec.group:
+            row.payload = spec.payload
+            return False
+        old_key, old_group = row.sort_key, row.group
+        row.values, row.payload = spec.values, spec.payload
+        if not row.listed:
+            row.group = spec.group
+            return self._sync(row)
+        new_key = self._sort_key(row)
+        if new_key == old_key and spec.group == old_group and self._passes(row):
+            return False
+        self._unlist(row)
+        row.group = spec.group
+        self._sync(row)
+        return True
+
+    def clear(self) -> None:
+        self.rows.clear()
+        self._marked.clear()
+        for lst in self._ordered.values():
+            lst.clear()
+        self._rebuild_lines()
+        self.version += 1
+
+    def set_filter(self, predicate: Callable[[Row], bool] | None) -> None:
+        """Re-filter every row (a user action: O(rows))."""
+        self._filter = predicate
+        self._rebuild_all()
+
+    def refilter(self) -> None:
+        self._rebuild_all()
+
+    def set_sort(self, column: int, reverse: bool = False) -> None:
+        column = max(0, min(column, len(self.columns) - 1))
+        if column != self.sort_column:
+            self.sort_column = column
+            self.sort_reverse = reverse
+            self._rebuild_all()
+        elif reverse != self.sort_reverse:
+            self.sort_reverse = reverse
+            self._rebuild_lines()
+            self.version += 1
+
+    def _rebuild_all(self) -> None:
+        buckets: dict[str, list[SortKey]] = {g.id: [] for g in self.groups}
+        for row in self.rows.values():
+            row.listed = self._passes(row)
+            if row.listed:
+                row.sort_key = self._sort_key(row)
+                bucket = buckets.get(row.group)
+                if bucket is None:
+                    self.groups.append(Group(row.group, row.group))
+                    bucket = buckets[row.group] = []
+                bucket.append(row.sort_key)
+        for lst in buckets.values():
+            lst.sort()
+        self._ordered = buckets
+        self._rebuild_lines()
+        self.version += 1
+
+    # ------------------------------------------------------------------------------- lines
+
+    def _rebuild_lines(self) -> None:
+        lines: list[str] = []
+        for g in self.groups:
+            lst = self._ordered.get(g.id, [])
+            if self.grouped:
+                lines.append(HEADER_PREFIX + g.id)
+                if g.id in self.collapsed:
+                    continue
+            keys = [entry[-1] for entry in lst]
+            if self.sort_reverse:
+                keys.reverse()
+            lines.extend(keys)
+        self.lines = lines
+        self._place_cursor()
+
+    def _place_cursor(self) -> None:
+        lines = self.lines
+        if not lines:
+            self._cursor_index = 0
+            return
+        if not self.cursor_chosen:
+            # until the user moves it, the cursor sits on the first row (not a group header)
+            first = next((n for n, k in enumerate(lines) if not k.startswith(HEADER_PREFIX)), 0)
+            self._cursor_index = first
+            self.cursor_key = lines[first]
+            return
+        key = self.cursor_key
+        i = self._cursor_index
+        if key is not None and i < len(lines) and lines[i] == key:
+            return
+        if key is not None:
+            try:
+                self._cursor_index = lines.index(key)
+                return
+            except ValueError:
+                pass
+        # the row is gone (or filtered out): stay at the same position
+        self._cursor_index = min(i, len(lines) - 1)
+        self.cursor_key = lines[self._cursor_index]
+
+    def group_count(self, group: str) -> int:
+        return len(self._ordered.get(group, ()))
+
+    def group_label(self, group: str) -> str:
+        for g in self.groups:
+            if g.id == group:
+                return g.label
+        return group
+
+    @property
+    def row_count(self) -> int:
+        """Rows that pass the filter."""
+        return sum(len(lst) for lst in self._ordered.values())
+
+    # ------------------------------------------------------------------------------ cursor
+
+    @property
+    def cursor_index(self) -> int:
+        self._place_cursor()
+        return self._cursor_index
+
+    def cursor_row(self) -> Row | None:
+        """The row under the cursor (None on a group header or an empty table)."""
+        if not self.lines:
+            return None
+        key = self.lines[self.cursor_index]
+        return self.rows.get(key) if not key.startswith(HEADER_PREFIX) else None
+
+    def cursor_group(self) -> str | None:
+        """The group of the line under the cursor (header or row)."""
+        if not self.lines:
+            return None
+        key = self.lines[self.cursor_index]
+        if key.startswith(HEADER_PREFIX):
+            return key[len(HEADER_PREFIX) :]
+        row = self.rows.get(key)
+        return row.group if row else None
+
+    def move_cursor_to(self, index: int) -> None:
+        if not self.lines:
+            return
+        self._cursor_index = max(0, min(index, len(self.lines) - 1))
+        self.cursor_key = self.lines[self._cursor_index]
+        self.cursor_chosen = True
+        self.version += 1
+
+    def move_cursor(self, delta: int) -> None:
+        self.move_cursor_to(self.cursor_index + delta)
+
+    def select_key(self, key: str) -> bool:
+        if key in self.lines:
+            self.move_cursor_to(self.lines.index(key))
+            return True
+        return False
+
+    # ------------------------------------------------------------------------------ groups
+
+    def set_collapsed(self, group: str, collapsed: bool) -> None:
+        if collapsed == (group in self.collapsed):
+            return
+        if collapsed:
+            self.collapsed.add(group)
+            row = self.cursor_row()
+            if row is not None and row.group == group:
+                self.cursor_key = HEADER_PREFIX + group
+                self.cursor_chosen = True
+        else:
+            self.collapsed.discard(group)
+        self._rebuild_lines()
+        self.version += 1
+
+    def toggle_group(self, group: str) -> None:
+        self.set_collapsed(group, group not in self.collapsed)
