@@ -9,7 +9,6 @@ from enum import StrEnum
 
 import netifaces
 
-
 # Loopback interface names (Linux, BSD/macOS): an address on them is not reachable from outside.
 LOOPBACK_INTERFACES = frozenset({"lo", "lo0"})
 

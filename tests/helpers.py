@@ -151,6 +151,13 @@ def kill_quietly(pid: int) -> None:
 _CHILD_SCRIPT: str | None = None
 
 
+def _remove_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
 def spawn_listener_with_args(
     extra_args: list[str], proto: str = "tcp", host: str = "127.0.0.1", name: str = "ps-test-srv"
 ) -> Child:
@@ -162,7 +169,7 @@ def spawn_listener_with_args(
         fd, _CHILD_SCRIPT = tempfile.mkstemp(prefix="portscope-listener-", suffix=".py")
         with os.fdopen(fd, "w") as f:
             f.write(_CHILD)
-        atexit.register(lambda path=_CHILD_SCRIPT: os.path.exists(path) and os.unlink(path))
+        atexit.register(_remove_quietly, _CHILD_SCRIPT)
     args = [sys.executable, _CHILD_SCRIPT, proto, host, "0", name, "extra-args", *extra_args]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None

@@ -10,6 +10,7 @@ import socket
 import subprocess
 from collections.abc import Iterator
 from contextlib import ExitStack
+from typing import Any
 
 import netifaces
 import pytest
@@ -18,6 +19,7 @@ from app import __version__
 from app.cli.table import CSV_COLUMNS, SOCKET_COLUMNS
 from app.ports import port_range
 from tests.helpers import (
+    Child,
     child_listener,
     free_port,
     listening_socket,
@@ -110,28 +112,28 @@ def test_who_proto_filter() -> None:
 
 
 @pytest.fixture
-def tcp_child() -> Iterator[object]:
+def tcp_child() -> Iterator[Child]:
     with child_listener("tcp", "127.0.0.1", name="ps-list-child") as child:
         yield child
 
 
 @pytest.mark.parametrize("collector", COLLECTORS)
-def test_list_json_has_the_child_with_owner(tcp_child: object, collector: str) -> None:
+def test_list_json_has_the_child_with_owner(tcp_child: Child, collector: str) -> None:
     child = tcp_child
     res = cli("list", "--json", collector=collector)
     assert res.returncode == 0, res.stderr
     data = json.loads(res.stdout)
     assert all(s["listening"] for s in data["sockets"])  # listeners by default
-    [s] = [s for s in data["sockets"] if s["local"]["port"] == child.port]  # type: ignore[attr-defined]
-    assert s["pid"] == child.pid and s["process"]["name"] == "ps-list-child"  # type: ignore[attr-defined]
+    [s] = [s for s in data["sockets"] if s["local"]["port"] == child.port]
+    assert s["pid"] == child.pid and s["process"]["name"] == "ps-list-child"
     assert s["range"] == port_range(s["local"]["port"]).value
     assert s["exposure"]["kind"] == "loopback"
     assert isinstance(s["in_ephemeral"], bool)
 
 
-def test_list_filters(tcp_child: object) -> None:
+def test_list_filters(tcp_child: Child) -> None:
     child = tcp_child
-    port, pid = child.port, child.pid  # type: ignore[attr-defined]
+    port, pid = child.port, child.pid
 
     def ports(*args: str) -> set[int]:
         res = cli("list", "--json", *args)
@@ -172,7 +174,7 @@ def test_list_connections_and_all() -> None:
         assert listening | connections == everything
 
 
-def test_list_table_is_grouped_by_range_and_aligned(tcp_child: object) -> None:
+def test_list_table_is_grouped_by_range_and_aligned(tcp_child: Child) -> None:
     child = tcp_child
     res = cli("list")
     assert res.returncode == 0, res.stderr
@@ -183,24 +185,24 @@ def test_list_table_is_grouped_by_range_and_aligned(tcp_child: object) -> None:
     order = ["well-known", "registered", "dynamic"]
     names = [h.split()[1] for h in headings]
     assert names == sorted(set(names), key=order.index)  # each range once, in order
-    [row] = [ln for ln in lines if f"127.0.0.1:{child.port} " in ln]  # type: ignore[attr-defined]
+    [row] = [ln for ln in lines if f"127.0.0.1:{child.port} " in ln]
     idx = lines.index(row)
     heading = next(ln for ln in reversed(lines[:idx]) if ln.startswith("── "))
-    assert heading.split()[1] == port_range(child.port).value  # type: ignore[attr-defined]
+    assert heading.split()[1] == port_range(child.port).value
     # columns line up under their headers
-    for col, value in (("PID", str(child.pid)), ("PROCESS", "ps-list-child")):  # type: ignore[attr-defined]
+    for col, value in (("PID", str(child.pid)), ("PROCESS", "ps-list-child")):
         assert row[header.index(col) :].startswith(value)
 
 
-def test_list_csv(tcp_child: object) -> None:
+def test_list_csv(tcp_child: Child) -> None:
     child = tcp_child
-    res = cli("list", "--csv", "--port", str(child.port))  # type: ignore[attr-defined]
+    res = cli("list", "--csv", "--port", str(child.port))
     assert res.returncode == 0, res.stderr
     rows = list(csv.reader(io.StringIO(res.stdout)))
     assert tuple(rows[0]) == CSV_COLUMNS
     [rec] = [dict(zip(CSV_COLUMNS, r, strict=True)) for r in rows[1:]]
-    assert rec["local_ip"] == "127.0.0.1" and rec["local_port"] == str(child.port)  # type: ignore[attr-defined]
-    assert rec["pid"] == str(child.pid) and rec["process"] == "ps-list-child"  # type: ignore[attr-defined]
+    assert rec["local_ip"] == "127.0.0.1" and rec["local_port"] == str(child.port)
+    assert rec["pid"] == str(child.pid) and rec["process"] == "ps-list-child"
     assert rec["state"] == "LISTEN" and rec["listening"] == "yes" and rec["exposure"] == "loopback"
 
 
@@ -218,7 +220,7 @@ HOSTILE_NAME = "ps-\x1b[31mevil"  # 12 bytes: fits the kernel's 15-byte comm
 
 
 @pytest.fixture(scope="module")
-def hostile() -> Iterator[object]:
+def hostile() -> Iterator[Child]:
     child = spawn_listener_with_args(HOSTILE_ARGS, name=HOSTILE_NAME)
     try:
         yield child
@@ -231,8 +233,8 @@ def assert_no_raw_control(text: str) -> None:
     assert not bad, bad[:5]
 
 
-def test_hostile_text_is_escaped_in_the_table(hostile: object) -> None:
-    res = cli("list", "--pid", str(hostile.pid))  # type: ignore[attr-defined]
+def test_hostile_text_is_escaped_in_the_table(hostile: Child) -> None:
+    res = cli("list", "--pid", str(hostile.pid))
     assert res.returncode == 0, res.stderr
     assert_no_raw_control(res.stdout)
     [row] = res.stdout.splitlines()[2:]
@@ -243,8 +245,8 @@ def test_hostile_text_is_escaped_in_the_table(hostile: object) -> None:
     assert len(row) < 1000
 
 
-def test_hostile_text_is_escaped_in_csv_and_kept_whole_in_json(hostile: object) -> None:
-    pid = str(hostile.pid)  # type: ignore[attr-defined]
+def test_hostile_text_is_escaped_in_csv_and_kept_whole_in_json(hostile: Child) -> None:
+    pid = str(hostile.pid)
     res = cli("list", "--csv", "--pid", pid)
     assert_no_raw_control(res.stdout)
     [rec] = list(csv.DictReader(io.StringIO(res.stdout)))
@@ -259,8 +261,8 @@ def test_hostile_text_is_escaped_in_csv_and_kept_whole_in_json(hostile: object) 
     assert s["process"]["cmdline"][-len(HOSTILE_ARGS) :] == HOSTILE_ARGS
 
 
-def test_hostile_who_table(hostile: object) -> None:
-    res = cli("who", str(hostile.port))  # type: ignore[attr-defined]
+def test_hostile_who_table(hostile: Child) -> None:
+    res = cli("who", str(hostile.port))
     assert res.returncode == 0
     assert_no_raw_control(res.stdout)
     assert "ps-\\x1b[31mevil" in res.stdout
@@ -364,7 +366,7 @@ def test_pipe_into_head() -> None:
     assert head.stdout.decode().split() == list(SOCKET_COLUMNS)
 
 
-def test_warnings_go_to_stderr_data_to_stdout(tcp_child: object) -> None:
+def test_warnings_go_to_stderr_data_to_stdout(tcp_child: Child) -> None:
     res = cli("list", "--json")
     json.loads(res.stdout)  # nothing else on stdout
     for line in stderr_lines(res):
@@ -380,7 +382,7 @@ def test_no_match_says_so_on_stderr() -> None:
     assert "portscope: no sockets match" in res.stderr
 
 
-def test_ascii_only_output_encoding_does_not_crash(tcp_child: object) -> None:
+def test_ascii_only_output_encoding_does_not_crash(tcp_child: Child) -> None:
     env = {**os.environ, "PYTHONIOENCODING": "ascii"}
     res = run_cli("list", env=env)
     assert res.returncode == 0, res.stderr
@@ -400,7 +402,8 @@ def test_ifaces_json_and_table() -> None:
     assert lo["up"] is True and lo["loopback"] is True and lo["mtu"] > 0
     v4 = next(a for a in lo["addresses"] if a["address"] == "127.0.0.1")
     assert v4["family"] == "ipv4" and v4["prefixlen"] == 8
-    for fam, (gw, name, *_) in netifaces.gateways().get("default", {}).items():
+    default: Any = netifaces.gateways().get("default", {})
+    for fam, (gw, name, *_) in default.items():
         assert gw in ifaces[name]["default_gateways"], fam
 
     res = cli("ifaces")

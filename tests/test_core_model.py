@@ -7,6 +7,7 @@ import itertools
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 import netifaces
 import pytest
@@ -269,7 +270,8 @@ def test_interfaces_have_loopback_addresses_state_and_gateways() -> None:
     lo = loopbacks[0]
     assert lo.loopback and lo.is_up and lo.mtu > 0
     assert next(a for a in lo.addresses if a.address == "127.0.0.1").cidr.startswith("127.0.0.1/")
-    for fam, (gw, name, *_) in netifaces.gateways().get("default", {}).items():
+    default: Any = netifaces.gateways().get("default", {})
+    for fam, (gw, name, *_) in default.items():
         assert fam in (netifaces.AF_INET, netifaces.AF_INET6)
         assert gw in ifaces[name].gateways
     for i in ifaces.values():
