@@ -5,6 +5,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psutil
 from textual.app import App, ComposeResult
@@ -12,7 +16,7 @@ from textual.widgets import Static
 
 from app import kill
 from app.collector import PsutilCollector
-from tests.helpers import child_listener
+from tests.helpers import child_listener, free_port, needs_ipv6
 from widgets.kill_modal import ConfirmScreen, KillModal, start_kill
 
 
@@ -132,3 +136,218 @@ async def test_protected_target_needs_an_explicit_second_confirm() -> None:
         await settle(app, pilot)
         assert "kill cancelled" in messages(app)
     assert psutil.pid_exists(os.getpid())
+
+
+# --- test panel ---------------------------------------------------------------------------------
+
+
+@contextmanager
+def echo_server(host: str = "127.0.0.1") -> Iterator[int]:
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    srv = socket.socket(fam, socket.SOCK_STREAM)
+    srv.bind((host, 0))
+    srv.listen(16)
+    srv.settimeout(0.1)
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                continue
+            with conn:
+                try:
+                    conn.sendall(b"[red]hi\x1b[0m\r\n")
+                except OSError:
+                    pass
+
+    t = threading.Thread(target=loop, daemon=True)
+    t.start()
+    try:
+        yield srv.getsockname()[1]
+    finally:
+        stop.set()
+        t.join(5)
+        srv.close()
+
+
+def log_text(screen) -> str:  # type: ignore[no-untyped-def]
+    from textual.widgets import RichLog
+
+    return "\n".join(strip.text for strip in screen.query_one("#log", RichLog).lines)
+
+
+async def wait_event(pilot, event: threading.Event) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(200):
+        if event.is_set():
+            break
+        await pilot.pause(0.05)
+    assert event.is_set(), "the worker did not finish"
+    await pilot.pause()
+
+
+async def test_port_test_panel_streams_results_for_a_real_server() -> None:
+    from widgets.test_panel import PortTestPanel, start_port_test
+
+    with echo_server() as port:
+        app = Host()
+        async with app.run_test(size=(140, 40)) as pilot:
+            start_port_test(app, "127.0.0.1", port)
+            await pilot.pause()
+            panel = app.screen
+            assert isinstance(panel, PortTestPanel)
+            await wait_event(pilot, panel.finished)
+            assert [o.state for o in panel.outcomes] == ["open"]
+            text = log_text(panel)
+            assert f"tcp 127.0.0.1:{port}  open" in text and "=> open" in text
+            # with the banner test: the bytes are shown escaped, not interpreted
+            await pilot.click("#banner")
+            await pilot.click("#run")
+            await pilot.pause()
+            await wait_event(pilot, panel.finished)
+            assert "[red]hi\\x1b[0m\\r\\n" in log_text(panel)
+            await pilot.press("escape")
+            await pilot.pause()
+            assert not isinstance(app.screen, PortTestPanel)
+
+
+async def test_port_test_panel_wildcard_prefills_both_loopbacks_and_reports_closed() -> None:
+    from widgets.test_panel import PortTestPanel, start_port_test
+
+    port = free_port()
+    app = Host()
+    async with app.run_test(size=(140, 40)) as pilot:
+        start_port_test(app, "0.0.0.0", port)
+        await pilot.pause()
+        panel = app.screen
+        assert isinstance(panel, PortTestPanel)
+        assert panel.query_one("#target").value == f"127.0.0.1:{port}, [::1]:{port}"
+        await wait_event(pilot, panel.finished)
+        assert [o.state for o in panel.outcomes] == ["closed", "closed"]
+
+
+async def test_port_test_panel_bad_input_notifies_and_keeps_running() -> None:
+    from textual.widgets import Input
+
+    from widgets.test_panel import PortTestPanel, start_port_test
+
+    app = Host()
+    async with app.run_test(size=(140, 40)) as pilot:
+        start_port_test(app, "127.0.0.1", free_port())
+        await pilot.pause()
+        panel = app.screen
+        assert isinstance(panel, PortTestPanel)
+        await wait_event(pilot, panel.finished)
+        panel.query_one("#target", Input).value = "127.0.0.1:99999"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert any("invalid port" in m for m in messages(app))
+        panel.query_one("#target", Input).value = "nohost.invalid:80"
+        await pilot.press("enter")
+        await wait_event(pilot, panel.finished)
+        assert any("cannot resolve host" in m for m in messages(app))
+        assert app.screen is panel and app.is_running
+
+
+async def test_port_test_panel_udp() -> None:
+    from widgets.test_panel import PortTestPanel, start_port_test
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        app = Host()
+        async with app.run_test(size=(140, 40)) as pilot:
+            start_port_test(app, "127.0.0.1", port, proto="udp")
+            await pilot.pause()
+            panel = app.screen
+            assert isinstance(panel, PortTestPanel)
+            await wait_event(pilot, panel.finished)
+            assert [o.state for o in panel.outcomes] == ["closed"]
+            assert "ICMP port unreachable" in log_text(panel)
+
+
+# --- scan panel ---------------------------------------------------------------------------------
+
+
+async def test_scan_panel_finds_the_listener_with_its_owner() -> None:
+    from textual.widgets import ProgressBar
+
+    from widgets.scan_panel import ScanPanel, start_scan
+
+    with child_listener("tcp", "127.0.0.1", name="ps-scan-panel") as child:
+        lo = max(1, child.port - 10)
+        app = Host()
+        async with app.run_test(size=(140, 40)) as pilot:
+            start_scan(app, "127.0.0.1", f"{lo}-{child.port + 5 if child.port < 65530 else 65535}")
+            await pilot.pause()
+            panel = app.screen
+            assert isinstance(panel, ScanPanel)
+            await pilot.press("enter")
+            await wait_event(pilot, panel.finished)
+            assert panel.result is not None and child.port in panel.result.open_ports
+            bar = panel.query_one("#progress", ProgressBar)
+            assert bar.total == len(panel.result.results) and bar.progress == bar.total
+            assert f"{child.port}/tcp  open  pid {child.pid} ps-scan-panel" in log_text(panel)
+            await pilot.press("escape")
+            await pilot.pause()
+            assert not isinstance(app.screen, ScanPanel)
+
+
+async def test_scan_panel_bad_spec_is_a_notification() -> None:
+    from widgets.scan_panel import ScanPanel, start_scan
+
+    app = Host()
+    async with app.run_test(size=(140, 40)) as pilot:
+        start_scan(app, "127.0.0.1", "100-50")
+        await pilot.pause()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, ScanPanel) and app.is_running
+        assert any("100 is above 50" in m for m in messages(app))
+        assert [n.severity for n in app._notifications] == ["error"]
+
+
+@needs_ipv6
+async def test_scan_panel_ipv6() -> None:
+    from widgets.scan_panel import ScanPanel, start_scan
+
+    with child_listener("tcp", "::1") as child:
+        app = Host()
+        async with app.run_test(size=(140, 40)) as pilot:
+            start_scan(app, "::1", str(child.port))
+            await pilot.pause()
+            panel = app.screen
+            assert isinstance(panel, ScanPanel)
+            await pilot.click("#scan")
+            await wait_event(pilot, panel.finished)
+            assert panel.result is not None and panel.result.open_ports == [child.port]
+
+
+# --- free port ----------------------------------------------------------------------------------
+
+
+async def test_free_port_is_shown_copied_and_binds() -> None:
+    from widgets.free_port import FreePortScreen, start_free_port
+
+    app = Host()
+    async with app.run_test() as pilot:
+        start_free_port(app)
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, FreePortScreen)
+        await wait_event(pilot, screen.finished)
+        port = screen.port
+        assert port is not None
+        assert app.clipboard == str(port)
+        assert any(f"port {port} (copied" in m for m in messages(app))
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))
+        await pilot.press("r")
+        await pilot.pause()
+        await wait_event(pilot, screen.finished)
+        assert screen.port is not None and screen.port != port
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, FreePortScreen)
