@@ -1,0 +1,214 @@
+"""The Events view: this session's socket events, newest first, filterable like the tables.
+
+Self-contained: the dashboard mounts an :class:`EventsView`, hands it each poll's events with
+:meth:`EventsView.add_events` and forwards the filter box with :meth:`EventsView.set_filter`.
+Untrusted text (process names, users) is escaped with :func:`app.textsafe.printable` and shown as
+``rich.text.Text``, never parsed as markup.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.widget import Widget
+from textual.widgets import DataTable, Static
+from textual.widgets.data_table import CellDoesNotExist
+
+from app.events import Event, EventKind
+from app.exposure import ExposureMap
+from app.filtering import Filter, FilterRow, parse_filter, row_for
+from app.model import ProcessInfo, Sock
+from app.textsafe import printable
+
+COLUMNS = ("time", "event", "proto", "local", "remote", "state", "pid", "process", "user")
+MAX_EVENTS = 5000
+REBUILD_OVER = 200  # removing more rows than this at once: rebuild the table instead
+KIND_STYLES = {
+    EventKind.OPENED: "bold green",
+    EventKind.CLOSED: "red",
+    EventKind.OWNER_CHANGED: "bold yellow",
+    EventKind.STATE_CHANGED: "cyan",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    seq: int
+    event: Event
+    row: FilterRow  # what the filter looks at
+    cells: tuple[Text, ...]
+
+
+def _name(sock: Sock, owner: ProcessInfo | None) -> str:
+    if owner is not None:
+        return printable(owner.name, 40) or "?"
+    return "?" if sock.pid is not None else "-"
+
+
+def _pid(sock: Sock) -> str:
+    return str(sock.pid) if sock.pid is not None else "-"
+
+
+def event_cells(event: Event) -> tuple[Text, ...]:
+    """The row of one event, one ``Text`` per column in :data:`COLUMNS`."""
+    sock = event.sock
+    proto = sock.proto.value + ("6" if sock.family.value == "ipv6" else "")
+    state, pid = sock.status, _pid(sock)
+    process = _name(sock, event.owner)
+    user = printable(event.owner.username, 24) if event.owner else ""
+    before = event.before
+    if event.kind is EventKind.STATE_CHANGED and before is not None:
+        state = f"{before.status}→{sock.status}"
+    if event.kind is EventKind.OWNER_CHANGED and before is not None:
+        pid = f"{_pid(before)}→{pid}"
+        process = f"{_name(before, event.before_owner)}→{process}"
+        old_user = printable(event.before_owner.username, 24) if event.before_owner else ""
+        if old_user != user:
+            user = f"{old_user or '?'}→{user or '?'}"
+    return (
+        Text(time.strftime("%H:%M:%S", time.localtime(event.time))),
+        Text(event.kind.value, style=KIND_STYLES[event.kind]),
+        Text(proto),
+        Text(str(sock.laddr)),
+        Text(str(sock.raddr) if sock.raddr else "*"),
+        Text(state),
+        Text(pid, justify="right"),
+        Text(process),
+        Text(user),
+    )
+
+
+class EventsView(Widget):
+    """This session's events (newest first, at most ``max_events``) in a table, with a status line.
+
+    ``set_filter`` takes the same :class:`~app.filtering.Filter` as the dashboard's tables; the
+    ``new`` term matches ``opened`` events, ``exposed`` events on sockets reachable beyond loopback.
+    """
+
+    DEFAULT_CSS = """
+    EventsView {
+        height: 1fr;
+    }
+    EventsView > #events-status {
+        height: 1;
+        color: $text-muted;
+    }
+    EventsView > DataTable {
+        height: 1fr;
+    }
+    """
+
+    def __init__(
+        self,
+        *,
+        max_events: int = MAX_EVENTS,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self.max_events = max_events
+        self._entries: deque[_Entry] = deque(maxlen=max_events)  # newest first
+        self._filter: Filter = parse_filter("")
+        self._seq = itertools.count()
+        self.total_seen = 0  # events ever added this session, including those dropped off the end
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="events-status")
+        yield DataTable(id="events-table", cursor_type="row", zebra_stripes=True)
+
+    def on_mount(self) -> None:
+        self.table.add_columns(*COLUMNS)
+        self._rebuild()
+
+    @property
+    def table(self) -> DataTable[Text]:
+        return self.query_one("#events-table", DataTable)
+
+    @property
+    def events(self) -> list[Event]:
+        """Every kept event, newest first."""
+        return [e.event for e in self._entries]
+
+    @property
+    def visible_events(self) -> list[Event]:
+        """The kept events the current filter lets through, newest first (as shown)."""
+        return [e.event for e in self._entries if self._filter.matches(e.row)]
+
+    @property
+    def filter(self) -> Filter:
+        return self._filter
+
+    def add_events(self, events: Sequence[Event], exposure: ExposureMap) -> None:
+        """Add one poll's events (in diff order); they appear above the older ones."""
+        if not events:
+            return
+        for event in reversed(events):  # the batch keeps its own order, above the older ones
+            exposed = exposure.classify(event.sock.laddr.ip).beyond_loopback
+            row = row_for(event.sock, event.owner, exposed, new=event.kind is EventKind.OPENED)
+            entry = _Entry(next(self._seq), event, row, event_cells(event))
+            self._entries.appendleft(entry)
+            self.total_seen += 1
+        self._rebuild()
+
+    def set_filter(self, flt: Filter) -> None:
+        self._filter = flt
+        self._rebuild()
+
+    def clear_events(self) -> None:
+        self._entries.clear()
+        self._rebuild()
+
+    def _status(self, shown: int) -> Text:
+        n = len(self._entries)
+        text = Text(f"{n} event{'s' if n != 1 else ''} this session")
+        if self.total_seen > n:
+            text.append(f" (oldest {self.total_seen - n} dropped)")
+        if not self._filter.is_empty:
+            text.append(f" · {shown} match ")
+            text.append(printable(self._filter.text, 60), style="bold")
+        return text
+
+    def _rebuild(self) -> None:
+        """Bring the table in line with the kept events and the filter.
+
+        Incremental: rows already shown stay (DataTable measures only new rows), evicted or
+        filtered-out rows are removed, new ones appended and the table re-sorted newest first.
+        Many removals at once (a new filter) rebuild the table instead."""
+        if not self.is_mounted:
+            return
+        table = self.table
+        keep_key: str | None = None
+        if table.row_count and table.cursor_row > 0:  # at the top: keep following the newest
+            try:
+                keep_key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+            except CellDoesNotExist:  # the cursor is past the end: nothing to keep
+                keep_key = None
+        wanted = [e for e in self._entries if self._filter.matches(e.row)]
+        wanted_keys = {str(e.seq) for e in wanted}
+        shown = {k.value for k in table.rows if k.value is not None}
+        stale = shown - wanted_keys
+        if len(stale) > REBUILD_OVER:
+            table.clear()
+            shown = set()
+        else:
+            for key in stale:
+                table.remove_row(key)
+            shown -= stale
+        added = False
+        for entry in wanted:  # newest first: a fresh table is in order as it is
+            if str(entry.seq) not in shown:
+                table.add_row(*entry.cells, key=str(entry.seq))
+                added = True
+        if added and shown:  # new rows went to the bottom: put them on top (sort by age)
+            order = {id(e.cells[0]): e.seq for e in wanted}
+            table.sort(key=lambda cells: order[id(cells[0])], reverse=True)
+        if keep_key is not None and keep_key in table.rows:
+            table.move_cursor(row=table.get_row_index(keep_key), animate=False)
+        self.query_one("#events-status", Static).update(self._status(len(wanted)))
