@@ -1,7 +1,8 @@
 """Events between two snapshots: what opened, closed, changed owner or changed state.
 
-This one pure module is used by the dashboard's change highlighting, the events view,
-``portscope watch`` and the baseline diff's notion of an endpoint.
+This one pure module is used by the dashboard's change highlighting (:func:`changed_keys`),
+the events view, ``--alert-exposed`` (:func:`exposed_openings`) and ``portscope watch``.
+(``portscope baseline`` compares listeners by (proto, address, port) instead: see app/baseline.py.)
 
 Identity rules:
 
