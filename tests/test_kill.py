@@ -244,3 +244,38 @@ def test_cli_as_nobody_cannot_kill_roots_process() -> None:
         )
         assert res.returncode == 1 and "try sudo" in res.stderr
         assert child.proc.poll() is None
+
+
+_FORKED = r"""
+import os, socket, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(8)
+pid = os.fork()
+if pid == 0:
+    for _ in range(3000): time.sleep(0.1)
+    os._exit(0)
+print(s.getsockname()[1], pid, flush=True)
+for _ in range(3000): time.sleep(0.1)
+"""
+
+
+def test_a_forked_worker_still_holding_the_port_is_named() -> None:
+    proc = subprocess.Popen([sys.executable, "-c", _FORKED], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    port, worker = (int(x) for x in proc.stdout.readline().split())
+    try:
+        snap = PsutilCollector().collect()
+        # the socket is shared: the socket list may name either process (psutil names one per socket)
+        first = kill.owners_on_port(snap, port)[0]
+        assert first.pid in (proc.pid, worker)
+        other = worker if first.pid == proc.pid else proc.pid
+        result = kill.kill(first, timeout=3, collector=PsutilCollector())
+        assert result.exited
+        assert [h.pid for h in result.holders] == [other]
+        assert any(f"held by pid {other}" in line for line in result.lines())
+        res = run_cli("kill", str(port), "--yes")  # now the worker is the owner: it goes too
+        assert res.returncode == 0, res.stderr
+        assert f"port {port} is free" in res.stdout
+    finally:
+        kill_quietly(worker)
+        kill_quietly(proc.pid)
+        proc.wait(timeout=5)
