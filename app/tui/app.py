@@ -19,7 +19,6 @@ from typing import Any
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
@@ -142,50 +141,53 @@ class PortscopeApp(App[None]):
         self._force_apply = False
         self._detail_token = 0
         self._detail_sock: tuple[Sock, Snapshot] | None = None
+        # widgets are kept by reference: handlers must work whichever screen is on top
+        self._topbar = TopBar(id="topbar")
+        self._rangebar = RangeBar(id="ranges")
+        self._statebar = StateBar(id="states")
+        d = self.dashboard
+        self._tables = {
+            "listening": VTable(d.listening, clock=clock, id="listen-table", empty_text="no listeners"),
+            "connections": VTable(
+                d.connections, clock=clock, id="conn-table", empty_text="no connections (yet)"
+            ),
+            "interfaces": VTable(d.interfaces, clock=clock, id="iface-table", empty_text="no interfaces"),
+        }
+        self._detail_text = Static(id="detail-text")
+        self._filter_input = Input(
+            placeholder="filter: text, :8080, pid:1, user:, proc:, range:, state:, exposed, new", id="filter"
+        )
         self._detail_timer: Timer | None = None
 
     # ---------------------------------------------------------------------------- layout
 
     def compose(self) -> ComposeResult:
-        yield TopBar(id="topbar")
-        yield RangeBar(id="ranges")
+        yield self._topbar
+        yield self._rangebar
         with Horizontal(id="body"):
             with ContentSwitcher(initial="listen-table", id="views"):
-                yield VTable(self.dashboard.listening, clock=self.clock, id="listen-table", classes="view")
+                yield self._tables["listening"]
                 with Vertical(id="connections", classes="view"):
-                    yield StateBar(id="states")
-                    yield VTable(self.dashboard.connections, clock=self.clock, id="conn-table")
-                yield VTable(
-                    self.dashboard.interfaces,
-                    clock=self.clock,
-                    id="iface-table",
-                    classes="view",
-                    empty_text="no interfaces",
-                )
+                    yield self._statebar
+                    yield self._tables["connections"]
+                yield self._tables["interfaces"]
             with VerticalScroll(id="detail"):
-                yield Static(id="detail-text")
-        yield Input(
-            placeholder="filter: text, :8080, pid:1, user:, proc:, range:, state:, exposed, new", id="filter"
-        )
+                yield self._detail_text
+        yield self._filter_input
         yield Footer()
 
     def on_mount(self) -> None:
-        inp = self.query_one("#filter", Input)
+        inp = self._filter_input
         inp.cursor_blink = self._blink
         inp.compact = True
-        self._empty_texts()
         self.table().focus()
         self._update_bars()
         self._start_poll()
 
-    def _empty_texts(self) -> None:
-        self.query_one("#listen-table", VTable).empty_text = "no listeners (yet)"
-        self.query_one("#conn-table", VTable).empty_text = "no connections (yet)"
-
     # ------------------------------------------------------------------------ accessors
 
     def table(self, view: str | None = None) -> VTable:
-        return self.query_one(f"#{TABLE_IDS[view or self.view]}", VTable)
+        return self._tables[view or self.view]
 
     def model(self, view: str | None = None) -> TableModel:
         return self.table(view).model
@@ -294,7 +296,7 @@ class PortscopeApp(App[None]):
     def _update_bars(self) -> None:
         d = self.dashboard
         snap = d.snapshot
-        self.query_one(TopBar).show(
+        self._topbar.show(
             host=printable(self.hostname, 64),
             clock_text=time.strftime("%H:%M:%S", time.localtime(self.clock())),
             state=self._state_text(),
@@ -302,7 +304,7 @@ class PortscopeApp(App[None]):
             privileged=snap.privileged if snap else True,
         )
         summary = d.summary
-        self.query_one(RangeBar).show(
+        self._rangebar.show(
             total=summary.listeners if summary else 0,
             per_range=summary.per_range if summary else {},
             exposed=summary.exposed if summary else 0,
@@ -310,7 +312,7 @@ class PortscopeApp(App[None]):
             selected=self.range_choice,
             ranges=RANGE_CHOICES[1:4],
         )
-        self.query_one(StateBar).show(d.state_counts, self.state_choice)
+        self._statebar.show(d.state_counts, self.state_choice)
 
     # ------------------------------------------------------------------------ filtering
 
@@ -335,7 +337,7 @@ class PortscopeApp(App[None]):
         return True
 
     def action_filter(self) -> None:
-        inp = self.query_one("#filter", Input)
+        inp = self._filter_input
         inp.add_class("shown")
         inp.focus()
 
@@ -361,7 +363,7 @@ class PortscopeApp(App[None]):
             self.table().focus()
 
     def action_clear(self) -> None:
-        inp = self.query_one("#filter", Input)
+        inp = self._filter_input
         if inp.value or self.filter is not None or inp.has_class("shown"):
             inp.value = ""
             inp.remove_class("shown", "-invalid")
@@ -410,8 +412,9 @@ class PortscopeApp(App[None]):
         if view not in VIEWS:
             return
         self.view = view
-        switcher = self.query_one("#views", ContentSwitcher)
-        switcher.current = "connections" if view == "connections" else TABLE_IDS[view]
+        switcher = self._tables["listening"].parent
+        if isinstance(switcher, ContentSwitcher):
+            switcher.current = "connections" if view == "connections" else TABLE_IDS[view]
         table = self.table()
         table.focus()
         self.call_after_refresh(table.model_changed, False)
@@ -496,13 +499,12 @@ class PortscopeApp(App[None]):
     # ---------------------------------------------------------------------------- detail
 
     def _detail_shown(self) -> bool:
-        try:
-            return self.query_one("#detail").has_class("shown")
-        except NoMatches:
-            return False
+        return self._detail_text.parent is not None and self._detail_text.parent.has_class("shown")
 
     def _show_detail(self, show: bool) -> None:
-        pane = self.query_one("#detail")
+        pane = self._detail_text.parent
+        if pane is None:
+            return
         pane.set_class(show, "shown")
         if show:
             self._load_detail()
@@ -528,10 +530,7 @@ class PortscopeApp(App[None]):
         self._detail_timer = None
         self._detail_token += 1
         token = self._detail_token
-        try:
-            out = self.query_one("#detail-text", Static)
-        except NoMatches:  # shutting down
-            return
+        out = self._detail_text
         sel = self.selected_socket()
         if sel is None:
             out.update("select a socket row to see its owner")
@@ -558,11 +557,7 @@ class PortscopeApp(App[None]):
         if message.token != self._detail_token or not self._detail_shown() or self._detail_sock is None:
             return
         sock, snap = self._detail_sock
-        try:
-            out = self.query_one("#detail-text", Static)
-        except NoMatches:
-            return
-        out.update(render_detail(sock, snap, message.detail, message.others))
+        self._detail_text.update(render_detail(sock, snap, message.detail, message.others))
 
     # ----------------------------------------------------------------------------- misc
 

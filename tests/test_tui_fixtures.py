@@ -1,0 +1,198 @@
+"""Deterministic data for dashboard tests: fixed snapshots, collectors, clock and interfaces.
+
+Imported by the other tests/test_tui*.py modules and tests/test_snapshots.py (no tests here
+except sanity checks of the fixtures themselves).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Awaitable, Callable, Sequence
+
+from app.exposure import Exposure, classify
+from app.interfaces import Address, Interface
+from app.model import Endpoint, Family, ProcessInfo, Proto, Snapshot, Sock
+from app.procdetail import ProcessDetail
+
+NOW = 1_700_000_000.0
+EPHEMERAL = (32768, 60999)
+
+PROCS = {
+    101: ProcessInfo(101, 1, "nginx", "/usr/sbin/nginx", ("nginx: master process",), "root", NOW - 5000),
+    202: ProcessInfo(202, 1, "postgres", "/usr/lib/postgresql/bin/postgres", ("postgres",), "postgres", NOW),
+    303: ProcessInfo(303, 1, "[red]x\x1b[2J", "/tmp/evil", ("[bold]evil", "\x1b]0;pwn\x07"), "mallory", NOW),
+    404: ProcessInfo(404, 1, "node", "/usr/bin/node", ("node", "server.js"), "alice", NOW),
+}
+
+
+def tcp(
+    ip: str, port: int, status: str = "LISTEN", pid: int | None = None, raddr: Endpoint | None = None
+) -> Sock:
+    fam = Family.IPV6 if ":" in ip else Family.IPV4
+    return Sock(Proto.TCP, fam, Endpoint(ip, port), raddr, status, pid)
+
+
+def udp(ip: str, port: int, pid: int | None = None) -> Sock:
+    fam = Family.IPV6 if ":" in ip else Family.IPV4
+    return Sock(Proto.UDP, fam, Endpoint(ip, port), None, "BOUND", pid)
+
+
+BASE_SOCKETS = (
+    tcp("0.0.0.0", 80, pid=101),
+    tcp("::", 80, pid=101),
+    tcp("127.0.0.1", 5432, pid=202),
+    udp("127.0.0.1", 5353, pid=404),
+    tcp("127.0.0.1", 8080, pid=404),
+    tcp("127.0.0.1", 55000, pid=303),
+    tcp("127.0.0.1", 40000, pid=None),
+    tcp("127.0.0.1", 8080, "ESTABLISHED", 404, Endpoint("127.0.0.1", 41000)),
+    tcp("127.0.0.1", 41000, "ESTABLISHED", 303, Endpoint("127.0.0.1", 8080)),
+    tcp("127.0.0.1", 5432, "ESTABLISHED", 202, Endpoint("127.0.0.1", 42000)),
+    tcp("127.0.0.1", 42000, "CLOSE_WAIT", 303, Endpoint("127.0.0.1", 5432)),
+    tcp("127.0.0.1", 43000, "TIME_WAIT", None, Endpoint("127.0.0.1", 80)),
+)
+
+
+def snapshot(
+    sockets: Sequence[Sock] = BASE_SOCKETS, taken_at: float = NOW, privileged: bool = False
+) -> Snapshot:
+    hidden = sum(1 for s in sockets if s.pid is None and s.status != "TIME_WAIT")
+    return Snapshot(
+        taken_at=taken_at,
+        sockets=tuple(sockets),
+        processes=PROCS,
+        hidden_owners=hidden,
+        ephemeral=EPHEMERAL,
+        privileged=privileged,
+    )
+
+
+def second_snapshot() -> Snapshot:
+    """The base, one refresh later: 8443 opened, 40000 closed, a connection changed state."""
+    socks = [s for s in BASE_SOCKETS if s.laddr.port != 40000]
+    socks.append(tcp("127.0.0.1", 8443, pid=404))
+    socks = [
+        tcp("127.0.0.1", 42000, "LAST_ACK", 303, Endpoint("127.0.0.1", 5432)) if s.laddr.port == 42000 else s
+        for s in socks
+    ]
+    return snapshot(socks, NOW + 2)
+
+
+class FixedExposure:
+    """Exposure without reading this machine's interfaces (deterministic)."""
+
+    def classify(self, ip: str) -> Exposure:
+        return classify(ip, {"192.0.2.10": ["eth0"]})
+
+
+class SequenceCollector:
+    """Returns the given snapshots in turn, then the last one forever."""
+
+    def __init__(self, *snaps: Snapshot) -> None:
+        self.snaps = list(snaps)
+        self.calls = 0
+
+    def collect(self, *, port: int | None = None) -> Snapshot:
+        snap = self.snaps[min(self.calls, len(self.snaps) - 1)]
+        self.calls += 1
+        return snap
+
+
+class BlockingCollector:
+    """The first collect returns at once; later ones block until ``release`` (or ``limit`` s)."""
+
+    def __init__(self, snap: Snapshot, limit: float = 20.0) -> None:
+        self.snap = snap
+        self.limit = limit
+        self.calls = 0
+        self.blocking = threading.Event()  # a slow collect is under way
+        self.release = threading.Event()
+        self.finished_slow = threading.Event()  # a slow collect returned
+
+    def collect(self, *, port: int | None = None) -> Snapshot:
+        self.calls += 1
+        if self.calls > 1:
+            self.blocking.set()
+            self.release.wait(self.limit)
+            self.finished_slow.set()
+        return self.snap
+
+
+def fixed_interfaces() -> list[Interface]:
+    return [
+        Interface(
+            "eth0",
+            (Address("ipv4", "192.0.2.10", "255.255.255.0"), Address("ipv6", "2001:db8::10", "ffff:ffff::")),
+            True,
+            1500,
+            1000,
+            123456,
+            654321,
+            ("192.0.2.1",),
+            "02:00:00:00:00:01",
+        ),
+        Interface(
+            "lo",
+            (Address("ipv4", "127.0.0.1", "255.0.0.0"), Address("ipv6", "::1", "")),
+            True,
+            65536,
+            0,
+            0,
+            0,
+            (),
+        ),
+        Interface("wlan0", (), False, 1500, 0, 0, 0, ()),
+    ]
+
+
+def fixed_detail(pid: int) -> ProcessDetail:
+    info = PROCS.get(pid)
+    if info is None:
+        return ProcessDetail(pid, gone=True)
+    return ProcessDetail(
+        pid=pid,
+        name=info.name,
+        username=info.username,
+        exe=info.exe,
+        cwd="/srv",
+        cmdline=info.cmdline,
+        create_time=None,
+        cpu_percent=1.5,
+        memory_rss=42 * 1024 * 1024,
+        parents=((1, "systemd"),),
+    )
+
+
+def make_app(collector: object | None = None, interval: float = 3600.0, **kwargs: object):  # type: ignore[no-untyped-def]
+    """A dashboard over fixed data (imports textual lazily)."""
+    from app.tui.app import PortscopeApp
+
+    defaults: dict[str, object] = {
+        "clock": lambda: NOW + 100,
+        "hostname": "demo-host",
+        "exposure": FixedExposure(),
+        "interfaces": fixed_interfaces,
+        "process_detail_source": fixed_detail,
+        "resolver": lambda ip: "localhost" if ip.startswith("127.") else None,
+        "blink": False,
+    }
+    defaults.update(kwargs)
+    return PortscopeApp(collector or SequenceCollector(snapshot()), interval, **defaults)  # type: ignore[arg-type]
+
+
+async def until(pilot: object, predicate: Callable[[], object], timeout: float = 10.0) -> None:
+    """Let the app run until ``predicate()`` holds (or fail after ``timeout`` seconds)."""
+    deadline = time.monotonic() + timeout
+    pause: Callable[[float], Awaitable[None]] = pilot.pause  # type: ignore[attr-defined]
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await pause(0.02)
+
+
+def test_fixture_snapshots_differ_as_documented() -> None:
+    from app.events import EventKind, diff
+
+    kinds = sorted(e.kind.value for e in diff(snapshot(), second_snapshot()))
+    assert kinds == sorted([EventKind.OPENED, EventKind.CLOSED, EventKind.STATE_CHANGED])
