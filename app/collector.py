@@ -137,14 +137,25 @@ def finish_snapshot(
     cache: ProcessCache,
     warnings: list[str],
     source: str,
+    *,
+    pids: set[int] | None = None,
+    presorted: bool = False,
+    hidden: int | None = None,
 ) -> Snapshot:
     """Resolve owners, drop owners that vanished mid-scan (their sockets become ownerless and are
-    counted), and build the snapshot. Shared by every collector."""
-    pids = {s.pid for s in socks if s.pid is not None}
+    counted), and build the snapshot. Shared by every collector.
+
+    A collector that already knows the owner pids of ``socks`` may pass them as ``pids``, and
+    ``presorted=True`` when ``socks`` is already in :func:`_sort_key` order (the fast collector
+    keeps its list sorted between polls), and ``hidden``, the :func:`hidden_owner_count`."""
+    if pids is None:
+        pids = {s.pid for s in socks if s.pid is not None}
     processes = cache.lookup(pids)
     privileged = is_privileged()
     # Sockets the OS listed without an owner: counted and explained (never hidden).
-    note = owner_warning(hidden_owner_count(socks), privileged)
+    if hidden is None:
+        hidden = hidden_owner_count(socks)
+    note = owner_warning(hidden, privileged)
     vanished = pids - processes.keys()
     if vanished:
         lost = sum(1 for s in socks if s.pid in vanished)
@@ -152,16 +163,18 @@ def finish_snapshot(
             Sock(s.proto, s.family, s.laddr, s.raddr, s.status, None, s.inode) if s.pid in vanished else s
             for s in socks
         ]
+        presorted = False
         n = len(vanished)
         warnings.append(
             f"{n} owner{'s' if n != 1 else ''} exited or could not be read during the scan: "
             f"{lost} socket{'s are' if lost != 1 else ' is'} shown without an owner"
         )
+        hidden += lost  # owned sockets (never TIME_WAIT) that lost their owner
     cache.forget_except(processes)
-    hidden = hidden_owner_count(socks)
     if note:
         warnings.insert(0, note)
-    socks = sorted(socks, key=_sort_key)
+    if not presorted:
+        socks = sorted(socks, key=_sort_key)
     return Snapshot(
         taken_at=taken,
         sockets=tuple(socks),

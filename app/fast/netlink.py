@@ -1,0 +1,291 @@
+"""Read every TCP/UDP socket with netlink sock_diag (what ``ss`` uses), parsed with :mod:`struct`.
+
+One persistent ``NETLINK_SOCK_DIAG`` socket; per poll four dumps (SOCK_DIAG_BY_FAMILY with an
+``inet_diag_req_v2`` for TCP and UDP over IPv4 and IPv6, every state). With a port, a small
+inet_diag bytecode program makes the kernel return only sockets with that local port.
+
+Records are cached by their raw bytes (state + the socket id, which holds both endpoints and the
+kernel's unique socket cookie), so an unchanged socket is not decoded again.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import struct
+import sys
+from functools import lru_cache
+from itertools import repeat
+from operator import itemgetter
+
+from app.fast.records import SKIP, ReadResult, Record, make_record
+from app.model import Family, Proto
+
+NETLINK_SOCK_DIAG = 4
+SOCK_DIAG_BY_FAMILY = 20
+NLMSG_ERROR = 2
+NLMSG_DONE = 3
+NLM_F_REQUEST = 0x1
+NLM_F_DUMP = 0x300
+INET_DIAG_REQ_BYTECODE = 1
+INET_DIAG_BC_S_GE = 2
+INET_DIAG_BC_S_LE = 3
+# Every TCP state 1..12 (ESTABLISHED .. NEW_SYN_RECV); not 13 (bound-but-inactive sockets, which
+# neither /proc/net/tcp nor psutil list). UDP sockets are 1 (connected) or 7 (unconnected).
+ALL_STATES = 0x1FFE
+
+_NLMSGHDR = struct.Struct("=IHHII")  # len, type, flags, seq, pid
+_MSG_HEAD = struct.Struct("=IHHI")  # len, type, flags, seq (enough to walk and check a message)
+_REQ_V2 = struct.Struct("=BBBBI48s")  # family, protocol, ext, pad, states, sockid
+_INODE = struct.Struct("=I")
+_ERRNO = struct.Struct("=i")
+
+# inet_diag_msg offsets, counted from the start of the netlink message (16-byte header first).
+_FAMILY = 16
+_STATE = 17
+_ID = 20  # sport(2, big-endian) dport(2) src(16) dst(16) if(4) cookie(8)
+_ID_END = 68
+_INODE_AT = 84
+_MIN_LEN = 88
+
+DUMPS: tuple[tuple[int, int, Proto, Family], ...] = (
+    (socket.AF_INET, socket.IPPROTO_TCP, Proto.TCP, Family.IPV4),
+    (socket.AF_INET6, socket.IPPROTO_TCP, Proto.TCP, Family.IPV6),
+    (socket.AF_INET, socket.IPPROTO_UDP, Proto.UDP, Family.IPV4),
+    (socket.AF_INET6, socket.IPPROTO_UDP, Proto.UDP, Family.IPV6),
+)
+
+
+class NetlinkUnavailable(OSError):
+    """sock_diag cannot be used here (not Linux, seccomp, a module missing, a container policy)."""
+
+
+def open_socket() -> socket.socket:
+    """Open and bind a NETLINK_SOCK_DIAG socket. Tests monkeypatch this to force the fallback."""
+    family = getattr(socket, "AF_NETLINK", None)
+    if family is None:
+        raise NetlinkUnavailable(errno.EAFNOSUPPORT, "no AF_NETLINK on this platform")
+    sock = socket.socket(family, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, NETLINK_SOCK_DIAG)
+    try:
+        sock.bind((0, 0))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def port_filter(port: int) -> bytes:
+    """An INET_DIAG_REQ_BYTECODE attribute accepting only local port ``port`` (sport >= p and <= p).
+
+    Each comparison is two 4-byte ops (the second carries the port); ``yes`` moves to the next
+    comparison (or exactly to the end: accept), ``no`` jumps 4 bytes past the end: reject.
+    """
+    prog = struct.pack("=BBHBBH", INET_DIAG_BC_S_GE, 8, 20, 0, 0, port)
+    prog += struct.pack("=BBHBBH", INET_DIAG_BC_S_LE, 8, 12, 0, 0, port)
+    return struct.pack("=HH", 4 + len(prog), INET_DIAG_REQ_BYTECODE) + prog
+
+
+def build_request(af: int, ipproto: int, seq: int, port: int | None = None) -> bytes:
+    body = _REQ_V2.pack(af, ipproto, 0, 0, ALL_STATES, b"")
+    if port is not None:
+        body += port_filter(port)
+    flags = NLM_F_REQUEST | NLM_F_DUMP
+    return _NLMSGHDR.pack(_NLMSGHDR.size + len(body), SOCK_DIAG_BY_FAMILY, flags, seq, 0) + body
+
+
+def decode(data: bytes, off: int, proto: Proto) -> Record:
+    """Decode one inet_diag_msg at ``off`` (the start of its netlink message)."""
+    af = data[off + _FAMILY]
+    state = data[off + _STATE]
+    sport = (data[off + 20] << 8) | data[off + 21]
+    dport = (data[off + 22] << 8) | data[off + 23]
+    if af == socket.AF_INET:
+        family = Family.IPV4
+        lip = socket.inet_ntop(socket.AF_INET, data[off + 24 : off + 28])
+        rip = socket.inet_ntop(socket.AF_INET, data[off + 40 : off + 44])
+    else:
+        family = Family.IPV6
+        lip = socket.inet_ntop(socket.AF_INET6, data[off + 24 : off + 40])
+        rip = socket.inet_ntop(socket.AF_INET6, data[off + 40 : off + 56])
+    (inode,) = _INODE.unpack_from(data, off + _INODE_AT)
+    return make_record(proto, family, lip, sport, rip, dport, state, inode)
+
+
+class NetlinkReader:
+    """Lists sockets through one persistent sock_diag socket, caching decoded records."""
+
+    source = "netlink"
+
+    def __init__(self) -> None:
+        self._sock: socket.socket | None = open_socket()
+        self._seq = 0
+        self._cache: dict[bytes, Record] = {}
+        self._clean = True  # False after a dump was abandoned: leftovers may sit in the socket
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def read(self, port: int | None = None) -> ReadResult:
+        """Every inet socket (only local ``port`` when given), in kernel order."""
+        if self._sock is None or not self._clean:
+            self.close()
+            self._sock = open_socket()
+            self._clean = True
+        old = self._cache
+        new: dict[bytes, Record] = {}
+        out: list[Record] = []
+        fresh: list[Record] = []
+        self._clean = False
+        for af, ipproto, proto, _family in DUMPS:
+            self._dump(af, ipproto, proto, port, old, new, out, fresh)
+        self._clean = True
+        if port is None:
+            self._cache = new  # what was not seen again has closed
+            return ReadResult(out, fresh, [r for r in old.values() if r is not SKIP])
+        old.update(new)
+        return ReadResult(out, fresh, None)
+
+    def _dump(
+        self,
+        af: int,
+        ipproto: int,
+        proto: Proto,
+        port: int | None,
+        old: dict[bytes, Record],
+        new: dict[bytes, Record],
+        out: list[Record],
+        fresh: list[Record],
+    ) -> None:
+        sock = self._sock
+        assert sock is not None
+        self._seq = seq = (self._seq + 1) & 0xFFFFFFFF
+        sock.send(build_request(af, ipproto, seq, port))
+        seq_bytes = seq.to_bytes(4, sys.byteorder)
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                raise NetlinkUnavailable(errno.EIO, "netlink socket closed")
+            if self._take_uniform(data, seq_bytes, proto, old, new, out, fresh):
+                continue
+            if self._take_each(data, seq, proto, old, new, out, fresh):
+                return
+
+    def _take_uniform(
+        self,
+        data: bytes,
+        seq_bytes: bytes,
+        proto: Proto,
+        old: dict[bytes, Record],
+        new: dict[bytes, Record],
+        out: list[Record],
+        fresh: list[Record],
+    ) -> bool:
+        """The fast path: a chunk of same-length socket messages (the common case) is split with
+        ``struct.iter_unpack`` and looked up with ``map``, without a Python-level loop per socket.
+        Returns False (nothing consumed) if the chunk is not uniform or ends the dump."""
+        end = len(data)
+        if end < _MIN_LEN:
+            return False
+        length = int.from_bytes(data[0:4], sys.byteorder)
+        step = (length + 3) & ~3
+        if length < _MIN_LEN or length > 0xFFFF or end % step:
+            return False
+        count = end // step
+        if (
+            data[0:end:step] != bytes((length & 0xFF,)) * count
+            or data[1:end:step] != bytes((length >> 8,)) * count
+            or data[2:end:step] != bytes(count)
+            or data[3:end:step] != bytes(count)
+            or data[4:end:step] != bytes((SOCK_DIAG_BY_FAMILY,)) * count
+            or data[5:end:step] != bytes(count)
+            or any(data[8 + i : end : step] != seq_bytes[i : i + 1] * count for i in range(4))
+        ):
+            return False
+        keys = list(map(_first, _key_struct(step).iter_unpack(data)))
+        recs: list[Record | None] = list(map(old.pop, keys, repeat(None, count)))
+        chunk = dict(zip(keys, recs, strict=True))
+        if len(chunk) != count or not new.keys().isdisjoint(chunk):
+            # A socket listed twice (the dump raced a change): undo, and take the slow path.
+            old.update((key, rec) for key, rec in chunk.items() if rec is not None)
+            return False
+        new.update(chunk)
+        if None in recs:
+            i = recs.index(None)
+            while True:
+                rec = decode(data, i * step, proto)
+                if rec.laddr.port == 0:
+                    rec = SKIP
+                else:
+                    fresh.append(rec)
+                recs[i] = new[keys[i]] = rec
+                try:
+                    i = recs.index(None, i + 1)
+                except ValueError:
+                    break
+        if SKIP in recs:
+            out.extend(r for r in recs if r is not SKIP)  # type: ignore[misc]
+        else:
+            out.extend(recs)  # type: ignore[arg-type]
+        return True
+
+    def _take_each(
+        self,
+        data: bytes,
+        seq: int,
+        proto: Proto,
+        old: dict[bytes, Record],
+        new: dict[bytes, Record],
+        out: list[Record],
+        fresh: list[Record],
+    ) -> bool:
+        """The general path, one message at a time. Returns True at the end of the dump."""
+        head = _MSG_HEAD.unpack_from
+        pop = old.pop
+        append = out.append
+        off = 0
+        end = len(data)
+        while off + 16 <= end:
+            length, mtype, _flags, mseq = head(data, off)
+            if length < 16:
+                raise NetlinkUnavailable(errno.EBADMSG, "malformed netlink message")
+            if mseq == seq:
+                if mtype == SOCK_DIAG_BY_FAMILY and length >= _MIN_LEN:
+                    key = data[off + _STATE : off + _ID_END]
+                    if key not in new:
+                        rec = pop(key, None)
+                        if rec is None:
+                            rec = decode(data, off, proto)
+                            if rec.laddr.port == 0:
+                                rec = SKIP
+                            else:
+                                fresh.append(rec)
+                        new[key] = rec
+                        if rec is not SKIP:
+                            append(rec)
+                elif mtype == NLMSG_DONE:
+                    return True
+                elif mtype == NLMSG_ERROR:
+                    (err,) = _ERRNO.unpack_from(data, off + 16)
+                    if err:
+                        raise NetlinkUnavailable(-err, f"sock_diag: {os.strerror(-err)}")
+                    return True
+            off += (length + 3) & ~3
+        return False
+
+
+_first = itemgetter(0)
+
+
+@lru_cache(maxsize=16)
+def _key_struct(step: int) -> struct.Struct:
+    """Splits a run of ``step``-byte messages into their cache keys (state .. end of the socket id)."""
+    return struct.Struct(f"={_STATE}x{_ID_END - _STATE}s{step - _ID_END}x")
