@@ -274,7 +274,8 @@ class VTable(ScrollView, can_focus=True):
         if not lines:
             if y == 1:
                 style = base + self.get_component_rich_style("vtable--empty")
-                return Strip([Segment(fit(" " + self.empty_text, width), style)], width)
+                text = self.empty_text if not self.model.rows else "no rows match the filter (Esc clears it)"
+                return Strip([Segment(fit(" " + text, width), style)], width)
             return Strip.blank(width, base)
         if index >= len(lines):
             return Strip.blank(width, base)

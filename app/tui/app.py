@@ -333,6 +333,11 @@ class PortscopeApp(App[None]):
             self.notify(str(exc), title="filter", severity="error")
             return False
         self.filter = None if flt.is_empty else flt
+        inp = self._filter_input
+        if inp.value != text:
+            with inp.prevent(Input.Changed):
+                inp.value = text
+        inp.set_class(bool(text.strip()), "shown")
         self._apply_filters()
         return True
 
@@ -340,6 +345,7 @@ class PortscopeApp(App[None]):
         inp = self._filter_input
         inp.add_class("shown")
         inp.focus()
+        inp.cursor_position = len(inp.value)
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id != "filter":

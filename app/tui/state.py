@@ -65,7 +65,7 @@ def fmt_rate(rate: float | None) -> str:
 SPARK = "▁▂▃▄▅▆▇█"
 
 
-def sparkline(values: Sequence[float], width: int = 12) -> str:
+def sparkline(values: Sequence[float], width: int = 10) -> str:
     """A one-line bar chart of the last ``width`` values (scaled to their maximum)."""
     data = list(values)[-width:]
     if not data:
@@ -121,14 +121,14 @@ IFACE_COLUMNS = (
     Column("name", "Interface", 12, priority=0),
     Column("up", "State", 5, priority=1),
     Column("ipv4", "IPv4", 15, priority=2, flex=1),
-    Column("ipv6", "IPv6", 20, priority=6, flex=1),
-    Column("gateway", "Gateway", 15, priority=7),
+    Column("ipv6", "IPv6", 20, priority=7, flex=1),
+    Column("gateway", "Gateway", 15, priority=6),
     Column("mtu", "MTU", 5, priority=8, align="right"),
-    Column("speed", "Speed", 8, priority=9, align="right"),
+    Column("speed", "Speed", 10, priority=9, align="right"),
     Column("rx", "Receive", 10, priority=3, align="right", format=lambda v, _n: fmt_rate(v)),
-    Column("rx_spark", "", 12, priority=5),
+    Column("rx_spark", "", 10, priority=5),
     Column("tx", "Send", 10, priority=4, align="right", format=lambda v, _n: fmt_rate(v)),
-    Column("tx_spark", "", 12, priority=5),
+    Column("tx_spark", "", 10, priority=5),
 )
 
 RANGE_GROUPS = tuple(Group(r.value, r.heading) for r in PortRange)

@@ -1,0 +1,80 @@
+"""End to end: the installed ``portscope`` in a real terminal (tmux) finds a listener we opened."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from tests.helpers import child_listener, portscope_cmd, wait_for
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+
+
+def _tmux(*args: str) -> str:
+    return subprocess.run(["tmux", *args], capture_output=True, text=True, timeout=20).stdout
+
+
+def _screen(session: str) -> str:
+    return _tmux("capture-pane", "-p", "-t", session)
+
+
+def _screen_with(session: str, *needles: str) -> str | None:
+    text = _screen(session)
+    return text if all(n in text for n in needles) else None
+
+
+def _pane_pid(session: str) -> int | None:
+    out = _tmux("list-panes", "-t", session, "-F", "#{pane_pid}").strip()
+    return int(out) if out.isdigit() else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie is as good as gone
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][:1] != "Z"
+    except OSError:
+        return False
+
+
+def test_dashboard_in_tmux_shows_filters_and_quits() -> None:
+    session = f"portscope-e2e-{uuid.uuid4().hex[:8]}"
+    with child_listener("tcp", "127.0.0.1", name="ps-e2e-tmux") as child:
+        cmd = " ".join(shlex.quote(c) for c in [*portscope_cmd(), "--interval", "0.5"])
+        # keep the pane open after portscope exits, to tell "quit" from "crashed at once"
+        shell = f"{cmd}; echo PORTSCOPE-EXIT=$?; sleep 30"
+        env = {**os.environ, "TERM": "xterm-256color"}
+        subprocess.run(
+            ["tmux", "new", "-d", "-s", session, "-x", "120", "-y", "36", shell],
+            check=True,
+            env=env,
+            timeout=20,
+        )
+        try:
+            wait_for(lambda: "listeners:" in _screen(session), timeout=30)
+            _tmux("send-keys", "-t", session, "/")
+            _tmux("send-keys", "-t", session, "-l", f":{child.port}")
+            _tmux("send-keys", "-t", session, "Enter")
+            screen = wait_for(lambda: _screen_with(session, str(child.port), "ps-e2e-tmux"), timeout=30)
+            assert str(child.pid) in screen
+            _tmux("send-keys", "-t", session, "q")
+            done = wait_for(lambda: _screen_with(session, "PORTSCOPE-EXIT="), timeout=20)
+            assert "PORTSCOPE-EXIT=0" in done
+            assert "Traceback" not in done
+        finally:
+            pid = _pane_pid(session)
+            _tmux("kill-session", "-t", session)
+            if pid is not None:
+                deadline = time.monotonic() + 5
+                while _alive(pid) and time.monotonic() < deadline:
+                    time.sleep(0.05)

@@ -1,0 +1,105 @@
+"""SVG snapshot tests of each dashboard view, from fixed snapshots, clock, host name and interfaces.
+
+Regenerate after an intended visual change with:
+    .venv/bin/python -m pytest tests/test_snapshots.py --snapshot-update
+and look at the SVGs in tests/__snapshots__/ before committing them.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.test_tui_fixtures import SequenceCollector, make_app, second_snapshot, snapshot, until
+
+
+@pytest.fixture(autouse=True)
+def utc() -> Iterator[None]:
+    """The top bar shows local time: pin the zone so the snapshots do not depend on the host."""
+    old = os.environ.get("TZ")
+    os.environ["TZ"] = "UTC"
+    time.tzset()
+    yield
+    if old is None:
+        os.environ.pop("TZ", None)
+    else:
+        os.environ["TZ"] = old
+    time.tzset()
+
+
+def two_polls_app() -> Any:
+    """After two polls: 8443 new (green), 40000 gone (red), one connection changed (yellow)."""
+    return make_app(SequenceCollector(snapshot(), second_snapshot()))
+
+
+async def after_two_polls(pilot: Any) -> None:
+    app = pilot.app
+    await until(pilot, lambda: app.poll_count >= 1)
+    await pilot.press("r")
+    await until(pilot, lambda: app.poll_count >= 2)
+    await pilot.pause()
+
+
+def test_listening_view(snap_compare: Any) -> None:
+    assert snap_compare(two_polls_app(), terminal_size=(120, 30), run_before=after_two_polls)
+
+
+def test_connections_view(snap_compare: Any) -> None:
+    async def run(pilot: Any) -> None:
+        await after_two_polls(pilot)
+        await pilot.press("2")
+        await pilot.pause()
+
+    assert snap_compare(two_polls_app(), terminal_size=(120, 24), run_before=run)
+
+
+def test_interfaces_view(snap_compare: Any) -> None:
+    async def run(pilot: Any) -> None:
+        await after_two_polls(pilot)
+        await pilot.press("3")
+        await pilot.pause()
+
+    assert snap_compare(two_polls_app(), terminal_size=(120, 20), run_before=run)
+
+
+def test_detail_pane(snap_compare: Any) -> None:
+    async def run(pilot: Any) -> None:
+        app = pilot.app
+        await until(pilot, lambda: app.poll_count >= 1)
+        key = next(k for k, r in app.model().rows.items() if r.payload.sock.laddr.port == 55000)
+        app.model().select_key(key)
+        await pilot.press("enter")
+        await until(pilot, lambda: "sockets held" in str(app.query_one("#detail-text").render()))
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=(130, 30), run_before=run)
+
+
+def test_help_screen(snap_compare: Any) -> None:
+    async def run(pilot: Any) -> None:
+        await until(pilot, lambda: pilot.app.poll_count >= 1)
+        await pilot.press("question_mark")
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=(100, 42), run_before=run)
+
+
+def test_filter_in_use(snap_compare: Any) -> None:
+    async def run(pilot: Any) -> None:
+        await until(pilot, lambda: pilot.app.poll_count >= 1)
+        await pilot.press("slash", *"user:alice", "enter")
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=(100, 20), run_before=run)
+
+
+def test_small_terminal(snap_compare: Any) -> None:
+    async def run(pilot: Any) -> None:
+        await until(pilot, lambda: pilot.app.poll_count >= 1)
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=(60, 15), run_before=run)
