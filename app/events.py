@@ -107,8 +107,8 @@ def _pair(old: list[Sock], new: list[Sock]) -> tuple[list[tuple[Sock, Sock]], li
 def diff(prev: Snapshot, cur: Snapshot) -> list[Event]:
     """Events that turn ``prev`` into ``cur``: opened and changed sockets in ``cur``'s order, then
     closed ones in ``prev``'s order. Pure: no I/O, the same inputs give the same events."""
-    prev_keys = {id(s): k for k, s in prev.keyed().items()}
-    cur_keys = {id(s): k for k, s in cur.keyed().items()}
+    prev_keys = {id(s): k for s, k in zip(prev.sockets, prev.keys, strict=True)}
+    cur_keys = {id(s): k for s, k in zip(cur.sockets, cur.keys, strict=True)}
     before: dict[str, list[Sock]] = defaultdict(list)
     for s in prev.sockets:
         before[s.endpoint_key].append(s)
@@ -120,7 +120,11 @@ def diff(prev: Snapshot, cur: Snapshot) -> list[Event]:
     opened_or_changed: dict[int, list[Event]] = {}
     closed: dict[int, Event] = {}
     for endpoint in before.keys() | after.keys():
-        pairs, gone, new = _pair(before.get(endpoint, []), after.get(endpoint, []))
+        olds, news = before.get(endpoint, []), after.get(endpoint, [])
+        if len(olds) == 1 and len(news) == 1:  # the common case: one socket per endpoint
+            pairs, gone, new = [(olds[0], news[0])], [], []
+        else:
+            pairs, gone, new = _pair(olds, news)
         for old, sock in pairs:
             found: list[Event] = []
             key = cur_keys[id(sock)]

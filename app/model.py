@@ -89,6 +89,14 @@ class Sock:
     status: str
     pid: int | None
     inode: int = 0
+    # computed once: keys are needed several times per socket per poll (diff, table, JSON)
+    _endpoint_key: str = field(init=False, repr=False, compare=False, default="")
+
+    def __post_init__(self) -> None:
+        key = f"{self.proto.value}:{format_endpoint(self.laddr.ip, self.laddr.port)}"
+        if self.raddr is not None:
+            key += f">{format_endpoint(self.raddr.ip, self.raddr.port)}"
+        object.__setattr__(self, "_endpoint_key", key)
 
     @property
     def listening(self) -> bool:
@@ -106,10 +114,7 @@ class Sock:
     @property
     def endpoint_key(self) -> str:
         """Identifies the endpoint pair, e.g. ``tcp:127.0.0.1:8080`` or ``tcp:[::1]:5000>[::1]:8080``."""
-        key = f"{self.proto.value}:{self.laddr}"
-        if self.raddr is not None:
-            key += f">{self.raddr}"
-        return key
+        return self._endpoint_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,8 +189,18 @@ class Snapshot:
     def in_ephemeral(self, sock: Sock) -> bool:
         return in_ephemeral(sock.laddr.port, self.ephemeral)
 
+    @cached_property
+    def keys(self) -> tuple[str, ...]:
+        """The row key of each socket, aligned with :attr:`sockets` (computed once per snapshot)."""
+        return tuple(row_keys(self.sockets))
+
+    @cached_property
+    def _keyed(self) -> dict[str, Sock]:
+        return dict(zip(self.keys, self.sockets, strict=True))
+
     def keyed(self) -> dict[str, Sock]:
-        return dict(zip(row_keys(self.sockets), self.sockets, strict=True))
+        """Row key -> socket, in socket order. Shared and cached: do not modify it."""
+        return self._keyed
 
     @cached_property
     def _established_index(self) -> Counter[tuple[Proto, Family, int, str]]:
