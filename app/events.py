@@ -122,7 +122,7 @@ def diff(prev: Snapshot, cur: Snapshot) -> list[Event]:
     for endpoint in before.keys() | after.keys():
         olds, news = before.get(endpoint, []), after.get(endpoint, [])
         if len(olds) == 1 and len(news) == 1:  # the common case: one socket per endpoint
-            pairs, gone, new = [(olds[0], news[0])], [], []
+            pairs, gone, new = [(olds[0], news[0])], list[Sock](), list[Sock]()
         else:
             pairs, gone, new = _pair(olds, news)
         for old, sock in pairs:
