@@ -94,20 +94,31 @@ def build_request(af: int, ipproto: int, seq: int, port: int | None = None) -> b
     return _NLMSGHDR.pack(_NLMSGHDR.size + len(body), SOCK_DIAG_BY_FAMILY, flags, seq, 0) + body
 
 
+_IP_TEXT: dict[bytes, str] = {}  # raw address -> text; hosts have few distinct addresses
+
+
+def _ip(raw: bytes) -> str:
+    text = _IP_TEXT.get(raw)
+    if text is None:
+        text = socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, raw)
+        if len(_IP_TEXT) < 65536:
+            _IP_TEXT[raw] = text
+    return text
+
+
 def decode(data: bytes, off: int, proto: Proto) -> Record:
     """Decode one inet_diag_msg at ``off`` (the start of its netlink message)."""
-    af = data[off + _FAMILY]
     state = data[off + _STATE]
     sport = (data[off + 20] << 8) | data[off + 21]
     dport = (data[off + 22] << 8) | data[off + 23]
-    if af == socket.AF_INET:
+    if data[off + _FAMILY] == socket.AF_INET:
         family = Family.IPV4
-        lip = socket.inet_ntop(socket.AF_INET, data[off + 24 : off + 28])
-        rip = socket.inet_ntop(socket.AF_INET, data[off + 40 : off + 44])
+        lip = _ip(data[off + 24 : off + 28])
+        rip = _ip(data[off + 40 : off + 44])
     else:
         family = Family.IPV6
-        lip = socket.inet_ntop(socket.AF_INET6, data[off + 24 : off + 40])
-        rip = socket.inet_ntop(socket.AF_INET6, data[off + 40 : off + 56])
+        lip = _ip(data[off + 24 : off + 40])
+        rip = _ip(data[off + 40 : off + 56])
     (inode,) = _INODE.unpack_from(data, off + _INODE_AT)
     return make_record(proto, family, lip, sport, rip, dport, state, inode)
 
