@@ -328,15 +328,6 @@ async def test_q_quits() -> None:
         assert not app.is_running
 
 
-async def test_reserved_keys_are_left_unbound() -> None:
-    app = make_app()
-    async with app.run_test() as pilot:
-        await until(pilot, lambda: app.poll_count >= 1)
-        bound = set(app.screen.active_bindings)
-        assert "j" in bound and "q" in bound
-        assert not {"K", "t", "p", "f", "e", "4"} & bound
-
-
 # ------------------------------------------------------------------------------ sizes
 
 

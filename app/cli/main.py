@@ -62,6 +62,11 @@ def build_parser() -> Parser:
         metavar="S",
         help="dashboard refresh interval (default 2)",
     )
+    parser.add_argument(
+        "--alert-exposed",
+        action="store_true",
+        help="dashboard: bell and notification when a new listener is reachable beyond loopback",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for name in command_names():
         module = importlib.import_module(f"app.cli.cmd_{name}")
@@ -126,5 +131,5 @@ def launch_dashboard(args: argparse.Namespace) -> int:
         return exitcodes.USAGE
     from app.tui.app import PortscopeApp
 
-    PortscopeApp(interval=args.interval).run()
+    PortscopeApp(interval=args.interval, alert_exposed=args.alert_exposed).run()
     return exitcodes.OK

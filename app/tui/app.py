@@ -25,10 +25,12 @@ from textual.timer import Timer
 from textual.widgets import ContentSwitcher, Footer, Input, Static
 
 from app.collector import Collector, default_collector
-from app.errors import UsageError
+from app.errors import PortscopeError, UsageError
+from app.events import exposed_openings
 from app.exposure import ExposureMap
 from app.filtering import Filter, parse_filter
 from app.interfaces import Interface, list_interfaces
+from app.kill import KillTarget
 from app.model import Snapshot, Sock, format_endpoint
 from app.procdetail import ProcessDetail, SocketsOf, process_detail, sockets_of
 from app.rdns import Resolver, ReverseDNS, system_resolver
@@ -44,7 +46,12 @@ from app.tui.state import (
     sock_predicate,
 )
 from widgets.bars import RangeBar, StateBar, TopBar
+from widgets.events_view import EventsView
+from widgets.free_port import start_free_port
+from widgets.kill_modal import start_kill
+from widgets.scan_panel import start_scan
 from widgets.table_model import TableModel
+from widgets.test_panel import start_port_test
 from widgets.vtable import VTable
 
 VIEWS = ("listening", "connections", "interfaces")
@@ -100,6 +107,12 @@ class PortscopeApp(App[None]):
         Binding("right_square_bracket", "range_step(1)", "Range"),
         Binding("c", "cycle_state", "State"),
         Binding("d", "toggle_dns", "DNS"),
+        Binding("K", "kill", "Kill"),
+        Binding("t", "test_port", "Test"),
+        Binding("p", "scan", "Scan"),
+        Binding("f", "free_port", "Free port"),
+        Binding("e", "toggle_events", "Events"),
+        Binding("4", "toggle_events", "Events", show=False),
     ]
 
     def __init__(
@@ -114,6 +127,7 @@ class PortscopeApp(App[None]):
         process_detail_source: Callable[[int], ProcessDetail] = process_detail,
         resolver: Resolver = system_resolver,
         blink: bool = True,
+        alert_exposed: bool = False,
     ) -> None:
         super().__init__()
         self.collector: Collector = collector if collector is not None else default_collector()
@@ -124,6 +138,7 @@ class PortscopeApp(App[None]):
         self._process_detail = process_detail_source
         self._blink = blink
         self.dashboard = Dashboard(exposure or ExposureMap(), clock, self._remote_text)
+        self.exposed_alerts = 0  # new listeners beyond loopback announced (--alert-exposed)
         self._ifaces = IfaceTracker()
         self.rdns = ReverseDNS(resolver, on_resolved=lambda _ip: self._post(DnsResolved()))
         self.view = "listening"
@@ -158,6 +173,9 @@ class PortscopeApp(App[None]):
             placeholder="filter: text, :8080, pid:1, user:, proc:, range:, state:, exposed, new", id="filter"
         )
         self._detail_timer: Timer | None = None
+        self._exposure = exposure or ExposureMap()
+        self.alert_exposed = alert_exposed
+        self.events_view = EventsView(id="events-pane")
 
     # ---------------------------------------------------------------------------- layout
 
@@ -173,6 +191,7 @@ class PortscopeApp(App[None]):
                 yield self._tables["interfaces"]
             with VerticalScroll(id="detail"):
                 yield self._detail_text
+        yield self.events_view
         yield self._filter_input
         yield Footer()
 
@@ -284,6 +303,30 @@ class PortscopeApp(App[None]):
         self._update_bars()
         if self._detail_shown():
             self._schedule_detail()
+        if prepared.events:
+            self.events_view.add_events(prepared.events, self._exposure)  # type: ignore[arg-type]
+            if self.alert_exposed:
+                self._alert_exposed(prepared)
+
+    def _alert_exposed(self, prepared: Prepared) -> None:
+        """--alert-exposed: ring the bell and notify for each new listener beyond loopback."""
+        found = exposed_openings(prepared.events, self._exposure)  # type: ignore[arg-type]
+        for event in found[:5]:
+            sock, owner = event.sock, event.owner
+            who = f"pid {sock.pid} {printable(owner.name, 40)}" if owner else "owner not visible"
+            where = self._exposure.classify(sock.laddr.ip).label
+            self.notify(
+                f"{sock.proto.value} {sock.laddr} ({where}) by {who}",
+                title=f"new listener beyond loopback ({event.kind.value})",
+                severity="warning",
+                timeout=10,
+                markup=False,
+            )
+        if len(found) > 5:
+            self.notify(f"and {len(found) - 5} more exposed listeners", severity="warning", markup=False)
+        if found:
+            self.exposed_alerts += len(found)
+            self.bell()
 
     # ------------------------------------------------------------------------------ bars
 
@@ -321,6 +364,7 @@ class PortscopeApp(App[None]):
         bounds = d.summary.ephemeral_bounds if d.summary else (32768, 60999)
         d.listening.set_filter(sock_predicate(self.filter, self.range_choice, bounds))
         d.connections.set_filter(sock_predicate(self.filter, "all", bounds, self.state_choice))
+        self.events_view.set_filter(self.filter or parse_filter(""))
         self.table("listening").model_changed(anchor=False)
         self.table("connections").model_changed(anchor=False)
         self._update_bars()
@@ -439,6 +483,8 @@ class PortscopeApp(App[None]):
             return self.view == "connections"
         if action in ("range_step",):
             return self.view == "listening"
+        if action in ("kill", "test_port"):
+            return self.view != "interfaces"
         return True
 
     # ----------------------------------------------------------------------------- sort
@@ -567,6 +613,58 @@ class PortscopeApp(App[None]):
 
     # ----------------------------------------------------------------------------- misc
 
+    # --------------------------------------------------------------------------- actions
+
+    def _selected_or_tell(self) -> tuple[Sock, Snapshot] | None:
+        sel = self.selected_socket()
+        if sel is None:
+            self.notify("select a socket row first", severity="warning")
+        return sel
+
+    def action_kill(self) -> None:
+        """K: the kill dialog for the owner of the selected socket (nothing is sent before you confirm)."""
+        sel = self._selected_or_tell()
+        if sel is None:
+            return
+        sock, snap = sel
+        try:
+            target = KillTarget.from_snapshot(snap, sock)
+        except PortscopeError as exc:
+            self.notify(str(exc), title="kill", severity="error", markup=False)
+            return
+        start_kill(self, target)
+
+    def action_test_port(self) -> None:
+        """t: test the selected row's service. A listener tests its own address; a connection tests
+        the server end: its local endpoint when it was accepted by one of our listeners, else the peer."""
+        sel = self._selected_or_tell()
+        if sel is None:
+            return
+        sock, snap = sel
+        host, port = sock.laddr.ip, sock.laddr.port
+        if sock.raddr is not None:
+            port_no = sock.laddr.port
+            served_here = any(
+                s.listening and s.proto == sock.proto and s.laddr.port == port_no for s in snap.sockets
+            )
+            if not served_here:
+                host, port = sock.raddr.ip, sock.raddr.port
+        start_port_test(self, host, port, sock.proto.value)
+
+    def action_scan(self) -> None:
+        start_scan(self)
+
+    def action_free_port(self) -> None:
+        start_free_port(self)
+
+    def action_toggle_events(self) -> None:
+        pane = self.events_view
+        pane.set_class(not pane.has_class("shown"), "shown")
+        if pane.has_class("shown"):
+            pane.table.focus()
+        else:
+            self.table().focus()
+
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
@@ -591,6 +689,11 @@ class PortscopeApp(App[None]):
             ("Next range", "Select the next port range", "range_step(1)"),
             ("Cycle state filter", "Connections: show only one state", "cycle_state"),
             ("Reverse DNS", "Connections: resolve remote addresses", "toggle_dns"),
+            ("Kill owner", "Signal the owner of the selected socket (asks first)", "kill"),
+            ("Test port", "Connect / banner / HTTP / TLS / UDP test of the selected row", "test_port"),
+            ("Scan ports", "Scan a port range on a host", "scan"),
+            ("Free port", "Find a free port and copy it", "free_port"),
+            ("Events", "Show or hide this session's events", "toggle_events"),
             ("Help", "Every key", "help"),
         )
         for title, help_, action in commands:

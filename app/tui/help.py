@@ -26,6 +26,11 @@ KEYS: tuple[tuple[str, str, str], ...] = (
     ("[ ]", "select the previous / next range (all, well-known, …)", "listening"),
     ("c", "cycle the state filter (e.g. only CLOSE_WAIT)", "connections"),
     ("d", "reverse DNS of remote addresses on/off", "connections"),
+    ("K", "kill the owner of the row (a dialog shows what will be signalled; asks first)", "tables"),
+    ("t", "test the row's port: connect, latency, banner, HTTP, TLS, UDP", "tables"),
+    ("p", "scan a port range on a host", "all"),
+    ("f", "find a free port and copy it", "all"),
+    ("e  4", "show / hide this session's events (opened, closed, changed)", "all"),
     ("space", "pause / resume live refresh", "all"),
     ("r", "refresh now", "all"),
     ("Ctrl+P", "command palette (every action)", "all"),
@@ -98,7 +103,6 @@ class HelpScreen(ModalScreen[None]):
             yield Static(help_table())
             yield Static("")
             yield Static(filter_table())
-            yield Static(Text("Keys K t p f e 4 are reserved (kill, test, scan, free port, events).", "dim"))
 
     def action_dismiss_help(self) -> None:
         self.dismiss(None)

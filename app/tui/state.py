@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from app.events import EventKind, diff
+from app.events import Event, EventKind, diff
 from app.exposure import Exposure
 from app.filtering import Filter, row_for
 from app.interfaces import Interface
@@ -246,6 +246,7 @@ class Prepared:
     state_counts: dict[str, int]
     interfaces: list[RowSpec] | None = None
     error: str | None = None
+    events: list[Event] = field(default_factory=list)  # empty on the first poll (the starting point)
 
 
 class Preparer:
@@ -304,7 +305,9 @@ class Preparer:
             ephemeral_bounds=snap.ephemeral,
         )
         self.prev = snap
-        return Prepared(snap, keyed, first, listen, conns, summary, dict(states))
+        return Prepared(
+            snap, keyed, first, listen, conns, summary, dict(states), events=[] if first else events
+        )
 
 
 class IfaceTracker:
