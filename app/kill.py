@@ -10,6 +10,11 @@ The rules, in the order they are checked before any signal is sent:
 3. Permission and "already exited" errors become :class:`~app.errors.ProcessDenied` and
    :class:`~app.errors.ProcessGone` with one-line messages.
 
+Every signal goes through :func:`signal_exact`: on Linux it opens a pidfd *first*, then checks the
+start time, then signals through the pidfd, so the process checked is the process signalled (no
+window for pid reuse at all); elsewhere psutil re-checks the identity right before ``kill()``.
+A stopped process (Ctrl-Z) is sent SIGCONT after SIGTERM/INT/HUP, or the signal would stay pending.
+
 After a signal, :func:`wait_gone` polls at growing intervals up to a timeout; :func:`kill` can then
 escalate to SIGKILL, and :func:`port_holders` re-checks the ports to say who still holds them.
 """
@@ -40,6 +45,7 @@ SIGNALS: dict[str, signal.Signals] = {
 DEFAULT_SIGNAL = "TERM"
 DEFAULT_TIMEOUT = 3.0
 _SAME_START = 0.01  # seconds: start times closer than this are the same process
+PID_LIMIT = 2**31 - 1  # no pid is above this (kill() takes a signed 32-bit pid)
 
 
 class KillRefused(ProcessError):
@@ -94,7 +100,7 @@ class KillTarget:
 
         Raises UsageError when the socket has no visible owner."""
         if sock.pid is None:
-            raise UsageError(f"{sock.proto.value} {sock.laddr} has no visible owner (other users need root)")
+            raise UsageError(f"{sock.proto.value} {sock.laddr} has no visible owner: {unseen_owner_hint()}")
         owner = snapshot.owner(sock)
         if owner is None:
             raise ProcessGone(sock.pid, None, f"pid {sock.pid} already exited")
@@ -113,6 +119,8 @@ class KillTarget:
     @classmethod
     def from_pid(cls, pid: int, snapshot: Snapshot | None = None) -> KillTarget:
         """The process ``pid`` now (its sockets from ``snapshot`` when given)."""
+        if not 0 < pid <= PID_LIMIT:
+            raise UsageError(f"invalid pid {pid}: out of range (1 to {PID_LIMIT})")
         info = read_process(pid)
         if info is None:
             if not psutil.pid_exists(pid):
@@ -145,6 +153,17 @@ class KillTarget:
         else:
             lines.append("ports    (none seen)")
         return lines
+
+
+def unseen_owner_hint() -> str:
+    """Why a socket can have no visible owner, for this user."""
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        # root sees every process of this PID namespace: "try sudo" would be wrong advice
+        return (
+            "no process holds it (a kernel socket, a socket in flight between processes, "
+            "or a process outside this PID namespace)"
+        )
+    return "it belongs to another user; try sudo"
 
 
 def describe_sock(s: Sock) -> str:
@@ -215,13 +234,61 @@ def _denied(pid: int, name: str | None, user: str | None) -> ProcessDenied:
     return ProcessDenied(pid, name, f"permission denied: {who}{owner} try sudo")
 
 
-def _send(proc: psutil.Process, sig: signal.Signals, name: str, user: str) -> None:
+def signal_exact(pid: int, create_time: float, sig: int, name: str | None, user: str | None) -> None:
+    """Send ``sig`` to ``pid`` only if it is still the process that started at ``create_time``.
+
+    Linux: a pidfd is opened first, the start time checked, and the signal sent through the pidfd:
+    the pidfd pins the process, so nothing can be signalled but the process that was checked.
+    Elsewhere (or without pidfds) psutil re-checks the identity right before ``kill()``.
+    Raises ProcessGone, ProcessChanged or ProcessDenied; nothing is sent then."""
+    if not 0 < pid <= PID_LIMIT:
+        raise ProcessGone(pid, name, f"pid {pid} does not exist")
+    pidfd = _pidfd_open(pid, name)
     try:
-        proc.send_signal(sig)
-    except psutil.NoSuchProcess:
-        raise ProcessGone(proc.pid, name, f"pid {proc.pid} already exited") from None
-    except psutil.AccessDenied:
-        raise _denied(proc.pid, name, user) from None
+        try:
+            proc = psutil.Process(pid)
+            started = proc.create_time()
+        except psutil.NoSuchProcess:
+            raise ProcessGone(pid, name, f"pid {pid} already exited") from None
+        except psutil.AccessDenied:
+            raise _denied(pid, name, user) from None
+        if abs(started - create_time) >= _SAME_START:
+            raise ProcessChanged(pid, name, f"pid {pid} is now a different process")
+        try:
+            if pidfd >= 0:
+                signal.pidfd_send_signal(pidfd, sig)
+            else:
+                proc.send_signal(sig)  # psutil: identity (pid + start time) re-checked right before
+        except (ProcessLookupError, psutil.NoSuchProcess):
+            raise ProcessGone(pid, name, f"pid {pid} already exited") from None
+        except (PermissionError, psutil.AccessDenied):
+            raise _denied(pid, name, user) from None
+    finally:
+        if pidfd >= 0:
+            os.close(pidfd)
+
+
+def _pidfd_open(pid: int, name: str | None) -> int:
+    """A pidfd for ``pid`` (-1 where pidfds are not available); ProcessGone if there is no such pid."""
+    if not (hasattr(os, "pidfd_open") and hasattr(signal, "pidfd_send_signal")):
+        return -1
+    try:
+        return os.pidfd_open(pid)
+    except ProcessLookupError:
+        raise ProcessGone(pid, name, f"pid {pid} already exited") from None
+    except OSError:  # ENOSYS (old kernel), EMFILE, a seccomp filter...: psutil's check instead
+        return -1
+
+
+def continue_if_stopped(pid: int, create_time: float) -> bool:
+    """SIGCONT ``pid`` if it is stopped (Ctrl-Z, SIGSTOP), so a pending SIGTERM can act. Best effort."""
+    try:
+        if psutil.Process(pid).status() != psutil.STATUS_STOPPED:
+            return False
+        signal_exact(pid, create_time, signal.SIGCONT, None, None)
+    except (psutil.Error, ProcessError):
+        return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,32 +310,37 @@ def send(
     """Signal ``target`` (and with ``tree`` its descendants first, deepest first).
 
     Checks protection and identity first; raises ProcessGone/ProcessChanged/ProcessDenied/KillRefused.
-    A descendant that vanishes meanwhile is skipped; a protected descendant is skipped unless ``force``.
-    """
+    The descendants are listed before anything is signalled; each is signalled only if it is still
+    the process listed (start time). A descendant that vanished or changed meanwhile is skipped; a
+    protected descendant is skipped unless ``force``. Stopped processes are continued (SIGCONT)."""
     check_allowed(target, force)
     proc = verify(target)
     done: list[Signalled] = []
     if tree:
         protected = protected_pids()
+        family: list[Signalled] = []
         try:
-            children = proc.children(recursive=True)
+            children = proc.children(recursive=True)  # psutil lists parents before their children
         except psutil.Error:
             children = []
-        for child in reversed(children):  # psutil lists parents before their children
-            if child.pid in protected and not force:
+        for child in children:
+            try:
+                family.append(Signalled(child.pid, child.create_time(), child.name()))
+            except psutil.Error:
+                continue
+        for c in reversed(family):
+            if c.pid in protected and not force:
                 continue
             try:
-                started = child.create_time()
-                cname = child.name()
-                child.send_signal(sig)
-            except (psutil.NoSuchProcess, psutil.ZombieProcess):
+                signal_exact(c.pid, c.create_time, sig, c.name, None)
+            except (ProcessGone, ProcessChanged):
                 continue
-            except psutil.AccessDenied:
-                raise _denied(child.pid, None, None) from None
-            done.append(Signalled(child.pid, started, cname))
-        verify(target)  # the parent must still be the same process before we signal it
-    _send(proc, sig, target.name, target.user)
+            done.append(c)
+    signal_exact(target.pid, target.create_time, sig, target.name, target.user)
     done.append(Signalled(target.pid, target.create_time, target.name))
+    if sig != signal.SIGKILL:
+        for p in done:
+            continue_if_stopped(p.pid, p.create_time)
     return done
 
 
@@ -382,14 +454,9 @@ def escalate_kill(result: KillResult, *, timeout: float = DEFAULT_TIMEOUT, force
         if protected and not force:
             continue
         try:
-            proc = psutil.Process(p.pid)
-            if abs(proc.create_time() - p.create_time) >= _SAME_START:
-                continue  # reused meanwhile: never signal it
-            proc.send_signal(signal.SIGKILL)
-        except psutil.NoSuchProcess:
-            continue
-        except psutil.AccessDenied:
-            raise _denied(p.pid, p.name, result.target.user) from None
+            signal_exact(p.pid, p.create_time, signal.SIGKILL, p.name, result.target.user)
+        except (ProcessGone, ProcessChanged):
+            continue  # exited, or the pid was reused meanwhile: never signal it
         still.append(p)
     result.escalated = True
     result.alive = wait_gone(still, timeout)

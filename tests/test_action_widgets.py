@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psutil
+import pytest
 from textual.app import App, ComposeResult
 from textual.widgets import Static
 
@@ -136,6 +137,67 @@ async def test_protected_target_needs_an_explicit_second_confirm() -> None:
         await settle(app, pilot)
         assert "kill cancelled" in messages(app)
     assert psutil.pid_exists(os.getpid())
+
+
+async def test_enter_on_the_sigkill_confirm_does_not_escalate() -> None:
+    """The second confirm needs y (or a click on its button): Enter presses the focused "No"."""
+    with child_listener("tcp", "127.0.0.1", ignore_term=True) as child:
+        app = Host()
+        async with app.run_test() as pilot:
+            start_kill(app, target_for(child.port), timeout=0.3, collector_factory=PsutilCollector)
+            await pilot.pause()
+            await pilot.press("enter")
+            await settle(app, pilot)
+            assert isinstance(app.screen, ConfirmScreen)
+            await pilot.press("enter")  # a second Enter (key repeat, impatience) must not send SIGKILL
+            await settle(app, pilot)
+            assert not isinstance(app.screen, ConfirmScreen)
+            assert child.proc.poll() is None
+            assert any("still running" in m for m in messages(app)), messages(app)
+
+
+async def test_enter_twice_on_a_protected_target_signals_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    with child_listener("tcp", "127.0.0.1") as child:
+        real = kill.protected_pids
+        # the child stands in for the shell running portscope (signalling the real one would end the run)
+        monkeypatch.setattr(kill, "protected_pids", lambda: {**real(), child.pid: "an ancestor of portscope"})
+        app = Host()
+        async with app.run_test() as pilot:
+            start_kill(app, target_for(child.port))
+            await pilot.pause()
+            await pilot.press("enter")
+            await pilot.pause()
+            assert isinstance(app.screen, ConfirmScreen) and "ancestor" in app.screen.message
+            await pilot.press("enter")
+            await settle(app, pilot)
+            assert child.proc.poll() is None
+            assert "kill cancelled" in messages(app)
+            # and y on the second confirm does send it
+            start_kill(app, target_for(child.port))
+            await pilot.pause()
+            await pilot.press("enter")
+            await pilot.pause()
+            await pilot.press("y")
+            await settle(app, pilot)
+            assert child.proc.wait(timeout=5) == -signal.SIGTERM
+
+
+async def test_escape_on_the_protected_confirm_cancels(monkeypatch: pytest.MonkeyPatch) -> None:
+    with child_listener("tcp", "127.0.0.1") as child:
+        real = kill.protected_pids
+        monkeypatch.setattr(kill, "protected_pids", lambda: {**real(), child.pid: "init"})
+        app = Host()
+        async with app.run_test() as pilot:
+            start_kill(app, target_for(child.port))
+            await pilot.pause()
+            await pilot.press("y")
+            await pilot.pause()
+            assert isinstance(app.screen, ConfirmScreen) and "init" in app.screen.message
+            await pilot.press("escape")
+            await settle(app, pilot)
+            assert not isinstance(app.screen, (ConfirmScreen, KillModal))
+            assert "kill cancelled" in messages(app)
+            assert child.proc.poll() is None
 
 
 # --- test panel ---------------------------------------------------------------------------------

@@ -72,12 +72,13 @@ class KillChoice:
 
 
 class ConfirmScreen(ModalScreen[bool]):
-    """A yes/no question. Enter/y confirms, Esc/n cancels. ``message`` is shown as plain text."""
+    """A yes/no question: y (or a click on the yes button) confirms; Esc/n cancel. Enter presses
+    the focused button, which starts as "No": a second Enter never confirms by accident (this screen
+    guards protected pids and SIGKILL). ``message`` is shown as plain text."""
 
     DEFAULT_CSS = MODAL_CSS
     BINDINGS = [
         Binding("y", "answer(True)", "Yes", priority=True),
-        Binding("enter", "answer(True)", "Yes", priority=True),
         Binding("n", "answer(False)", "No", priority=True),
         Binding("escape", "answer(False)", "No", priority=True),
     ]
@@ -91,7 +92,7 @@ class ConfirmScreen(ModalScreen[bool]):
         with Vertical():
             yield Static(Text(self.message), id="question")
             with Horizontal(classes="buttons"):
-                yield Button(self.yes, id="yes", variant="error")
+                yield Button(f"{self.yes} (y)", id="yes", variant="error")
                 yield Button("No (Esc)", id="no")
 
     def on_mount(self) -> None:

@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
             if kill.port_free(snapshot, args.port, proto):
                 warn(f"nothing holds {what}")
                 return exitcodes.OK
-            warn(f"{what} is in use but its owner is not visible: it belongs to another user; try sudo")
+            warn(f"{what} is in use but its owner is not visible: {kill.unseen_owner_hint()}")
             return exitcodes.NEGATIVE
 
     for t in targets:
