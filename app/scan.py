@@ -3,7 +3,9 @@
 Concurrency is bounded twice: by a fixed pool of worker tasks (never more probes in flight than
 workers; :attr:`Scanner.peak` records the most seen at once) and by the open-file limit (the pool
 is capped below RLIMIT_NOFILE minus the descriptors already open and a margin). If the system still
-runs out of descriptors (EMFILE), the probe waits and retries instead of failing.
+runs out of descriptors (EMFILE), the probe waits and retries instead of failing; when none frees
+up for a while (something else holds them all) or the scan is cancelled, it gives up on that port
+with state ``error`` rather than retry forever.
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.model import format_endpoint
-from app.probe import CLOSED, FILTERED, OPEN, OPEN_FILTERED, UNREACHABLE, resolve
+from app.probe import CLOSED, ERROR, FILTERED, OPEN, OPEN_FILTERED, UNREACHABLE, resolve
 
 DEFAULT_CONCURRENCY = 200
 DEFAULT_TIMEOUT = 1.0
 FD_MARGIN = 32  # descriptors left for everything else (stdio, the collector, the dashboard)
+EMFILE_PATIENCE = 2.0  # seconds (at least; 2x the timeout when longer) to wait for a free descriptor
+STATES = (OPEN, CLOSED, FILTERED, OPEN_FILTERED, UNREACHABLE, ERROR)  # in summaries, in this order
 
 ProgressFn = Callable[[int, int], None]  # (done, total)
 
@@ -87,7 +91,7 @@ class ScanResult:
         return [r.port for r in self.results if r.state == OPEN]
 
     def as_dict(self) -> dict[str, Any]:
-        states = (OPEN, CLOSED, FILTERED, OPEN_FILTERED, UNREACHABLE)
+        states = STATES
         return {
             "host": self.host,
             "ip": self.ip,
@@ -158,7 +162,11 @@ class Scanner:
             self.peak = max(self.peak, self.in_flight)
             try:
                 await asyncio.sleep(0)  # let the other workers start theirs: probes overlap
-                results[port] = await self._probe(port)
+                try:
+                    results[port] = await self._probe(port)
+                except OSError:  # no descriptor, no such address family...: this port, not the scan
+                    if not self.cancel.is_set():
+                        results[port] = PortResult(port, ERROR)
             finally:
                 self.in_flight -= 1
             self.done += 1
@@ -166,8 +174,13 @@ class Scanner:
                 self.progress(self.done, len(self.ports))
 
     async def _socket(self, kind: int) -> socket.socket:
-        """A non-blocking socket; on EMFILE/ENFILE wait for others to close theirs and retry."""
+        """A non-blocking socket; on EMFILE/ENFILE wait for others to close theirs and retry.
+
+        Gives up (re-raising) when the scan is cancelled or no descriptor freed up for
+        EMFILE_PATIENCE seconds (2x the timeout when longer): the scan's own probes free theirs
+        within the timeout, so a longer drought means something else holds them all."""
         delay = 0.01
+        give_up: float | None = None
         while True:
             try:
                 s = socket.socket(self.family, kind)
@@ -177,6 +190,11 @@ class Scanner:
                 if exc.errno not in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS):
                     raise
                 self.emfile_retries += 1
+                now = time.monotonic()
+                if give_up is None:
+                    give_up = now + max(EMFILE_PATIENCE, 2 * self.timeout)
+                if self.cancel.is_set() or now >= give_up:
+                    raise
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 0.2)
 

@@ -340,3 +340,74 @@ def test_cancel_stops_between_steps() -> None:
     stop.set()
     with tcp_server(echo) as port, pytest.raises(probe.Cancelled):
         list(run_plan(TestPlan("127.0.0.1", port, timeout=T), cancel=stop))
+
+
+# --- review: descriptors and deadlines ----------------------------------------------------------
+
+
+def _open_fds() -> int:
+    import os
+
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_no_descriptor_leaks_on_any_probe_path(tls_server_ctx) -> None:
+    """Every probe against every kind of misbehaving server, a few rounds: the fd count is flat."""
+    import struct
+
+    def reset(conn: socket.socket) -> None:  # RST at once
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    def junk_tls(conn: socket.socket) -> None:  # a TLS record header, then garbage
+        conn.sendall(b"\x16\x03\x03\x00\x05hello" * 8)
+        threading.Event().wait(0.3)
+
+    ctx, _ca = tls_server_ctx
+    with (
+        tcp_server(echo) as p_echo,
+        tcp_server(silent) as p_silent,
+        tcp_server(endless) as p_endless,
+        tcp_server(reset) as p_reset,
+        tcp_server(junk_tls) as p_junk,
+        http_server(_Redirect, ctx) as p_tls,
+    ):
+        ports = [p_echo, p_silent, p_endless, p_reset, p_junk, p_tls, free_port()]
+
+        def one_round() -> None:
+            for p in ports:
+                probe.tcp_connect(socket.AF_INET, "127.0.0.1", p, 1, 0.1)
+                probe.banner(socket.AF_INET, "127.0.0.1", p, 0.1)
+                probe.http(socket.AF_INET, "127.0.0.1", p, "127.0.0.1", 0.1)
+                probe.http(socket.AF_INET, "127.0.0.1", p, "localhost", 0.1, use_tls=True)
+                probe.tls(socket.AF_INET, "127.0.0.1", p, "localhost", 0.1)
+                probe.udp(socket.AF_INET, "127.0.0.1", p, 0.05)
+
+        one_round()  # warm-up: lazily opened descriptors (resolver, ssl) are not leaks
+        before = _open_fds()
+        for _ in range(2):
+            one_round()
+        after = _open_fds()
+    assert after <= before, (before, after)
+
+
+def test_tls_handshake_against_a_dripping_server_ends_at_the_timeout() -> None:
+    """One byte of a 16 KB handshake record every 50 ms: the handshake has an overall deadline, not
+    one per read (the join is a hang guard, far above the 0.3 s timeout, not a speed check)."""
+    stop = threading.Event()
+
+    def drip(conn: socket.socket) -> None:
+        conn.sendall(b"\x16\x03\x03\x40\x00")
+        while not stop.is_set():
+            conn.sendall(b"\x02")
+            stop.wait(0.05)
+
+    box: list[probe.TlsReport] = []
+    with tcp_server(drip) as port:
+        t = threading.Thread(
+            target=lambda: box.append(probe.tls(socket.AF_INET, "127.0.0.1", port, "x", 0.3))
+        )
+        t.start()
+        t.join(30)
+        stop.set()
+        t.join(30)
+    assert box and not box[0].handshake and "timed out" in box[0].error

@@ -12,7 +12,7 @@ import pytest
 
 from app import scan
 from app.errors import UsageError
-from tests.helpers import child_listener, needs_ipv6, run_cli
+from tests.helpers import child_listener, needs_ipv6, run_cli, wait_for
 
 
 @contextmanager
@@ -184,3 +184,72 @@ def test_cli_table_and_exit_codes() -> None:
         port = child.port
     res = run_cli("scan", "127.0.0.1", str(port), "--timeout", "0.5")
     assert res.returncode == 1 and "1 closed" in res.stderr
+
+
+def test_a_scan_never_hangs_when_no_descriptor_frees_up() -> None:
+    """Every descriptor is taken by something else (not the scan's own probes, which would free
+    theirs): each probe gives up after a bounded wait with state "error" instead of retrying
+    forever. (The join below is a hang guard, far above the bounded wait, not a speed check.)"""
+    import asyncio
+    import threading
+
+    scanner = scan.Scanner("127.0.0.1", [1, 2, 3], concurrency=3, timeout=0.2)
+    loop = asyncio.new_event_loop()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    hog: list[socket.socket] = []
+    box: dict[int, scan.PortResult] = {}
+    worker = threading.Thread(target=lambda: box.update(loop.run_until_complete(scanner.scan())))
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (scan.open_fd_count() + 8, hard))
+        try:
+            while True:
+                hog.append(socket.socket())
+        except OSError:
+            pass
+        worker.start()
+        worker.join(30)
+        finished = not worker.is_alive()
+    finally:
+        scanner.cancel.set()
+        for s in hog:
+            s.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        if worker.is_alive() or worker.ident is not None:
+            worker.join(30)
+        loop.close()
+    assert finished, "the scan kept retrying EMFILE"
+    assert {p: r.state for p, r in box.items()} == {1: "error", 2: "error", 3: "error"}
+    assert scanner.emfile_retries > 0
+
+
+def test_cancel_reaches_a_probe_waiting_for_a_descriptor() -> None:
+    import asyncio
+    import threading
+
+    scanner = scan.Scanner("127.0.0.1", list(range(1, 50)), concurrency=2, timeout=30)
+    loop = asyncio.new_event_loop()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    hog: list[socket.socket] = []
+    worker = threading.Thread(target=lambda: loop.run_until_complete(scanner.scan()))
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (scan.open_fd_count() + 8, hard))
+        try:
+            while True:
+                hog.append(socket.socket())
+        except OSError:
+            pass
+        worker.start()
+        wait_for(lambda: scanner.emfile_retries > 0)
+        scanner.cancel.set()
+        worker.join(30)
+        finished = not worker.is_alive()
+    finally:
+        scanner.cancel.set()
+        for s in hog:
+            s.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        if worker.ident is not None:
+            worker.join(30)
+        loop.close()
+    assert finished
+    assert scanner.done < 49

@@ -152,7 +152,9 @@ class ScanPanel(ModalScreen[None]):
                 line += f"  pid {r.owner['pid']} {printable(r.owner['name'], 40)}"
             self._call(self.write, line, "green" if r.state == OPEN else "yellow")
         counts = ", ".join(
-            f"{n} {s}" for s in ("open", "open|filtered", "closed", "filtered") if (n := result.count(s))
+            f"{n} {s}"
+            for s in ("open", "open|filtered", "closed", "filtered", "unreachable", "error")
+            if (n := result.count(s))
         )
         summary = f"{result.ip}: {len(result.results)} scanned: {counts or 'nothing'}"
         if result.cancelled:

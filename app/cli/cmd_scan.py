@@ -95,8 +95,10 @@ def run(args: argparse.Namespace) -> int:
             sys.stdout.write("\n".join(render(rows, ("PORT", "STATE", "LATENCY", "OWNER"))) + "\n")
         counts = ", ".join(
             f"{n} {state}"
-            for state in ("open", "open|filtered", "closed", "filtered", "unreachable")
+            for state in ("open", "open|filtered", "closed", "filtered", "unreachable", "error")
             if (n := result.count(state))
         )
         warn(f"{result.ip}: {len(result.results)} ports scanned: {counts or 'nothing'}")
+    if n_error := result.count("error"):
+        warn(f"{n_error} port(s) could not be probed: no free file descriptor (see ulimit -n)")
     return exitcodes.OK if result.open_ports else exitcodes.NEGATIVE
