@@ -68,8 +68,11 @@ def spawn_listener(
     name: str = "ps-test-srv",
     ignore_term: bool = False,
 ) -> Child:
-    """Start a child process that listens on ``host:port`` (0 = any free port) and wait for it."""
-    args = [sys.executable, "-c", _CHILD, proto, host, str(port), name]
+    """Start a child process that listens on ``host:port`` (0 = any free port) and wait for it.
+
+    The child runs from a script file, so its command line stays short and readable:
+    ``python /tmp/portscope-listener-….py tcp 127.0.0.1 8080 NAME``."""
+    args = [sys.executable, _child_script(), proto, host, str(port), name]
     if ignore_term:
         args.append("ignore-term")
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
@@ -158,19 +161,25 @@ def _remove_quietly(path: str) -> None:
         pass
 
 
+def _child_script() -> str:
+    """The listener child's code in a temporary file (written once per test session)."""
+    global _CHILD_SCRIPT
+    if _CHILD_SCRIPT is None or not os.path.exists(_CHILD_SCRIPT):
+        fd, _CHILD_SCRIPT = tempfile.mkstemp(prefix="portscope-listener-", suffix=".py")
+        with os.fdopen(fd, "w") as f:
+            f.write(_CHILD)
+        os.chmod(_CHILD_SCRIPT, 0o644)
+        atexit.register(_remove_quietly, _CHILD_SCRIPT)
+    return _CHILD_SCRIPT
+
+
 def spawn_listener_with_args(
     extra_args: list[str], proto: str = "tcp", host: str = "127.0.0.1", name: str = "ps-test-srv"
 ) -> Child:
     """Like :func:`spawn_listener`, with ``extra_args`` appended to the child's command line (to see
     how hostile command lines are shown). The child ignores them. It runs the listener from a script
     file, so its command line is short: ``python /tmp/...py tcp 127.0.0.1 0 NAME extra-args ...``."""
-    global _CHILD_SCRIPT
-    if _CHILD_SCRIPT is None or not os.path.exists(_CHILD_SCRIPT):
-        fd, _CHILD_SCRIPT = tempfile.mkstemp(prefix="portscope-listener-", suffix=".py")
-        with os.fdopen(fd, "w") as f:
-            f.write(_CHILD)
-        atexit.register(_remove_quietly, _CHILD_SCRIPT)
-    args = [sys.executable, _CHILD_SCRIPT, proto, host, "0", name, "extra-args", *extra_args]
+    args = [sys.executable, _child_script(), proto, host, "0", name, "extra-args", *extra_args]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline()
