@@ -141,10 +141,18 @@ class ConnectReport:
 
 
 def tcp_connect(
-    fam: int, ip: str, port: int, count: int = 3, timeout: float = DEFAULT_TIMEOUT
+    fam: int,
+    ip: str,
+    port: int,
+    count: int = 3,
+    timeout: float = DEFAULT_TIMEOUT,
+    stop: Callable[[], bool] | None = None,
 ) -> ConnectReport:
+    """``count`` connect attempts; ``stop()`` is asked before each one after the first (cancel)."""
     report = ConnectReport(format_endpoint(ip, port), ip, fam)
-    for _ in range(max(1, count)):
+    for i in range(max(1, count)):
+        if i and stop is not None and stop():
+            raise Cancelled()
         start = time.perf_counter()
         try:
             s = _connect(fam, ip, port, timeout)
@@ -587,11 +595,13 @@ def run_plan(
     Resolution failures raise UsageError before anything is yielded. ``cancel`` (an Event or a
     callable) is checked between steps; when set, :class:`Cancelled` is raised."""
 
-    def check() -> None:
+    def stopped() -> bool:
         if cancel is None:
-            return
-        stop = cancel.is_set() if isinstance(cancel, threading.Event) else cancel()
-        if stop:
+            return False
+        return cancel.is_set() if isinstance(cancel, threading.Event) else cancel()
+
+    def check() -> None:
+        if stopped():
             raise Cancelled()
 
     proto = "udp" if plan.udp else "tcp"
@@ -607,7 +617,7 @@ def run_plan(
         return
     for fam, ip in addrs:
         check()
-        r = tcp_connect(fam, ip, plan.port, plan.count, plan.timeout)
+        r = tcp_connect(fam, ip, plan.port, plan.count, plan.timeout, stop=stopped)
         out.connect.append(r)
         yield r
     target = next((r for r in out.connect if r.state == OPEN), None)

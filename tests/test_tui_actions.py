@@ -163,3 +163,42 @@ async def test_every_action_is_in_the_command_palette() -> None:
         titles = {c.title for c in app.get_system_commands(app.screen)}
         for title in ("Kill owner", "Test port", "Scan ports", "Free port", "Events", "Filter", "Help"):
             assert title in titles
+
+
+async def test_quitting_while_a_probe_runs_cancels_it_and_exits() -> None:
+    """A listener whose accept queue is full makes connect() hang (the kernel drops the SYN): the
+    probe would take count x timeout. Quitting mid-probe cancels it after the current attempt."""
+    import socket
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(0)
+    port = srv.getsockname()[1]
+    fillers = []
+    for _ in range(4):
+        c = socket.socket()
+        c.setblocking(False)
+        try:
+            c.connect(("127.0.0.1", port))
+        except BlockingIOError:
+            pass
+        fillers.append(c)
+    try:
+        app = make_app()
+        async with app.run_test(size=(120, 36)) as pilot:
+            await until(pilot, lambda: app.poll_count >= 1)
+            panel = PortTestPanel(f"127.0.0.1:{port}", timeout=1.0, count=5)
+            app.push_screen(panel)
+
+            def started() -> bool:
+                logs = panel.query("#log") if panel.is_mounted else []
+                return any("── tcp" in str(line) for log in logs for line in log.lines)
+
+            await until(pilot, started)
+            app.exit()
+        assert panel.finished.wait(5)
+        assert panel.outcomes == []  # cut short: a full run (5 x 1 s) would have produced an outcome
+    finally:
+        for c in fillers:
+            c.close()
+        srv.close()

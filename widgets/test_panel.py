@@ -114,6 +114,10 @@ class PortTestPanel(ModalScreen[None]):
         self._cancel.set()
         self.dismiss(None)
 
+    def on_unmount(self) -> None:
+        """Closed in any way (Esc, or the app quitting): stop a run still going."""
+        self._cancel.set()
+
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
         self.action_run()
