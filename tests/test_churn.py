@@ -118,3 +118,35 @@ def poll_during_churn(make: Callable[[], Collector], seconds: float) -> None:
 @pytest.mark.parametrize("make", [PsutilCollector, default_collector], ids=["psutil", "default"])
 def test_collectors_survive_churn(make: Callable[[], Collector]) -> None:
     poll_during_churn(make, seconds=4.0)
+
+
+async def test_dashboard_survives_churn() -> None:
+    """The live dashboard (real collector, fast refresh) while sockets and processes churn: every
+    poll completes, none fails, keys keep working, memory stays bounded."""
+    from app.tui.app import PortscopeApp
+    from tests.test_tui_fixtures import fixed_interfaces, until
+
+    app = PortscopeApp(interval=0.1, interfaces=fixed_interfaces, blink=False)
+    me = psutil.Process()
+    rss: list[int] = []
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: app.poll_count >= 1, timeout=30)
+        with churn(8.0) as stats:
+            deadline = time.monotonic() + 8.0
+            keys = ["j", "k", "2", "1", "s", "G", "g", "e", "e"]
+            i = 0
+            while time.monotonic() < deadline:
+                await pilot.press(keys[i % len(keys)])
+                i += 1
+                await pilot.pause(0.05)
+                if i % 10 == 0:
+                    rss.append(me.memory_info().rss)
+        polls_during = app.poll_count
+        await until(pilot, lambda: app.poll_count > polls_during, timeout=30)  # not stuck
+        assert app.poll_errors == []
+        assert app.is_running
+    assert polls_during >= 5, polls_during
+    assert stats["children"] > 5
+    half = len(rss) // 2
+    if half >= 2:
+        assert max(rss[half:]) < max(rss[:half]) + 60_000_000, rss
