@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from app import exitcodes
@@ -46,11 +45,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.cli.table import CSV_COLUMNS, csv_row, grouped_socket_table, to_csv
+    from app.cli.table import CSV_COLUMNS, csv_row, grouped_socket_table, iter_csv
     from app.collector import default_collector, filter_kind
     from app.exposure import ExposureMap
     from app.model import Proto
-    from app.serialize import snapshot_dict
+    from app.serialize import iter_snapshot_json
 
     wanted_range = args.port_range
     snapshot = default_collector().collect(port=args.port)
@@ -66,10 +65,13 @@ def run(args: argparse.Namespace) -> int:
         socks = [s for s in socks if s.pid == args.pid]
 
     if args.json:
-        json.dump(snapshot_dict(snapshot, socks, exposure), sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        write = sys.stdout.write
+        for text in iter_snapshot_json(snapshot, socks, exposure):  # = json.dump(..., indent=2)
+            write(text)
+        write("\n")
     elif args.csv:
-        sys.stdout.write(to_csv([csv_row(s, snapshot, exposure) for s in socks], CSV_COLUMNS))
+        for text in iter_csv((csv_row(s, snapshot, exposure) for s in socks), CSV_COLUMNS):
+            sys.stdout.write(text)
     else:
         if socks:
             sys.stdout.write("\n".join(grouped_socket_table(socks, snapshot, exposure)) + "\n")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from app import exitcodes
@@ -27,14 +26,15 @@ def run(args: argparse.Namespace) -> int:
     from app.collector import default_collector, sort_sockets
     from app.exposure import ExposureMap
     from app.model import Proto
-    from app.serialize import snapshot_dict
+    from app.serialize import iter_snapshot_json
 
     snapshot = default_collector().collect(port=args.port)
     exposure = ExposureMap()
     socks = snapshot.on_port(args.port, Proto(args.proto) if args.proto else None)
     socks = sorted(sort_sockets(socks), key=lambda s: not s.listening)  # listeners first
     if args.json:
-        json.dump(snapshot_dict(snapshot, socks, exposure, port=args.port), sys.stdout, indent=2)
+        for text in iter_snapshot_json(snapshot, socks, exposure, port=args.port):
+            sys.stdout.write(text)
         sys.stdout.write("\n")
     elif socks:
         sys.stdout.write("\n".join(socket_table(socks, snapshot, exposure)) + "\n")

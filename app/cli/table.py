@@ -7,7 +7,7 @@ import io
 import shutil
 import sys
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from app.exposure import ExposureMap
 from app.model import OWNERLESS_STATES, Family, Snapshot, Sock
@@ -55,17 +55,39 @@ COMMAND_LIMIT = 400
 _ORDER = {r: i for i, r in enumerate(PortRange)}
 
 
-def socket_row(sock: Sock, snapshot: Snapshot, exposure: ExposureMap) -> list[str]:
-    """One table row; every untrusted string escaped and cut to its column's limit."""
+# A process owns many sockets (20k sockets may belong to 100 processes) and escaping a long
+# command line is the costly part of a row: each owner's cells are escaped once per table.
+OwnerCells = dict[int | None, tuple[str, str, str]]
+
+
+def _owner_cells(sock: Sock, snapshot: Snapshot, cache: OwnerCells | None) -> tuple[str, str, str]:
+    """(process, user, command) cells of ``sock``'s owner, escaped and cut."""
+    if cache is not None:
+        hit = cache.get(sock.pid)
+        if hit is not None:
+            return hit
     owner = snapshot.owner(sock)
-    proto = sock.proto.value + ("6" if sock.family is Family.IPV6 else "")
-    note = "ephemeral" if sock.listening and snapshot.in_ephemeral(sock) else ""
     if owner is not None:
         name = printable(owner.name, NAME_LIMIT) or "-"
-    elif sock.pid is None and sock.status not in OWNERLESS_STATES:
-        name = "?"  # the OS did not tell us who owns it (see the warning on stderr)
+        cells = (name, printable(owner.username, USER_LIMIT), printable(owner.command, COMMAND_LIMIT))
+    elif sock.pid is None:
+        # ownerless: "?" unless the state explains it; depends on the socket, so never cached
+        return ("-" if sock.status in OWNERLESS_STATES else "?", "", "")
     else:
-        name = "-"
+        cells = ("-", "", "")
+    if cache is not None:
+        cache[sock.pid] = cells
+    return cells
+
+
+def socket_row(
+    sock: Sock, snapshot: Snapshot, exposure: ExposureMap, cache: OwnerCells | None = None
+) -> list[str]:
+    """One table row; every untrusted string escaped and cut to its column's limit. Pass the
+    same ``cache`` for the rows of one snapshot to escape each owner's strings once."""
+    proto = sock.proto.value + ("6" if sock.family is Family.IPV6 else "")
+    note = "ephemeral" if sock.listening and snapshot.in_ephemeral(sock) else ""
+    name, user, command = _owner_cells(sock, snapshot, cache)
     return [
         proto,
         str(sock.laddr),
@@ -74,9 +96,9 @@ def socket_row(sock: Sock, snapshot: Snapshot, exposure: ExposureMap) -> list[st
         exposure.classify(sock.laddr.ip).label,
         str(sock.pid) if sock.pid is not None else "-",
         name,
-        printable(owner.username, USER_LIMIT) if owner else "",
+        user,
         note,
-        printable(owner.command, COMMAND_LIMIT) if owner else "",
+        command,
     ]
 
 
@@ -155,7 +177,8 @@ def terminal_width() -> int | None:
 def grouped_socket_table(socks: list[Sock], snapshot: Snapshot, exposure: ExposureMap) -> list[str]:
     """Sockets as one aligned table with a heading line per IANA range (in range order)."""
     socks = sorted(socks, key=lambda s: _ORDER[s.range])  # stable: keeps the order within a range
-    rows = [socket_row(s, snapshot, exposure) for s in socks]
+    cache: OwnerCells = {}
+    rows = [socket_row(s, snapshot, exposure, cache) for s in socks]
     lines = render(rows, SOCKET_COLUMNS, terminal_width())
     header, body = lines[0], lines[1:]
     out = [header]
@@ -173,14 +196,49 @@ def grouped_socket_table(socks: list[Sock], snapshot: Snapshot, exposure: Exposu
 
 
 def socket_table(socks: list[Sock], snapshot: Snapshot, exposure: ExposureMap) -> list[str]:
-    return render([socket_row(s, snapshot, exposure) for s in socks], SOCKET_COLUMNS, terminal_width())
+    cache: OwnerCells = {}
+    rows = [socket_row(s, snapshot, exposure, cache) for s in socks]
+    return render(rows, SOCKET_COLUMNS, terminal_width())
+
+
+def _csv_field(text: str) -> str:
+    """One field as csv.writer (QUOTE_MINIMAL, lineterminator "\\n") writes it inside a row."""
+    if not text:
+        return ""  # alone in a row, csv writes "" for it; inside a row, nothing
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow([text])
+    return buf.getvalue()[:-1]
+
+
+def iter_csv(rows: Iterable[Sequence[object]], headers: Sequence[str], chunk: int = 500) -> Iterator[str]:
+    """The text of :func:`to_csv` in pieces of ``chunk`` rows. Each distinct str or int value is
+    escaped, neutralised and quoted once (an owner's command line repeats on each of its rows)."""
+    memo: dict[tuple[type, object], str] = {}
+
+    def field(value: object) -> str:
+        kind = type(value)
+        if kind is not str and kind is not int:
+            return _csv_field(csv_cell(value))
+        key = (kind, value)  # 1 and True must not share a slot
+        hit = memo.get(key)
+        if hit is None:
+            hit = memo[key] = _csv_field(csv_cell(value))
+        return hit
+
+    out = [",".join(_csv_field(h) for h in headers) if len(headers) != 1 else _one_field_row(headers[0])]
+    for row in rows:
+        out.append(",".join([field(c) for c in row]) if len(row) != 1 else _one_field_row(csv_cell(row[0])))
+        if len(out) >= chunk:
+            yield "\n".join(out) + "\n"
+            out = []
+    if out:
+        yield "\n".join(out) + "\n"
+
+
+def _one_field_row(text: str) -> str:
+    return _csv_field(text) or '""'  # csv writes a row of one empty field as ""
 
 
 def to_csv(rows: Sequence[Sequence[object]], headers: Sequence[str]) -> str:
     """CSV text: every cell escaped (:func:`~app.textsafe.printable`) and formula-neutralised."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(headers)
-    for row in rows:
-        writer.writerow([csv_cell(c) for c in row])
-    return buf.getvalue()
+    return "".join(iter_csv(rows, headers))
