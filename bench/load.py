@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 
 CHILD = r"""
-import json, os, resource, selectors, socket, struct, sys, time
+import collections, json, os, resource, selectors, socket, struct, sys, time
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 if soft != hard:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -67,12 +67,14 @@ for i in range(1, len(udp_ports), 4):  # every 4th UDP socket is connected to an
 sys.stdout.write(json.dumps({"listeners": listeners}) + "\n")
 sys.stdout.flush()
 sel.register(sys.stdin, selectors.EVENT_READ, "cmd")
+clients = collections.deque()  # client ends this child opened, oldest first
+accepted = set()  # accepted ends; closed when the peer resets them
 
 def connect(h, p):
     c = socket.socket(fam(h), socket.SOCK_STREAM)
     c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER0)
     c.connect((h, p))
-    keep.append(c)
+    clients.append(c)
 
 def accept_all(s):
     while True:
@@ -81,7 +83,24 @@ def accept_all(s):
         except (BlockingIOError, InterruptedError):
             return
         a.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER0)
-        keep.append(a)
+        a.setblocking(False)
+        sel.register(a, selectors.EVENT_READ, "conn")  # readable only once the peer is gone
+        accepted.add(a)
+
+def reap(a):
+    try:
+        gone = not a.recv(1)
+    except (BlockingIOError, InterruptedError):
+        return
+    except OSError:
+        gone = True
+    if gone:
+        sel.unregister(a)
+        accepted.discard(a)
+        a.close()
+
+def count():
+    return len(keep) + len(clients) + len(accepted)
 
 end = time.time() + deadline
 while time.time() < end:
@@ -89,17 +108,23 @@ while time.time() < end:
         if key.data == "accept":
             accept_all(key.fileobj)
             continue
+        if key.data == "conn":
+            reap(key.fileobj)
+            continue
         line = sys.stdin.readline()
         if not line:
             sys.exit(0)
         cmd = json.loads(line)
-        if cmd["op"] == "connect":
-            for h, p in cmd["to"]:
+        if cmd["op"] == "close":  # close the oldest client ends (RST: the peer's end goes too)
+            for _ in range(min(int(cmd["n"]), len(clients))):
+                clients.popleft().close()
+        if cmd["op"] in ("connect", "close"):
+            for h, p in cmd.get("to", ()):
                 connect(h, p)
         elif cmd["op"] == "sync":
             for s in keep[:n_listen]:
                 accept_all(s)
-        sys.stdout.write(json.dumps({"n": len(keep)}) + "\n")
+        sys.stdout.write(json.dumps({"n": count()}) + "\n")
         sys.stdout.flush()
 """
 
@@ -207,6 +232,26 @@ class Load:
         host, port = self.rng.choice(other.listeners)
         child.send({"op": "connect", "to": [(host, port)]})
         return child.pid
+
+    def churn_fraction(self, fraction: float) -> int:
+        """Replace about ``fraction`` of the load's sockets: close the oldest client ends of
+        ``k`` connections in random children (SO_LINGER 0: both ends vanish, no TIME_WAIT) and
+        open ``k`` new ones, so ~4k sockets change (2k gone, 2k new). Returns k."""
+        k = max(1, round(self.n_sockets * fraction / 4))
+        plan: dict[int, tuple[int, list[tuple[str, int]]]] = {}
+        for _ in range(k):
+            i = self.rng.randrange(len(self.children))
+            j = (
+                (i + 1 + self.rng.randrange(len(self.children) - 1)) % len(self.children)
+                if len(self.children) > 1
+                else i
+            )
+            n, to = plan.get(i, (0, []))
+            to.append(self.rng.choice(self.children[j].listeners))
+            plan[i] = (n + 1, to)
+        for i, (n, to) in plan.items():
+            self.children[i].send({"op": "close", "n": n, "to": to})
+        return k
 
     def a_port(self) -> int:
         """A TCP listener's port on 127.0.0.1 (for `who PORT`)."""

@@ -1,14 +1,21 @@
-"""portscope benchmark: the fast collector against psutil, ss and lsof on the same live load.
+"""portscope benchmark: the fast collector against psutil, ss and lsof on the same live load,
+the dashboard's table update per poll, and the dashboard's memory over 100 polls.
 
     python bench/run.py            # (200, 20), (5k, 50), (20k, 100), (50k, 200) where limits allow
-    python bench/run.py --quick    # (200, 20) and (5k, 50), fewer rounds
-    python bench/run.py --sizes 20000x100 --rounds 9
+    python bench/run.py --quick    # (200, 20) and (5k, 50), fewer rounds, 20 memory polls at 5k
+    python bench/run.py --sizes 20000x100 --rounds 9 --memory-polls 0
 
 Run it with the project's interpreter (``.venv/bin/python bench/run.py``). For each size it starts
 its own load (bench/load.py: N loopback sockets across P child processes), measures everything in
 the same run, interleaved round by round, prints medians with ratios, writes
 bench/results/latest.json, and kills its children (by pid) on the way out, also on Ctrl-C.
 Nothing but loopback is touched.
+
+Dashboard: each round replaces 1% of the load's sockets (real connections closed and opened),
+takes a real snapshot and times ``Dashboard.preparer.prepare`` (the poll thread's part) and
+``Dashboard.apply`` (the UI thread's part) separately. Memory: bench/dashmem.py runs the real
+PortscopeApp headless against the load (at 20k sockets by default) for 100 polls with 1% churn
+before each, and reports its resident size after polls 1, 10, 50 and 100.
 """
 
 from __future__ import annotations
@@ -35,18 +42,24 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
 import psutil  # noqa: E402
+from dashmem import measure_memory  # noqa: E402
 from load import Load, count_sockets, fits, raise_nofile  # noqa: E402
 
+from app.exposure import ExposureMap  # noqa: E402
 from app.fast import FastCollector  # noqa: E402
+from app.tui.state import Dashboard  # noqa: E402
 
 FULL_SIZES = ((200, 20), (5000, 50), (20000, 100), (50000, 200))
 QUICK_SIZES = ((200, 20), (5000, 50))
 RESULTS = HERE / "results" / "latest.json"
+CHURN = 0.01  # the dashboard's per-poll churn: this share of the sockets replaced before each poll
+MEMORY_AT = 20000  # the load size the memory run uses (or the largest size run, if absent)
 
 # Each measure: (name, what it is). Ratios are "how many times slower than the fast steady poll"
 # for the in-process polls, and "how many times slower than portscope" for whole processes.
 POLL_MEASURES = ("cold", "steady", "churn", "psutil", "ss", "lsof")
 PROC_MEASURES = ("who", "ss_port", "lsof_port", "list_json", "ss_all", "lsof_all")
+DASH_MEASURES = ("dash_first_prepare", "dash_first_apply", "dash_prepare", "dash_apply")
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -85,6 +98,9 @@ class Bench:
         self.have_ss = shutil.which("ss") is not None
         self.port = load.a_port()
         self.cli = portscope_cmd()
+        self.dashboard = Dashboard(ExposureMap())
+        self.dash_changes: list[int] = []
+        self.dash_rows = 0
 
     def add(self, name: str, ms: float) -> None:
         self.samples.setdefault(name, []).append(ms)
@@ -95,12 +111,47 @@ class Bench:
         steady.collect()
         churn = FastCollector()
         churn.collect()
+        dash = FastCollector()
+        self.dash_first(dash)
         for _ in range(self.rounds):
-            self.one_round(steady, churn)
+            self.one_round(steady, churn, dash)
         steady.close()
         churn.close()
+        dash.close()
 
-    def one_round(self, steady: FastCollector, churn: FastCollector) -> None:
+    def dash_first(self, collector: FastCollector) -> None:
+        """The dashboard's first poll: every row built (one sample)."""
+        snap = collector.collect()
+        gc.collect()
+        prepared = None
+
+        def prepare() -> None:
+            nonlocal prepared
+            prepared = self.dashboard.preparer.prepare(snap)
+
+        self.add("dash_first_prepare", timed(prepare))
+        assert prepared is not None
+        first = prepared
+        self.add("dash_first_apply", timed(lambda: self.dashboard.apply(first)))
+
+    def dash_round(self, collector: FastCollector) -> None:
+        """1% of the sockets replaced by the load, one real snapshot, then prepare and apply."""
+        self.load.churn_fraction(CHURN)
+        snap = collector.collect()
+        prepared = None
+
+        def prepare() -> None:
+            nonlocal prepared
+            prepared = self.dashboard.preparer.prepare(snap)
+
+        self.add("dash_prepare", timed(prepare))
+        assert prepared is not None
+        done = prepared
+        self.add("dash_apply", timed(lambda: self.dashboard.apply(done)))
+        self.dash_changes.append(len(done.events))
+        self.dash_rows = len(self.dashboard.listening.rows) + len(self.dashboard.connections.rows)
+
+    def one_round(self, steady: FastCollector, churn: FastCollector, dash: FastCollector) -> None:
         gc.collect()
 
         def cold() -> None:
@@ -129,6 +180,8 @@ class Bench:
             self.add("ss_all", timed(lambda: run_quiet(["ss", "-tunap"])))
         if self.have_lsof:
             self.add("lsof_all", timed(lambda: run_quiet(["lsof", "-nP", "-i"])))
+        gc.collect()
+        self.dash_round(dash)
 
     def medians(self) -> dict[str, float]:
         return {k: statistics.median(v) for k, v in self.samples.items()}
@@ -140,7 +193,9 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return a / b
 
 
-def summarize(n: int, p: int, sockets: int, med: dict[str, float]) -> dict[str, object]:
+def summarize(
+    n: int, p: int, sockets: int, med: dict[str, float], dash_changes: list[int], dash_rows: int
+) -> dict[str, object]:
     steady, cold, churn = med.get("steady"), med.get("cold"), med.get("churn")
     ratios = {
         "psutil_over_steady": ratio(med.get("psutil"), steady),
@@ -152,8 +207,26 @@ def summarize(n: int, p: int, sockets: int, med: dict[str, float]) -> dict[str, 
         "ss_port_over_who": ratio(med.get("ss_port"), med.get("who")),
         "ss_all_over_list_json": ratio(med.get("ss_all"), med.get("list_json")),
         "lsof_all_over_list_json": ratio(med.get("lsof_all"), med.get("list_json")),
+        "ss_over_dash_apply": ratio(med.get("ss"), med.get("dash_apply")),
+        "ss_over_dash_prepare": ratio(med.get("ss"), med.get("dash_prepare")),
     }
-    return {"sockets": n, "procs": p, "host_sockets": sockets, "median_ms": med, "ratios": ratios}
+    dashboard = {
+        "rows": dash_rows,
+        "churn": CHURN,
+        "changes_per_poll_median": statistics.median(dash_changes) if dash_changes else None,
+        # the target: the UI-side table update at 1% churn takes at most half of one `ss -tunap`
+        "apply_within_half_ss": None
+        if ratios["ss_over_dash_apply"] is None
+        else ratios["ss_over_dash_apply"] >= 2,
+    }
+    return {
+        "sockets": n,
+        "procs": p,
+        "host_sockets": sockets,
+        "median_ms": med,
+        "ratios": ratios,
+        "dashboard": dashboard,
+    }
 
 
 def fmt_ms(v: float | None) -> str:
@@ -178,6 +251,10 @@ def print_table(results: list[dict[str, object]]) -> None:
         ("`portscope list --all --json`", "list_json", None),
         ("ss -tunap (process)", "ss_all", "ss_all_over_list_json"),
         ("lsof -nP -i (process)", "lsof_all", "lsof_all_over_list_json"),
+        ("dashboard 1st poll: prepare (poll thread)", "dash_first_prepare", None),
+        ("dashboard 1st poll: apply (UI thread)", "dash_first_apply", None),
+        ("dashboard 1% churn: prepare (poll thread)", "dash_prepare", "ss_over_dash_prepare"),
+        ("dashboard 1% churn: apply (UI thread)", "dash_apply", "ss_over_dash_apply"),
     ]
     head = ["median ms (ratio)"] + [f"{r['sockets']}/{r['procs']}" for r in results]
     lines = [head]
@@ -203,7 +280,65 @@ def print_table(results: list[dict[str, object]]) -> None:
             print("  ".join("-" * w for w in widths))
     print(
         "ratios: (x) = that tool's time / portscope steady poll; for churn, churn / steady; for the\n"
-        "whole-process rows, that tool / the portscope command above it. Higher is better for portscope."
+        "whole-process rows, that tool / the portscope command above it; for the dashboard rows,\n"
+        "`ss -tunap` / that step (target for apply: >= 2x, i.e. at most half an ss run).\n"
+        "Higher is better for portscope."
+    )
+    for r in results:
+        dash = r["dashboard"]
+        assert isinstance(dash, dict)
+        verdict = {True: "met", False: "NOT met", None: "not measured"}[dash["apply_within_half_ss"]]
+        print(
+            f"dashboard at {r['sockets']}/{r['procs']}: {dash['rows']} rows, "
+            f"{fmt_num(dash['changes_per_poll_median'])} sockets changed per poll; "
+            f"apply <= 1/2 ss: {verdict}"
+        )
+
+
+def fmt_num(v: object, digits: int | None = None) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}" if digits is not None else f"{v:g}"
+    return str(v)
+
+
+def print_memory(mem: dict[str, object]) -> None:
+    rss = mem["rss_mb"]
+    assert isinstance(rss, dict)
+    marks = ", ".join(f"poll {k}: {v:.0f} MB" for k, v in rss.items())
+    parts = mem.get("ui_apply_parts_ms_median") or {}
+    assert isinstance(parts, dict)
+    print(
+        f"dashboard memory (PortscopeApp headless, {mem['sockets']} sockets, "
+        f"{fmt_num(mem['changes_median'])} sockets changed per poll, {mem['polls']} polls):\n"
+        f"  RSS after {marks}\n"
+        f"  UI-side apply per poll (app._apply, median): {fmt_num(mem['ui_apply_ms_median'], 1)} ms "
+        f"(Dashboard.apply {fmt_num(parts.get('dashboard'), 1)} ms, "
+        f"events pane {fmt_num(parts.get('events'), 1)} ms); "
+        f"poll to poll {fmt_num(mem['poll_to_poll_s_median'])} s"
+    )
+    if mem.get("error"):
+        print(f"  incomplete: {mem['error']}")
+    print(f"  target: below 250 MB and stable: {mem['verdict']}")
+
+
+def memory_verdict(mem: dict[str, object], limit_mb: float = 250) -> str:
+    """Below ``limit_mb`` at every mark, and stable: at most 10% growth from poll 50 (or 10) to the end."""
+    rss = mem.get("rss_mb")
+    last = mem.get("rss_mb_last")
+    if not isinstance(rss, dict) or not rss or not isinstance(last, float):
+        return "not measured"
+    top = max([*rss.values(), last])
+    base_mark = "50" if "50" in rss else "10" if "10" in rss else "1"
+    base = rss[base_mark]
+    growth = last - base
+    below = top < limit_mb
+    stable = growth <= 0.10 * base
+    sign = "<" if below else ">="
+    return (
+        f"{'met' if below and stable else 'NOT met'} (peak {top:.0f} MB {sign} {limit_mb:.0f} MB; "
+        f"poll {base_mark} -> {mem.get('polls')}: {growth:+.0f} MB, {'stable' if stable else 'growing'})"
     )
 
 
@@ -221,9 +356,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", help="comma-separated NxP, e.g. 5000x50,20000x100")
     ap.add_argument("--rounds", type=int, help="rounds per size (default 9, quick 5)")
     ap.add_argument("--out", default=str(RESULTS), help=f"JSON results file (default {RESULTS})")
+    ap.add_argument(
+        "--memory-polls", type=int, help="dashboard memory run: polls (default 100, quick 20; 0 = skip)"
+    )
+    ap.add_argument(
+        "--memory-at",
+        type=int,
+        help=f"the load size (sockets) of the memory run (default {MEMORY_AT}, else the largest run)",
+    )
+    ap.add_argument(
+        "--memory-timeout",
+        type=float,
+        default=150,
+        help="stop the memory run after this many seconds (default 150); the report says so",
+    )
     args = ap.parse_args(argv)
     sizes = parse_sizes(args.sizes) if args.sizes else list(QUICK_SIZES if args.quick else FULL_SIZES)
-    rounds = args.rounds or (5 if args.quick else 9)
+    rounds = args.rounds or 5
+    memory_polls = args.memory_polls if args.memory_polls is not None else (20 if args.quick else 100)
+    memory_at = args.memory_at or (MEMORY_AT if any(n == MEMORY_AT for n, _ in sizes) else max(sizes)[0])
+    memory: dict[str, object] | None = None
 
     def on_term(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
@@ -250,12 +402,22 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 bench = Bench(n, p, rounds, load)
                 bench.run()
-                results.append(summarize(n, p, host, bench.medians()))
+                results.append(summarize(n, p, host, bench.medians(), bench.dash_changes, bench.dash_rows))
+                if memory_polls > 0 and n == memory_at:
+                    print(f"{n}/{p}: dashboard memory over {memory_polls} polls ...", file=sys.stderr)
+                    memory = {
+                        "sockets": n,
+                        "procs": p,
+                        **measure_memory(load, polls=memory_polls, churn=CHURN),
+                    }
+                    memory["verdict"] = memory_verdict(memory)
     except KeyboardInterrupt:
         print("interrupted: children killed; partial results follow", file=sys.stderr)
     if not results:
         return 1
     print_table(results)
+    if memory is not None:
+        print_memory(memory)
     doc = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "duration_s": round(time.time() - started, 1),
@@ -270,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
         "rounds": rounds,
         "results": results,
         "skipped": skipped,
-        "todo": ["dashboard table update and dashboard memory: not measured yet"],
+        "memory": memory,
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
