@@ -9,6 +9,8 @@ import shutil
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -48,74 +50,73 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_dashboard_in_tmux_shows_filters_and_quits() -> None:
+@contextmanager
+def dashboard_in_tmux() -> Iterator[str]:
+    """The installed ``portscope`` in a fresh 120x36 tmux session; yields the session name once
+    the first poll is on screen (the app is up and reading keys). The pane stays open after
+    portscope exits, printing its exit code, to tell "quit" from "crashed"."""
     session = f"portscope-e2e-{uuid.uuid4().hex[:8]}"
-    with child_listener("tcp", "127.0.0.1", name="ps-e2e-tmux") as child:
-        cmd = " ".join(shlex.quote(c) for c in [*portscope_cmd(), "--interval", "0.5"])
-        # keep the pane open after portscope exits, to tell "quit" from "crashed at once"
-        shell = f"{cmd}; echo PORTSCOPE-EXIT=$?; sleep 30"
-        env = {**os.environ, "TERM": "xterm-256color"}
-        subprocess.run(
-            ["tmux", "new", "-d", "-s", session, "-x", "120", "-y", "36", shell],
-            check=True,
-            env=env,
-            timeout=20,
-        )
-        try:
-            # the first poll is on screen: the app is up and reading keys
-            wait_for(lambda: re.search(r"listeners:\s+all\s+[1-9]", _screen(session)), timeout=30)
-            _tmux("send-keys", "-t", session, "/")
-            _tmux("send-keys", "-t", session, "-l", f":{child.port}")
-            _tmux("send-keys", "-t", session, "Enter")
-            # the filter line shows the term and the footer shows the table's keys again (focus left
-            # the filter box): only then does `q` reach the app rather than the box
-            screen = wait_for(
-                lambda: _screen_with(session, str(child.port), "ps-e2e-tmux", f":{child.port}\n", "Detail"),
-                timeout=30,
-            )
-            assert str(child.pid) in screen
-            _tmux("send-keys", "-t", session, "q")
-            done = wait_for(lambda: _screen_with(session, "PORTSCOPE-EXIT="), timeout=20)
-            assert "PORTSCOPE-EXIT=0" in done
-            assert "Traceback" not in done
-        finally:
-            pid = _pane_pid(session)
-            _tmux("kill-session", "-t", session)
-            if pid is not None:
-                deadline = time.monotonic() + 5
-                while _alive(pid) and time.monotonic() < deadline:
-                    time.sleep(0.05)
+    cmd = " ".join(shlex.quote(c) for c in [*portscope_cmd(), "--interval", "0.5"])
+    env = {**os.environ, "TERM": "xterm-256color"}
+    subprocess.run(
+        [
+            "tmux",
+            "new",
+            "-d",
+            "-s",
+            session,
+            "-x",
+            "120",
+            "-y",
+            "36",
+            f"{cmd}; echo PORTSCOPE-EXIT=$?; sleep 30",
+        ],
+        check=True,
+        env=env,
+        timeout=20,
+    )
+    try:
+        wait_for(lambda: re.search(r"listeners:\s+all\s+[1-9]", _screen(session)), timeout=30)
+        yield session
+    finally:
+        pid = _pane_pid(session)
+        _tmux("kill-session", "-t", session)
+        if pid is not None:
+            deadline = time.monotonic() + 5
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+
+
+def filter_to_port(session: str, port: int) -> str:
+    """Type ``/:PORT`` Enter; return the screen once the filter is applied and the table has the
+    focus back (the footer shows its keys again), so the next key reaches the app, not the box."""
+    _tmux("send-keys", "-t", session, "/")
+    _tmux("send-keys", "-t", session, "-l", f":{port}")
+    _tmux("send-keys", "-t", session, "Enter")
+    return wait_for(lambda: _screen_with(session, f":{port}\n", "Detail"), timeout=30)
+
+
+def test_dashboard_in_tmux_shows_filters_and_quits() -> None:
+    with child_listener("tcp", "127.0.0.1", name="ps-e2e-tmux") as child, dashboard_in_tmux() as session:
+        filter_to_port(session, child.port)
+        screen = wait_for(lambda: _screen_with(session, str(child.port), "ps-e2e-tmux"), timeout=30)
+        assert str(child.pid) in screen
+        _tmux("send-keys", "-t", session, "q")
+        done = wait_for(lambda: _screen_with(session, "PORTSCOPE-EXIT="), timeout=20)
+        assert "PORTSCOPE-EXIT=0" in done
+        assert "Traceback" not in done
 
 
 def test_hostile_process_name_cannot_touch_the_terminal() -> None:
     """A process named with an OSC title escape and markup shows as escaped text; the terminal's
     title and screen are not changed by it."""
-    session = f"portscope-e2e-{uuid.uuid4().hex[:8]}"
     hostile = "\x1b]2;zq\x07[b]x"  # 11 bytes: fits the 15-byte kernel process name
-    with child_listener("tcp", "127.0.0.1", name=hostile) as child:
-        cmd = " ".join(shlex.quote(c) for c in [*portscope_cmd(), "--interval", "0.5"])
-        env = {**os.environ, "TERM": "xterm-256color"}
-        subprocess.run(
-            ["tmux", "new", "-d", "-s", session, "-x", "120", "-y", "36", f"{cmd}; sleep 30"],
-            check=True,
-            env=env,
-            timeout=20,
-        )
-        try:
-            # the first poll is on screen: the app is up and reading keys
-            wait_for(lambda: re.search(r"listeners:\s+all\s+[1-9]", _screen(session)), timeout=30)
-            _tmux("send-keys", "-t", session, "/")
-            _tmux("send-keys", "-t", session, "-l", f":{child.port}")
-            _tmux("send-keys", "-t", session, "Enter")
-            screen = wait_for(lambda: _screen_with(session, str(child.pid)), timeout=30)
-            assert "\\x1b]2;zq\\x07[b]x" in screen  # the name, escaped, markup literal
-            title = _tmux("display-message", "-p", "-t", session, "#{pane_title}")
-            assert "zq" not in title
-            _tmux("send-keys", "-t", session, "q")
-        finally:
-            pid = _pane_pid(session)
-            _tmux("kill-session", "-t", session)
-            if pid is not None:
-                deadline = time.monotonic() + 5
-                while _alive(pid) and time.monotonic() < deadline:
-                    time.sleep(0.05)
+    with child_listener("tcp", "127.0.0.1", name=hostile) as child, dashboard_in_tmux() as session:
+        filter_to_port(session, child.port)
+        screen = wait_for(lambda: _screen_with(session, str(child.pid)), timeout=30)
+        assert "\\x1b]2;zq\\x07[b]x" in screen  # the name, escaped, markup literal
+        title = _tmux("display-message", "-p", "-t", session, "#{pane_title}")
+        assert "zq" not in title
+        _tmux("send-keys", "-t", session, "q")
+        done = wait_for(lambda: _screen_with(session, "PORTSCOPE-EXIT="), timeout=20)
+        assert "PORTSCOPE-EXIT=0" in done
