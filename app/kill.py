@@ -21,6 +21,7 @@ escalate to SIGKILL, and :func:`port_holders` re-checks the ports to say who sti
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import time
@@ -446,20 +447,38 @@ def kill(
 
 def escalate_kill(result: KillResult, *, timeout: float = DEFAULT_TIMEOUT, force: bool = False) -> None:
     """Send SIGKILL to whatever of ``result`` is still alive (each re-verified) and wait again."""
-    still: list[Signalled] = []
-    for p in result.alive:
-        if is_gone(p.pid, p.create_time):
-            continue
-        protected = protection_reason(p.pid)
-        if protected and not force:
-            continue
-        try:
-            signal_exact(p.pid, p.create_time, signal.SIGKILL, p.name, result.target.user)
-        except (ProcessGone, ProcessChanged):
-            continue  # exited, or the pid was reused meanwhile: never signal it
-        still.append(p)
-    result.escalated = True
-    result.alive = wait_gone(still, timeout)
+    escalate_all([result], timeout=timeout, force=force)
+
+
+def escalate_all(
+    results: Sequence[KillResult], *, timeout: float = DEFAULT_TIMEOUT, force: bool = False
+) -> None:
+    """SIGKILL what is still alive in every result (each only if it is still the same process: start
+    time), then one wait for all of them (not one per result)."""
+    killed: list[Signalled] = []
+    for result in results:
+        for p in result.alive:
+            if is_gone(p.pid, p.create_time):
+                continue
+            if protection_reason(p.pid) and not force:
+                continue
+            try:
+                signal_exact(p.pid, p.create_time, signal.SIGKILL, p.name, result.target.user)
+            except (ProcessGone, ProcessChanged):
+                continue  # exited, or the pid was reused meanwhile: never signal it
+            killed.append(p)
+        result.escalated = True
+    still = set(wait_gone(killed, timeout))
+    for result in results:
+        result.alive = [p for p in result.alive if p in still]
+
+
+def wait_all(results: Sequence[KillResult], timeout: float = DEFAULT_TIMEOUT) -> None:
+    """One wait (up to ``timeout``) for everything the results signalled; sets each ``alive``."""
+    everyone = list(dict.fromkeys(p for r in results for p in r.signalled))
+    still = set(wait_gone(everyone, timeout))
+    for r in results:
+        r.alive = [p for p in r.signalled if p in still]
 
 
 def port_holders(ports: Iterable[tuple[str, int]], collector: Collector) -> list[Holder]:
@@ -488,10 +507,17 @@ def holds_port(s: Sock) -> bool:
     return s.listening or s.pid is not None
 
 
-def owners_on_port(snapshot: Snapshot, port: int, proto: Proto | None = None) -> list[KillTarget]:
+def owners_on_port(
+    snapshot: Snapshot, port: int, proto: Proto | None = None, *, shared: bool = False
+) -> list[KillTarget]:
     """The owners of *local* sockets on ``port`` (never a peer that merely connects to it),
-    listeners' owners first. Sockets without a visible owner are skipped."""
-    socks = [s for s in snapshot.on_port(port, proto) if holds_port(s) and s.pid is not None]
+    listeners' owners first. Sockets without a visible owner are skipped.
+
+    A socket list names one pid per socket, but a socket can be held by several processes (a
+    pre-fork server's master and workers share the listener). With ``shared`` (Linux), every
+    process holding one of those sockets is found in /proc and added after the named owners."""
+    on_port = [s for s in snapshot.on_port(port, proto) if holds_port(s)]
+    socks = [s for s in on_port if s.pid is not None]
     socks.sort(key=lambda s: (not s.listening, s.pid or 0))
     out: dict[int, KillTarget] = {}
     for s in socks:
@@ -499,7 +525,87 @@ def owners_on_port(snapshot: Snapshot, port: int, proto: Proto | None = None) ->
         if s.pid in out or snapshot.owner(s) is None:
             continue
         out[s.pid] = KillTarget.from_snapshot(snapshot, s)
+    if shared:
+        by_inode = {s.inode: s for s in sorted(on_port, key=lambda s: not s.listening) if s.inode}
+        if on_port and any(not s.inode for s in on_port):  # a collector without inodes (psutil)
+            first = min(on_port, key=lambda s: not s.listening)
+            for inode in proc_net_inodes(port, proto):
+                by_inode.setdefault(inode, first)
+        holders = inode_holders(by_inode)
+        for inode, sock in by_inode.items():
+            for pid in sorted(holders.get(inode, ())):
+                if pid in out:
+                    continue
+                try:
+                    t = KillTarget.from_pid(pid, snapshot)
+                except ProcessError:
+                    continue
+                held = [x for x in on_port if x.inode and pid in holders.get(x.inode, ())] or [sock]
+                out[pid] = dataclasses.replace(
+                    t,
+                    ports=tuple(dict.fromkeys([*t.ports, *(describe_sock(x) for x in held)])),
+                    port_numbers=tuple(
+                        dict.fromkeys([*t.port_numbers, *((x.proto.value, x.laddr.port) for x in held)])
+                    ),
+                )
     return list(out.values())
+
+
+def proc_net_inodes(port: int, proto: Proto | None = None) -> set[int]:
+    """Inodes of the sockets whose *local* port is ``port``, from /proc/net (Linux; empty elsewhere).
+    TIME_WAIT entries (inode 0) are left out."""
+    out: set[int] = set()
+    names = [p.value + v for p in ([proto] if proto else list(Proto)) for v in ("", "6")]
+    for name in names:
+        try:
+            with open(f"/proc/net/{name}", encoding="ascii", errors="replace") as f:
+                next(f, None)  # the header
+                for line in f:
+                    fields = line.split()
+                    if len(fields) < 10:
+                        continue
+                    try:
+                        local_port = int(fields[1].rpartition(":")[2], 16)
+                        inode = int(fields[9])
+                    except ValueError:
+                        continue
+                    if local_port == port and inode:
+                        out.add(inode)
+        except OSError:
+            continue
+    return out
+
+
+def inode_holders(inodes: Iterable[int]) -> dict[int, set[int]]:
+    """Every pid holding each socket inode, from /proc/PID/fd (Linux; ``{}`` elsewhere). Processes
+    that cannot be read (other users, without root) are skipped."""
+    wanted = {i for i in inodes if i}
+    out: dict[int, set[int]] = {}
+    if not wanted or not os.path.isdir("/proc/self/fd"):
+        return out
+    try:
+        entries = [e.name for e in os.scandir("/proc") if e.name.isdigit()]
+    except OSError:
+        return out
+    for name in entries:
+        base = f"/proc/{name}/fd"
+        try:
+            fds = os.listdir(base)
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                link = os.readlink(f"{base}/{fd}")
+            except OSError:
+                continue
+            if link.startswith("socket:[") and link.endswith("]"):
+                try:
+                    inode = int(link[8:-1])
+                except ValueError:
+                    continue
+                if inode in wanted:
+                    out.setdefault(inode, set()).add(int(name))
+    return out
 
 
 def port_free(snapshot: Snapshot, port: int, proto: Proto | None = None) -> bool:

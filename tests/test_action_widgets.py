@@ -17,6 +17,7 @@ from textual.widgets import Static
 
 from app import kill
 from app.collector import PsutilCollector
+from app.model import Proto
 from tests.helpers import child_listener, free_port, needs_ipv6
 from widgets.kill_modal import ConfirmScreen, KillModal, start_kill
 
@@ -36,8 +37,10 @@ async def settle(app: App, pilot) -> None:  # type: ignore[no-untyped-def]
 
 
 def target_for(port: int) -> kill.KillTarget:
+    """The owner of the TCP listener on ``port`` (an ephemeral port: on a shared machine another
+    process may hold an unrelated socket with the same number, which is not the one wanted)."""
     snap = PsutilCollector().collect()
-    [t] = kill.owners_on_port(snap, port)
+    [t] = [t for t in kill.owners_on_port(snap, port, Proto.TCP) if t.ports[0].endswith(f":{port} LISTEN")]
     return t
 
 

@@ -38,8 +38,14 @@ for _ in range(3000): time.sleep(0.1)
 
 
 def target_for(port: int, proto: Proto = Proto.TCP) -> kill.KillTarget:
+    """The owner of the listener (or bound UDP socket) on ``port``. Ephemeral ports: on a shared
+    machine another process may hold an unrelated connected socket with the same number."""
     snap = PsutilCollector().collect()
-    [target] = kill.owners_on_port(snap, port, proto)
+    [target] = [
+        t
+        for t in kill.owners_on_port(snap, port, proto)
+        if t.ports and t.ports[0].split(" ")[1].endswith(f":{port}") and not t.ports[0].count(" -> ")
+    ]
     return target
 
 
@@ -408,3 +414,97 @@ def test_a_recycled_pid_is_never_signalled(pidfd: bool, monkeypatch: pytest.Monk
         assert new.proc.poll() is None and psutil.Process(new.pid).name() == "ps-new-owner"
     finally:
         new.stop()
+
+
+# Two processes sharing one listening socket (fork), both ignoring SIGTERM. On SIGTERM each writes
+# whether the other is still alive (a zombie counts as dead) to the file argv[1].
+_PAIR = r"""
+import os, signal, socket, sys, time
+out = sys.argv[1]
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(8)
+other = 0
+def alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+def on_term(signum, frame):
+    with open(out, "a") as f:
+        f.write("%d %s\n" % (os.getpid(), "alive" if alive(other) else "dead"))
+signal.signal(signal.SIGTERM, on_term)
+parent = os.getpid()
+child = os.fork()
+other = parent if child == 0 else child
+if child == 0:
+    with open(out + ".ready", "w") as f:
+        f.write("ready")
+    for _ in range(3000): time.sleep(0.1)
+    os._exit(0)
+print(s.getsockname()[1], child, flush=True)
+for _ in range(3000): time.sleep(0.1)
+"""
+
+
+def test_cli_signals_every_owner_before_waiting(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Owners are signalled together and waited for together (one timeout, not one per owner):
+    each got its SIGTERM while the other was still running, and one SIGKILL round ends both."""
+    out = tmp_path / "terms"
+    proc = subprocess.Popen([sys.executable, "-c", _PAIR, str(out)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    port, worker = (int(x) for x in proc.stdout.readline().split())
+    try:
+        wait_for(lambda: (tmp_path / "terms.ready").exists())
+        res = run_cli("kill", str(port), "--yes", "--timeout", "1", "--escalate")
+        assert res.returncode == 0, res.stderr
+        assert f"port {port} is free" in res.stdout
+        lines = sorted(out.read_text().split("\n")[:-1])
+        assert lines == sorted([f"{proc.pid} alive", f"{worker} alive"]), lines
+        assert proc.wait(timeout=5) == -signal.SIGKILL
+    finally:
+        kill_quietly(worker)
+        kill_quietly(proc.pid)
+        proc.wait(timeout=5)
+
+
+def test_every_process_sharing_the_listener_is_an_owner() -> None:
+    proc = subprocess.Popen([sys.executable, "-c", _FORKED], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    port, worker = (int(x) for x in proc.stdout.readline().split())
+    try:
+        snap = PsutilCollector().collect()
+        assert len(kill.owners_on_port(snap, port)) == 1  # the socket list names one pid per socket
+        owners = kill.owners_on_port(snap, port, shared=True)
+        assert sorted(t.pid for t in owners) == sorted([proc.pid, worker])
+        assert all(f"tcp 127.0.0.1:{port} LISTEN" in t.ports for t in owners)
+        assert all(("tcp", port) in t.port_numbers for t in owners)
+    finally:
+        kill_quietly(worker)
+        kill_quietly(proc.pid)
+        proc.wait(timeout=5)
+
+
+def test_cli_refuses_a_port_shared_with_its_own_ancestor() -> None:
+    """This test process (an ancestor of the CLI) shares a listener with a child: the child is not
+    signalled either (killing half of it would not free the port, and the other half is the shell)."""
+    import socket
+
+    with socket.socket() as lst:
+        lst.bind(("127.0.0.1", 0))
+        lst.listen(4)
+        port = lst.getsockname()[1]
+        code = "import time\nfor _ in range(3000): time.sleep(0.1)"
+        child = subprocess.Popen([sys.executable, "-c", code], pass_fds=[lst.fileno()])
+        try:
+            wait_for(lambda: kill.inode_holders([_inode(lst)]).get(_inode(lst), set()) >= {child.pid})
+            res = run_cli("kill", str(port), "--yes")
+            assert res.returncode == 1, res.stderr
+            assert "ancestor" in res.stderr
+            assert child.poll() is None
+        finally:
+            kill_quietly(child.pid)
+            child.wait(timeout=5)
+
+
+def _inode(s: object) -> int:
+    return os.fstat(s.fileno()).st_ino  # type: ignore[attr-defined]

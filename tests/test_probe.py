@@ -16,7 +16,7 @@ import trustme
 from app import probe
 from app.errors import UsageError
 from app.probe import TestOutcome, TestPlan, run_plan
-from tests.helpers import free_port, needs_ipv6, run_cli
+from tests.helpers import free_port, needs_ipv6, run_cli, wait_for
 
 T = 0.5  # seconds: every test timeout
 
@@ -170,8 +170,11 @@ class _Redirect(http.server.BaseHTTPRequestHandler):
 @contextmanager
 def http_server(handler: type[http.server.BaseHTTPRequestHandler], tls_ctx: ssl.SSLContext | None = None):
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    srv.block_on_close = False  # never wait at close for a handler a client keeps busy
     if tls_ctx is not None:
-        srv.socket = tls_ctx.wrap_socket(srv.socket, server_side=True)
+        # the handshake in the handler thread, not in accept(): a client that never speaks must not
+        # stall the accept loop (and with it shutdown())
+        srv.socket = tls_ctx.wrap_socket(srv.socket, server_side=True, do_handshake_on_connect=False)
     t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     t.start()
     try:
@@ -372,6 +375,13 @@ def test_no_descriptor_leaks_on_any_probe_path(tls_server_ctx) -> None:
         http_server(_Redirect, ctx) as p_tls,
     ):
         ports = [p_echo, p_silent, p_endless, p_reset, p_junk, p_tls, free_port()]
+        idle = threading.active_count()  # the servers are up, no connection handler runs yet
+
+        def settled() -> int:
+            """The fd count once the servers' handler threads (holding their side of each
+            connection, in this process too) have all finished."""
+            wait_for(lambda: threading.active_count() <= idle, timeout=20)
+            return _open_fds()
 
         def one_round() -> None:
             for p in ports:
@@ -383,10 +393,10 @@ def test_no_descriptor_leaks_on_any_probe_path(tls_server_ctx) -> None:
                 probe.udp(socket.AF_INET, "127.0.0.1", p, 0.05)
 
         one_round()  # warm-up: lazily opened descriptors (resolver, ssl) are not leaks
-        before = _open_fds()
+        before = settled()
         for _ in range(2):
             one_round()
-        after = _open_fds()
+        after = settled()
     assert after <= before, (before, after)
 
 

@@ -73,7 +73,7 @@ def _command_line(args: argparse.Namespace) -> str:
 def run(args: argparse.Namespace) -> int:
     from app import kill
     from app.collector import default_collector
-    from app.errors import ProcessChanged, ProcessDenied, ProcessError, ProcessGone, UsageError
+    from app.errors import ProcessError, ProcessGone, UsageError
     from app.model import Proto
 
     if (args.port is None) == (args.pid is None):
@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
             return exitcodes.OK
         what = f"pid {args.pid}"
     else:
-        targets = kill.owners_on_port(snapshot, args.port, proto)
+        targets = kill.owners_on_port(snapshot, args.port, proto, shared=True)
         what = f"port {args.port}" + (f"/{args.proto}" if args.proto else "")
         if not targets:
             if kill.port_free(snapshot, args.port, proto):
@@ -121,37 +121,38 @@ def run(args: argparse.Namespace) -> int:
             warn("cancelled")
             return exitcodes.NEGATIVE
 
+    # Signal every target first, then wait once for all of them (one timeout, not one per owner:
+    # a pre-fork server's master and workers go down together), then SIGKILL the rest together.
     failed = False
     results: list[kill.KillResult] = []
     for t in targets:
         try:
-            res = kill.kill(
-                t,
-                sig,
-                tree=args.tree,
-                timeout=args.timeout,
-                force=args.force,
-                escalate=args.escalate,
-                collector=collector if args.pid is not None else None,
-            )
+            signalled = kill.send(t, sig, tree=args.tree, force=args.force)
         except ProcessGone as exc:
             warn(str(exc))
             continue
-        except (ProcessChanged, ProcessDenied, kill.KillRefused) as exc:
+        except ProcessError as exc:  # changed (pid reused), denied, refused: nothing sent to it
             warn(str(exc))
             failed = True
             continue
-        except ProcessError as exc:
-            warn(str(exc))
-            failed = True
-            continue
-        if res.alive and not args.escalate and sig != signal.SIGKILL:
-            warn(f"{t.who} is still running after {args.timeout:g}s")
+        results.append(kill.KillResult(t, sig, signalled=signalled))
+    kill.wait_all(results, args.timeout)
+    alive = [r for r in results if r.alive]
+    if alive and sig != signal.SIGKILL:
+        escalate = args.escalate
+        if not escalate:
+            for r in alive:
+                warn(f"{r.target.who} is still running after {args.timeout:g}s")
             if sys.stdin.isatty() and not args.yes and _ask("Send SIGKILL?"):
-                kill.escalate_kill(res, timeout=args.timeout, force=args.force)
-            elif not res.escalated:
+                escalate = True
+            else:
                 warn("run again with --escalate (or --signal KILL) to send SIGKILL")
-        results.append(res)
+        if escalate:
+            kill.escalate_all(alive, timeout=args.timeout, force=args.force)
+    if args.pid is not None:
+        for r in results:
+            r.holders = kill.port_holders(r.target.port_numbers, collector)
+    for res in results:
         for line in res.lines():
             sys.stdout.write(line + "\n")
 
