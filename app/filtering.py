@@ -29,6 +29,7 @@ from app.errors import UsageError
 from app.model import ALL_STATES, ProcessInfo, Sock
 from app.parsing import parse_port, parse_range, parse_range_name
 from app.ports import PortRange
+from app.textsafe import quoted
 
 FILTER_TERMS = ("port:", "pid:", "user:", "proc:", "range:", "state:", "proto:", "exposed", "new", ":PORT")
 
@@ -120,7 +121,9 @@ def _state_pred(value: str) -> Predicate:
     }
     wanted = aliases.get(wanted, wanted)
     if wanted not in ALL_STATES:
-        raise UsageError(f"unknown state {value!r}: try listen, established, time_wait, close_wait, bound")
+        raise UsageError(
+            f"unknown state {quoted(value)}: try listen, established, time_wait, close_wait, bound"
+        )
     return lambda r: r.state == wanted
 
 
@@ -138,12 +141,12 @@ def _term(token: str) -> Predicate:
     if sep:
         key = key.lower()
         if not value:
-            raise UsageError(f"filter term {token!r} needs a value, e.g. {key}:…")
+            raise UsageError(f"filter term {quoted(token)} needs a value, e.g. {key}:…")
         if key == "port":
             return _port_pred(value)
         if key == "pid":
             if not value.isdigit() or not value.isascii() or len(value) > 10:
-                raise UsageError(f"invalid pid in {token!r}: expected a number")
+                raise UsageError(f"invalid pid in {quoted(token)}: expected a number")
             pid = int(value)
             return lambda r: r.pid == pid
         if key == "user":
@@ -159,7 +162,7 @@ def _term(token: str) -> Predicate:
             return _state_pred(value)
         if key == "proto":
             if value.lower() not in ("tcp", "udp"):
-                raise UsageError(f"invalid protocol in {token!r}: expected tcp or udp")
+                raise UsageError(f"invalid protocol in {quoted(token)}: expected tcp or udp")
             proto = value.lower()
             return lambda r: r.proto == proto
         if "." in key or key.isdigit() or key.startswith("["):

@@ -10,6 +10,7 @@ import ipaddress
 
 from app.errors import UsageError
 from app.ports import MAX_PORT, PortRange
+from app.textsafe import quoted
 
 MAX_SPEC_PORTS = 65535
 
@@ -18,11 +19,12 @@ def parse_port(text: str, *, allow_zero: bool = False, what: str = "port") -> in
     """A port number 1-65535 (0 too with ``allow_zero``)."""
     raw = str(text).strip()
     if not raw.isdigit() or not raw.isascii():
-        raise UsageError(f"invalid {what} {text!r}: expected a number from {0 if allow_zero else 1} to 65535")
+        low = 0 if allow_zero else 1
+        raise UsageError(f"invalid {what} {quoted(text)}: expected a number from {low} to 65535")
     value = int(raw[:6]) if len(raw) <= 6 else MAX_PORT + 1
     low = 0 if allow_zero else 1
     if not low <= value <= MAX_PORT:
-        raise UsageError(f"invalid {what} {text!r}: must be from {low} to 65535")
+        raise UsageError(f"invalid {what} {quoted(text)}: must be from {low} to 65535")
     return value
 
 
@@ -35,13 +37,13 @@ def parse_port_spec(text: str) -> list[int]:
     for part in raw.split(","):
         part = part.strip()
         if not part:
-            raise UsageError(f"invalid port list {text!r}: empty item")
+            raise UsageError(f"invalid port list {quoted(text)}: empty item")
         if "-" in part:
             lo_s, _, hi_s = part.partition("-")
             lo = parse_port(lo_s, what="port in range")
             hi = parse_port(hi_s, what="port in range")
             if lo > hi:
-                raise UsageError(f"invalid port range {part!r}: {lo} is above {hi} (write {hi}-{lo})")
+                raise UsageError(f"invalid port range {quoted(part)}: {lo} is above {hi} (write {hi}-{lo})")
             ports.update(range(lo, hi + 1))
         else:
             ports.add(parse_port(part))
@@ -61,9 +63,9 @@ def parse_range(text: str) -> tuple[int, int]:
         lo = parse_port(lo_s, what="range start")
         hi = parse_port(hi_s, what="range end")
         if lo > hi:
-            raise UsageError(f"invalid range {text!r}: {lo} is above {hi}")
+            raise UsageError(f"invalid range {quoted(text)}: {lo} is above {hi}")
         return lo, hi
-    raise UsageError(f"invalid range {text!r}: expected well-known, registered, dynamic or LO-HI")
+    raise UsageError(f"invalid range {quoted(text)}: expected well-known, registered, dynamic or LO-HI")
 
 
 def parse_range_name(text: str) -> PortRange:
@@ -73,7 +75,7 @@ def parse_range_name(text: str) -> PortRange:
     for r in PortRange:
         if raw == r.value:
             return r
-    raise UsageError(f"unknown range {text!r}: expected well-known, registered or dynamic")
+    raise UsageError(f"unknown range {quoted(text)}: expected well-known, registered or dynamic")
 
 
 def parse_host_port(text: str, default_host: str = "localhost") -> tuple[str, int]:
@@ -86,21 +88,22 @@ def parse_host_port(text: str, default_host: str = "localhost") -> tuple[str, in
     if raw.startswith("["):
         end = raw.find("]")
         if end < 0:
-            raise UsageError(f"invalid address {text!r}: missing ']'")
+            raise UsageError(f"invalid address {quoted(text)}: missing ']'")
         host = raw[1:end]
         rest = raw[end + 1 :]
         if not rest.startswith(":"):
-            raise UsageError(f"invalid address {text!r}: expected [IPv6]:PORT")
+            raise UsageError(f"invalid address {quoted(text)}: expected [IPv6]:PORT")
         try:
             ipaddress.IPv6Address(host.split("%", 1)[0])
         except ValueError:
-            raise UsageError(f"invalid address {text!r}: {host!r} is not an IPv6 address") from None
+            msg = f"invalid address {quoted(text)}: {quoted(host)} is not an IPv6 address"
+            raise UsageError(msg) from None
         return host, parse_port(rest[1:])
     if raw.count(":") > 1:
-        raise UsageError(f"invalid address {text!r}: write IPv6 addresses as [ADDR]:PORT")
+        raise UsageError(f"invalid address {quoted(text)}: write IPv6 addresses as [ADDR]:PORT")
     host, sep, port_s = raw.rpartition(":")
     if not sep or not host:
-        raise UsageError(f"invalid address {text!r}: expected HOST:PORT, [IPv6]:PORT or PORT")
+        raise UsageError(f"invalid address {quoted(text)}: expected HOST:PORT, [IPv6]:PORT or PORT")
     check_hostname(host)
     return host, parse_port(port_s)
 
@@ -108,7 +111,7 @@ def parse_host_port(text: str, default_host: str = "localhost") -> tuple[str, in
 def check_hostname(host: str) -> str:
     """Reject what cannot be a host name or address (spaces, control characters, overlong labels)."""
     if not host or len(host) > 253:
-        raise UsageError(f"invalid host {host!r}")
+        raise UsageError(f"invalid host {quoted(host)}")
     try:
         ipaddress.ip_address(host.split("%", 1)[0])
         return host
@@ -117,5 +120,5 @@ def check_hostname(host: str) -> str:
     labels = host.rstrip(".").split(".")
     for label in labels:
         if not label or len(label) > 63 or not all(c.isascii() and (c.isalnum() or c in "-_") for c in label):
-            raise UsageError(f"invalid host {host!r}")
+            raise UsageError(f"invalid host {quoted(host)}")
     return host

@@ -75,3 +75,12 @@ def csv_cell(value: object) -> str:
     if text and text[0] in "=+-@\t\r":
         return "'" + text
     return text
+
+
+def quoted(text: object, limit: int = 60) -> str:
+    """``text`` as a quoted, escaped Python literal for an error message, cut to ``limit``
+    characters (a 10,000-character argument must not become a 10,000-character error line)."""
+    raw = str(text)
+    if len(raw) <= limit:
+        return repr(raw)
+    return repr(raw[:limit]) + "…"

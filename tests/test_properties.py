@@ -105,3 +105,13 @@ def test_filter_terms_value_or_usage_error(parts: list[tuple[str, str]]) -> None
         return
     # A parsed filter can always be applied.
     flt.matches(row_for(SAMPLE, None, exposed=False))
+
+
+@given(st.sampled_from(["9", "x", "\x1b", "[", ":"]), st.integers(min_value=200, max_value=20000))
+def test_error_lines_stay_short_for_huge_input(unit: str, n: int) -> None:
+    text = unit * n
+    for fn in (parse_port, parse_port_spec, parse_host_port, parse_range, check_hostname, parse_filter):
+        try:
+            fn(text)
+        except UsageError as exc:
+            assert len(str(exc)) < 300 and "\n" not in str(exc) and "\x1b" not in str(exc)

@@ -8,6 +8,7 @@ import sys
 from app.errors import UsageError
 from app.parsing import parse_port, parse_range_name
 from app.ports import PortRange
+from app.textsafe import quoted
 
 
 def port_arg(text: str) -> int:
@@ -20,7 +21,7 @@ def port_arg(text: str) -> int:
 def pid_arg(text: str) -> int:
     raw = text.strip()
     if not raw.isdigit() or not raw.isascii() or len(raw) > 10 or int(raw) < 1:
-        raise argparse.ArgumentTypeError(f"invalid pid {text!r}: expected a positive number")
+        raise argparse.ArgumentTypeError(f"invalid pid {quoted(text)}: expected a positive number")
     return int(raw)
 
 
@@ -35,16 +36,16 @@ def positive_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
-    if not value > 0 or value > 86400:
-        raise argparse.ArgumentTypeError(f"invalid value {text!r}: must be above 0")
+        raise argparse.ArgumentTypeError(f"invalid number {quoted(text)}") from None
+    if not 0 < value <= 86400:
+        raise argparse.ArgumentTypeError(f"invalid value {quoted(text)}: must be above 0 and at most 86400")
     return value
 
 
 def positive_int(text: str) -> int:
     raw = text.strip()
     if not raw.isdigit() or not raw.isascii() or len(raw) > 9 or int(raw) < 1:
-        raise argparse.ArgumentTypeError(f"invalid count {text!r}: expected a whole number from 1")
+        raise argparse.ArgumentTypeError(f"invalid count {quoted(text)}: expected a whole number from 1")
     return int(raw)
 
 
