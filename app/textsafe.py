@@ -78,9 +78,7 @@ def csv_cell(value: object) -> str:
 
 
 def quoted(text: object, limit: int = 60) -> str:
-    """``text`` as a quoted, escaped Python literal for an error message, cut to ``limit``
+    """``text`` as a quoted, escaped Python literal for an error message, cut to about ``limit``
     characters (a 10,000-character argument must not become a 10,000-character error line)."""
-    raw = str(text)
-    if len(raw) <= limit:
-        return repr(raw)
-    return repr(raw[:limit]) + "…"
+    shown = repr(str(text)[: limit + 1])
+    return shown if len(shown) <= limit else shown[:limit] + "…"
