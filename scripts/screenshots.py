@@ -41,9 +41,9 @@ def start_demos() -> list[Child]:
         if ":" in host and not has_ipv6():
             continue
         try:
-            children.append(spawn_listener(proto, host, port, name=name))
+            children.append(spawn_listener(proto, host, port, name=name, accept=True))
         except RuntimeError:  # the preferred port is taken here: any free port will do
-            children.append(spawn_listener(proto, host, 0, name=name))
+            children.append(spawn_listener(proto, host, 0, name=name, accept=True))
     return children
 
 

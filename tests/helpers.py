@@ -19,7 +19,8 @@ import pytest
 _CHILD = r"""
 import os, signal, socket, sys, time
 proto, host, port, name = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-ignore_term = len(sys.argv) > 5 and sys.argv[5] == "ignore-term"
+ignore_term = "ignore-term" in sys.argv[5:]
+accept = "accept" in sys.argv[5:]
 if ignore_term:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 try:
@@ -38,8 +39,17 @@ if proto == "tcp":
     s.listen(64)
 print(s.getsockname()[1], flush=True)
 deadline = time.time() + 300
+held = []
+if accept and proto == "tcp":
+    s.settimeout(0.2)
 while time.time() < deadline:
-    time.sleep(0.2)
+    if accept and proto == "tcp":
+        try:
+            held.append(s.accept()[0])  # keep it open: an accepted connection owned by this process
+        except OSError:
+            pass
+    else:
+        time.sleep(0.2)
 """
 
 
@@ -67,6 +77,7 @@ def spawn_listener(
     port: int = 0,
     name: str = "ps-test-srv",
     ignore_term: bool = False,
+    accept: bool = False,
 ) -> Child:
     """Start a child process that listens on ``host:port`` (0 = any free port) and wait for it.
 
@@ -75,6 +86,8 @@ def spawn_listener(
     args = [sys.executable, _child_script(), proto, host, str(port), name]
     if ignore_term:
         args.append("ignore-term")
+    if accept:
+        args.append("accept")
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline()
