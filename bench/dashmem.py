@@ -15,6 +15,7 @@ import inspect
 import itertools
 import json
 import os
+import select
 import signal
 import statistics
 import subprocess
@@ -116,6 +117,30 @@ def child_main(polls: int, interval: float, go_fd: int, report_fd: int, view: st
 # ----------------------------------------------------------------------------------- parent
 
 
+class _LineReader:
+    """Lines from a pipe with a timeout (a hung child must not hang the benchmark)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.buf = b""
+
+    def readline(self, timeout: float) -> str | None:
+        """A line ("" at end of file), or None if none came within ``timeout`` seconds."""
+        while b"\n" not in self.buf:
+            ready, _, _ = select.select([self.fd], [], [], max(0.0, timeout))
+            if not ready:
+                return None
+            chunk = os.read(self.fd, 65536)
+            if not chunk:
+                return ""
+            self.buf += chunk
+        line, _, self.buf = self.buf.partition(b"\n")
+        return line.decode() + "\n"
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
 def measure_memory(
     load: Any, polls: int = 100, interval: float = 0.05, churn: float = 0.01, timeout: float = 180
 ) -> dict[str, Any]:
@@ -145,7 +170,7 @@ def measure_memory(
     os.close(go_r)
     os.close(rep_w)
     go = os.fdopen(go_w, "w", buffering=1)
-    reports = os.fdopen(rep_r, "r")
+    reports = _LineReader(rep_r)
     samples: list[dict[str, Any]] = []
     deadline = time.monotonic() + timeout
     started = time.perf_counter()
@@ -154,9 +179,11 @@ def measure_memory(
         go.write("go\n")  # the first poll
         while len(samples) < polls:
             if time.monotonic() > deadline:
-                error = f"timed out after {timeout:.0f}s at poll {len(samples)}"
+                error = f"stopped at the {timeout:g} s time cap after poll {len(samples)} of {polls}"
                 break
-            line = reports.readline()
+            line = reports.readline(deadline - time.monotonic())
+            if line is None:
+                continue  # the deadline check above ends it
             if not line:
                 error = f"dashboard child exited at poll {len(samples)}"
                 break
