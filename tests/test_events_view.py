@@ -183,3 +183,24 @@ async def test_big_filter_changes_and_adds_under_a_filter_keep_the_order() -> No
         assert view.table.row_count == 304
         ports = [int(_texts(view.table, r)[3].rsplit(":", 1)[1]) for r in range(view.table.row_count)]
         assert ports[:5] == [4000, 3000, 3001, 3002, 1000] and ports[-1] == 1299
+
+
+async def test_the_table_holds_the_newest_shown_max_but_the_filter_sees_all_kept() -> None:
+    from widgets.events_view import SHOWN_MAX
+
+    exposure = ExposureMap()
+    app = Host()
+    async with app.run_test() as pilot:
+        view = app.query_one(EventsView)
+        n = SHOWN_MAX + 300
+        view.add_events(
+            [_ev(EventKind.OPENED, 1.0, "127.0.0.1", 1000 + i, 5, "aaa") for i in range(n)], exposure
+        )
+        await pilot.pause()
+        assert view.table.row_count == SHOWN_MAX and len(view.visible_events) == n
+        # one batch keeps its own order on top: the first SHOWN_MAX of it are in the table
+        assert _texts(view.table, SHOWN_MAX - 1)[3] == f"127.0.0.1:{1000 + SHOWN_MAX - 1}"
+        assert f"the newest {SHOWN_MAX} shown" in str(app.query_one("#events-status", Static).render())
+        last = 1000 + n - 1
+        view.set_filter(parse_filter(f":{last}"))  # not in the table, but kept: the filter finds it
+        assert [_texts(view.table, r)[3] for r in range(view.table.row_count)] == [f"127.0.0.1:{last}"]

@@ -202,3 +202,14 @@ async def test_quitting_while_a_probe_runs_cancels_it_and_exits() -> None:
         for c in fillers:
             c.close()
         srv.close()
+
+
+async def test_events_arriving_while_the_pane_is_hidden_show_when_it_opens() -> None:
+    later = snapshot([*snapshot().sockets, tcp("127.0.0.1", 9999, pid=101)])
+    app = make_app(SequenceCollector(snapshot(), later), interval=0.1)
+    async with app.run_test(size=(120, 36)) as pilot:
+        pane = app.events_view
+        await until(pilot, lambda: len(pane.events) == 1)
+        assert pane.table.row_count == 0  # hidden: the table is not touched
+        await pilot.press("e")
+        await until(pilot, lambda: pane.table.row_count == 1)

@@ -28,7 +28,7 @@ from app.textsafe import printable
 
 COLUMNS = ("time", "event", "proto", "local", "remote", "state", "pid", "process", "user")
 MAX_EVENTS = 5000
-REBUILD_OVER = 200  # removing more rows than this at once: rebuild the table instead
+SHOWN_MAX = 500  # rows in the table: the newest matching events (all MAX_EVENTS count for the filter)
 KIND_STYLES = {
     EventKind.OPENED: "bold green",
     EventKind.CLOSED: "red",
@@ -118,6 +118,7 @@ class EventsView(Widget):
         self._filter: Filter = parse_filter("")
         self._seq = itertools.count()
         self.total_seen = 0  # events ever added this session, including those dropped off the end
+        self._dirty = False  # events arrived while hidden: rebuild when shown
 
     def compose(self) -> ComposeResult:
         yield Static(id="events-status")
@@ -173,42 +174,43 @@ class EventsView(Widget):
         if not self._filter.is_empty:
             text.append(f" · {shown} match ")
             text.append(printable(self._filter.text, 60), style="bold")
+        if shown > SHOWN_MAX:
+            text.append(f" · the newest {SHOWN_MAX} shown")
         return text
 
-    def _rebuild(self) -> None:
-        """Bring the table in line with the kept events and the filter.
+    def on_show(self) -> None:
+        if self._dirty:
+            self._rebuild()
 
-        Incremental: rows already shown stay (DataTable measures only new rows), evicted or
-        filtered-out rows are removed, new ones appended and the table re-sorted newest first.
-        Many removals at once (a new filter) rebuild the table instead."""
+    def _rebuild(self) -> None:
+        """Bring the table in line with the kept events and the filter: the newest
+        :data:`SHOWN_MAX` matching events, newest first.
+
+        Bounded work: the table never holds more than SHOWN_MAX rows (all kept events still count
+        for the filter and :attr:`visible_events`), it is rebuilt in one batch only when what it
+        should show changed, and not at all while the view is hidden (it catches up when shown).
+        ``DataTable.remove_row`` is O(rows) per call, so rows are never removed one by one."""
         if not self.is_mounted:
             return
+        if not self.display or (self.parent is not None and not self.parent.display):
+            self._dirty = True
+            return
+        self._dirty = False
         table = self.table
-        keep_key: str | None = None
-        if table.row_count and table.cursor_row > 0:  # at the top: keep following the newest
-            try:
-                keep_key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-            except CellDoesNotExist:  # the cursor is past the end: nothing to keep
-                keep_key = None
         wanted = [e for e in self._entries if self._filter.matches(e.row)]
-        wanted_keys = {str(e.seq) for e in wanted}
-        shown = {k.value for k in table.rows if k.value is not None}
-        stale = shown - wanted_keys
-        if len(stale) > REBUILD_OVER:
-            table.clear()
-            shown = set()
-        else:
-            for key in stale:
-                table.remove_row(key)
-            shown -= stale
-        added = False
-        for entry in wanted:  # newest first: a fresh table is in order as it is
-            if str(entry.seq) not in shown:
-                table.add_row(*entry.cells, key=str(entry.seq))
-                added = True
-        if added and shown:  # new rows went to the bottom: put them on top (sort by age)
-            order = {id(e.cells[0]): e.seq for e in wanted}
-            table.sort(key=lambda cells: order[id(cells[0])], reverse=True)
-        if keep_key is not None and keep_key in table.rows:
-            table.move_cursor(row=table.get_row_index(keep_key), animate=False)
+        shown = wanted[:SHOWN_MAX]
+        keys = [str(e.seq) for e in shown]
+        if [k.value for k in table.rows] != keys:
+            keep_key: str | None = None
+            if table.row_count and table.cursor_row > 0:  # at the top: keep following the newest
+                try:
+                    keep_key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+                except CellDoesNotExist:
+                    keep_key = None
+            with self.app.batch_update():
+                table.clear()
+                for entry, key in zip(shown, keys, strict=True):
+                    table.add_row(*entry.cells, key=key)
+            if keep_key is not None and keep_key in table.rows:
+                table.move_cursor(row=table.get_row_index(keep_key), animate=False)
         self.query_one("#events-status", Static).update(self._status(len(wanted)))
