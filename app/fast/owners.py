@@ -43,22 +43,23 @@ def socket_inodes(pid: int, proc: str = PROC) -> list[int] | None:
         dfd = os.open(f"{proc}/{pid}/fd", _DIR_FLAGS)
     except OSError:
         return None
-    out: list[int] = []
     readlink = os.readlink
     try:
         names = os.listdir(dfd)
-        for name in names:
-            try:
-                link = readlink(name, dir_fd=dfd)
-            except OSError:
-                continue  # closed meanwhile
-            if link.startswith("socket:["):
-                out.append(int(link[8:-1]))
+        try:
+            links = [readlink(name, dir_fd=dfd) for name in names]
+        except OSError:  # an fd closed meanwhile: go one by one, skipping the ones that vanish
+            links = []
+            for name in names:
+                try:
+                    links.append(readlink(name, dir_fd=dfd))
+                except OSError:
+                    continue
     except OSError:
         return None
     finally:
         os.close(dfd)
-    return out
+    return [int(link[8:-1]) for link in links if link[:8] == "socket:["]
 
 
 def fd_count(pid: int, proc: str = PROC) -> int:
@@ -212,6 +213,9 @@ class OwnerMap:
         """Walk ``order`` until every ``target`` inode is found and every ``must`` pid is walked.
         Every wanted inode met on the way is assigned. Returns whether every pid was walked."""
         owner = self.owner
+        held = self._held
+        negative = self.negative
+        port_hint = self._port_hint
         walked = 0
         for pid in order:
             if not target and not must:
@@ -221,11 +225,23 @@ class OwnerMap:
             inodes = socket_inodes(pid, self.proc)
             if not inodes:
                 continue
-            for ino in inodes:
-                port = wanted.get(ino)
-                if port is not None and ino not in owner:
-                    self._assign(ino, pid, port, now)
-                    target.discard(ino)
+            # The usual case (cold walk): most of a process's sockets are wanted and unassigned.
+            new = [ino for ino in inodes if ino in wanted and ino not in owner]
+            if not new:
+                continue
+            owner.update(dict.fromkeys(new, pid))
+            self.changed.update(new)
+            mine = held.get(pid)
+            if mine is None:
+                held[pid] = set(new)
+            else:
+                mine.update(new)
+            port_hint.update((wanted[ino], pid) for ino in new)
+            self._active[pid] = now
+            if negative:
+                for ino in new:
+                    negative.pop(ino, None)
+            target.difference_update(new)
         self.stats.pids_walked += walked
         return walked == len(order)
 
