@@ -93,7 +93,13 @@ def filter_to_port(session: str, port: int) -> str:
     _tmux("send-keys", "-t", session, "/")
     _tmux("send-keys", "-t", session, "-l", f":{port}")
     _tmux("send-keys", "-t", session, "Enter")
-    return wait_for(lambda: _screen_with(session, f":{port}\n", "Detail"), timeout=30)
+    filter_line = re.compile(rf"(?m)^:{port}\b")  # a notification may overlap the line's right end
+
+    def applied() -> str | None:
+        screen = _screen(session)
+        return screen if filter_line.search(screen) and "Detail" in screen else None
+
+    return wait_for(applied, timeout=30)
 
 
 def test_dashboard_in_tmux_shows_filters_and_quits() -> None:
