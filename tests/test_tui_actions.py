@@ -213,3 +213,54 @@ async def test_events_arriving_while_the_pane_is_hidden_show_when_it_opens() -> 
         assert pane.table.row_count == 0  # hidden: the table is not touched
         await pilot.press("e")
         await until(pilot, lambda: pane.table.row_count == 1)
+
+
+async def test_a_hostile_banner_shows_literally_in_the_test_panel() -> None:
+    """A server whose banner holds Rich markup, a clear-screen escape and invalid UTF-8: the panel
+    shows it escaped, as text (the log never parses markup)."""
+    import socket
+    import threading
+
+    from textual.widgets import Checkbox
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    port = srv.getsockname()[1]
+    stop = threading.Event()
+
+    def serve() -> None:
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                continue
+            try:
+                conn.sendall(b"[bold red]pwn[/]\x1b[2J\xff\n")
+            except OSError:
+                pass
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        app = make_app()
+        async with app.run_test(size=(120, 36)) as pilot:
+            panel = PortTestPanel(f"127.0.0.1:{port}", timeout=1.0, count=1)
+            app.push_screen(panel)
+            await until(pilot, lambda: panel.is_mounted and panel.finished.is_set())
+            panel.query_one("#banner", Checkbox).value = True
+            panel.action_run()
+            await until(
+                pilot, lambda: panel.finished.is_set() and panel.outcomes != [] and panel.outcomes[-1].banner
+            )
+            await pilot.pause()
+            lines = [line.text for line in panel.query_one("#log").lines]
+            banner = next(line for line in lines if line.startswith("banner"))
+            assert "[bold red]pwn[/]\\x1b[2J\\xff" in banner
+            assert "\x1b" not in "".join(lines)
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        srv.close()
