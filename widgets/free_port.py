@@ -18,7 +18,7 @@ from textual.widgets import Label, Static
 
 from app.freeport import DEFAULT_RANGE, find_free
 from app.parsing import parse_range
-from widgets.test_panel import PANEL_CSS
+from widgets.log_panel import PANEL_CSS
 
 FREE_CSS = (
     PANEL_CSS

@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 
 from rich.text import Text
 from textual.app import App, ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, ProgressBar, RichLog
 
 from app.errors import UsageError
@@ -23,12 +20,11 @@ from app.parsing import check_hostname, parse_port_spec
 from app.probe import OPEN, OPEN_FILTERED
 from app.scan import ScanResult, scan
 from app.textsafe import printable
-from widgets.test_panel import PANEL_CSS, safe_line
+from widgets.log_panel import PANEL_CSS, LogPanel
 
 
-class ScanPanel(ModalScreen[None]):
+class ScanPanel(LogPanel):
     DEFAULT_CSS = PANEL_CSS
-    BINDINGS = [Binding("escape", "close", "Close", priority=True)]
 
     def __init__(
         self, host: str = "127.0.0.1", ports: str = "1-1024", timeout: float = 1.0, concurrency: int = 200
@@ -38,8 +34,6 @@ class ScanPanel(ModalScreen[None]):
         self.ports = ports
         self.timeout = timeout
         self.concurrency = concurrency
-        self._cancel = threading.Event()
-        self.finished = threading.Event()
         self.result: ScanResult | None = None
 
     def compose(self) -> ComposeResult:
@@ -55,20 +49,7 @@ class ScanPanel(ModalScreen[None]):
     def on_mount(self) -> None:
         self.query_one("#ports", Input).focus()
 
-    def action_close(self) -> None:
-        self._cancel.set()
-        self.dismiss(None)
-
-    def on_unmount(self) -> None:
-        """Closed in any way (Esc, or the app quitting): stop a scan still going."""
-        self._cancel.set()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.action_scan()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
+    def start(self) -> None:
         self.action_scan()
 
     def _error(self, message: str) -> None:
@@ -84,13 +65,10 @@ class ScanPanel(ModalScreen[None]):
         except UsageError as exc:
             self._error(str(exc))
             return
-        self._cancel.set()
-        self._cancel = threading.Event()
-        self.finished.clear()
+        cancel = self.new_run()
         self.result = None
         self.query_one("#progress", ProgressBar).update(total=len(ports), progress=0)
         self.write(f"── scanning {len(ports)} port(s) on {host}", "bold")
-        cancel = self._cancel
         self.run_worker(
             lambda: self._work(host, ports, cancel),
             name="scan",
@@ -100,26 +78,12 @@ class ScanPanel(ModalScreen[None]):
             exit_on_error=False,
         )
 
-    def write(self, line: str, style: str = "") -> None:
-        if not self.is_attached:
-            return
-        try:
-            self.query_one("#log", RichLog).write(Text(safe_line(line), style=style))
-        except Exception:
-            pass
-
     def _progress(self, done: int) -> None:
         if self.is_attached:
             try:
                 self.query_one("#progress", ProgressBar).update(progress=done)
             except Exception:
                 pass
-
-    def _call(self, fn: Callable[..., object], *args: object, **kwargs: object) -> None:
-        try:
-            self.app.call_from_thread(fn, *args, **kwargs)
-        except RuntimeError:
-            pass
 
     def _work(self, host: str, ports: list[int], cancel: threading.Event) -> None:
         last = [0.0]
@@ -128,7 +92,7 @@ class ScanPanel(ModalScreen[None]):
             now = time.monotonic()
             if done == total or now - last[0] >= 0.1:
                 last[0] = now
-                self._call(self._progress, done)
+                self.call(self._progress, done)
 
         try:
             result = scan(
@@ -140,11 +104,11 @@ class ScanPanel(ModalScreen[None]):
                 cancel=cancel,
             )
         except UsageError as exc:
-            self._call(self._error, str(exc))
+            self.call(self._error, str(exc))
             self.finished.set()
             return
         except Exception as exc:  # never raise into the app
-            self._call(self._error, f"scan failed: {exc}")
+            self.call(self._error, f"scan failed: {exc}")
             self.finished.set()
             return
         self.result = result
@@ -154,7 +118,7 @@ class ScanPanel(ModalScreen[None]):
             line = f"{r.port}/{result.proto}  {r.state}"
             if r.owner:
                 line += f"  pid {r.owner['pid']} {printable(r.owner['name'], 40)}"
-            self._call(self.write, line, "green" if r.state == OPEN else "yellow")
+            self.call(self.write, line, "green" if r.state == OPEN else "yellow")
         counts = ", ".join(
             f"{n} {s}"
             for s in ("open", "open|filtered", "closed", "filtered", "unreachable", "error")
@@ -163,8 +127,8 @@ class ScanPanel(ModalScreen[None]):
         summary = f"{result.ip}: {len(result.results)} scanned: {counts or 'nothing'}"
         if result.cancelled:
             summary += " (cancelled)"
-        self._call(self.write, summary, "bold")
-        self._call(self.app.notify, summary, title="scan", markup=False)
+        self.call(self.write, summary, "bold")
+        self.call(self.app.notify, summary, title="scan", markup=False)
         self.finished.set()
 
 

@@ -14,7 +14,6 @@ from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, RichLog
 from textual.worker import get_current_worker
 
@@ -22,41 +21,9 @@ from app.errors import UsageError
 from app.model import format_endpoint
 from app.parsing import parse_host_port
 from app.probe import OPEN, Cancelled, TestOutcome, TestPlan, run_plan
-from app.textsafe import printable
-
-PANEL_CSS = """
-PortTestPanel, ScanPanel, FreePortScreen {
-    align: center middle;
-}
-PortTestPanel > Vertical, ScanPanel > Vertical, FreePortScreen > Vertical {
-    width: 95%;
-    max-width: 140;
-    height: 90%;
-    border: thick $accent;
-    background: $surface;
-    padding: 0 1;
-}
-PortTestPanel .row, ScanPanel .row {
-    height: auto;
-}
-PortTestPanel Input, ScanPanel Input {
-    width: 1fr;
-}
-PortTestPanel Checkbox {
-    width: auto;
-}
-PortTestPanel RichLog, ScanPanel RichLog {
-    height: 1fr;
-    border: round $primary;
-}
-"""
+from widgets.log_panel import PANEL_CSS, LogPanel
 
 WILDCARDS = ("0.0.0.0", "::", "*", "")
-
-
-def safe_line(line: str) -> str:
-    """``line`` as is when it is printable (summaries are escaped already), else escaped."""
-    return line if line.isprintable() else printable(line)
 
 
 def prefill(host: str, port: int) -> str:
@@ -76,12 +43,9 @@ def parse_targets(text: str) -> list[tuple[str, int]]:
     return [parse_host_port(t) for t in items]
 
 
-class PortTestPanel(ModalScreen[None]):
+class PortTestPanel(LogPanel):
     DEFAULT_CSS = PANEL_CSS
-    BINDINGS = [
-        Binding("escape", "close", "Close", priority=True),
-        Binding("ctrl+r", "run", "Run again"),
-    ]
+    BINDINGS = [Binding("ctrl+r", "run", "Run again")]
 
     def __init__(self, targets: str, udp: bool = False, timeout: float = 1.0, count: int = 3) -> None:
         super().__init__()
@@ -89,8 +53,6 @@ class PortTestPanel(ModalScreen[None]):
         self.udp = udp
         self.timeout = timeout
         self.count = count
-        self._cancel = threading.Event()
-        self.finished = threading.Event()  # set when a run ends (tests wait on it)
         self.outcomes: list[TestOutcome] = []
 
     def compose(self) -> ComposeResult:
@@ -110,20 +72,7 @@ class PortTestPanel(ModalScreen[None]):
         self.query_one("#target", Input).focus()
         self.action_run()
 
-    def action_close(self) -> None:
-        self._cancel.set()
-        self.dismiss(None)
-
-    def on_unmount(self) -> None:
-        """Closed in any way (Esc, or the app quitting): stop a run still going."""
-        self._cancel.set()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.action_run()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
+    def start(self) -> None:
         self.action_run()
 
     def action_run(self) -> None:
@@ -153,12 +102,10 @@ class PortTestPanel(ModalScreen[None]):
             )
             for h, p in targets
         ]
-        self._cancel.set()  # stop a run still going
-        self._cancel = threading.Event()
-        self.finished.clear()
+        cancel = self.new_run()
         self.outcomes = []
         self.run_worker(
-            lambda cancel=self._cancel: self._work(plans, cancel),
+            lambda: self._work(plans, cancel),
             name="port test",
             group="port-test",
             exclusive=True,
@@ -166,20 +113,8 @@ class PortTestPanel(ModalScreen[None]):
             exit_on_error=False,
         )
 
-    def write(self, line: str, style: str = "") -> None:
-        """Append one line (escaped, as Text). Safe to call after the panel closed."""
-        if not self.is_attached:
-            return
-        try:
-            self.query_one("#log", RichLog).write(Text(safe_line(line), style=style))
-        except Exception:  # the panel is being torn down
-            pass
-
     def _emit(self, line: str, style: str = "") -> None:
-        try:
-            self.app.call_from_thread(self.write, line, style)
-        except RuntimeError:  # the app stopped
-            pass
+        self.call(self.write, line, style)
 
     def _work(self, plans: list[TestPlan], cancel: threading.Event) -> None:
         worker = get_current_worker()
@@ -201,9 +136,7 @@ class PortTestPanel(ModalScreen[None]):
                             self._emit(item.summary())
                 except UsageError as exc:
                     self._emit(str(exc), "red")
-                    self.app.call_from_thread(
-                        self.app.notify, str(exc), title="test", severity="error", markup=False
-                    )
+                    self.call(self.app.notify, str(exc), title="test", severity="error", markup=False)
         except Cancelled:
             self._emit("cancelled", "yellow")
         except Exception as exc:  # never raise into the app
