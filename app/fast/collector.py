@@ -16,12 +16,12 @@ from bisect import insort
 from operator import attrgetter
 from typing import Literal, Protocol
 
-from app.collector import PsutilCollector, _sort_key, finish_snapshot, hidden_owner_count
+from app.collector import PsutilCollector, _ip_order, finish_snapshot, hidden_owner_count
 from app.fast.netlink import NetlinkReader
 from app.fast.owners import OwnerMap
 from app.fast.procnet import ProcNetReader
 from app.fast.records import ReadResult, Record
-from app.model import TIME_WAIT, Snapshot, Sock
+from app.model import LISTEN, OWNERLESS_STATES, UDP_BOUND, Proto, Snapshot, Sock
 from app.processes import ProcessCache
 
 Path = Literal["auto", "netlink", "procnet", "psutil"]
@@ -147,10 +147,15 @@ class FastCollector:
         owner = self.owners.resolve(wanted, prune=port is None)
         self.owners.take_changed()
         get = owner.get
-        for r in records:
+        for r in records:  # _build, inlined: on a cold poll this runs for every socket
             pid = get(r.inode)
             if r.sock is None or r.pid != pid:
-                _build(r, pid)
+                r.pid = pid
+                r.sock = Sock(r.proto, r.family, r.laddr, r.raddr, r.status, pid, r.inode)
+                base = r.base
+                if base < 0:
+                    r.base = base = _base_key(r)
+                r.skey = base | (pid + 1) if pid is not None else base
         ordered = sorted(records, key=_SKEY)
         socks = [r.sock for r in ordered]
         hidden = hidden_owner_count(socks)  # type: ignore[arg-type]
@@ -221,10 +226,50 @@ class FastCollector:
 
 def _build(r: Record, pid: int | None) -> None:
     r.pid = pid
-    r.sock = sock = Sock(r.proto, r.family, r.laddr, r.raddr, r.status, pid, r.inode)
-    r.skey = _sort_key(sock)
+    r.sock = Sock(r.proto, r.family, r.laddr, r.raddr, r.status, pid, r.inode)
+    base = r.base
+    if base < 0:
+        r.base = base = _base_key(r)
+    r.skey = base | (pid + 1) if pid is not None else base
+
+
+# The sort key as one int (no tuple per socket to allocate, track and compare), ordered exactly as
+# app.collector._sort_key orders sockets. Bit fields, most significant first: local port (16),
+# protocol (1: tcp, udp), not-listening (1), local address kind (2: unparsable, v4, v6, as
+# _ip_order puts them) and value (128), remote address kind (2: none, unparsable, v4, v6) and
+# value (128), remote port + 1 (17; 0: none), owner pid + 1 (32; 0: none). Addresses that do not
+# parse (never produced by the kernel's readers) tie with each other instead of being ordered by
+# their text.
+_PID_BITS = 32
+_ADDR_BITS = 130
+_UDP = Proto.UDP
+_LOCAL_ADDR: dict[str, int] = {}
+_REMOTE_ADDR: dict[str, int] = {}
+
+
+def _addr_bits(ip: str, remote: bool) -> int:
+    cache = _REMOTE_ADDR if remote else _LOCAL_ADDR
+    bits = cache.get(ip)
+    if bits is None:
+        version, value, _text = _ip_order(ip)
+        rank = {2: 0, 4: 1, 6: 2}[version] + remote  # the remote field keeps 0 for "none"
+        bits = rank << 128 | value
+        if len(cache) < 65536:
+            cache[ip] = bits
+    return bits
+
+
+def _base_key(r: Record) -> int:
+    laddr, raddr = r.laddr, r.raddr
+    listening = r.status == LISTEN or r.status == UDP_BOUND
+    head = (laddr[1] << 2) | ((r.proto is _UDP) << 1) | (not listening)
+    key = (head << _ADDR_BITS | _addr_bits(laddr[0], False)) << _ADDR_BITS
+    if raddr is not None:
+        key |= _addr_bits(raddr[0], True)
+        return ((key << 17) | (raddr[1] + 1)) << _PID_BITS
+    return key << (17 + _PID_BITS)
 
 
 def _is_hidden(r: Record) -> int:
     """1 if this socket counts as having no visible owner (see hidden_owner_count)."""
-    return 1 if r.pid is None and r.sock is not None and r.status != TIME_WAIT else 0
+    return 1 if r.pid is None and r.sock is not None and r.status not in OWNERLESS_STATES else 0

@@ -19,8 +19,8 @@ from functools import lru_cache
 from itertools import repeat
 from operator import itemgetter
 
-from app.fast.records import SKIP, ReadResult, Record, make_record
-from app.model import Family, Proto
+from app.fast.records import SKIP, TCP_STATE_NAMES, ReadResult, Record, make_record
+from app.model import UDP_BOUND, UDP_CONNECTED, Endpoint, Family, Proto
 
 NETLINK_SOCK_DIAG = 4
 SOCK_DIAG_BY_FAMILY = 20
@@ -121,6 +121,55 @@ def decode(data: bytes, off: int, proto: Proto) -> Record:
         rip = _ip(data[off + 40 : off + 56])
     (inode,) = _INODE.unpack_from(data, off + _INODE_AT)
     return make_record(proto, family, lip, sport, rip, dport, state, inode)
+
+
+def decode_chunk(data: bytes, step: int, proto: Proto) -> list[Record]:
+    """Decode a run of ``step``-byte socket messages (as :func:`decode` would, one by one, with
+    :data:`SKIP` for a socket without a local port) in one pass: fields split by ``struct``."""
+    fields, ports = _chunk_structs(step)
+    ip4, ip6 = _IP4_TEXT, _IP6_TEXT
+    udp = proto is Proto.UDP
+    names = TCP_STATE_NAMES
+    out: list[Record] = []
+    append = out.append
+    for (af, state, src, dst, inode), (sport, dport) in zip(
+        fields.iter_unpack(data), ports.iter_unpack(data), strict=True
+    ):
+        if not sport:
+            append(SKIP)
+            continue
+        if af == socket.AF_INET:
+            family = Family.IPV4
+            lip = ip4.get(src) or _ip_text(ip4, src, src[:4])
+            rip = ip4.get(dst) or _ip_text(ip4, dst, dst[:4])
+        else:
+            family = Family.IPV6
+            lip = ip6.get(src) or _ip_text(ip6, src, src)
+            rip = ip6.get(dst) or _ip_text(ip6, dst, dst)
+        raddr = Endpoint(rip, dport) if dport else None
+        status = (UDP_CONNECTED if dport else UDP_BOUND) if udp else names.get(state, "NONE")
+        append(Record(proto, family, Endpoint(lip, sport), raddr, status, inode))
+    return out
+
+
+_IP4_TEXT: dict[bytes, str] = {}  # the 16-byte address field of an AF_INET socket -> text
+_IP6_TEXT: dict[bytes, str] = {}
+
+
+def _ip_text(cache: dict[bytes, str], field: bytes, raw: bytes) -> str:
+    text = _ip(raw)
+    if len(cache) < 65536:
+        cache[field] = text
+    return text
+
+
+@lru_cache(maxsize=16)
+def _chunk_structs(step: int) -> tuple[struct.Struct, struct.Struct]:
+    """Split a run of ``step``-byte messages into (family, state, src, dst, inode) (native order)
+    and (sport, dport) (network order)."""
+    fields = struct.Struct(f"={_FAMILY}xBB6x16s16s{_INODE_AT - 56}xI{step - _MIN_LEN}x")
+    ports = struct.Struct(f">{_ID}xHH{step - _ID - 4}x")
+    return fields, ports
 
 
 class NetlinkReader:
@@ -229,7 +278,15 @@ class NetlinkReader:
             old.update((key, rec) for key, rec in chunk.items() if rec is not None)
             return False
         new.update(chunk)
-        if None in recs:
+        missing = recs.count(None)
+        if missing * 4 >= count:  # mostly new sockets (a cold poll): decode the whole chunk at once
+            decoded = decode_chunk(data, step, proto)
+            for i, rec in enumerate(recs):
+                if rec is None:
+                    recs[i] = new[keys[i]] = rec = decoded[i]
+                    if rec is not SKIP:
+                        fresh.append(rec)
+        elif missing:
             i = recs.index(None)
             while True:
                 rec = decode(data, i * step, proto)

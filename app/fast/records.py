@@ -31,7 +31,7 @@ TCP_STATE_NAMES: dict[int, str] = {
 class Record:
     """One socket as the kernel reported it, plus the collector's cached Sock for it."""
 
-    __slots__ = ("family", "inode", "laddr", "pid", "proto", "raddr", "skey", "sock", "status")
+    __slots__ = ("base", "family", "inode", "laddr", "pid", "proto", "raddr", "skey", "sock", "status")
 
     def __init__(
         self,
@@ -50,7 +50,8 @@ class Record:
         self.inode = inode
         self.pid: int | None = None
         self.sock: Sock | None = None
-        self.skey: tuple[object, ...] = ()
+        self.skey = 0  # the sort key of ``sock`` (an int: see app.fast.collector.sort_key)
+        self.base = -1  # the part of ``skey`` that does not depend on the owner; -1: not computed
 
 
 def make_record(
