@@ -59,6 +59,6 @@ def test_own_sockets_stay_visible_as_nobody(as_nobody: list[str]) -> None:
     res = run(prefix, "-c", code)
     assert res.returncode == 0, res.stderr
     data = json.loads(res.stdout)
-    [sock] = data["sockets"]
+    [sock] = [s for s in data["sockets"] if s["listening"] and s["local"]["ip"] == "127.0.0.1"]
     assert sock["pid"] is not None
     assert sock["process"]["user"] == "nobody"
