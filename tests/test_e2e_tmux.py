@@ -89,8 +89,21 @@ def dashboard_in_tmux() -> Iterator[str]:
 
 def filter_to_port(session: str, port: int) -> str:
     """Type ``/:PORT`` Enter; return the screen once the filter is applied and the table has the
-    focus back (the footer shows its keys again), so the next key reaches the app, not the box."""
-    _tmux("send-keys", "-t", session, "/")
+    focus back (the footer shows its keys again), so the next key reaches the app, not the box.
+
+    Keys that arrive while the app is still starting up can be lost (it is talking to the
+    terminal), so ``/`` is repeated until the empty filter box is on screen with its placeholder
+    (``/`` opens and focuses it)."""
+    box_open = False
+    for _ in range(10):
+        _tmux("send-keys", "-t", session, "/")
+        try:
+            wait_for(lambda: "filter: text" in _screen(session), timeout=2)
+        except AssertionError:
+            continue
+        box_open = True
+        break
+    assert box_open, _screen(session)
     _tmux("send-keys", "-t", session, "-l", f":{port}")
     _tmux("send-keys", "-t", session, "Enter")
     filter_line = re.compile(rf"(?m)^:{port}\b")  # a notification may overlap the line's right end
