@@ -9,8 +9,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -218,3 +219,39 @@ def listening_socket(proto: str = "tcp", host: str = "127.0.0.1") -> Iterator[so
         yield s
     finally:
         s.close()
+
+
+@contextmanager
+def tcp_server(handler: Callable[[socket.socket], None], host: str = "127.0.0.1") -> Iterator[int]:
+    """A thread accepting connections on ``host`` and running ``handler`` on each, in its own thread."""
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    srv = socket.socket(fam, socket.SOCK_STREAM)
+    srv.bind((host, 0))
+    srv.listen(16)
+    stop = threading.Event()
+
+    def loop() -> None:
+        srv.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except (TimeoutError, OSError):
+                continue
+            threading.Thread(target=_serve, args=(handler, conn), daemon=True).start()
+
+    t = threading.Thread(target=loop, daemon=True)
+    t.start()
+    try:
+        yield srv.getsockname()[1]
+    finally:
+        stop.set()
+        t.join(5)
+        srv.close()
+
+
+def _serve(handler: Callable[[socket.socket], None], conn: socket.socket) -> None:
+    with conn:
+        try:
+            handler(conn)
+        except OSError:
+            pass

@@ -7,8 +7,6 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import psutil
 import pytest
@@ -18,7 +16,7 @@ from textual.widgets import Static
 from app import kill
 from app.collector import PsutilCollector
 from app.model import Proto
-from tests.helpers import child_listener, free_port, needs_ipv6
+from tests.helpers import child_listener, free_port, needs_ipv6, tcp_server
 from widgets.kill_modal import ConfirmScreen, KillModal, start_kill
 
 
@@ -206,35 +204,9 @@ async def test_escape_on_the_protected_confirm_cancels(monkeypatch: pytest.Monke
 # --- test panel ---------------------------------------------------------------------------------
 
 
-@contextmanager
-def echo_server(host: str = "127.0.0.1") -> Iterator[int]:
-    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-    srv = socket.socket(fam, socket.SOCK_STREAM)
-    srv.bind((host, 0))
-    srv.listen(16)
-    srv.settimeout(0.1)
-    stop = threading.Event()
-
-    def loop() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = srv.accept()
-            except OSError:
-                continue
-            with conn:
-                try:
-                    conn.sendall(b"[red]hi\x1b[0m\r\n")
-                except OSError:
-                    pass
-
-    t = threading.Thread(target=loop, daemon=True)
-    t.start()
-    try:
-        yield srv.getsockname()[1]
-    finally:
-        stop.set()
-        t.join(5)
-        srv.close()
+def greet(conn: socket.socket) -> None:
+    """A server that says something with markup and an escape in it, then hangs up."""
+    conn.sendall(b"[red]hi\x1b[0m\r\n")
 
 
 def log_text(screen) -> str:  # type: ignore[no-untyped-def]
@@ -255,7 +227,7 @@ async def wait_event(pilot, event: threading.Event) -> None:  # type: ignore[no-
 async def test_port_test_panel_streams_results_for_a_real_server() -> None:
     from widgets.test_panel import PortTestPanel, start_port_test
 
-    with echo_server() as port:
+    with tcp_server(greet) as port:
         app = Host()
         async with app.run_test(size=(140, 40)) as pilot:
             start_port_test(app, "127.0.0.1", port)

@@ -7,7 +7,7 @@ import json
 import socket
 import ssl
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
@@ -16,7 +16,7 @@ import trustme
 from app import probe
 from app.errors import UsageError
 from app.probe import TestOutcome, TestPlan, run_plan
-from tests.helpers import free_port, needs_ipv6, run_cli, wait_for
+from tests.helpers import free_port, needs_ipv6, run_cli, tcp_server, wait_for
 
 T = 0.5  # seconds: every test timeout
 
@@ -25,42 +25,6 @@ def outcome(plan: TestPlan) -> TestOutcome:
     items = list(run_plan(plan))
     assert isinstance(items[-1], TestOutcome)
     return items[-1]
-
-
-@contextmanager
-def tcp_server(handler: Callable[[socket.socket], None], host: str = "127.0.0.1") -> Iterator[int]:
-    """A thread accepting connections on ``host`` and running ``handler`` on each, in its own thread."""
-    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-    srv = socket.socket(fam, socket.SOCK_STREAM)
-    srv.bind((host, 0))
-    srv.listen(16)
-    stop = threading.Event()
-
-    def loop() -> None:
-        srv.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                conn, _ = srv.accept()
-            except (TimeoutError, OSError):
-                continue
-            threading.Thread(target=_serve, args=(handler, conn), daemon=True).start()
-
-    t = threading.Thread(target=loop, daemon=True)
-    t.start()
-    try:
-        yield srv.getsockname()[1]
-    finally:
-        stop.set()
-        t.join(5)
-        srv.close()
-
-
-def _serve(handler: Callable[[socket.socket], None], conn: socket.socket) -> None:
-    with conn:
-        try:
-            handler(conn)
-        except OSError:
-            pass
 
 
 def echo(conn: socket.socket) -> None:

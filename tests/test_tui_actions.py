@@ -6,7 +6,7 @@ import signal
 
 from app.collector import PsutilCollector
 from app.tui.app import PortscopeApp
-from tests.helpers import child_listener, spawn_listener
+from tests.helpers import child_listener, spawn_listener, tcp_server
 from tests.test_tui_fixtures import SequenceCollector, fixed_interfaces, make_app, snapshot, tcp, until
 from widgets.free_port import FreePortScreen
 from widgets.kill_modal import KillModal
@@ -219,32 +219,13 @@ async def test_a_hostile_banner_shows_literally_in_the_test_panel() -> None:
     """A server whose banner holds Rich markup, a clear-screen escape and invalid UTF-8: the panel
     shows it escaped, as text (the log never parses markup)."""
     import socket
-    import threading
 
     from textual.widgets import Checkbox
 
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(8)
-    port = srv.getsockname()[1]
-    stop = threading.Event()
+    def hostile(conn: socket.socket) -> None:
+        conn.sendall(b"[bold red]pwn[/]\x1b[2J\xff\n")
 
-    def serve() -> None:
-        srv.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                conn, _ = srv.accept()
-            except OSError:
-                continue
-            try:
-                conn.sendall(b"[bold red]pwn[/]\x1b[2J\xff\n")
-            except OSError:
-                pass
-            conn.close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
+    with tcp_server(hostile) as port:
         app = make_app()
         async with app.run_test(size=(120, 36)) as pilot:
             panel = PortTestPanel(f"127.0.0.1:{port}", timeout=1.0, count=1)
@@ -260,7 +241,3 @@ async def test_a_hostile_banner_shows_literally_in_the_test_panel() -> None:
             banner = next(line for line in lines if line.startswith("banner"))
             assert "[bold red]pwn[/]\\x1b[2J\\xff" in banner
             assert "\x1b" not in "".join(lines)
-    finally:
-        stop.set()
-        thread.join(timeout=5)
-        srv.close()
