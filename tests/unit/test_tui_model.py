@@ -16,7 +16,7 @@ from app.tui.state import (
     sock_predicate,
     sparkline,
 )
-from tests.test_tui_fixtures import (
+from tests.tui.fixtures import (
     BASE_SOCKETS,
     NOW,
     FixedExposure,

@@ -1,7 +1,6 @@
 """Deterministic data for dashboard tests: fixed snapshots, collectors, clock and interfaces.
 
-Imported by the other tests/test_tui*.py modules and tests/test_snapshots.py (no tests here
-except sanity checks of the fixtures themselves).
+Imported by the dashboard tests in tests/tui/ (the fixtures' own sanity check is test_fixtures.py).
 """
 
 from __future__ import annotations
@@ -189,10 +188,3 @@ async def until(pilot: object, predicate: Callable[[], object], timeout: float =
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         await pause(0.02)
-
-
-def test_fixture_snapshots_differ_as_documented() -> None:
-    from app.events import EventKind, diff
-
-    kinds = sorted(e.kind.value for e in diff(snapshot(), second_snapshot()))
-    assert kinds == sorted([EventKind.OPENED, EventKind.CLOSED, EventKind.STATE_CHANGED])

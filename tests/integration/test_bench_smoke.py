@@ -20,7 +20,9 @@ from app.fast import FastCollector
 from app.model import Snapshot
 from tests.helpers import wait_for
 
-BENCH = Path(__file__).resolve().parent.parent / "bench"
+pytestmark = pytest.mark.slow
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
 def _module(name: str) -> ModuleType:

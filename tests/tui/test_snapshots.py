@@ -1,8 +1,8 @@
 """SVG snapshot tests of each dashboard view, from fixed snapshots, clock, host name and interfaces.
 
 Regenerate after an intended visual change with:
-    .venv/bin/python -m pytest tests/test_snapshots.py --snapshot-update
-and look at the SVGs in tests/__snapshots__/ before committing them.
+    .venv/bin/python -m pytest tests/tui/test_snapshots.py --snapshot-update
+and look at the SVGs in tests/tui/__snapshots__/ before committing them.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.test_tui_fixtures import SequenceCollector, make_app, second_snapshot, snapshot, until
+from tests.tui.fixtures import SequenceCollector, make_app, second_snapshot, snapshot, until
 
 
 @pytest.fixture(autouse=True)

@@ -16,7 +16,10 @@ import pytest
 
 from tests.helpers import child_listener, portscope_cmd, wait_for
 
-pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed"),
+]
 
 
 def _tmux(*args: str) -> str:

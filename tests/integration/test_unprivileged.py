@@ -10,7 +10,7 @@ import pytest
 from tests.helpers import child_listener
 from tests.unprivileged import unprivileged_runner, why_not
 
-pytestmark = pytest.mark.skipif(why_not() is not None, reason=why_not() or "")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(why_not() is not None, reason=why_not() or "")]
 
 
 @pytest.fixture(scope="module")

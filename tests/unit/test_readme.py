@@ -8,7 +8,7 @@ from pathlib import Path
 
 from app.cli.main import command_names
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
 
 

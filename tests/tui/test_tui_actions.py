@@ -7,7 +7,7 @@ import signal
 from app.collector import PsutilCollector
 from app.tui.app import PortscopeApp
 from tests.helpers import child_listener, spawn_listener, tcp_server
-from tests.test_tui_fixtures import SequenceCollector, fixed_interfaces, make_app, snapshot, tcp, until
+from tests.tui.fixtures import SequenceCollector, fixed_interfaces, make_app, snapshot, tcp, until
 from widgets.free_port import FreePortScreen
 from widgets.kill_modal import KillModal
 from widgets.scan_panel import ScanPanel

@@ -7,7 +7,7 @@ import pytest
 from app.collector import PsutilCollector
 from app.tui.app import PortscopeApp
 from tests.helpers import child_listener, free_port, spawn_listener
-from tests.test_tui_fixtures import (
+from tests.tui.fixtures import (
     BlockingCollector,
     SequenceCollector,
     make_app,
@@ -32,7 +32,7 @@ def listed_ports(app: PortscopeApp, view: str = "listening") -> list[int]:
 
 
 def live_app(interval: float = 0.2) -> PortscopeApp:
-    from tests.test_tui_fixtures import fixed_interfaces
+    from tests.tui.fixtures import fixed_interfaces
 
     return PortscopeApp(
         collector=PsutilCollector(), interval=interval, interfaces=fixed_interfaces, blink=False

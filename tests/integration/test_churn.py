@@ -21,6 +21,8 @@ import pytest
 
 from app.collector import Collector, PsutilCollector, default_collector
 
+pytestmark = pytest.mark.slow
+
 _SHORT_LIVED = (
     "import socket,sys,time\n"
     "s=[socket.socket() for _ in range(5)]\n"
@@ -124,7 +126,7 @@ async def test_dashboard_survives_churn() -> None:
     """The live dashboard (real collector, fast refresh) while sockets and processes churn: every
     poll completes, none fails, keys keep working, memory stays bounded."""
     from app.tui.app import PortscopeApp
-    from tests.test_tui_fixtures import fixed_interfaces, until
+    from tests.tui.fixtures import fixed_interfaces, until
 
     app = PortscopeApp(interval=0.1, interfaces=fixed_interfaces, blink=False)
     me = psutil.Process()
