@@ -479,6 +479,8 @@ class PortscopeApp(App[None]):
         self.action_view(VIEWS[(VIEWS.index(self.view) - 1) % len(VIEWS)])
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("next_view", "prev_view") and self._modal_open():
+            return False  # Tab belongs to the dialog on top: let it move the focus there
         if action in ("toggle_dns", "cycle_state"):
             return self.view == "connections"
         if action in ("range_step",):

@@ -241,3 +241,22 @@ async def test_a_hostile_banner_shows_literally_in_the_test_panel() -> None:
             banner = next(line for line in lines if line.startswith("banner"))
             assert "[bold red]pwn[/]\\x1b[2J\\xff" in banner
             assert "\x1b" not in "".join(lines)
+
+
+async def test_tab_in_a_dialog_moves_its_focus_and_leaves_the_view_alone() -> None:
+    with tcp_server(lambda conn: conn.close()) as port:
+        app = live_app()
+        async with app.run_test(size=(120, 36)) as pilot:
+            await select_port(app, pilot, port)
+            await pilot.press("t")
+            await until(pilot, lambda: isinstance(app.screen, PortTestPanel))
+            panel = app.screen
+            first = app.focused
+            await pilot.press("tab")
+            await pilot.pause()
+            assert app.view == "listening"  # the view behind the dialog did not switch
+            assert app.focused is not first and app.focused in panel.query("*")
+            await pilot.press("escape")
+            await until(pilot, lambda: not isinstance(app.screen, PortTestPanel))
+            await pilot.press("tab")
+            await until(pilot, lambda: app.view == "connections")
