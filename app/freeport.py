@@ -11,7 +11,7 @@ import random
 import socket
 from collections.abc import Callable
 
-from app.collector import Collector
+from app.backends.base import Collector
 from app.errors import UsageError
 from app.ports import ephemeral_range, in_ephemeral
 

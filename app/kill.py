@@ -30,8 +30,9 @@ from dataclasses import dataclass, field
 
 import psutil
 
-from app.collector import Collector
+from app.backends.base import Collector
 from app.errors import ProcessChanged, ProcessDenied, ProcessError, ProcessGone, UsageError
+from app.fast.procfs import inode_holders, proc_net_inodes
 from app.model import TIME_WAIT, Proto, Snapshot, Sock
 from app.processes import read_process
 from app.textsafe import printable
@@ -529,7 +530,7 @@ def owners_on_port(
         by_inode = {s.inode: s for s in sorted(on_port, key=lambda s: not s.listening) if s.inode}
         if on_port and any(not s.inode for s in on_port):  # a collector without inodes (psutil)
             first = min(on_port, key=lambda s: not s.listening)
-            for inode in proc_net_inodes(port, proto):
+            for inode in proc_net_inodes(port, [proto.value] if proto else [p.value for p in Proto]):
                 by_inode.setdefault(inode, first)
         holders = inode_holders(by_inode)
         for inode, sock in by_inode.items():
@@ -549,63 +550,6 @@ def owners_on_port(
                     ),
                 )
     return list(out.values())
-
-
-def proc_net_inodes(port: int, proto: Proto | None = None) -> set[int]:
-    """Inodes of the sockets whose *local* port is ``port``, from /proc/net (Linux; empty elsewhere).
-    TIME_WAIT entries (inode 0) are left out."""
-    out: set[int] = set()
-    names = [p.value + v for p in ([proto] if proto else list(Proto)) for v in ("", "6")]
-    for name in names:
-        try:
-            with open(f"/proc/net/{name}", encoding="ascii", errors="replace") as f:
-                next(f, None)  # the header
-                for line in f:
-                    fields = line.split()
-                    if len(fields) < 10:
-                        continue
-                    try:
-                        local_port = int(fields[1].rpartition(":")[2], 16)
-                        inode = int(fields[9])
-                    except ValueError:
-                        continue
-                    if local_port == port and inode:
-                        out.add(inode)
-        except OSError:
-            continue
-    return out
-
-
-def inode_holders(inodes: Iterable[int]) -> dict[int, set[int]]:
-    """Every pid holding each socket inode, from /proc/PID/fd (Linux; ``{}`` elsewhere). Processes
-    that cannot be read (other users, without root) are skipped."""
-    wanted = {i for i in inodes if i}
-    out: dict[int, set[int]] = {}
-    if not wanted or not os.path.isdir("/proc/self/fd"):
-        return out
-    try:
-        entries = [e.name for e in os.scandir("/proc") if e.name.isdigit()]
-    except OSError:
-        return out
-    for name in entries:
-        base = f"/proc/{name}/fd"
-        try:
-            fds = os.listdir(base)
-        except OSError:
-            continue
-        for fd in fds:
-            try:
-                link = os.readlink(f"{base}/{fd}")
-            except OSError:
-                continue
-            if link.startswith("socket:[") and link.endswith("]"):
-                try:
-                    inode = int(link[8:-1])
-                except ValueError:
-                    continue
-                if inode in wanted:
-                    out.setdefault(inode, set()).add(int(name))
-    return out
 
 
 def port_free(snapshot: Snapshot, port: int, proto: Proto | None = None) -> bool:

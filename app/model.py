@@ -60,7 +60,8 @@ TCP_STATES = (
 )
 ALL_STATES = (*TCP_STATES, UDP_BOUND, UDP_CONNECTED)
 # States in which a socket has no file descriptor, so no process can own it: TIME_WAIT, and a
-# half-open connection the kernel holds before accept().
+# half-open connection the kernel holds before accept(). (Any socket the kernel reports with inode
+# 0 has none either: see Sock.ownerless.)
 OWNERLESS_STATES = frozenset({TIME_WAIT, "SYN_RECV", "NEW_SYN_RECV"})
 
 
@@ -80,7 +81,11 @@ def format_endpoint(ip: str, port: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Sock:
-    """One socket. ``pid`` is ``None`` when the owner is not visible (or there is none)."""
+    """One socket. ``pid`` is ``None`` when the owner is not visible (or there is none).
+
+    ``inode`` is the kernel's socket inode, ``0`` for a socket no file descriptor refers to (an
+    orphan: TIME_WAIT, FIN_WAIT2 after close, a connection not accepted yet), ``None`` when the
+    collector does not know it (psutil)."""
 
     proto: Proto
     family: Family
@@ -88,7 +93,7 @@ class Sock:
     raddr: Endpoint | None
     status: str
     pid: int | None
-    inode: int = 0
+    inode: int | None = None
     # computed once: keys are needed several times per socket per poll (diff, table, JSON)
     _endpoint_key: str = field(init=False, repr=False, compare=False, default="")
 
@@ -97,6 +102,12 @@ class Sock:
         if self.raddr is not None:
             key += f">{format_endpoint(self.raddr.ip, self.raddr.port)}"
         object.__setattr__(self, "_endpoint_key", key)
+
+    @property
+    def ownerless(self) -> bool:
+        """No process can own this socket: no file descriptor refers to it (inode 0, or a state
+        that never has one). Shown as ``-`` and never counted as a hidden owner."""
+        return self.inode == 0 or self.status in OWNERLESS_STATES
 
     @property
     def listening(self) -> bool:

@@ -16,6 +16,7 @@ from typing import Any
 
 import psutil
 
+from app.fast import procfs
 from app.model import ProcessInfo
 
 _GONE = (psutil.NoSuchProcess, psutil.ZombieProcess)
@@ -64,25 +65,10 @@ def create_time(pid: int) -> float | None:
 def start_ticks(pid: int) -> int | None:
     """A cheap identity for ``pid``: its start time in clock ticks since boot (Linux, from
     /proc/PID/stat), else psutil's create_time scaled; ``None`` if the process is gone."""
-    if not _LINUX:
-        started = create_time(pid)
-        return None if started is None else round(started * 100)
-    try:
-        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        raw = os.read(fd, 4096)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    # "pid (comm) state ppid ...": comm may hold spaces and parentheses; fields follow the last ')'.
-    rest = raw[raw.rfind(b")") + 2 :].split()
-    try:
-        return int(rest[19])  # field 22 overall: starttime
-    except (IndexError, ValueError):
-        return None
+    if _LINUX:
+        return procfs.start_ticks(pid)
+    started = create_time(pid)
+    return None if started is None else round(started * 100)
 
 
 def pidfds_supported() -> bool:

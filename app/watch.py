@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import IO, Any
 
-from app.collector import Collector
+from app.backends.base import Collector
 from app.events import Event, EventKind, Scope, diff, restrict
 from app.exposure import ExposureMap
 from app.model import ProcessInfo, Snapshot, Sock

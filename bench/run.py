@@ -46,7 +46,7 @@ from dashmem import measure_memory  # noqa: E402
 from load import Load, count_sockets, fits, raise_nofile  # noqa: E402
 
 from app.exposure import ExposureMap  # noqa: E402
-from app.fast import FastCollector  # noqa: E402
+from app.fast.collector import FastCollector  # noqa: E402
 from app.tui.state import Dashboard  # noqa: E402
 
 FULL_SIZES = ((200, 20), (5000, 50), (20000, 100), (50000, 200))

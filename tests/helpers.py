@@ -255,3 +255,41 @@ def _serve(handler: Callable[[socket.socket], None], conn: socket.socket) -> Non
             handler(conn)
         except OSError:
             pass
+
+
+_ZOMBIE_LEADER = r"""
+import ctypes, os, platform, socket, sys, threading, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(8)
+def hold():
+    time.sleep(300)
+    s.close()
+threading.Thread(target=hold, daemon=False).start()
+print(s.getsockname()[1], flush=True)
+time.sleep(0.2)
+SYS_EXIT = {"x86_64": 60, "aarch64": 93, "armv7l": 1, "i686": 1, "riscv64": 93}.get(platform.machine(), 60)
+ctypes.CDLL(None).syscall(SYS_EXIT, 0)  # only the main thread exits: the leader becomes a zombie task
+"""
+
+
+def spawn_zombie_leader() -> Child:
+    """A process whose main thread has exited (the thread-group leader is a zombie task) while a
+    second thread keeps its TCP listener open: alive, and the owner of that listener."""
+    proc = subprocess.Popen([sys.executable, "-c", _ZOMBIE_LEADER], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.strip().isdigit():
+        proc.kill()
+        proc.wait()
+        raise RuntimeError(f"zombie-leader child failed to start: {line!r}")
+    child = Child(proc, int(line), "tcp", "127.0.0.1", "python")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # wait until the main thread is gone
+        try:
+            with open(f"/proc/{proc.pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return child
+        except OSError:
+            break
+        time.sleep(0.02)
+    child.stop()
+    raise RuntimeError("the zombie-leader child's main thread did not exit")

@@ -10,7 +10,7 @@ import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 
 from app.exposure import ExposureMap
-from app.model import OWNERLESS_STATES, Family, Snapshot, Sock
+from app.model import Family, Snapshot, Sock
 from app.ports import PortRange
 from app.textsafe import csv_cell, printable
 
@@ -72,7 +72,7 @@ def _owner_cells(sock: Sock, snapshot: Snapshot, cache: OwnerCells | None) -> tu
         cells = (name, printable(owner.username, USER_LIMIT), printable(owner.command, COMMAND_LIMIT))
     elif sock.pid is None:
         # ownerless: "?" unless the state explains it; depends on the socket, so never cached
-        return ("-" if sock.status in OWNERLESS_STATES else "?", "", "")
+        return ("-" if sock.ownerless else "?", "", "")
     else:
         cells = ("-", "", "")
     if cache is not None:

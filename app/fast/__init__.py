@@ -1,5 +1,4 @@
-"""The fast Linux collector (netlink sock_diag, incremental owners); see :mod:`app.fast.collector`."""
+"""The Linux backend: netlink sock_diag (else /proc/net) with an incremental inode->pid map
+(:mod:`app.fast.collector`), and every /proc read portscope makes (:mod:`app.fast.procfs`).
 
-from app.fast.collector import FastCollector
-
-__all__ = ["FastCollector"]
+Nothing is imported here, so the light modules (procfs) can be used without loading the collector."""

@@ -5,26 +5,30 @@ looked up by their raw bytes, not decoded), one ``poll()`` over the owners' pidf
 exited, and no /proc/PID/fd walk at all. The sorted socket list is kept between polls and only
 patched for the sockets that opened, closed or changed owner.
 
-Fallback chain: netlink -> /proc/net -> psutil, chosen at construction (``path="auto"``) and
-again at run time if the current path fails (e.g. netlink denied later by a policy).
+Fallback chain: netlink -> /proc/net -> the ``fallback`` collector the factory hands in (the
+portable psutil backend; this backend never imports it), chosen at construction (``path="auto"``)
+and again at run time if the current path fails (e.g. netlink denied later by a policy).
 """
 
 from __future__ import annotations
 
 import time
 from bisect import insort
+from collections.abc import Callable
 from operator import attrgetter
 from typing import Literal, Protocol
 
-from app.collector import PsutilCollector, _ip_order, finish_snapshot, hidden_owner_count
+from app.backends.base import Collector, base_key, finish_snapshot, hidden_owner_count
+from app.errors import CollectorUnavailable
 from app.fast.netlink import NetlinkReader
 from app.fast.owners import OwnerMap
 from app.fast.procnet import ProcNetReader
 from app.fast.records import ReadResult, Record
-from app.model import LISTEN, OWNERLESS_STATES, UDP_BOUND, Proto, Snapshot, Sock
+from app.model import Snapshot, Sock
 from app.processes import ProcessCache
 
 Path = Literal["auto", "netlink", "procnet", "psutil"]
+# "psutil" stands for the fallback collector given to FastCollector (the portable backend).
 PATHS: tuple[str, ...] = ("netlink", "procnet", "psutil")
 _SKEY = attrgetter("skey")
 _RESORT_ABOVE = 64  # more changed sockets than this: sort everything instead of inserting each
@@ -47,16 +51,20 @@ def open_reader(path: str) -> Reader:
 
 
 class FastCollector:
-    """Snapshots via netlink sock_diag (else /proc/net, else psutil) with incremental owners.
+    """Snapshots via netlink sock_diag (else /proc/net, else ``fallback``) with incremental owners.
 
-    ``path`` forces one source ("netlink", "procnet" or "psutil"; construction raises if it is
-    unavailable); "auto" takes the first that works. ``source`` names the path in use."""
+    ``path`` forces one source ("netlink", "procnet", or "psutil" for the fallback; construction
+    raises if it is unavailable); "auto" takes the first that works. ``fallback`` makes the last
+    resort collector (the factory passes the portable backend); without one, a host where neither
+    netlink nor /proc/net works raises :class:`~app.errors.CollectorUnavailable`. ``source`` names
+    the path in use."""
 
-    def __init__(self, *, path: Path = "auto") -> None:
+    def __init__(self, *, path: Path = "auto", fallback: Callable[[], Collector] | None = None) -> None:
         self.processes = ProcessCache()
         self.owners = OwnerMap()
         self._reader: Reader | None = None
-        self._psutil: PsutilCollector | None = None
+        self._fallback = fallback
+        self._psutil: Collector | None = None
         self._notes: list[str] = []
         # State of the last full poll, patched by the next one: its records in _sort_key order,
         # their Socks, how many have no visible owner, and inode -> local port / record.
@@ -75,11 +83,18 @@ class FastCollector:
         return self._reader.source if self._reader is not None else "psutil"
 
     def _open(self, candidates: tuple[str, ...], *, strict: bool) -> None:
+        failures: list[str] = []
         for name in candidates:
             if name == "psutil":
+                if self._fallback is None:
+                    if strict:
+                        raise ValueError("path 'psutil' needs a fallback collector")
+                    break
                 self._reader = None
-                self._psutil = PsutilCollector()
-                self._psutil.processes = self.processes
+                self._psutil = self._fallback()
+                shared = getattr(self._psutil, "processes", None)
+                if isinstance(shared, ProcessCache):  # one process cache (and pidfd set) for both
+                    self._psutil.processes = self.processes  # type: ignore[attr-defined]
                 return
             try:
                 self._reader = open_reader(name)
@@ -87,8 +102,10 @@ class FastCollector:
             except OSError as exc:
                 if strict:
                     raise
+                failures.append(f"{name} {exc.strerror or exc}")
                 self._notes.append(f"{name} unavailable ({exc.strerror or exc}): falling back")
-        raise OSError("no socket source available")  # pragma: no cover - psutil is always last
+        self._reader = None
+        raise CollectorUnavailable("cannot list sockets: " + ("; ".join(failures) or "no socket source"))
 
     def close(self) -> None:
         if self._reader is not None:
@@ -103,9 +120,10 @@ class FastCollector:
             except OSError as exc:
                 failed = self._reader.source
                 self._reader.close()
+                self._reader = None
                 self._sorted = None
                 rest = PATHS[PATHS.index(failed) + 1 :]
-                self._open(rest, strict=False)
+                self._open(rest, strict=False)  # CollectorUnavailable when nothing is left
                 warnings.append(f"{failed} failed ({exc.strerror or exc}): using {self.source}")
         return None
 
@@ -233,43 +251,10 @@ def _build(r: Record, pid: int | None) -> None:
     r.skey = base | (pid + 1) if pid is not None else base
 
 
-# The sort key as one int (no tuple per socket to allocate, track and compare), ordered exactly as
-# app.collector._sort_key orders sockets. Bit fields, most significant first: local port (16),
-# protocol (1: tcp, udp), not-listening (1), local address kind (2: unparsable, v4, v6, as
-# _ip_order puts them) and value (128), remote address kind (2: none, unparsable, v4, v6) and
-# value (128), remote port + 1 (17; 0: none), owner pid + 1 (32; 0: none). Addresses that do not
-# parse (never produced by the kernel's readers) tie with each other instead of being ordered by
-# their text.
-_PID_BITS = 32
-_ADDR_BITS = 130
-_UDP = Proto.UDP
-_LOCAL_ADDR: dict[str, int] = {}
-_REMOTE_ADDR: dict[str, int] = {}
-
-
-def _addr_bits(ip: str, remote: bool) -> int:
-    cache = _REMOTE_ADDR if remote else _LOCAL_ADDR
-    bits = cache.get(ip)
-    if bits is None:
-        version, value, _text = _ip_order(ip)
-        rank = {2: 0, 4: 1, 6: 2}[version] + remote  # the remote field keeps 0 for "none"
-        bits = rank << 128 | value
-        if len(cache) < 65536:
-            cache[ip] = bits
-    return bits
-
-
 def _base_key(r: Record) -> int:
-    laddr, raddr = r.laddr, r.raddr
-    listening = r.status == LISTEN or r.status == UDP_BOUND
-    head = (laddr[1] << 2) | ((r.proto is _UDP) << 1) | (not listening)
-    key = (head << _ADDR_BITS | _addr_bits(laddr[0], False)) << _ADDR_BITS
-    if raddr is not None:
-        key |= _addr_bits(raddr[0], True)
-        return ((key << 17) | (raddr[1] + 1)) << _PID_BITS
-    return key << (17 + _PID_BITS)
+    return base_key(r.proto, r.laddr, r.raddr, r.status)
 
 
 def _is_hidden(r: Record) -> int:
     """1 if this socket counts as having no visible owner (see hidden_owner_count)."""
-    return 1 if r.pid is None and r.sock is not None and r.status not in OWNERLESS_STATES else 0
+    return 1 if r.pid is None and r.sock is not None and not r.sock.ownerless else 0

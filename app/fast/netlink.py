@@ -15,6 +15,7 @@ import os
 import socket
 import struct
 import sys
+from collections.abc import Callable
 from functools import lru_cache
 from itertools import repeat
 from operator import itemgetter
@@ -177,11 +178,17 @@ class NetlinkReader:
 
     source = "netlink"
 
-    def __init__(self) -> None:
-        self._sock: socket.socket | None = open_socket()
+    def __init__(self, opener: Callable[[], socket.socket] | None = None) -> None:
+        # ``opener`` makes the sock_diag socket (default :func:`open_socket`); one opened inside
+        # another network namespace keeps reading that namespace (see app/netns.py).
+        self._opener = opener
+        self._sock: socket.socket | None = self._new_socket()
         self._seq = 0
         self._cache: dict[bytes, Record] = {}
         self._clean = True  # False after a dump was abandoned: leftovers may sit in the socket
+
+    def _new_socket(self) -> socket.socket:
+        return (self._opener or open_socket)()
 
     def close(self) -> None:
         if self._sock is not None:
@@ -198,7 +205,7 @@ class NetlinkReader:
         """Every inet socket (only local ``port`` when given), in kernel order."""
         if self._sock is None or not self._clean:
             self.close()
-            self._sock = open_socket()
+            self._sock = self._new_socket()
             self._clean = True
         old = self._cache
         new: dict[bytes, Record] = {}

@@ -20,54 +20,14 @@ exits from the process cache's pidfds) or when their pid disappears from /proc.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterable
 
-PROC = "/proc"
+from app.fast.procfs import PROC, fd_count, list_pids, socket_inodes
+
+__all__ = ["PROC", "SWEEP_EVERY", "OwnerMap", "WalkStats", "fd_count", "list_pids", "socket_inodes"]
+
 SWEEP_EVERY = 60.0  # seconds between full walks while some socket has no visible owner
-_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
-
-
-def list_pids(proc: str = PROC) -> set[int]:
-    try:
-        names = os.listdir(proc)
-    except OSError:
-        return set()
-    return {int(n) for n in names if n.isdigit()}
-
-
-def socket_inodes(pid: int, proc: str = PROC) -> list[int] | None:
-    """The inodes of every socket ``pid`` holds open; ``None`` if it is gone or unreadable."""
-    try:
-        dfd = os.open(f"{proc}/{pid}/fd", _DIR_FLAGS)
-    except OSError:
-        return None
-    readlink = os.readlink
-    try:
-        names = os.listdir(dfd)
-        try:
-            links = [readlink(name, dir_fd=dfd) for name in names]
-        except OSError:  # an fd closed meanwhile: go one by one, skipping the ones that vanish
-            links = []
-            for name in names:
-                try:
-                    links.append(readlink(name, dir_fd=dfd))
-                except OSError:
-                    continue
-    except OSError:
-        return None
-    finally:
-        os.close(dfd)
-    return [int(link[8:-1]) for link in links if link[:8] == "socket:["]
-
-
-def fd_count(pid: int, proc: str = PROC) -> int:
-    """How many fds ``pid`` has open (Linux >= 6.2 reports it as the size of /proc/PID/fd), or -1."""
-    try:
-        return os.stat(f"{proc}/{pid}/fd").st_size
-    except OSError:
-        return -1
 
 
 class WalkStats:

@@ -50,7 +50,7 @@ class Record:
         self.inode = inode
         self.pid: int | None = None
         self.sock: Sock | None = None
-        self.skey = 0  # the sort key of ``sock`` (an int: see app.fast.collector.sort_key)
+        self.skey = 0  # the sort key of ``sock`` (an int: app.backends.base.sort_key)
         self.base = -1  # the part of ``skey`` that does not depend on the owner; -1: not computed
 
 

@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 from app.events import EventKind, diff
-from app.fast import FastCollector
+from app.fast.collector import FastCollector
 from app.model import Snapshot
 from tests.helpers import wait_for
 

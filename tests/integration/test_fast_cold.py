@@ -1,9 +1,11 @@
 """The cold-poll shortcuts of the fast collector give exactly what the general code gives: the
-one-pass chunk decoder equals the message-by-message decoder, and the int sort key orders sockets
-exactly as ``app.collector._sort_key`` does."""
+one-pass chunk decoder equals the message-by-message decoder, and the one int sort key
+(``app.backends.base.sort_key``, cached per record by the fast path) orders sockets exactly as the
+documented display order does."""
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import socket
 import struct
@@ -11,11 +13,11 @@ import struct
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.collector import _sort_key
+from app.backends.base import sort_key
 from app.fast.collector import _base_key, _build, _is_hidden
 from app.fast.netlink import SOCK_DIAG_BY_FAMILY, decode, decode_chunk
 from app.fast.records import SKIP, TCP_STATE_NAMES, Record
-from app.model import UDP_BOUND, UDP_CONNECTED, Endpoint, Family, Proto
+from app.model import UDP_BOUND, UDP_CONNECTED, Endpoint, Family, Proto, Sock
 
 STEP = 88 + 20  # a message with some attribute bytes after the inet_diag_msg, as the kernel sends
 
@@ -96,18 +98,40 @@ records = st.builds(
 )
 
 
+def _ip(ip: str) -> tuple[int, int]:
+    try:
+        addr = ipaddress.ip_address(ip.split("%", 1)[0])
+    except ValueError:
+        return (0, 0)  # unparsable: before any address, all alike
+    return (addr.version, int(addr))
+
+
+def documented_order(s: Sock) -> tuple[object, ...]:
+    """The display order as README and app.backends.base describe it, spelled out as a tuple."""
+    return (
+        s.laddr.port,
+        s.proto.value,
+        0 if s.listening else 1,
+        _ip(s.laddr.ip),
+        (1, *_ip(s.raddr.ip)) if s.raddr else (0, 0, 0),
+        s.raddr.port if s.raddr else -1,
+        s.pid if s.pid is not None else -1,
+    )
+
+
 @given(st.lists(st.tuples(records, st.none() | st.integers(1, 4_194_304)), min_size=2, max_size=30))
-def test_int_sort_key_orders_exactly_as_sort_key(pairs: list[tuple[Record, int | None]]) -> None:
+def test_int_sort_key_orders_exactly_as_documented(pairs: list[tuple[Record, int | None]]) -> None:
     for r, pid in pairs:
         _build(r, pid)
         assert r.skey == _base_key(r) | (pid + 1 if pid is not None else 0)
+        assert r.skey == sort_key(r.sock)  # type: ignore[arg-type]  # the same key, cached
     by_int = sorted(pairs, key=lambda p: p[0].skey)
-    by_tuple = sorted(pairs, key=lambda p: _sort_key(p[0].sock))  # type: ignore[arg-type]
+    by_tuple = sorted(pairs, key=lambda p: documented_order(p[0].sock))  # type: ignore[arg-type]
     # Equal keys may sit in either order; the keys' sequences must match exactly.
-    assert [_sort_key(p[0].sock) for p in by_int] == [_sort_key(p[0].sock) for p in by_tuple]  # type: ignore[arg-type]
+    assert [documented_order(p[0].sock) for p in by_int] == [documented_order(p[0].sock) for p in by_tuple]  # type: ignore[arg-type]
     for (a, _), (b, _) in itertools.pairwise(by_int):
-        if a.skey == b.skey:  # (one unparsable address text only, so no tie hides a difference)
-            assert _sort_key(a.sock) == _sort_key(b.sock)  # type: ignore[arg-type]
+        if a.skey == b.skey:
+            assert documented_order(a.sock) == documented_order(b.sock)  # type: ignore[arg-type]
 
 
 def test_ownerless_states_are_not_counted_hidden() -> None:
@@ -117,3 +141,10 @@ def test_ownerless_states_are_not_counted_hidden() -> None:
         assert _is_hidden(r) == hidden
         _build(r, 42)
         assert _is_hidden(r) == 0
+
+
+def test_orphaned_sockets_with_inode_0_are_not_counted_hidden() -> None:
+    for status in ("FIN_WAIT2", "ESTABLISHED", "CLOSE_WAIT"):
+        r = Record(Proto.TCP, Family.IPV4, Endpoint("127.0.0.1", 80), Endpoint("127.0.0.1", 5), status, 0)
+        _build(r, None)
+        assert _is_hidden(r) == 0 and r.sock is not None and r.sock.ownerless

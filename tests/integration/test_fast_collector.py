@@ -12,8 +12,9 @@ from contextlib import ExitStack
 import pytest
 
 from app.collector import PsutilCollector, default_collector
-from app.fast import FastCollector
+from app.errors import CollectorUnavailable
 from app.fast import netlink as netlink_mod
+from app.fast.collector import FastCollector
 from app.fast.netlink import NetlinkReader, NetlinkUnavailable
 from app.fast.procnet import ProcNetReader
 from app.model import Snapshot, Sock
@@ -243,11 +244,23 @@ def test_fallback_to_psutil_when_proc_net_is_missing(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(netlink_mod, "open_socket", refuse)
     monkeypatch.setattr(ProcNetReader.__init__, "__defaults__", ("/nonexistent/proc/net",))
     with child_listener("udp", "127.0.0.1") as child:
-        fast = FastCollector()
+        fast = FastCollector(fallback=PsutilCollector)
         assert fast.source == "psutil"
         snap = fast.collect()
         assert snap.source == "psutil"
         assert listening_pids(snap, child.port) == [child.pid]
+        assert isinstance(default_collector(), FastCollector)  # the factory hands the fallback in
+        assert default_collector().collect().source == "psutil"
+
+
+def test_no_source_at_all_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse() -> socket.socket:
+        raise NetlinkUnavailable(97, "no netlink here")
+
+    monkeypatch.setattr(netlink_mod, "open_socket", refuse)
+    monkeypatch.setattr(ProcNetReader.__init__, "__defaults__", ("/nonexistent/proc/net",))
+    with pytest.raises(CollectorUnavailable, match=r"cannot list sockets: netlink .*; procnet"):
+        FastCollector()
 
 
 def test_netlink_failing_at_run_time_moves_down_the_chain(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -289,7 +302,7 @@ def test_fast_path_imports_no_textual() -> None:
 
 def test_incremental_polls_match_a_fresh_full_poll(stack: ExitStack) -> None:
     """Patched order, hidden count and owners after opens/closes equal those of a cold collector."""
-    from app.collector import _sort_key, hidden_owner_count
+    from app.collector import hidden_owner_count, sort_key
 
     Sockets(stack)
     fast = FastCollector()
@@ -306,7 +319,7 @@ def test_incremental_polls_match_a_fresh_full_poll(stack: ExitStack) -> None:
         child = spawn_listener("udp", "127.0.0.1")
         try:
             snap = fast.collect()
-            assert list(snap.sockets) == sorted(snap.sockets, key=_sort_key)
+            assert list(snap.sockets) == sorted(snap.sockets, key=sort_key)
             assert snap.hidden_owners == hidden_owner_count(snap.sockets)
             assert listening_pids(snap, child.port) == [child.pid]
             for s in extra:

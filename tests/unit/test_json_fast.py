@@ -34,7 +34,7 @@ from app.cli.table import (
 )
 from app.collector import default_collector, filter_kind
 from app.exposure import ExposureMap
-from app.model import OWNERLESS_STATES, Endpoint, Family, ProcessInfo, Proto, Snapshot, Sock
+from app.model import Endpoint, Family, ProcessInfo, Proto, Snapshot, Sock
 from app.serialize import iter_snapshot_json, snapshot_dict, sock_dict
 from app.textsafe import csv_cell, printable
 from tests.helpers import Child, kill_quietly, spawn_listener_with_args
@@ -65,7 +65,7 @@ def plain_row(sock: Sock, snap: Snapshot, emap: ExposureMap) -> list[str]:
     owner = snap.owner(sock)
     if owner is not None:
         name = printable(owner.name, NAME_LIMIT) or "-"
-    elif sock.pid is None and sock.status not in OWNERLESS_STATES:
+    elif sock.pid is None and not sock.ownerless:
         name = "?"
     else:
         name = "-"

@@ -1,0 +1,163 @@
+"""Everything portscope reads from /proc about processes, in one place (Linux).
+
+Used by the Linux backend's owner map, by the process cache's identity checks and by the kill flow.
+Functions return ``None`` (or an empty result) for a process that is gone or unreadable instead of
+raising: a process can exit between any two reads.
+
+A thread-group leader that called ``pthread_exit`` while other threads run is a zombie *task*, but
+its process lives on: its fd table belongs to the remaining threads, so /proc/PID/fd reads empty
+while /proc/PID/task/TID/fd still lists every socket. :func:`socket_inodes` looks there when the
+leader's own table is empty, and :func:`read_stat` reports the live thread count, so such a
+process is neither taken for dead nor left without its sockets.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from typing import NamedTuple
+
+PROC = "/proc"
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def list_pids(proc: str = PROC) -> set[int]:
+    try:
+        names = os.listdir(proc)
+    except OSError:
+        return set()
+    return {int(n) for n in names if n.isdigit()}
+
+
+def _fd_links(path: str) -> list[str] | None:
+    """The link targets of every fd in ``path`` (a /proc fd directory); ``None`` if unreadable."""
+    try:
+        dfd = os.open(path, _DIR_FLAGS)
+    except OSError:
+        return None
+    readlink = os.readlink
+    try:
+        names = os.listdir(dfd)
+        try:
+            return [readlink(name, dir_fd=dfd) for name in names]
+        except OSError:  # an fd closed meanwhile: go one by one, skipping the ones that vanish
+            links = []
+            for name in names:
+                try:
+                    links.append(readlink(name, dir_fd=dfd))
+                except OSError:
+                    continue
+            return links
+    except OSError:
+        return None
+    finally:
+        os.close(dfd)
+
+
+def socket_inodes(pid: int, proc: str = PROC) -> list[int] | None:
+    """The inodes of every socket ``pid`` holds open; ``None`` if it is gone or unreadable.
+
+    When the leader's fd table reads empty, the other threads' tables are read (a zombie leader
+    whose threads live on); a process with a single task (every kernel thread) costs one listdir."""
+    links = _fd_links(f"{proc}/{pid}/fd")
+    if links is None:
+        return None
+    if not links:
+        try:
+            tasks = os.listdir(f"{proc}/{pid}/task")
+        except OSError:
+            tasks = []
+        if len(tasks) > 1:
+            for tid in tasks:
+                if tid != str(pid):
+                    links = _fd_links(f"{proc}/{pid}/task/{tid}/fd") or []
+                    if links:
+                        break
+    return [int(link[8:-1]) for link in links if link[:8] == "socket:["]
+
+
+def fd_count(pid: int, proc: str = PROC) -> int:
+    """How many fds ``pid`` has open (Linux >= 6.2 reports it as the size of /proc/PID/fd), or -1."""
+    try:
+        return os.stat(f"{proc}/{pid}/fd").st_size
+    except OSError:
+        return -1
+
+
+class Stat(NamedTuple):
+    """The fields of /proc/PID/stat portscope uses."""
+
+    state: str  # R, S, D, Z, T, t, X, I, ...
+    ppid: int
+    threads: int  # live threads in the thread group (a zombie leader with live threads has > 0)
+    start_ticks: int  # start time in clock ticks since boot: with the pid, the process's identity
+
+    @property
+    def alive(self) -> bool:
+        """Not exited: a zombie leader counts as alive while another thread of it runs."""
+        return self.state not in ("Z", "X") or self.threads > 1
+
+
+def read_stat(pid: int, proc: str = PROC) -> Stat | None:
+    """Parse /proc/PID/stat; ``None`` if the process is gone (or the file is unreadable)."""
+    try:
+        fd = os.open(f"{proc}/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        raw = os.read(fd, 4096)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    # "pid (comm) state ppid ...": comm may hold spaces and parentheses; fields follow the last ')'.
+    rest = raw[raw.rfind(b")") + 2 :].split()
+    try:
+        return Stat(rest[0].decode("ascii", "replace"), int(rest[1]), int(rest[17]), int(rest[19]))
+    except (IndexError, ValueError):
+        return None
+
+
+def start_ticks(pid: int, proc: str = PROC) -> int | None:
+    """A cheap identity for ``pid``: its start time in clock ticks since boot; ``None`` if gone."""
+    st = read_stat(pid, proc)
+    return None if st is None else st.start_ticks
+
+
+def proc_net_inodes(port: int, protos: Iterable[str] = ("tcp", "udp"), proc: str = PROC) -> set[int]:
+    """Inodes of the sockets whose *local* port is ``port``, from /proc/net (for a backend that
+    reports no inodes). Sockets without one (TIME_WAIT, orphans: inode 0) are left out."""
+    out: set[int] = set()
+    for name in (p + v for p in protos for v in ("", "6")):
+        try:
+            with open(f"{proc}/net/{name}", encoding="ascii", errors="replace") as f:
+                next(f, None)  # the header
+                for line in f:
+                    fields = line.split()
+                    if len(fields) < 10:
+                        continue
+                    try:
+                        local_port = int(fields[1].rpartition(":")[2], 16)
+                        inode = int(fields[9])
+                    except ValueError:
+                        continue
+                    if local_port == port and inode:
+                        out.add(inode)
+        except OSError:
+            continue
+    return out
+
+
+def inode_holders(inodes: Iterable[int], proc: str = PROC) -> dict[int, set[int]]:
+    """Every pid holding each socket inode (a socket is shared by a pre-fork master and its
+    workers, or passed over SCM_RIGHTS). Processes that cannot be read (other users' processes,
+    without root) are skipped."""
+    wanted = {i for i in inodes if i}
+    out: dict[int, set[int]] = {}
+    if not wanted:
+        return out
+    for pid in list_pids(proc):
+        for ino in socket_inodes(pid, proc) or ():
+            if ino in wanted:
+                out.setdefault(ino, set()).add(pid)
+    return out
