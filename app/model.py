@@ -181,6 +181,9 @@ class Snapshot:
     ephemeral: tuple[int, int] = field(default_factory=ephemeral_range)
     source: str = "psutil"
     privileged: bool = False
+    # With stats (app.health): per socket inode, queues and TCP info; None when not collected.
+    stats: Mapping[int, tuple[int | None, ...]] | None = None
+    listen_counters: tuple[int, int] | None = None  # host ListenOverflows, ListenDrops (app.health)
 
     def owner(self, sock: Sock) -> ProcessInfo | None:
         return self.processes.get(sock.pid) if sock.pid is not None else None

@@ -8,7 +8,7 @@ portable backend sorts with the same function.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Literal, Protocol
 
 from app.errors import CollectorUnavailable
@@ -66,13 +66,16 @@ def finish_snapshot(
     pids: set[int] | None = None,
     presorted: bool = False,
     hidden: int | None = None,
+    stats: Mapping[int, tuple[int | None, ...]] | None = None,
+    listen_counters: tuple[int, int] | None = None,
 ) -> Snapshot:
     """Resolve owners, drop owners that vanished mid-scan (their sockets become ownerless and are
     counted), and build the snapshot. Shared by every collector.
 
     A collector that already knows the owner pids of ``socks`` may pass them as ``pids``, and
     ``presorted=True`` when ``socks`` is already in :func:`sort_key` order (the Linux backend
-    keeps its list sorted between polls), and ``hidden``, the :func:`hidden_owner_count`."""
+    keeps its list sorted between polls), and ``hidden``, the :func:`hidden_owner_count`.
+    ``stats`` and ``listen_counters`` are passed through (see :mod:`app.health`)."""
     if pids is None:
         pids = {s.pid for s in socks if s.pid is not None}
     processes = cache.lookup(pids)
@@ -109,6 +112,8 @@ def finish_snapshot(
         ephemeral=ephemeral_range(),
         source=source,
         privileged=privileged,
+        stats=stats,
+        listen_counters=listen_counters,
     )
 
 

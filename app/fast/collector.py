@@ -24,6 +24,7 @@ from app.fast.netlink import NetlinkReader
 from app.fast.owners import OwnerMap
 from app.fast.procnet import ProcNetReader
 from app.fast.records import ReadResult, Record
+from app.fast.tcpinfo import read_listen_counters
 from app.model import Snapshot, Sock
 from app.processes import ProcessCache
 
@@ -42,9 +43,9 @@ class Reader(Protocol):
     def close(self) -> None: ...
 
 
-def open_reader(path: str) -> Reader:
+def open_reader(path: str, stats: bool = False) -> Reader:
     if path == "netlink":
-        return NetlinkReader()
+        return NetlinkReader(stats=stats)
     if path == "procnet":
         return ProcNetReader()
     raise ValueError(f"unknown socket source {path!r}")
@@ -59,7 +60,10 @@ class FastCollector:
     netlink nor /proc/net works raises :class:`~app.errors.CollectorUnavailable`. ``source`` names
     the path in use."""
 
-    def __init__(self, *, path: Path = "auto", fallback: Callable[[], Collector] | None = None) -> None:
+    def __init__(
+        self, *, path: Path = "auto", fallback: Callable[[], Collector] | None = None, stats: bool = False
+    ) -> None:
+        self.stats = stats  # also read queues, tcp_info and the host's listen counters (netlink only)
         self.processes = ProcessCache()
         self.owners = OwnerMap()
         self._reader: Reader | None = None
@@ -97,7 +101,7 @@ class FastCollector:
                     self._psutil.processes = self.processes  # type: ignore[attr-defined]
                 return
             try:
-                self._reader = open_reader(name)
+                self._reader = open_reader(name, self.stats)
                 return
             except OSError as exc:
                 if strict:
@@ -154,8 +158,18 @@ class FastCollector:
             socks, pids, hidden = self._patch(result)
         else:
             socks, pids, hidden = self._rebuild(result, port)
+        counters = read_listen_counters() if self.stats else None
         return finish_snapshot(
-            taken, socks, self.processes, warnings, self.source, pids=pids, presorted=True, hidden=hidden
+            taken,
+            socks,
+            self.processes,
+            warnings,
+            self.source,
+            pids=pids,
+            presorted=True,
+            hidden=hidden,
+            stats=result.stats,
+            listen_counters=counters,
         )
 
     def _rebuild(self, result: ReadResult, port: int | None) -> tuple[list[Sock], set[int], int]:

@@ -20,6 +20,7 @@ from functools import lru_cache
 from itertools import repeat
 from operator import itemgetter
 
+from app.fast import tcpinfo
 from app.fast.records import SKIP, TCP_STATE_NAMES, ReadResult, Record, make_record
 from app.model import UDP_BOUND, UDP_CONNECTED, Endpoint, Family, Proto
 
@@ -87,8 +88,8 @@ def port_filter(port: int) -> bytes:
     return struct.pack("=HH", 4 + len(prog), INET_DIAG_REQ_BYTECODE) + prog
 
 
-def build_request(af: int, ipproto: int, seq: int, port: int | None = None) -> bytes:
-    body = _REQ_V2.pack(af, ipproto, 0, 0, ALL_STATES, b"")
+def build_request(af: int, ipproto: int, seq: int, port: int | None = None, ext: int = 0) -> bytes:
+    body = _REQ_V2.pack(af, ipproto, ext, 0, ALL_STATES, b"")
     if port is not None:
         body += port_filter(port)
     flags = NLM_F_REQUEST | NLM_F_DUMP
@@ -178,10 +179,14 @@ class NetlinkReader:
 
     source = "netlink"
 
-    def __init__(self, opener: Callable[[], socket.socket] | None = None) -> None:
+    def __init__(self, opener: Callable[[], socket.socket] | None = None, *, stats: bool = False) -> None:
         # ``opener`` makes the sock_diag socket (default :func:`open_socket`); one opened inside
         # another network namespace keeps reading that namespace (see app/netns.py).
+        # ``stats``: also ask for struct tcp_info and keep every socket's queues (ReadResult.stats).
         self._opener = opener
+        self.stats = stats
+        self._stats: dict[int, tuple[int | None, ...]] | None = None
+        self._info = False
         self._sock: socket.socket | None = self._new_socket()
         self._seq = 0
         self._cache: dict[bytes, Record] = {}
@@ -212,14 +217,16 @@ class NetlinkReader:
         out: list[Record] = []
         fresh: list[Record] = []
         self._clean = False
+        stats = self._stats = {} if self.stats else None
         for af, ipproto, proto, _family in DUMPS:
             self._dump(af, ipproto, proto, port, old, new, out, fresh)
         self._clean = True
+        self._stats = None
         if port is None:
             self._cache = new  # what was not seen again has closed
-            return ReadResult(out, fresh, [r for r in old.values() if r is not SKIP])
+            return ReadResult(out, fresh, [r for r in old.values() if r is not SKIP], stats)
         old.update(new)
-        return ReadResult(out, fresh, None)
+        return ReadResult(out, fresh, None, stats)
 
     def _dump(
         self,
@@ -235,7 +242,9 @@ class NetlinkReader:
         sock = self._sock
         assert sock is not None
         self._seq = seq = (self._seq + 1) & 0xFFFFFFFF
-        sock.send(build_request(af, ipproto, seq, port))
+        ext = _EXT_INFO if self._stats is not None and ipproto == socket.IPPROTO_TCP else 0
+        self._info = bool(ext)  # this dump's messages may carry a tcp_info
+        sock.send(build_request(af, ipproto, seq, port, ext))
         seq_bytes = seq.to_bytes(4, sys.byteorder)
         while True:
             data = sock.recv(65536)
@@ -285,6 +294,8 @@ class NetlinkReader:
             old.update((key, rec) for key, rec in chunk.items() if rec is not None)
             return False
         new.update(chunk)
+        if self._stats is not None:
+            self._chunk_stats(data, step, count)
         missing = recs.count(None)
         if missing * 4 >= count:  # mostly new sockets (a cold poll): decode the whole chunk at once
             decoded = decode_chunk(data, step, proto)
@@ -346,6 +357,12 @@ class NetlinkReader:
                         new[key] = rec
                         if rec is not SKIP:
                             append(rec)
+                            if self._stats is not None:
+                                self._stats[rec.inode] = (
+                                    message_stats(data, off, length)
+                                    if self._info
+                                    else _QUEUES.unpack_from(data, off)
+                                )
                 elif mtype == NLMSG_DONE:
                     return True
                 elif mtype == NLMSG_ERROR:
@@ -356,8 +373,74 @@ class NetlinkReader:
             off += (length + 3) & ~3
         return False
 
+    def _chunk_stats(self, data: bytes, step: int, count: int) -> None:
+        """Queues and tcp_info of a uniform chunk, in one ``iter_unpack`` when every message
+        carries a full tcp_info at the same place (the usual case), else message by message."""
+        stats = self._stats
+        assert stats is not None
+        info_at = _info_offset(data, 0, step) if self._info else -1
+        if info_at < 0 or all_have_info(data, step, count, info_at):
+            rows = list(_stats_struct(step, info_at).iter_unpack(data))
+            stats.update(zip(map(_third, rows), rows, strict=True))
+            return
+        for i in range(count):
+            off = i * step
+            row = message_stats(data, off, step)
+            stats[row[2]] = row  # type: ignore[index]
+
 
 _first = itemgetter(0)
+_third = itemgetter(2)
+_EXT_INFO = 1 << (2 - 1)  # idiag_ext bit for INET_DIAG_INFO (struct tcp_info)
+INET_DIAG_INFO = 2
+_QUEUES = struct.Struct("=72xII4xI")  # rqueue, wqueue, inode: from the start of the message
+
+
+def _info_offset(data: bytes, off: int, length: int) -> int:
+    """Where the tcp_info payload of the message at ``off`` starts (from ``off``), or -1 when the
+    message has no full-length INET_DIAG_INFO attribute."""
+    pos = off + _MIN_LEN
+    end = off + length
+    while pos + 4 <= end:
+        alen = int.from_bytes(data[pos : pos + 2], sys.byteorder)
+        if alen < 4:
+            return -1
+        if int.from_bytes(data[pos + 2 : pos + 4], sys.byteorder) == INET_DIAG_INFO:
+            return pos + 4 - off if alen - 4 >= tcpinfo.FULL_LENGTH and pos + alen <= end else -1
+        pos += (alen + 3) & ~3
+    return -1
+
+
+def all_have_info(data: bytes, step: int, count: int, info_at: int) -> bool:
+    """Every message of a uniform chunk has its INET_DIAG_INFO attribute header at ``info_at - 4``
+    with the same length (so one struct reads them all)."""
+    head = data[info_at - 4 : info_at]
+    return all(data[info_at - 4 + i : len(data) : step] == head[i : i + 1] * count for i in range(4))
+
+
+def message_stats(data: bytes, off: int, length: int) -> tuple[int | None, ...]:
+    """(rqueue, wqueue, inode, *tcp_info fields) of one message; without a tcp_info attribute
+    just the first three; a short tcp_info (older kernel) gives None for what it lacks."""
+    head = _QUEUES.unpack_from(data, off)
+    pos = off + _MIN_LEN
+    end = off + length
+    while pos + 4 <= end:
+        alen = int.from_bytes(data[pos : pos + 2], sys.byteorder)
+        if alen < 4 or pos + alen > end:
+            break
+        if int.from_bytes(data[pos + 2 : pos + 4], sys.byteorder) == INET_DIAG_INFO:
+            return head + tcpinfo.parse_raw(data[pos + 4 : pos + alen])
+        pos += (alen + 3) & ~3
+    return head
+
+
+@lru_cache(maxsize=32)
+def _stats_struct(step: int, info_at: int) -> struct.Struct:
+    """Reads (rqueue, wqueue, inode[, tcp_info fields]) from each ``step``-byte message."""
+    if info_at < 0:
+        return struct.Struct(f"=72xII4xI{step - _MIN_LEN}x")
+    tail = step - info_at - tcpinfo.FULL_LENGTH
+    return struct.Struct(f"=72xII4xI{info_at - _MIN_LEN}x{tcpinfo.fields_format()}{tail}x")
 
 
 @lru_cache(maxsize=16)

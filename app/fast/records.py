@@ -73,11 +73,20 @@ SKIP = Record(Proto.TCP, Family.IPV4, Endpoint("", 0), None, "NONE", 0)
 
 class ReadResult:
     """One reader pass: the records in kernel order, which of them were decoded just now (new or
-    changed sockets), and, for a full read, the cached records that were not seen again (closed)."""
+    changed sockets), for a full read the cached records that were not seen again (closed), and,
+    when the reader was asked for them, each socket's queues and TCP info by inode
+    (:mod:`app.fast.tcpinfo`: flat tuples ``(rqueue, wqueue, inode, *tcp_info fields)``)."""
 
-    __slots__ = ("closed", "fresh", "records")
+    __slots__ = ("closed", "fresh", "records", "stats")
 
-    def __init__(self, records: list[Record], fresh: list[Record], closed: list[Record] | None) -> None:
+    def __init__(
+        self,
+        records: list[Record],
+        fresh: list[Record],
+        closed: list[Record] | None,
+        stats: dict[int, tuple[int | None, ...]] | None = None,
+    ) -> None:
         self.records = records
         self.fresh = fresh
         self.closed = closed
+        self.stats = stats

@@ -1,0 +1,139 @@
+"""TCP health from the netlink dump (app/fast/tcpinfo.py, app/health.py) on real loopback sockets."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+
+import pytest
+
+from app import health
+from app.fast.collector import FastCollector
+from app.fast.tcpinfo import read_listen_counters
+from app.model import Snapshot, Sock
+from tests.helpers import wait_for
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="netlink sock_diag")
+MIB = 1 << 20
+
+
+@contextmanager
+def connected_pair() -> Iterator[tuple[socket.socket, socket.socket, socket.socket]]:
+    """(listener, client, accepted server end) on 127.0.0.1."""
+    with ExitStack() as stack:
+        srv = stack.enter_context(socket.socket())
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(8)
+        client = stack.enter_context(socket.create_connection(srv.getsockname()))
+        server, _ = srv.accept()
+        stack.enter_context(server)
+        yield srv, client, server
+
+
+def move(src: socket.socket, dst: socket.socket, n: int) -> None:
+    """Send ``n`` bytes from ``src`` and read them all at ``dst``."""
+    sender = threading.Thread(target=src.sendall, args=(b"x" * n,))
+    sender.start()
+    got = 0
+    while got < n:
+        chunk = dst.recv(1 << 16)
+        assert chunk
+        got += len(chunk)
+    sender.join()
+
+
+def sock_for(snap: Snapshot, s: socket.socket) -> Sock:
+    local, remote = s.getsockname(), s.getpeername()
+    found = [
+        x
+        for x in snap.sockets
+        if x.raddr is not None and tuple(x.laddr) == local[:2] and tuple(x.raddr) == remote[:2]
+    ]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_bytes_each_way_match_what_was_moved() -> None:
+    with connected_pair() as (_srv, client, server):
+        move(client, server, MIB)
+        move(server, client, 2 * MIB)
+        collector = FastCollector(stats=True)
+        snap = collector.collect()
+        c = health.tcp_info(snap.stats, sock_for(snap, client).inode)
+        s = health.tcp_info(snap.stats, sock_for(snap, server).inode)
+        assert c is not None and s is not None
+        # bytes_acked counts the SYN as one byte; bytes_received counts payload exactly
+        assert c.bytes_sent == MIB and c.bytes_acked in (MIB, MIB + 1) and c.bytes_received == 2 * MIB
+        assert s.bytes_sent == 2 * MIB and s.bytes_acked in (2 * MIB, 2 * MIB + 1) and s.bytes_received == MIB
+        assert c.rtt_ms is not None and c.rtt_ms >= 0 and c.cwnd and c.cwnd > 0
+        assert c.unacked == 0 and c.total_retrans == 0
+        # the steady (patched) poll keeps reading them: more data shows up
+        move(client, server, MIB)
+        snap = collector.collect()
+        again = health.tcp_info(snap.stats, sock_for(snap, client).inode)
+        assert again is not None and again.bytes_sent == 2 * MIB
+        collector.close()
+
+
+def test_without_stats_no_tcp_info_is_read() -> None:
+    with connected_pair() as (_srv, client, _server):
+        snap = FastCollector().collect()
+        assert snap.stats is None and health.tcp_info(snap.stats, sock_for(snap, client).inode) is None
+
+
+def test_a_full_accept_queue_shows_and_clears_when_accepted() -> None:
+    backlog = 3
+    with ExitStack() as stack:
+        srv = stack.enter_context(socket.socket())
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(backlog)
+        port = srv.getsockname()[1]
+        waiting = []
+        for _ in range(backlog + 3):  # more than the queue holds: the kernel keeps backlog + 1
+            c = stack.enter_context(socket.socket())
+            c.setblocking(False)
+            c.connect_ex(("127.0.0.1", port))
+            waiting.append(c)
+        collector = FastCollector(stats=True)
+
+        def listener_queue() -> health.Queue | None:
+            snap = collector.collect()
+            lst = [s for s in snap.on_port(port) if s.listening]
+            return health.queue(snap.stats, lst[0].inode)
+
+        wait_for(lambda: (q := listener_queue()) is not None and q.current >= backlog, timeout=10)
+        q = listener_queue()
+        assert q is not None and q.max == backlog and q.current >= backlog
+        srv.setblocking(False)
+        while True:
+            try:
+                stack.enter_context(srv.accept()[0])
+            except BlockingIOError:
+                break
+        wait_for(lambda: (q := listener_queue()) is not None and q.current < backlog, timeout=10)
+        collector.close()
+
+
+def test_listen_counters_are_read_and_an_overflow_raises_them() -> None:
+    before = read_listen_counters()
+    assert before is not None and before.overflows >= 0 and before.drops >= 0
+    with ExitStack() as stack:
+        srv = stack.enter_context(socket.socket())
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(0)
+        port = srv.getsockname()[1]
+        for _ in range(6):
+            c = stack.enter_context(socket.socket())
+            c.setblocking(False)
+            c.connect_ex(("127.0.0.1", port))
+
+        def rose() -> bool:
+            now = read_listen_counters()
+            return now is not None and now.overflows > before.overflows
+
+        wait_for(rose, timeout=10)
+    snap = FastCollector(stats=True).collect()
+    assert snap.listen_counters is not None and snap.listen_counters[0] > before.overflows
