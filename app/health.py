@@ -95,3 +95,102 @@ def queue(stats: Mapping[int, RawStats] | None, inode: int | None) -> Queue | No
     if entry is None or entry[0] is None or entry[1] is None:
         return None
     return Queue(entry[0], entry[1])
+
+
+# --- from two polls: rates, stalls, storms, full queues ------------------------------------------
+
+STALL_POLLS = 3  # unacked data and no byte acknowledged for this many polls in a row: stalled
+STORM_RETRANS = 10  # this many new retransmissions between two polls: a retransmit storm
+QUEUE_FULL = 0.8  # an accept queue this full (of its backlog) is marked
+HISTORY = 30  # rate samples kept per connection (the detail pane's sparkline)
+
+
+class Rates(NamedTuple):
+    """Throughput of one connection between the last two polls, in bytes per second."""
+
+    rx: float
+    tx: float
+
+
+class ConnHealth:
+    """What the tracker knows of one connection: its latest rates, history and marks."""
+
+    __slots__ = ("acked", "history", "rates", "received", "retrans", "stall_polls", "storm")
+
+    def __init__(self, acked: int, received: int, retrans: int) -> None:
+        self.acked = acked
+        self.received = received
+        self.retrans = retrans
+        self.rates = Rates(0.0, 0.0)
+        self.history: list[Rates] = []
+        self.stall_polls = 0
+        self.storm = False
+
+    @property
+    def stalled(self) -> bool:
+        return self.stall_polls >= STALL_POLLS
+
+
+class HealthTracker:
+    """Follows the TCP connections of successive stats snapshots (by inode): bytes/s in and out
+    from the difference of two polls, a stall mark (unacked data and no progress for
+    :data:`STALL_POLLS` polls), a retransmit-storm mark, and the host's accept-queue overflows
+    since the previous poll. Runs off the UI thread; the work per poll is one pass over the
+    snapshot's stats."""
+
+    def __init__(self) -> None:
+        self.conns: dict[int, ConnHealth] = {}
+        self._taken: float | None = None
+        self._counters: tuple[int, int] | None = None
+        self.overflows = 0  # accept-queue overflows on the host between the last two polls
+
+    def update(
+        self, stats: Mapping[int, RawStats] | None, taken: float, counters: tuple[int, int] | None
+    ) -> None:
+        if not stats:
+            self.conns.clear()
+            self._taken = taken
+            return
+        dt = taken - self._taken if self._taken is not None else 0.0
+        old = self.conns
+        new: dict[int, ConnHealth] = {}
+        for inode, row in stats.items():
+            if len(row) <= 3 or not inode:
+                continue
+            # RAW_FIELDS: retransmits, unacked, last_sent, last_recv, rtt, rttvar, cwnd, total_retrans,
+            # bytes_acked, bytes_received, delivery_rate, bytes_sent (from index 3 of the row)
+            unacked, total, acked, received = row[4], row[10], row[11], row[12]
+            if acked is None or received is None:
+                continue
+            prev = old.get(inode)
+            if prev is None:
+                new[inode] = ConnHealth(acked, received, total or 0)
+                continue
+            if dt > 0:
+                prev.rates = Rates(max(0, received - prev.received) / dt, max(0, acked - prev.acked) / dt)
+                prev.history.append(prev.rates)
+                if len(prev.history) > HISTORY:
+                    del prev.history[0]
+            prev.stall_polls = prev.stall_polls + 1 if unacked and acked == prev.acked else 0
+            prev.storm = (total or 0) - prev.retrans >= STORM_RETRANS
+            prev.acked, prev.received, prev.retrans = acked, received, total or 0
+            new[inode] = prev
+        self.conns = new
+        self._taken = taken
+        if counters is not None and self._counters is not None:
+            self.overflows = max(0, counters[0] - self._counters[0])
+        else:
+            self.overflows = 0
+        if counters is not None:
+            self._counters = counters
+
+    def get(self, inode: int | None) -> ConnHealth | None:
+        return self.conns.get(inode) if inode else None
+
+
+def queue_marked(q: Queue | None, overflowed: bool = False) -> bool:
+    """A listener's accept queue deserves a mark: at least :data:`QUEUE_FULL` of its backlog, or
+    the host counted overflows since the last poll while this queue was not empty."""
+    if q is None or q.max <= 0:
+        return False
+    return q.current >= QUEUE_FULL * q.max or (overflowed and q.current > 0)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 import socket
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -137,3 +142,76 @@ def test_listen_counters_are_read_and_an_overflow_raises_them() -> None:
         wait_for(rose, timeout=10)
     snap = FastCollector(stats=True).collect()
     assert snap.listen_counters is not None and snap.listen_counters[0] > before.overflows
+
+
+def test_rates_are_non_zero_while_data_flows_and_zero_when_it_stops() -> None:
+    import time
+
+    with connected_pair() as (_srv, client, server):
+        collector = FastCollector(stats=True)
+        tracker = health.HealthTracker()
+        snap = collector.collect()
+        tracker.update(snap.stats, snap.taken_at, snap.listen_counters)
+        move(client, server, 4 * MIB)
+        time.sleep(0.05)
+        snap = collector.collect()
+        tracker.update(snap.stats, snap.taken_at, snap.listen_counters)
+        c = tracker.get(sock_for(snap, client).inode)
+        s = tracker.get(sock_for(snap, server).inode)
+        assert c is not None and s is not None
+        assert c.rates.tx > 0 and c.rates.rx == 0 and s.rates.rx > 0 and s.rates.tx == 0
+        assert c.history and not c.stalled and not c.storm
+        time.sleep(0.05)
+        snap = collector.collect()
+        tracker.update(snap.stats, snap.taken_at, snap.listen_counters)
+        c = tracker.get(sock_for(snap, client).inode)
+        assert c is not None and c.rates == health.Rates(0.0, 0.0)
+        collector.close()
+
+
+_STALL = r"""
+import json, socket, subprocess, sys, threading, time
+sys.path.insert(0, sys.argv[1])
+from app import health
+from app.fast.collector import FastCollector
+subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen(4)
+port = srv.getsockname()[1]
+client = socket.create_connection(("127.0.0.1", port)); server, _ = srv.accept()
+rules = "table inet t { chain c {\n type filter hook input priority 0; policy accept;\n"
+rules += " tcp dport %d drop\n} }\n" % port
+subprocess.run(["nft", "-f", "-"], input=rules, text=True, check=True)
+client.setblocking(False)
+try:
+    client.send(b"x" * 100000)
+except BlockingIOError:
+    pass
+collector = FastCollector(stats=True)
+tracker = health.HealthTracker()
+out = []
+for _ in range(12):
+    snap = collector.collect()
+    tracker.update(snap.stats, snap.taken_at, snap.listen_counters)
+    mine = [s for s in snap.sockets if s.raddr and s.raddr.port == port]
+    h = tracker.get(mine[0].inode)
+    info = health.tcp_info(snap.stats, mine[0].inode)
+    out.append({"stalled": bool(h and h.stalled), "unacked": info.unacked, "retrans": info.total_retrans})
+    time.sleep(0.3)
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    shutil.which("nft") is None or shutil.which("unshare") is None or os.geteuid() != 0,
+    reason="needs root, unshare and nft (a drop rule inside a private network namespace)",
+)
+def test_a_connection_whose_packets_are_dropped_is_marked_stalled() -> None:
+    root = str(Path(__file__).resolve().parents[2])
+    res = subprocess.run(
+        ["unshare", "--net", sys.executable, "-c", _STALL, root], capture_output=True, text=True, timeout=60
+    )
+    assert res.returncode == 0, res.stderr
+    polls = json.loads(res.stdout)
+    assert polls[-1]["unacked"] > 0 and polls[-1]["retrans"] > 0
+    assert not polls[0]["stalled"] and polls[-1]["stalled"]

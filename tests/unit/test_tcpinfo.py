@@ -64,3 +64,37 @@ def test_message_stats_finds_the_info_attribute_after_others() -> None:
     row = netlink.message_stats(msg, 0, len(msg))
     assert TcpInfo.from_raw(row[3:]).rtt_ms == 1.5
     assert netlink._info_offset(msg, 0, len(msg)) == 88 + 8 + 4
+
+
+def _row(
+    inode: int, *, unacked: int = 0, total: int = 0, acked: int = 0, received: int = 0
+) -> tuple[int, ...]:
+    # (rq, wq, inode, retransmits, unacked, last_sent, last_recv, rtt, rttvar, cwnd, total_retrans,
+    #  bytes_acked, bytes_received, delivery_rate, bytes_sent)
+    return (0, 0, inode, 0, unacked, 0, 0, 100, 50, 10, total, acked, received, 0, acked)
+
+
+def test_tracker_rates_stall_storm_and_overflows() -> None:
+    from app.health import STALL_POLLS, STORM_RETRANS, HealthTracker, Queue, queue_marked
+
+    t = HealthTracker()
+    t.update({7: _row(7, acked=1000, received=0)}, 10.0, (5, 5))
+    t.update({7: _row(7, acked=3000, received=500)}, 12.0, (5, 5))
+    h = t.get(7)
+    assert h is not None and h.rates.tx == 1000 and h.rates.rx == 250 and t.overflows == 0
+    for i in range(STALL_POLLS):
+        t.update({7: _row(7, unacked=2, acked=3000, received=500, total=i)}, 13.0 + i, (9, 9))
+    h = t.get(7)
+    assert h is not None and h.stalled and not h.storm and h.rates.tx == 0 and t.overflows == 0
+    t.update(
+        {7: _row(7, unacked=2, acked=3000, received=500, total=STALL_POLLS + STORM_RETRANS)}, 20.0, (12, 12)
+    )
+    h = t.get(7)
+    assert h is not None and h.storm and t.overflows == 3
+    t.update({7: _row(7, unacked=0, acked=9000, received=500)}, 21.0, (12, 12))
+    h = t.get(7)
+    assert h is not None and not h.stalled and not h.storm
+    t.update({}, 22.0, (12, 12))
+    assert t.get(7) is None  # closed connections are forgotten
+    assert queue_marked(Queue(4, 5)) and not queue_marked(Queue(3, 5))
+    assert queue_marked(Queue(1, 128), overflowed=True) and not queue_marked(Queue(0, 128), overflowed=True)
