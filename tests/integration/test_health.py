@@ -179,7 +179,7 @@ srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen(4)
 port = srv.getsockname()[1]
 client = socket.create_connection(("127.0.0.1", port)); server, _ = srv.accept()
 rules = "table inet t { chain c {\n type filter hook input priority 0; policy accept;\n"
-rules += " tcp dport %d drop\n} }\n" % port
+rules += " tcp dport %d drop\n}\n}\n" % port
 subprocess.run(["nft", "-f", "-"], input=rules, text=True, check=True)
 client.setblocking(False)
 try:
