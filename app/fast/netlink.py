@@ -343,6 +343,8 @@ class NetlinkReader:
             length, mtype, _flags, mseq = head(data, off)
             if length < 16:
                 raise NetlinkUnavailable(errno.EBADMSG, "malformed netlink message")
+            if off + length > end:  # a message cut short: never decode past the data received
+                raise NetlinkUnavailable(errno.EBADMSG, "truncated netlink message")
             if mseq == seq:
                 if mtype == SOCK_DIAG_BY_FAMILY and length >= _MIN_LEN:
                     key = data[off + _STATE : off + _ID_END]
@@ -371,6 +373,8 @@ class NetlinkReader:
                         raise NetlinkUnavailable(-err, f"sock_diag: {os.strerror(-err)}")
                     return True
             off += (length + 3) & ~3
+        if off < end:  # a few bytes left over: the start of a message cut short
+            raise NetlinkUnavailable(errno.EBADMSG, "truncated netlink message")
         return False
 
     def _chunk_stats(self, data: bytes, step: int, count: int) -> None:
