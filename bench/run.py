@@ -110,13 +110,16 @@ class Bench:
         run_quiet([*self.cli, "who", str(self.port)])  # warm-up: compiles the bytecode once
         steady = FastCollector()
         steady.collect()
+        stats = FastCollector(stats=True)  # the same poll with tcp_info, queues and listen counters
+        stats.collect()
         churn = FastCollector()
         churn.collect()
         dash = FastCollector()
         self.dash_first(dash)
         for _ in range(self.rounds):
-            self.one_round(steady, churn, dash)
+            self.one_round(steady, stats, churn, dash)
         steady.close()
+        stats.close()
         churn.close()
         dash.close()
 
@@ -152,7 +155,9 @@ class Bench:
         self.dash_changes.append(len(done.events))
         self.dash_rows = len(self.dashboard.listening.rows) + len(self.dashboard.connections.rows)
 
-    def one_round(self, steady: FastCollector, churn: FastCollector, dash: FastCollector) -> None:
+    def one_round(
+        self, steady: FastCollector, stats: FastCollector, churn: FastCollector, dash: FastCollector
+    ) -> None:
         gc.collect()
 
         def cold() -> None:
@@ -163,6 +168,8 @@ class Bench:
         self.add("cold", timed(cold))
         steady.collect()  # absorbs the previous round's churn connection: the next poll is steady
         self.add("steady", timed(steady.collect))
+        stats.collect()
+        self.add("steady_stats", timed(stats.collect))
         self.load.churn()  # a new connection in a random process, then one poll
         self.add("churn", timed(churn.collect))
         self.add("psutil", timed(lambda: psutil.net_connections("inet")))
@@ -204,6 +211,7 @@ def summarize(
         "ss_over_steady": ratio(med.get("ss"), steady),
         "lsof_over_steady": ratio(med.get("lsof"), steady),
         "churn_over_steady": ratio(churn, steady),
+        "stats_over_steady": ratio(med.get("steady_stats"), steady),
         "cold_over_psutil": ratio(cold, med.get("psutil")),
         "lsof_port_over_who": ratio(med.get("lsof_port"), med.get("who")),
         "ss_port_over_who": ratio(med.get("ss_port"), med.get("who")),
@@ -243,6 +251,7 @@ def print_table(results: list[dict[str, object]]) -> None:
     rows = [
         ("portscope cold poll", "cold", None),
         ("portscope steady poll", "steady", None),
+        ("portscope steady poll with tcp_info", "steady_stats", "stats_over_steady"),
         ("portscope poll with churn", "churn", "churn_over_steady"),
         ("psutil.net_connections", "psutil", "psutil_over_steady"),
         ("ss -tunap", "ss", "ss_over_steady"),
@@ -281,7 +290,8 @@ def print_table(results: list[dict[str, object]]) -> None:
         if i == 0:
             print("  ".join("-" * w for w in widths))
     print(
-        "ratios: (x) = that tool's time / portscope steady poll; for churn, churn / steady; for the\n"
+        "ratios: (x) = that tool's time / portscope steady poll; for churn and tcp_info, that poll /\n"
+        "steady (target for tcp_info: <= 1.5x); for the\n"
         "whole-process rows, that tool / the portscope command above it; for the dashboard rows,\n"
         "`ss -tunap` / that step (target for apply: >= 2x, i.e. at most half an ss run).\n"
         "Higher is better for portscope."
