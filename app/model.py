@@ -181,12 +181,22 @@ class Snapshot:
     ephemeral: tuple[int, int] = field(default_factory=ephemeral_range)
     source: str = "psutil"
     privileged: bool = False
+    # Sockets held by more than one process: inode -> every holder pid, the primary (Sock.pid) first.
+    holders: Mapping[int, tuple[int, ...]] = field(default_factory=dict)
     # With stats (app.health): per socket inode, queues and TCP info; None when not collected.
     stats: Mapping[int, tuple[int | None, ...]] | None = None
     listen_counters: tuple[int, int] | None = None  # host ListenOverflows, ListenDrops (app.health)
 
     def owner(self, sock: Sock) -> ProcessInfo | None:
         return self.processes.get(sock.pid) if sock.pid is not None else None
+
+    def holders_of(self, sock: Sock) -> tuple[int, ...]:
+        """Every visible process holding ``sock``, the primary owner (``sock.pid``) first: a
+        pre-fork master and then its workers. Empty when the owner is not visible."""
+        shared = self.holders.get(sock.inode) if sock.inode else None
+        if shared is None:
+            return (sock.pid,) if sock.pid is not None else ()
+        return tuple(p for p in shared if p in self.processes)
 
     @property
     def listeners(self) -> tuple[Sock, ...]:

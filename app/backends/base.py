@@ -68,6 +68,7 @@ def finish_snapshot(
     hidden: int | None = None,
     stats: Mapping[int, tuple[int | None, ...]] | None = None,
     listen_counters: tuple[int, int] | None = None,
+    holders: Mapping[int, tuple[int, ...]] | None = None,
 ) -> Snapshot:
     """Resolve owners, drop owners that vanished mid-scan (their sockets become ownerless and are
     counted), and build the snapshot. Shared by every collector.
@@ -75,7 +76,8 @@ def finish_snapshot(
     A collector that already knows the owner pids of ``socks`` may pass them as ``pids``, and
     ``presorted=True`` when ``socks`` is already in :func:`sort_key` order (the Linux backend
     keeps its list sorted between polls), and ``hidden``, the :func:`hidden_owner_count`.
-    ``stats`` and ``listen_counters`` are passed through (see :mod:`app.health`)."""
+    ``stats`` and ``listen_counters`` are passed through (see :mod:`app.health`), and ``holders``
+    (inode -> every pid holding a shared socket, primary first); ``pids`` must include them all."""
     if pids is None:
         pids = {s.pid for s in socks if s.pid is not None}
     processes = cache.lookup(pids)
@@ -114,6 +116,7 @@ def finish_snapshot(
         privileged=privileged,
         stats=stats,
         listen_counters=listen_counters,
+        holders=holders or {},
     )
 
 

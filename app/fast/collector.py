@@ -65,7 +65,7 @@ class FastCollector:
     ) -> None:
         self.stats = stats  # also read queues, tcp_info and the host's listen counters (netlink only)
         self.processes = ProcessCache()
-        self.owners = OwnerMap()
+        self.owners = OwnerMap(track_holders=True)
         self._reader: Reader | None = None
         self._fallback = fallback
         self._psutil: Collector | None = None
@@ -159,6 +159,9 @@ class FastCollector:
         else:
             socks, pids, hidden = self._rebuild(result, port)
         counters = read_listen_counters() if self.stats else None
+        shared = self.owners.shared_holders(None if port is None else {r.inode for r in result.records})
+        if shared:
+            pids = pids | {p for held in shared.values() for p in held}
         return finish_snapshot(
             taken,
             socks,
@@ -170,6 +173,7 @@ class FastCollector:
             hidden=hidden,
             stats=result.stats,
             listen_counters=counters,
+            holders=shared,
         )
 
     def _rebuild(self, result: ReadResult, port: int | None) -> tuple[list[Sock], set[int], int]:

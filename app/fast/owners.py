@@ -23,9 +23,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 
-from app.fast.procfs import PROC, fd_count, list_pids, socket_inodes
+from app.fast.procfs import PROC, fd_count, list_pids, read_stat, socket_inodes
 
-__all__ = ["PROC", "SWEEP_EVERY", "OwnerMap", "WalkStats", "fd_count", "list_pids", "socket_inodes"]
+__all__ = [
+    "PROC",
+    "SWEEP_EVERY",
+    "OwnerMap",
+    "WalkStats",
+    "fd_count",
+    "list_pids",
+    "primary_holder",
+    "socket_inodes",
+]
 
 SWEEP_EVERY = 60.0  # seconds between full walks while some socket has no visible owner
 
@@ -42,11 +51,28 @@ class WalkStats:
 
 
 class OwnerMap:
-    """inode -> pid for inet sockets, updated incrementally. One instance per collector."""
+    """inode -> pid for inet sockets, updated incrementally. One instance per collector.
 
-    def __init__(self, proc: str = PROC, clock: Callable[[], float] = time.monotonic) -> None:
+    With ``track_holders`` it also knows *every* process holding each socket (a pre-fork master and
+    its workers share the listener; a socket passed over SCM_RIGHTS has two holders): each
+    process's socket table is read once and read again when the process's open-fd count changes
+    (one ``stat`` per process per poll; Linux >= 6.2 reports the count) and at a sweep every
+    :data:`SWEEP_EVERY` seconds (which also catches a close-and-open that kept the count).
+    A shared socket's owner is its *primary* holder,
+    the one whose parent does not hold it (the master), ties to the lowest pid
+    (:func:`primary_holder`)."""
+
+    def __init__(
+        self, proc: str = PROC, clock: Callable[[], float] = time.monotonic, *, track_holders: bool = False
+    ) -> None:
         self.proc = proc
         self.clock = clock
+        self.track_holders = track_holders
+        self._tables: dict[int, tuple[int, frozenset[int]]] = {}  # pid -> (fd count when read, inodes)
+        self.holders: dict[int, set[int]] = {}  # inode -> every pid whose table holds it
+        self.shared: set[int] = set()  # inodes held by more than one pid
+        self._ppid: dict[int, int] = {}  # pid -> parent pid, read when its table was read
+        self._last_table_sweep = float("-inf")
         self.owner: dict[int, int] = {}  # inode -> pid
         self.negative: dict[int, float] = {}  # inode -> when it was first missed
         self._held: dict[int, set[int]] = {}  # pid -> the inodes assigned to it
@@ -79,6 +105,11 @@ class OwnerMap:
             self._seen.discard(pid)  # if the number comes back it is a new process
             self._fds.pop(pid, None)
             self._active.pop(pid, None)
+            table = self._tables.pop(pid, None)
+            if table is not None:
+                for ino in table[1]:
+                    self._unhold(ino, pid)
+            self._ppid.pop(pid, None)
 
     def _assign(self, ino: int, pid: int, port: int, now: float | None) -> None:
         self.owner[ino] = pid
@@ -98,13 +129,119 @@ class OwnerMap:
     def drop_inodes(self, inodes: Iterable[int]) -> None:
         """These sockets closed."""
         owner = self.owner
+        holders = self.holders
         for ino in inodes:
             pid = owner.pop(ino, None)
             self.negative.pop(ino, None)
+            if holders:
+                holders.pop(ino, None)
+                self.shared.discard(ino)
             if pid is not None:
                 held = self._held.get(pid)
                 if held is not None:
                     held.discard(ino)
+
+    # -- every holder ------------------------------------------------------------------------
+
+    def _hold(self, ino: int, pid: int) -> None:
+        pids = self.holders.get(ino)
+        if pids is None:
+            self.holders[ino] = {pid}
+        else:
+            pids.add(pid)
+            if len(pids) == 2:
+                self.shared.add(ino)
+
+    def _unhold(self, ino: int, pid: int) -> None:
+        pids = self.holders.get(ino)
+        if pids is None:
+            return
+        pids.discard(pid)
+        if len(pids) < 2:
+            self.shared.discard(ino)
+            if not pids:
+                del self.holders[ino]
+
+    def _read_table(self, pid: int, count: int) -> list[int] | None:
+        """Read ``pid``'s socket table (``count``: its fd count, read *before*, so a change made
+        while reading shows as a changed count next time) and record every socket it holds."""
+        inodes = socket_inodes(pid, self.proc)
+        if inodes is None:
+            return None
+        if self.track_holders:
+            new = frozenset(inodes)
+            old = self._tables.get(pid)
+            self._tables[pid] = (count, new)
+            if old is not None:
+                for ino in old[1] - new:  # closed here (maybe still open in another process)
+                    self._unhold(ino, pid)
+                    if self.owner.get(ino) == pid:
+                        del self.owner[ino]
+                        self.changed.add(ino)
+                        held = self._held.get(pid)
+                        if held is not None:
+                            held.discard(ino)
+                added: Iterable[int] = new - old[1]
+            else:
+                added = new
+            for ino in added:
+                self._hold(ino, pid)
+            st = read_stat(pid, self.proc)
+            if st is not None:
+                self._ppid[pid] = st.ppid
+        return inodes
+
+    def holders_of(self, ino: int) -> tuple[int, ...]:
+        """Every pid holding ``ino``, the primary holder first, the others by pid."""
+        pids = self.holders.get(ino)
+        if not pids:
+            pid = self.owner.get(ino)
+            return () if pid is None else (pid,)
+        first = primary_holder(pids, self._ppid)
+        return (first, *sorted(p for p in pids if p != first))
+
+    def shared_holders(self, wanted: Iterable[int] | None = None) -> dict[int, tuple[int, ...]]:
+        """inode -> every holder (primary first), for the sockets held by more than one process."""
+        inodes = self.shared if wanted is None else self.shared.intersection(wanted)
+        return {ino: self.holders_of(ino) for ino in inodes}
+
+    def _track(self, wanted: dict[int, int], pids: set[int], now: float) -> None:
+        """Bring every readable process's socket table up to date: read the tables of new
+        processes and of those whose fd count changed; assign owners found on the way, and make
+        each shared socket's owner its primary holder."""
+        tables = self._tables
+        owner = self.owner
+        stats = self.stats
+        # Where the kernel reports no fd count (before Linux 6.2, or a process without fds) a
+        # table is read again only at a sweep.
+        sweep = now - self._last_table_sweep >= SWEEP_EVERY
+        for pid in pids:
+            n = fd_count(pid, self.proc)
+            table = tables.get(pid)
+            if table is not None and not sweep and (n <= 0 or n == table[0]):
+                continue
+            inodes = self._read_table(pid, n)
+            stats.pids_walked += 1
+            if not inodes:
+                continue
+            for ino in inodes:
+                if ino in wanted and ino not in owner:
+                    self._assign(ino, pid, wanted[ino], now)
+        if sweep:
+            self._last_table_sweep = now
+        for ino in wanted.keys() - owner.keys():  # in a table read earlier (made before the dump)
+            holding = self.holders.get(ino)
+            if holding:
+                self._assign(ino, primary_holder(holding, self._ppid), wanted[ino], now)
+        for ino in self.shared.intersection(wanted):
+            first = primary_holder(self.holders[ino], self._ppid)
+            if owner.get(ino) != first:
+                old = owner.get(ino)
+                if old is not None:
+                    held = self._held.get(old)
+                    if held is not None:
+                        held.discard(ino)
+                self._assign(ino, first, wanted[ino], None)
 
     # -- the walk ----------------------------------------------------------------------------
 
@@ -116,6 +253,25 @@ class OwnerMap:
         self.stats = stats = WalkStats()
         if prune:
             self._prune(wanted)
+        if self.track_holders:
+            now = self.clock()
+            pids = list_pids(self.proc)
+            cold = not self._seen
+            self.forget_pids(self._seen - pids)
+            self._seen = pids
+            self._track(wanted, pids, now)
+            unknown = wanted.keys() - self.owner.keys()
+            stats.unknown = len(unknown)
+            fresh = unknown - self.negative.keys()
+            if fresh and not cold:
+                # A new socket in a process whose fd count did not change (it closed one fd and
+                # opened another between two polls): search, likeliest owners first.
+                self._walk(self._order(fresh, wanted, pids, set(), False), set(fresh), set(), wanted, now)
+            for ino in wanted.keys() - self.owner.keys():  # in no readable table: hidden
+                self.negative.setdefault(ino, now)
+            if cold:
+                self._last_sweep = now
+            return self.owner
         unknown = wanted.keys() - self.owner.keys()
         stats.unknown = len(unknown)
         if not unknown:
@@ -182,7 +338,7 @@ class OwnerMap:
                 break
             must.discard(pid)
             walked += 1
-            inodes = socket_inodes(pid, self.proc)
+            inodes = self._read_table(pid, self._fds.get(pid, -1))
             if not inodes:
                 continue
             # The usual case (cold walk): most of a process's sockets are wanted and unassigned.
@@ -213,7 +369,7 @@ class OwnerMap:
         owner = self.owner
         for pid in sorted(pids, reverse=True):
             self.stats.pids_walked += 1
-            for ino in socket_inodes(pid, self.proc) or ():
+            for ino in self._read_table(pid, self._fds.get(pid, -1)) or ():
                 if ino in wanted:
                     first.setdefault(ino, pid)
                     if owner.get(ino) == pid:
@@ -228,3 +384,11 @@ class OwnerMap:
         for ino in wanted.keys() - self.owner.keys():
             self.negative.setdefault(ino, now)
         self._last_sweep = now
+
+
+def primary_holder(pids: Iterable[int], ppid: dict[int, int]) -> int:
+    """The primary holder of a shared socket: a holder whose parent does not hold it (a pre-fork
+    master, not its workers); ties (several such, or a cycle) go to the lowest pid."""
+    held = set(pids)
+    roots = [p for p in held if ppid.get(p) not in held]
+    return min(roots) if roots else min(held)

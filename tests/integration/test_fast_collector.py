@@ -195,17 +195,16 @@ def test_inherited_socket_moves_to_the_surviving_process(stack: ExitStack) -> No
     stack.callback(kill_kid)
     fast = FastCollector()
     first = fast.collect()
-    assert listening_pids(first, port) in ([parent.pid], [kid])
-    # Both hold it; make the parent the known owner (as if it had been found first).
-    inode = next(s.inode for s in first.on_port(port) if s.listening)
-    fast.owners.drop_inodes([inode])
-    fast.owners._assign(inode, parent.pid, port, None)
-    assert listening_pids(fast.collect(), port) == [parent.pid]
+    # Both hold it: the parent is the primary owner (its parent does not hold it), the kid follows.
+    assert listening_pids(first, port) == [parent.pid]
+    listener = next(s for s in first.on_port(port) if s.listening)
+    assert first.holders_of(listener) == (parent.pid, kid)
     parent.stdin.close()
     parent.wait(timeout=10)
     snap = wait_for(lambda: (s := fast.collect()) and listening_pids(s, port) == [kid] and s)
     listener = next(s for s in snap.on_port(port) if s.listening)
     assert snap.owner(listener).pid == kid  # type: ignore[union-attr]
+    assert snap.holders_of(listener) == (kid,)
 
 
 @pytest.mark.parametrize("path", PATHS)
