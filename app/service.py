@@ -445,8 +445,8 @@ def parse_list_sockets(text: str) -> list[SocketEntry]:
 def match_socket_unit(
     entries: Iterable[SocketEntry], port: int, proto: str = "tcp", ip: str | None = None
 ) -> SocketEntry | None:
-    """The entry listening on ``port`` (and ``proto``, and ``ip`` when given): an exact address
-    first, then a wildcard one (a ``[::]:22`` socket also takes IPv4 unless it is v6-only)."""
+    """The entry listening on ``port`` (and ``proto``, and ``ip`` when given): the exact address
+    first; a wildcard socket (``0.0.0.0``) also matches the other family's wildcard (``[::]``)."""
     want_type = _PROTO_TYPE.get(proto, "")
     wildcard: SocketEntry | None = None
     for entry in entries:
@@ -457,8 +457,8 @@ def match_socket_unit(
             continue
         if ip is None or addr[0] == ip:
             return entry
-        if addr[0] in _WILDCARDS and wildcard is None:
-            wildcard = entry
+        if addr[0] in _WILDCARDS and ip in _WILDCARDS and wildcard is None:
+            wildcard = entry  # 0.0.0.0 against [::] (a dual-stack listener is shown either way)
     return wildcard
 
 
