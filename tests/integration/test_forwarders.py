@@ -159,7 +159,9 @@ def test_several_forwards_in_one_ssh_each_listener_gets_its_own(sshd: tuple[int,
             f"-D127.0.0.1:{p3}",
         )
         try:
-            wait_for(lambda: client.poll() is not None or {p1, p2, p3} <= listening_ports(client.pid), timeout=20)
+            wait_for(
+                lambda: client.poll() is not None or {p1, p2, p3} <= listening_ports(client.pid), timeout=20
+            )
             assert client.poll() is None, client.stderr.read() if client.stderr else ""
             assert through(p1, b"one") == b"one" and through(p2, b"two") == b"two"
             argv = tuple(psutil.Process(client.pid).cmdline())

@@ -11,8 +11,6 @@ import re
 import shutil
 import subprocess
 from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 
@@ -28,74 +26,13 @@ from app.service import (
     service_of,
     socket_activation,
 )
+from tests.cgroups import HIERARCHIES, MOUNTS, current_cgroup, moved_into, needs_root
 from tests.helpers import Child, child_listener
 
 DOCKER_ID = "3f4e1a2b" * 8
 PODMAN_ID = "a1b2c3d4" * 8
 CRI_ID = "0123456789abcdef" * 4
 POD_UID = "5e6f7a8b-1c2d-4e5f-8a9b-0c1d2e3f4a5b"
-
-
-def cgroup_mounts() -> dict[str, str]:
-    """{"v2": mountpoint, "v1-systemd": mountpoint} for what /proc/mounts has."""
-    out: dict[str, str] = {}
-    try:
-        lines = Path("/proc/mounts").read_text().splitlines()
-    except OSError:
-        return out
-    for line in lines:
-        parts = line.split()
-        if len(parts) < 4:
-            continue
-        fstype, mnt, opts = parts[2], parts[1], parts[3].split(",")
-        if fstype == "cgroup2" and "v2" not in out:
-            out["v2"] = mnt
-        elif fstype == "cgroup" and "name=systemd" in opts and "v1-systemd" not in out:
-            out["v1-systemd"] = mnt
-    return out
-
-
-MOUNTS = cgroup_mounts()
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="creating cgroups and moving a process needs root")
-HIERARCHIES = [
-    pytest.param(
-        kind,
-        marks=pytest.mark.skipif(kind not in MOUNTS, reason=f"no {kind} cgroup mount in /proc/mounts"),
-    )
-    for kind in ("v2", "v1-systemd")
-]
-
-
-def _current_cgroup(pid: int, kind: str) -> str:
-    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
-        hier, controllers, path = line.split(":", 2)
-        if (kind == "v2" and hier == "0") or (kind != "v2" and "name=systemd" in controllers.split(",")):
-            return path
-    raise AssertionError(f"no {kind} line in /proc/{pid}/cgroup")
-
-
-@contextmanager
-def moved_into(child: Child, kind: str, relpath: str) -> Iterator[str]:
-    """Make ``<mount>/portscope-test-PID.slice/<relpath>`` (every level), move ``child`` in; yield the
-    cgroup path as /proc/PID/cgroup shows it. Always moves it back and removes what it made."""
-    mount = MOUNTS[kind]
-    root = f"portscope-test-{os.getpid()}.slice"
-    back = _current_cgroup(child.pid, kind)
-    made: list[Path] = []
-    try:
-        path = Path(mount)
-        for part in [root, *relpath.split("/")]:
-            path = path / part
-            if not path.exists():
-                path.mkdir()
-                made.append(path)
-        (path / "cgroup.procs").write_text(str(child.pid))
-        yield f"/{root}/{relpath}"
-    finally:
-        if child.proc.poll() is None:
-            (Path(mount + back) / "cgroup.procs").write_text(str(child.pid))
-        for p in reversed(made):
-            p.rmdir()
 
 
 @pytest.fixture
@@ -106,7 +43,13 @@ def child() -> Iterator[Child]:
 
 CASES = [
     # (path below the test slice, kind, name, extra checks, stop command)
-    ("system.slice/nginx.service", UNIT, "nginx.service", {"unit": "nginx.service"}, "systemctl stop nginx.service"),
+    (
+        "system.slice/nginx.service",
+        UNIT,
+        "nginx.service",
+        {"unit": "nginx.service"},
+        "systemctl stop nginx.service",
+    ),
     ("system.slice/nginx.service/payload", UNIT, "nginx.service", {}, "systemctl stop nginx.service"),
     ("user.slice/user-1000.slice/session-3.scope", UNIT, "session-3.scope", {}, None),
     (
@@ -178,7 +121,7 @@ def test_service_of_a_real_process_in_a_real_cgroup(
 ) -> None:
     assert service_of(child.pid) is None  # not in any unit before
     with moved_into(child, kind, relpath) as shown:
-        assert _current_cgroup(child.pid, kind) == shown
+        assert current_cgroup(child.pid, kind) == shown
         svc = service_of(child.pid)
         assert svc is not None, shown
         assert (svc.kind, svc.name) == (skind, name)
@@ -199,7 +142,7 @@ def test_a_container_path_wins_over_a_unit_in_the_other_hierarchy(child: Child) 
         pytest.skip("needs both a v2 and a v1 name=systemd mount")
     with moved_into(child, "v1-systemd", "system.slice/sshd.service"):
         assert service_of(child.pid) == Service(
-            UNIT, "sshd.service", unit="sshd.service", cgroup=_current_cgroup(child.pid, "v1-systemd")
+            UNIT, "sshd.service", unit="sshd.service", cgroup=current_cgroup(child.pid, "v1-systemd")
         )
         with moved_into(child, "v2", f"system.slice/docker-{DOCKER_ID}.scope"):
             svc = service_of(child.pid)
@@ -301,19 +244,21 @@ LIST_SOCKETS = """\
 def test_socket_activation_by_a_user_manager(child: Child) -> None:
     """A real process named systemd in a user manager's cgroup holds a real listener: its unit is
     asked of `systemctl --user` (the runner is injected: no systemd runs on this test machine)."""
-    with child_listener("tcp", "127.0.0.1", name="systemd") as mgr:
-        with moved_into(mgr, "v2", "user.slice/user-0.slice/user@0.service/init.scope"):
-            text = LIST_SOCKETS.replace("127.0.0.1:631", f"127.0.0.1:{mgr.port}")
-            run, calls = _systemctl_sockets(text)
-            svc = socket_activation(mgr.pid, mgr.port, "tcp", "127.0.0.1", run=run)
-            assert svc is not None and svc.kind == SOCKET
-            assert (svc.name, svc.activates) == ("cups.socket", ("cups.service",))
-            assert calls and calls[0][:2] == ["systemctl", "--user"] and "list-sockets" in calls[0]
-            assert svc.stop_command() == "systemctl stop cups.socket cups.service"
-            assert svc.label() == "cups.socket (socket activation)"
-            # a port systemd does not list: unknown, not a guess
-            unknown = socket_activation(mgr.pid, 1, "tcp", "127.0.0.1", run=run)
-            assert unknown is not None and unknown.unit is None and unknown.stop_command() is None
+    with (
+        child_listener("tcp", "127.0.0.1", name="systemd") as mgr,
+        moved_into(mgr, "v2", "user.slice/user-0.slice/user@0.service/init.scope"),
+    ):
+        text = LIST_SOCKETS.replace("127.0.0.1:631", f"127.0.0.1:{mgr.port}")
+        run, calls = _systemctl_sockets(text)
+        svc = socket_activation(mgr.pid, mgr.port, "tcp", "127.0.0.1", run=run)
+        assert svc is not None and svc.kind == SOCKET
+        assert (svc.name, svc.activates) == ("cups.socket", ("cups.service",))
+        assert calls and calls[0][:2] == ["systemctl", "--user"] and "list-sockets" in calls[0]
+        assert svc.stop_command() == "systemctl stop cups.socket cups.service"
+        assert svc.label() == "cups.socket (socket activation)"
+        # a port systemd does not list: unknown, not a guess
+        unknown = socket_activation(mgr.pid, 1, "tcp", "127.0.0.1", run=run)
+        assert unknown is not None and unknown.unit is None and unknown.stop_command() is None
 
 
 def test_socket_activation_where_systemd_is_not_running(child: Child) -> None:
@@ -326,7 +271,9 @@ def test_socket_activation_where_systemd_is_not_running(child: Child) -> None:
 
 
 @pytest.mark.skipif(shutil.which("systemctl") is None, reason="systemctl is not installed")
-@pytest.mark.skipif(os.path.isdir("/run/systemd/system"), reason="systemd runs here: the failure path is not real")
+@pytest.mark.skipif(
+    os.path.isdir("/run/systemd/system"), reason="systemd runs here: the failure path is not real"
+)
 def test_real_systemctl_without_systemd_gives_unknown() -> None:
     assert service_mod._run_systemctl(["systemctl", *service_mod._LIST_SOCKETS]) is None
 

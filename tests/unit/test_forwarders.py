@@ -18,8 +18,16 @@ def label(argv: tuple[str, ...], port: int | None = None) -> str | None:
 @pytest.mark.parametrize(
     ("argv", "port", "expected"),
     [
-        (("ssh", "-N", "-L", "127.0.0.1:9099:127.0.0.1:8088", "user@host"), 9099, "ssh tunnel → 127.0.0.1:8088 via user@host"),
-        (("/usr/bin/ssh", "-NfL", "8080:db:5432", "-l", "bob", "bastion"), 8080, "ssh tunnel → db:5432 via bob@bastion"),
+        (
+            ("ssh", "-N", "-L", "127.0.0.1:9099:127.0.0.1:8088", "user@host"),
+            9099,
+            "ssh tunnel → 127.0.0.1:8088 via user@host",
+        ),
+        (
+            ("/usr/bin/ssh", "-NfL", "8080:db:5432", "-l", "bob", "bastion"),
+            8080,
+            "ssh tunnel → db:5432 via bob@bastion",
+        ),
         (("ssh", "-NfL8080:db:5432", "bastion"), 8080, "ssh tunnel → db:5432 via bastion"),
         (("ssh", "-L", "[::1]:8080:[fe80::1]:80", "h"), 8080, "ssh tunnel → [fe80::1]:80 via h"),
         (("ssh", "-L", "8080:/run/app.sock", "h"), 8080, "ssh tunnel → /run/app.sock via h"),
@@ -28,11 +36,23 @@ def label(argv: tuple[str, ...], port: int | None = None) -> str | None:
         (("ssh", "-o", "localforward=8083:localhost:83", "h"), 8083, "ssh tunnel → localhost:83 via h"),
         (("ssh", "-o", "DynamicForward=1080", "h"), 1080, "ssh SOCKS proxy via h"),
         (("ssh", "-D", "127.0.0.1:1080", "-p", "2222", "h"), 1080, "ssh SOCKS proxy via h port 2222"),
-        (("ssh", "h", "-R", "9000:localhost:3000"), None, "ssh reverse tunnel remote 9000 → localhost:3000 via h"),
+        (
+            ("ssh", "h", "-R", "9000:localhost:3000"),
+            None,
+            "ssh reverse tunnel remote 9000 → localhost:3000 via h",
+        ),
         (("ssh", "-R", "9000", "h"), None, "ssh reverse tunnel remote 9000 → socks via h"),
-        (("ssh", "-o", "RemoteForward 9001 localhost:3001", "h"), None, "ssh reverse tunnel remote 9001 → localhost:3001 via h"),
+        (
+            ("ssh", "-o", "RemoteForward 9001 localhost:3001", "h"),
+            None,
+            "ssh reverse tunnel remote 9001 → localhost:3001 via h",
+        ),
         (("ssh", "-L", "8080:a:80", "ssh://u@[::1]:2200"), 8080, "ssh tunnel → a:80 via u@::1 port 2200"),
-        (("ssh", "-L", "8080:a:80", "-o", "User=carol", "-o", "Port=22", "h"), 8080, "ssh tunnel → a:80 via carol@h"),
+        (
+            ("ssh", "-L", "8080:a:80", "-o", "User=carol", "-o", "Port=22", "h"),
+            8080,
+            "ssh tunnel → a:80 via carol@h",
+        ),
         (("ssh", "-L", "8080:a:80", "h"), 5555, "ssh tunnel via h"),  # another of its sockets
         (("ssh", "h", "ls", "-L", "8080:a:80"), None, None),  # after the command: not ssh's
         (("ssh", "h"), None, None),
@@ -40,27 +60,73 @@ def label(argv: tuple[str, ...], port: int | None = None) -> str | None:
         (("autossh", "-M", "0", "-N", "-L", "8080:a:80", "h"), 8080, "ssh tunnel → a:80 via h"),
         (("sshd: root@notty",), 8080, "sshd session forward via root@notty"),
         (
-            ("kubectl", "-n", "prod", "port-forward", "svc/web", "8080:80", "9090:metrics", "--address", "127.0.0.1"),
+            (
+                "kubectl",
+                "-n",
+                "prod",
+                "port-forward",
+                "svc/web",
+                "8080:80",
+                "9090:metrics",
+                "--address",
+                "127.0.0.1",
+            ),
             9090,
             "kubectl port-forward → svc/web:metrics (namespace prod)",
         ),
-        (("kubectl", "port-forward", "--context=kind", "pod/x", "8080"), 8080, "kubectl port-forward → pod/x:8080 (context kind)"),
+        (
+            ("kubectl", "port-forward", "--context=kind", "pod/x", "8080"),
+            8080,
+            "kubectl port-forward → pod/x:8080 (context kind)",
+        ),
         (("kubectl", "port-forward", "deploy/api", ":80"), 41234, "kubectl port-forward → deploy/api:80"),
         (("kubectl", "get", "pods"), None, None),
         (
-            ("/usr/bin/docker-proxy", "-proto", "tcp", "-host-ip", "0.0.0.0", "-host-port", "8080", "-container-ip", "172.17.0.2", "-container-port", "80"),
+            (
+                "/usr/bin/docker-proxy",
+                "-proto",
+                "tcp",
+                "-host-ip",
+                "0.0.0.0",
+                "-host-port",
+                "8080",
+                "-container-ip",
+                "172.17.0.2",
+                "-container-port",
+                "80",
+            ),
             8080,
             "docker-proxy → 172.17.0.2:80",
         ),
-        (("docker-proxy", "--container-ip=fd00::2", "--container-port=80", "-use-listen-fd"), None, "docker-proxy → [fd00::2]:80"),
+        (
+            ("docker-proxy", "--container-ip=fd00::2", "--container-port=80", "-use-listen-fd"),
+            None,
+            "docker-proxy → [fd00::2]:80",
+        ),
         (("rootlessport",), 8080, "podman rootlessport (container port forwarder)"),
-        (("pasta", "--config-net", "-t", "127.0.0.1/8080-8081:80-81", "--netns", "/run/user/1000/netns/x"), 8081, "pasta → port 81 in netns /run/user/1000/netns/x"),
+        (
+            ("pasta", "--config-net", "-t", "127.0.0.1/8080-8081:80-81", "--netns", "/run/user/1000/netns/x"),
+            8081,
+            "pasta → port 81 in netns /run/user/1000/netns/x",
+        ),
         (("pasta", "-t", "all", "1234"), 8080, "pasta → port 8080 in netns of pid 1234"),
-        (("slirp4netns", "--mtu=65520", "-c", "-e", "3", "1234", "tap0"), 8080, "slirp4netns (netns of pid 1234)"),
-        (("socat", "-d", "-d", "TCP-LISTEN:8080,fork,reuseaddr,bind=127.0.0.1", "TCP:127.0.0.1:80"), 8080, "socat → 127.0.0.1:80"),
+        (
+            ("slirp4netns", "--mtu=65520", "-c", "-e", "3", "1234", "tap0"),
+            8080,
+            "slirp4netns (netns of pid 1234)",
+        ),
+        (
+            ("socat", "-d", "-d", "TCP-LISTEN:8080,fork,reuseaddr,bind=127.0.0.1", "TCP:127.0.0.1:80"),
+            8080,
+            "socat → 127.0.0.1:80",
+        ),
         (("socat", "TCP6-LISTEN:8080,fork", "TCP6:[::1]:80"), 8080, "socat → [::1]:80"),
         (("socat", "tcp-l:8080,fork", "UNIX-CONNECT:/run/x.sock"), 8080, "socat → /run/x.sock"),
-        (("socat", "TCP-LISTEN:8080", "SOCKS4A:proxy:db:5432,socksport=1080"), 8080, "socat → db:5432 via socks4a proxy"),
+        (
+            ("socat", "TCP-LISTEN:8080", "SOCKS4A:proxy:db:5432,socksport=1080"),
+            8080,
+            "socat → db:5432 via socks4a proxy",
+        ),
         (("socat", "-", "TCP:a:80"), None, None),  # a client, not a forwarder
         (("nginx", "-g", "daemon off;"), None, None),
     ],
@@ -81,14 +147,23 @@ def test_container_names_come_from_the_lookup() -> None:
     proxy = ("docker-proxy", "-host-port", "8080", "-container-ip", "172.17.0.2", "-container-port", "80")
     fwd = forward_of(proxy, 8080, Names())
     assert fwd is not None and fwd.container == "web" and fwd.label() == "docker-proxy → web (172.17.0.2:80)"
-    by_port = forward_of(("docker-proxy", "-host-port", "9000", "-container-ip", "10.0.0.9", "-container-port", "1"), 9000, Names())
+    by_port = forward_of(
+        ("docker-proxy", "-host-port", "9000", "-container-ip", "10.0.0.9", "-container-port", "1"),
+        9000,
+        Names(),
+    )
     assert by_port is not None and by_port.container == "api"
     assert forward_of(("rootlessport",), 9000, Names()).label() == "podman rootlessport → api"  # type: ignore[union-attr]
 
 
 def test_parse_forward_follows_openssh() -> None:
     s = parse_forward("127.0.0.1:9099:127.0.0.1:8088")
-    assert s is not None and (s.listen_host, s.listen_port, s.connect_host, s.connect_port) == ("127.0.0.1", 9099, "127.0.0.1", 8088)
+    assert s is not None and (s.listen_host, s.listen_port, s.connect_host, s.connect_port) == (
+        "127.0.0.1",
+        9099,
+        "127.0.0.1",
+        8088,
+    )
     assert parse_forward("[::1]:80:x") is None  # bracketed listen host needs a port and a target
     assert parse_forward("a\\:b:80:c:81") is not None  # an escaped colon stays in the field
     assert parse_forward("1:2:3:4:5") is None  # a fifth field is garbage
@@ -97,9 +172,35 @@ def test_parse_forward_follows_openssh() -> None:
     assert parse_forward("99999:a:80") is None
 
 
-ALPHABET = ["-L", "-R", "-D", "-o", "-p", "-l", "-N", "-NfL", "--", ":", "[", "]", "::1", "8080", "0", "99999"]
+ALPHABET = [
+    "-L",
+    "-R",
+    "-D",
+    "-o",
+    "-p",
+    "-l",
+    "-N",
+    "-NfL",
+    "--",
+    ":",
+    "[",
+    "]",
+    "::1",
+    "8080",
+    "0",
+    "99999",
+]
 ALPHABET += ["LocalForward=", "RemoteForward ", "DynamicForward", "port-forward", "-n", "--address", "svc/x"]
-ALPHABET += ["-host-port", "-container-ip", "-container-port", "-t", "--netns", "TCP-LISTEN:", "TCP:", ",fork"]
+ALPHABET += [
+    "-host-port",
+    "-container-ip",
+    "-container-port",
+    "-t",
+    "--netns",
+    "TCP-LISTEN:",
+    "TCP:",
+    ",fork",
+]
 ALPHABET += ["SOCKS4:", "EXEC:", "\\", "/", "\x1b[31m", "\u202e", "\udcff", "=", " ", "x" * 5000]
 PROGRAMS = ["ssh", "autossh", "kubectl", "docker-proxy", "rootlessport", "pasta", "slirp4netns", "socat"]
 PROGRAMS += ["sshd: x", "/usr/bin/ssh", "k3s", ""]

@@ -52,14 +52,18 @@ def test_root_and_foreign_cgroups_name_nothing() -> None:
 def test_user_manager_itself_and_user_units() -> None:
     base = "0::/user.slice/user-1000.slice/user@1000.service"
     mgr = parse_cgroup(base + "/init.scope\n")
-    assert mgr == Service(UNIT, "user@1000.service", unit="user@1000.service", uid=1000, cgroup=base[3:] + "/init.scope")
+    assert mgr == Service(
+        UNIT, "user@1000.service", unit="user@1000.service", uid=1000, cgroup=base[3:] + "/init.scope"
+    )
     assert mgr.stop_command() is None  # stopping it would end the user's whole manager
     app = parse_cgroup(base + "/app.slice/app-firefox-123.scope\n")
     assert app is not None and (app.kind, app.name, app.uid) == (USER_UNIT, "app-firefox-123.scope", 1000)
 
 
 def test_rootless_podman_under_a_user_manager() -> None:
-    svc = parse_cgroup(f"0::/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-{CID}.scope/container\n")
+    svc = parse_cgroup(
+        f"0::/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-{CID}.scope/container\n"
+    )
     assert svc is not None and (svc.kind, svc.engine, svc.id) == (CONTAINER, "podman", CID)
 
 
