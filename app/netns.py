@@ -21,7 +21,6 @@ skipped and why.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import fcntl
 import os
@@ -33,6 +32,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 from app.fast.netlink import NETLINK_SOCK_DIAG, open_socket
 from app.service import CONTAINER, Service, service_of
@@ -240,7 +240,7 @@ def _service_in(pids: tuple[int, ...]) -> Service | None:
 
 # --- entering a namespace -------------------------------------------------------------------------
 
-_libc: ctypes.CDLL | None = None
+_libc: Any = None  # ctypes.CDLL, loaded on first use (ctypes is not imported until needed)
 
 
 def _setns(fd: int, nstype: int) -> None:
@@ -249,6 +249,8 @@ def _setns(fd: int, nstype: int) -> None:
     if native is not None:
         native(fd, nstype)
         return
+    import ctypes
+
     global _libc
     if _libc is None:
         _libc = ctypes.CDLL(None, use_errno=True)

@@ -13,6 +13,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tarfile
 import tempfile
 import threading
@@ -343,3 +344,9 @@ def test_stale_entries_survive_a_failed_refresh() -> None:
         up.clear()
         assert index.refresh() is False
         assert index.get("ab" * 32) is not None and path in index.errors
+
+
+def test_the_cli_start_up_does_not_import_the_engine_client() -> None:
+    code = "import sys, app.cli.main; print('app.containers' in sys.modules, 'app.netns' in sys.modules)"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.stdout.split() == ["False", "False"], res.stderr
