@@ -58,17 +58,19 @@ def process_sockets(pid: int, proc: str = PROC) -> set[int] | None:
     """The socket inodes ``pid`` holds; ``None`` if it is gone or unreadable. A zombie leader's
     empty fd table is looked through to its live threads' (the table they share)."""
     links = _fd_links(f"{proc}/{pid}/fd")
+    if links is None:
+        return None  # gone, or another user's (a zombie leader's table reads as empty, not denied)
     if links:
         return _sockets(links)
     try:
         tids = [t for t in os.listdir(f"{proc}/{pid}/task") if t.isdigit() and t != str(pid)]
     except OSError:
-        return None if links is None else set()
+        return set()
     for tid in sorted(tids, key=int):
         task_links = _fd_links(f"{proc}/{pid}/task/{tid}/fd")
         if task_links:
             return _sockets(task_links)
-    return None if links is None else set()
+    return set()
 
 
 def socket_holders(

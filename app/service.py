@@ -543,13 +543,17 @@ def socket_activation(
 
 
 def _socket_table(argv: tuple[str, ...], run: Runner) -> list[SocketEntry] | None:
+    """systemd's socket table, cached for the real runner only (an injected one is always asked)."""
+    cached = run is _run_systemctl
     now = time.monotonic()
-    with _sockets_lock:
-        hit = _sockets_cache.get(argv)
-        if hit is not None and now - hit[0] < _SOCKETS_TTL and run is _run_systemctl:
-            return hit[1]
+    if cached:
+        with _sockets_lock:
+            hit = _sockets_cache.get(argv)
+            if hit is not None and now - hit[0] < _SOCKETS_TTL:
+                return hit[1]
     text = run(list(argv))
     entries = parse_list_sockets(text) if text is not None else None
-    with _sockets_lock:
-        _sockets_cache[argv] = (now, entries)
+    if cached:
+        with _sockets_lock:
+            _sockets_cache[argv] = (now, entries)
     return entries
