@@ -21,7 +21,6 @@ from app.forwarders import forward_of
 from tests.helpers import free_port, tcp_server, wait_for
 
 SSHD = "/usr/sbin/sshd"
-pytestmark = pytest.mark.slow
 
 
 def _echo(conn: socket.socket) -> None:
