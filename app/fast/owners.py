@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from app.fast.procfs import PROC, fd_count, list_pids, read_stat, socket_inodes
+from app.holders import primary_holder
 
 __all__ = [
     "PROC",
@@ -384,11 +385,3 @@ class OwnerMap:
         for ino in wanted.keys() - self.owner.keys():
             self.negative.setdefault(ino, now)
         self._last_sweep = now
-
-
-def primary_holder(pids: Iterable[int], ppid: dict[int, int]) -> int:
-    """The primary holder of a shared socket: a holder whose parent does not hold it (a pre-fork
-    master, not its workers); ties (several such, or a cycle) go to the lowest pid."""
-    held = set(pids)
-    roots = [p for p in held if ppid.get(p) not in held]
-    return min(roots) if roots else min(held)

@@ -16,7 +16,8 @@ from contextlib import contextmanager
 import pytest
 
 from app.fast.netlink import NetlinkReader
-from app.holders import _fd_links, ordered_holders, primary_owner, process_sockets, read_ppid, socket_holders
+from app.fast.procfs import _fd_links
+from app.holders import ordered_holders, primary_owner, process_sockets, read_ppid, socket_holders
 from tests.helpers import wait_for
 
 PREFORK = r"""

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from app.fast.collector import FastCollector
-from app.fast.owners import primary_holder
+from app.holders import primary_holder
 from app.model import Snapshot
 from tests.helpers import wait_for
 
