@@ -437,7 +437,7 @@ class _Builder:
                 )
             return
         kind = "IPv4-only" if first_f is Family.IPV6 else "IPv6-only"
-        other = "127.0.0.1" if first_f is Family.IPV6 else "::1"
+        other = p(first)
         if served:
             self.add(
                 "localhost",
@@ -460,7 +460,7 @@ class _Builder:
         else:
             self.add(
                 "localhost",
-                "problem",
+                "warning",
                 f"localhost resolves to {shown}, and none of these is served: connecting to "
                 f"localhost:{self.port} "
                 f"fails{hosts}",
@@ -583,6 +583,8 @@ class _Builder:
                 matches=applies,
                 may_match=maybe,
             )
+        for n in nat_rules(rs, self.port, self.proto):
+            self.nat_finding(n)
         if not chains:
             return []
         decisions = [decide(rs, pk) for pk in packets]
@@ -591,8 +593,6 @@ class _Builder:
             replies = [decide(rs, self.reply_packet(d.packet, eph)) for d in decisions if d.packet.local]
             local = [d for d in decisions if d.packet.local]
             self.reply_findings([r for r, d in zip(replies, local, strict=True) if d.verdict == "accept"])
-        for n in nat_rules(rs, self.port, self.proto):
-            self.nat_finding(n)
         return decisions
 
     def decision_findings(self, decisions: list[Decision]) -> None:
@@ -883,22 +883,10 @@ class _Builder:
             self.add(
                 "in-use",
                 "info",
-                f"'address already in use' for {self.pp}: its holder is not visible "
-                f"({self._unseen()}){instead}",
+                f"'address already in use' for {self.pp}: its holder is not visible{instead}",
                 holder=None,
                 free_ports=free,
             )
-        if free:
-            self.suggest(
-                f"portscope test 127.0.0.1:{free[0]}" + (" --udp" if self.proto == "udp" else ""),
-                f"port {free[0]} is free now: nothing answers there",
-            )
-
-    @staticmethod
-    def _unseen() -> str:
-        from app.kill import unseen_owner_hint
-
-        return unseen_owner_hint()
 
     # -- the verdict
     def verdict(

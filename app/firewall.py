@@ -153,8 +153,11 @@ def parse_nft_json(text: str) -> Ruleset:
     for item in items:
         if not isinstance(item, dict):
             continue
+        body = next(iter(item.values()), None) if len(item) == 1 else None
+        if not isinstance(body, dict):
+            continue
         if "chain" in item:
-            c = item["chain"]
+            c = body
             key = ("nft", str(c.get("family", "")), str(c.get("table", "")), str(c.get("name", "")))
             rs.chains[key] = Chain(
                 key,
@@ -165,12 +168,12 @@ def parse_nft_json(text: str) -> Ruleset:
             )
             rs.rules.setdefault(key, [])
         elif "set" in item or "map" in item:
-            s = item.get("set") or item.get("map") or {}
+            s = body
             key = ("nft", str(s.get("family", "")), str(s.get("table", "")), str(s.get("name", "")))
             elems = s.get("elem", [])
             rs.sets[key] = list(elems) if isinstance(elems, list) else [elems]
         elif "rule" in item:
-            r = item["rule"]
+            r = body
             key = ("nft", str(r.get("family", "")), str(r.get("table", "")), str(r.get("chain", "")))
             positions[key] = positions.get(key, 0) + 1
             rule = _nft_rule(key, positions[key], r)
@@ -388,21 +391,23 @@ def parse_iptables_save(text: str, family: Literal["ipv4", "ipv6"] = "ipv4", sou
             )
             rs.rules.setdefault(key, [])
             continue
-        if line.startswith("-A "):
-            try:
-                tokens = shlex.split(line)
-            except ValueError:
-                bad += 1
-                continue
-            if len(tokens) < 2:
-                bad += 1
-                continue
-            key = (source, fam, table, tokens[1])
-            positions[key] = positions.get(key, 0) + 1
-            rule = _ipt_rule(key, positions[key], tokens[2:], line[3 + len(tokens[1]) :].strip(), family)
-            rs.rules.setdefault(key, []).append(rule)
-            if key not in rs.chains:
-                rs.chains[key] = Chain(key)
+        if not line.startswith("-A "):
+            bad += 1
+            continue
+        try:
+            tokens = shlex.split(line)
+        except ValueError:
+            bad += 1
+            continue
+        if len(tokens) < 2:
+            bad += 1
+            continue
+        key = (source, fam, table, tokens[1])
+        positions[key] = positions.get(key, 0) + 1
+        rule = _ipt_rule(key, positions[key], tokens[2:], line[3 + len(tokens[1]) :].strip(), family)
+        rs.rules.setdefault(key, []).append(rule)
+        if key not in rs.chains:
+            rs.chains[key] = Chain(key)
     if bad:
         rs.notes.append(f"{source}: {bad} line{'s' if bad != 1 else ''} could not be read")
     return rs
