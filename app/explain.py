@@ -26,6 +26,7 @@ Every string from the system or a file is escaped with :func:`app.textsafe.print
 
 from __future__ import annotations
 
+import shlex
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -66,6 +67,11 @@ Severity = Literal["info", "warning", "problem"]
 SEVERITIES: tuple[Severity, ...] = ("info", "warning", "problem")
 DEFAULT_TIMEOUT = 1.0
 PAST = {"drop": "dropped", "reject": "rejected", "accept": "accepted"}
+
+
+def q(word: str) -> str:
+    """A name from the ruleset as one shell word in a suggested command (escaped, then quoted)."""
+    return shlex.quote(p(word, 80))
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,7 +217,8 @@ class _Builder:
         self.findings: list[Finding] = []
         self.suggestions: list[Suggestion] = []
         self.pp = f"{port}/{proto}"
-        self.replies_blocked = ""  # drop / reject when replies to a connection from here are
+        self.replies_blocked = ""  # "drop"/"reject" when the firewall stops replies to a client here
+        self.firewall_unread = False
 
     # -- helpers
     def add(self, kind: str, severity: Severity, text: str, **detail: Any) -> None:
@@ -248,6 +255,7 @@ class _Builder:
         )
         self.test_findings(results)
         fw = self.firewall()
+        self.firewall_unread = not fw.readable
         eph = snap.ephemeral if snap.ephemeral else ephemeral_range()
         decisions = self.firewall_findings(fw, binds, eph)
         free: list[int] = nearest_free(self.port, self.proto)
@@ -294,7 +302,7 @@ class _Builder:
             for s in socks
             if s.pid is None and s.status != TIME_WAIT and s.status not in ("SYN_RECV", "NEW_SYN_RECV")
         ]
-        if hidden and not any(t for t in holders):
+        if hidden and not holders:
             from app.kill import unseen_owner_hint
 
             self.add(
@@ -442,14 +450,12 @@ class _Builder:
             self.add(
                 "localhost",
                 "warning",
-                f"localhost resolves to {p(first)} first ({shown}), but the listener is {kind}: clients "
-                "that try "
-                "only the first address get 'connection refused' (Node.js 17-19 without "
-                "autoSelectFamily, Java "
-                "with java.net.preferIPv6Addresses=true, programs that dial the first address they resolve); "
-                "browsers and curl fall back. Fix: listen on both (:: with IPV6_V6ONLY=0, or add "
-                f"{other}), or connect to "
-                f"{p(served[0][1])} instead of localhost{hosts}",
+                f"localhost resolves to {p(first)} first ({shown}), but the listener is {kind}: "
+                "clients that try only the first address get 'connection refused' (Node.js 17-19 "
+                "without autoSelectFamily, Java with java.net.preferIPv6Addresses=true, programs that "
+                "dial the first address they resolve); browsers and curl fall back. Fix: listen on "
+                f"both (:: with IPV6_V6ONLY=0, or add {other}), or connect to {p(served[0][1])} "
+                f"instead of localhost{hosts}",
                 **detail,
             )
             target = format_endpoint(served[0][1], self.port)
@@ -462,8 +468,7 @@ class _Builder:
                 "localhost",
                 "warning",
                 f"localhost resolves to {shown}, and none of these is served: connecting to "
-                f"localhost:{self.port} "
-                f"fails{hosts}",
+                f"localhost:{self.port} fails{hosts}",
                 **detail,
             )
 
@@ -482,9 +487,8 @@ class _Builder:
                 self.add(
                     "test",
                     "info",
-                    f"datagram from here to {p(where)} ({r.target.why}): not refused, no reply (normal "
-                    "for a silent "
-                    "UDP server; a firewall drop looks the same)",
+                    f"datagram from here to {p(where)} ({r.target.why}): not refused, no reply "
+                    "(normal for a silent UDP server; a firewall drop looks the same)",
                     **d,
                 )
             else:
@@ -659,7 +663,7 @@ class _Builder:
         if d.chain is not None and d.chain.key[0] == "nft":
             fam, table, chain = d.chain.key[1:]
             self.suggest(
-                f"nft insert rule {p(fam)} {p(table)} {p(chain)} ct state established,related accept",
+                f"nft insert rule {q(fam)} {q(table)} {q(chain)} ct state established,related accept",
                 "lets replies to connections in (the usual first rule of a policy-drop chain)",
             )
 
@@ -668,19 +672,19 @@ class _Builder:
         source, family, table, chain = d.rule.key
         if source == "nft":
             self.suggest(
-                f"nft -a list chain {p(family)} {p(table)} {p(chain)}",
+                f"nft -a list chain {q(family)} {q(table)} {q(chain)}",
                 f"shows the rule that {d.verdict}s it ({p(d.rule.where)})",
             )
             base = d.chain.key if d.chain else d.rule.key
             self.suggest(
-                f"nft insert rule {p(base[1])} {p(base[2])} {p(base[3])} {self.proto} dport {self.port} "
-                "accept",
+                f"nft insert rule {q(base[1])} {q(base[2])} {q(base[3])} "
+                f"{self.proto} dport {self.port} accept",
                 "accepts it ahead of that rule (if a firewall manager owns the ruleset, use it instead)",
             )
         else:
             tool = "ip6tables" if family == "ip6" else "iptables"
             self.suggest(
-                f"{tool} -t {p(table)} -L {p(chain)} -n --line-numbers",
+                f"{tool} -t {q(table)} -L {q(chain)} -n --line-numbers",
                 f"shows the rule that {d.verdict}s it",
             )
 
@@ -738,15 +742,14 @@ class _Builder:
                 "ephemeral",
                 "warning",
                 f"port {self.port} is inside the ephemeral range {eph[0]}-{eph[1]} "
-                "(net.ipv4.ip_local_port_range): "
-                "the kernel may give it to an outgoing connection at any time; pick a port outside it, "
-                "or reserve it",
+                "(net.ipv4.ip_local_port_range): the kernel may give it to an outgoing connection at "
+                "any time; pick a port outside it, or reserve it",
                 range=list(eph),
             )
             self.suggest(
                 f"sysctl -w net.ipv4.ip_local_reserved_ports={self.port}",
-                "keeps outgoing connections off this port (add it to /etc/sysctl.d to keep it; this "
-                "replaces the list)",
+                "keeps outgoing connections off this port (this replaces the list; add it to "
+                "/etc/sysctl.d to keep it)",
             )
         else:
             self.add(
@@ -766,18 +769,16 @@ class _Builder:
                 )
             elif plain is not None:
                 how = (
-                    "a bind fails now even with SO_REUSEADDR (the old socket did not set it): wait "
-                    "until they "
-                    "expire (60 s)"
+                    "a bind fails now even with SO_REUSEADDR (the old socket did not set it): "
+                    "wait until they expire (60 s)"
                 )
             else:
                 how = "a bind works now"
             self.add(
                 "time-wait",
                 "warning" if plain is not None else "info",
-                f"{len(tw)} TIME_WAIT socket{'s' if len(tw) != 1 else ''} on port {self.port} (recently "
-                "closed "
-                f"connections, kept up to 60 s): {how}",
+                f"{len(tw)} TIME_WAIT socket{'s' if len(tw) != 1 else ''} on port {self.port} "
+                f"(recently closed connections, kept up to 60 s): {how}",
                 count=len(tw),
                 bind_without_reuseaddr=plain,
                 bind_with_reuseaddr=reuse,
@@ -791,8 +792,8 @@ class _Builder:
             self.add(
                 "free-ports",
                 "info",
-                f"nearest free {self.proto} ports: {', '.join(str(q) for q in free)} (bind-tested on "
-                "0.0.0.0 and ::)",
+                f"nearest free {self.proto} ports: {', '.join(str(q) for q in free)} "
+                "(bind-tested on 0.0.0.0 and ::)",
                 ports=free,
             )
         return result
@@ -804,8 +805,8 @@ class _Builder:
                 self.add(
                     "history",
                     "warning",
-                    f"{p(path, 80)}: {skipped} line{'s' if skipped != 1 else ''} could not be read (not "
-                    "watch --log events)",
+                    f"{p(path, 80)}: {skipped} line{'s' if skipped != 1 else ''} could not be read "
+                    "(not watch --log events)",
                     file=path,
                     skipped=skipped,
                 )
@@ -926,14 +927,16 @@ class _Builder:
             return f"{pp}: listening on {scope}, but a connection from here fails: {', '.join(states)}{why}"
         if beyond and net and all(d.verdict in ("drop", "reject") and not d.maybe for d in net):
             return (
-                f"{pp}: listening on {scope}, but the firewall {net[0].verdict}s it from the network: "
-                "reachable from this machine only"
+                f"{pp}: listening on {scope}, but the firewall {net[0].verdict}s it from the "
+                "network: reachable from this machine only"
             )
         if beyond:
             partly = [d for d in net if d.verdict in ("drop", "reject")]
             tail = (
                 f"; the firewall {partly[0].verdict}s some of it ({partly[0].packet.label})" if partly else ""
             )
+            if self.firewall_unread:
+                tail += " (the firewall could not be inspected)"
             return f"{pp}: open on {scope}: reachable from this machine and from the network{tail}"
         return f"{pp}: open on loopback only: reachable from this machine, not from the network"
 

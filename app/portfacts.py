@@ -14,6 +14,7 @@ import ipaddress
 import json
 import os
 import re
+import shlex
 import socket
 import stat
 import struct
@@ -52,9 +53,9 @@ class Manager:
     @property
     def stop_command(self) -> str:
         if self.kind == "unit":
-            return f"systemctl stop {p(self.name, 120)}"
+            return f"systemctl stop {shlex.quote(p(self.name, 120))}"
         if self.kind == "user-unit":
-            return f"systemctl --user stop {p(self.name, 120)}"
+            return f"systemctl --user stop {shlex.quote(p(self.name, 120))}"
         if self.kind == "docker":
             return f"docker stop {p(self.name[:12])}"
         if self.kind == "podman":
@@ -85,9 +86,11 @@ def read_manager(pid: int, proc: str = "/proc") -> Manager | None:
 
 
 def manager_from_cgroup(text: str) -> Manager | None:
-    paths = [line.split(":", 2)[2] for line in text.splitlines() if line.count(":") >= 2]
-    # the unified hierarchy (0::) or systemd's own (name=systemd) say the most
-    paths.sort(key=lambda path: 0 if path.startswith("/") and ".s" in path else 1)
+    """The container (a runtime's scope or cgroupfs directory) or else the innermost ``.service``
+    named by /proc/PID/cgroup text; the unified (``0::``) and ``name=systemd`` lines first."""
+    entries = [line.split(":", 2) for line in text.splitlines() if line.count(":") >= 2]
+    entries.sort(key=lambda e: 0 if e[1] in ("", "name=systemd") else 1)
+    paths = [e[2] for e in entries]
     for path in paths:
         m = _CONTAINER.search(path)
         if m:

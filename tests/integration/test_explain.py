@@ -162,6 +162,16 @@ def test_time_wait_blocks_a_plain_bind(reuse: bool) -> None:
     assert other["detail"]["states"]["TIME_WAIT"] >= 1
 
 
+def logged(log: Path, kind: str, port: int) -> bool:
+    if not log.exists():
+        return False
+    for line in log.read_text().splitlines():
+        e = json.loads(line)
+        if e["event"] == kind and e["socket"]["local"]["port"] == port and e["socket"]["proto"] == "tcp":
+            return True
+    return False
+
+
 @pytest.mark.slow
 def test_history_from_a_watch_log_names_the_last_holder(tmp_path: Path) -> None:
     log = tmp_path / "events.ndjson"
@@ -174,8 +184,8 @@ def test_history_from_a_watch_log_names_the_last_holder(tmp_path: Path) -> None:
         time.sleep(0.8)  # the first poll is the starting point
         with child_listener("tcp", "127.0.0.1", name="ps-hist-srv") as child:
             port, pid = child.port, child.pid
-            wait_for(lambda: log.exists() and f'"port":{port}' in log.read_text(), timeout=15)
-        wait_for(lambda: '"event":"closed"' in log.read_text(), timeout=15)
+            wait_for(lambda: logged(log, "opened", port), timeout=15)
+        wait_for(lambda: logged(log, "closed", port), timeout=15)
     finally:
         watch.send_signal(signal.SIGTERM)
         watch.wait(timeout=10)
@@ -235,3 +245,37 @@ def test_nft_is_found_without_sbin_in_path() -> None:
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
     assert res.stdout.split() == ["None", "/usr/sbin/nft"], res.stderr
     assert find_tool("no-such-tool-portscope") is None
+
+
+def test_explain_does_not_import_textual() -> None:
+    from tests.integration.test_no_textual import probe
+
+    with child_listener("tcp", "127.0.0.1") as child:
+        rc, loaded = probe("explain", str(child.port))
+    assert rc == 0 and loaded == []
+
+
+UNIFIED = Path("/sys/fs/cgroup/unified")
+
+
+@pytest.mark.skipif(
+    not (UNIFIED / "cgroup.procs").exists() or os.geteuid() != 0,
+    reason="needs root and a cgroup v2 hierarchy at /sys/fs/cgroup/unified",
+)
+def test_holder_in_a_service_cgroup_gets_the_stop_command() -> None:
+    unit = f"ps-explain-{os.getpid()}.service"
+    group = UNIFIED / unit
+    group.mkdir()
+    try:
+        with child_listener("tcp", "127.0.0.1", name="ps-unit-srv") as child:
+            (group / "cgroup.procs").write_text(str(child.pid))
+            rc, data = explain(str(child.port))
+        assert rc == 0
+        [holder] = [h for h in kinds(data, "holder") if h["detail"]["pid"] == child.pid]
+        assert holder["detail"]["manager"] == {"kind": "unit", "name": unit}
+        assert f"(unit {unit})" in holder["text"]
+        commands = [s["command"] for s in data["suggestions"]]
+        assert commands[:2] == [f"systemctl stop {unit}", f"portscope kill {child.port}"]
+    finally:
+        wait_for(lambda: not (group / "cgroup.procs").read_text().strip(), timeout=10)
+        group.rmdir()

@@ -40,7 +40,7 @@ def test_manager_commands_are_escaped() -> None:
     assert Manager("unit", "nginx.service").stop_command == "systemctl stop nginx.service"
     assert Manager("user-unit", "x.service").stop_command == "systemctl --user stop x.service"
     assert Manager("podman", "cd" * 32).stop_command == "podman stop cdcdcdcdcdcd"
-    assert Manager("unit", "evil\x1b[2J.service").stop_command == "systemctl stop evil\\x1b[2J.service"
+    assert Manager("unit", "evil\x1b[2J.service").stop_command == "systemctl stop 'evil\\x1b[2J.service'"
 
 
 @pytest.mark.parametrize(
