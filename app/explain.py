@@ -219,6 +219,7 @@ class _Builder:
         self.pp = f"{port}/{proto}"
         self.replies_blocked = ""  # "drop"/"reject" when the firewall stops replies to a client here
         self.firewall_unread = False
+        self.addrs: list[IfAddr] = []
 
     # -- helpers
     def add(self, kind: str, severity: Severity, text: str, **detail: Any) -> None:
@@ -241,7 +242,7 @@ class _Builder:
         socks = snap.on_port(self.port, proto)
         listeners = [s for s in socks if s.listening]
         holders = owners_on_port(snap, self.port, proto, shared=True)
-        addrs = interface_addresses()
+        addrs = self.addrs = interface_addresses()
         bindv6only = read_sysctl("net.ipv6.bindv6only")
         v6 = v6only_flags(self.port, self.proto) if any(s.family is Family.IPV6 for s in listeners) else []
         binds = [interpret(s, v6, bindv6only) for s in listeners]
@@ -925,6 +926,20 @@ class _Builder:
             if not fw and self.replies_blocked:
                 why = f" (the firewall {self.replies_blocked}s the replies)"
             return f"{pp}: listening on {scope}, but a connection from here fails: {', '.join(states)}{why}"
+        reach = [
+            a
+            for a in self.addrs
+            if a.up
+            and not a.loopback
+            and any(
+                a.family is b.family or (a.family is Family.IPV4 and b.serves_v4) for b in binds if b.wildcard
+            )
+        ]
+        if beyond and all(b.wildcard for b in binds if not b.loopback) and not reach:
+            return (
+                f"{pp}: open on {scope}, but this machine has no address besides loopback: "
+                "reachable from this machine only"
+            )
         if beyond and net and all(d.verdict in ("drop", "reject") and not d.maybe for d in net):
             return (
                 f"{pp}: listening on {scope}, but the firewall {net[0].verdict}s it from the "

@@ -281,10 +281,10 @@ def interpret(sock: Sock, v6: list[tuple[str, int, bool]] | None, bindv6only: st
             hits = [flag for ip, _inode, flag in v6 if ip == "::"]
             hits = hits[:1] if len(set(hits)) == 1 else []
         if hits:
-            b.v6only, b.v6only_source = hits[0], "the socket's IPV6_V6ONLY (sock_diag)"
+            b.v6only, b.v6only_source = hits[0], "read from the socket with sock_diag"
         elif bindv6only in ("0", "1"):
             b.v6only = bindv6only == "1"
-            b.v6only_source = f"assumed from net.ipv6.bindv6only={bindv6only} (the socket could not be read)"
+            b.v6only_source = f"assumed from net.ipv6.bindv6only={bindv6only}: the socket could not be read"
     return b
 
 

@@ -159,3 +159,15 @@ def test_localhost_ipv6_first_is_fine_for_a_dual_stack_listener(ipv6_first_hosts
     lh = only(data, "localhost")
     assert lh["severity"] == "info" and lh["detail"]["served"] == ["::1", "127.0.0.1"], lh
     assert "every address is served" in lh["text"]
+
+
+def test_wildcard_without_any_other_address_is_reachable_from_here_only() -> None:
+    rc, data = explain_json(
+        {"listeners": [{"host": "0.0.0.0", "port": 7600}], "args": ["explain", "7600", "--json"]}
+    )
+    assert rc == 0
+    assert data["verdict"] == (
+        "7600/tcp: open on all interfaces, but this machine has no address besides loopback: "
+        "reachable from this machine only"
+    )
+    assert only(data, "bind")["detail"]["reachable_at"] == []
