@@ -11,7 +11,6 @@ import argparse
 import json
 import sys
 
-from app import exitcodes
 from app.cli.common import port_arg, positive_float
 
 
@@ -50,4 +49,4 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         sys.stdout.write("".join(text + "\n" for text, _style in ex.lines()))
-    return ex.exit_code if ex.exit_code in (exitcodes.OK, exitcodes.NEGATIVE) else exitcodes.NEGATIVE
+    return ex.exit_code

@@ -5,27 +5,15 @@ from __future__ import annotations
 import threading
 
 import pytest
-from textual.app import App, ComposeResult
-from textual.widgets import RichLog, Static
+from textual.widgets import RichLog
 
 from tests.helpers import child_listener, spawn_listener_with_args
+from tests.tui.test_action_widgets import Host, log_text, messages
 from widgets.explain_panel import ExplainPanel, start_explain
 
 
-class Host(App[None]):
-    def compose(self) -> ComposeResult:
-        yield Static("host")
-
-
-def messages(app: App) -> list[str]:
-    return [str(n.message) for n in app._notifications]
-
-
-def log_text(screen) -> str:  # type: ignore[no-untyped-def]
-    return "\n".join(strip.text for strip in screen.query_one("#log", RichLog).lines)
-
-
 async def wait_event(pilot, event: threading.Event) -> None:  # type: ignore[no-untyped-def]
+    """Like test_action_widgets' wait, with room for a run's live tests and firewall read."""
     for _ in range(400):
         if event.is_set():
             break
