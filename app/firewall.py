@@ -239,15 +239,12 @@ def _nft_rule(key: ChainKey, position: int, r: dict[str, Any]) -> Rule:
             else:
                 conds.append(Cond("other", text=f"iptables match {ext}"))
                 words.append(f"iptables match {ext}")
-        elif name in ("queue",):
+        elif name == "queue":
             verdict = "queue"
             words.append("queue")
         elif name in _STATEMENTS:
             continue
-        elif name in ("limit", "quota", "meter", "numgen", "hash"):
-            conds.append(Cond("other", text=name))
-            words.append(name)
-        else:
+        else:  # limit, quota, meter, ...: a condition portscope does not decode
             conds.append(Cond("other", text=name))
             words.append(name)
     comment = r.get("comment")

@@ -94,6 +94,15 @@ def nft_missing() -> str | None:
     )
 
 
+def tool_missing(name: str) -> str | None:
+    found = shutil.which(name) or any(os.path.exists(f"{d}/{name}") for d in ("/usr/sbin", "/sbin"))
+    return None if found else f"{name} is not installed"
+
+
+needs_iptables = pytest.mark.skipif(
+    tool_missing("iptables-save") is not None or tool_missing("iptables") is not None,
+    reason=tool_missing("iptables") or tool_missing("iptables-save") or "",
+)
 needs_netns = pytest.mark.skipif(why_not() is not None, reason=why_not() or "")
 needs_mountns = pytest.mark.skipif(why_not(mount=True) is not None, reason=why_not(mount=True) or "")
 needs_nft = pytest.mark.skipif(nft_missing() is not None, reason=nft_missing() or "")

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.explain_ns import explain_json, kinds, needs_netns, needs_nft, run_in_netns, texts
+from tests.integration.explain_ns import (
+    explain_json,
+    kinds,
+    needs_iptables,
+    needs_netns,
+    needs_nft,
+    run_in_netns,
+    texts,
+)
 from tests.unprivileged import unprivileged_runner
 from tests.unprivileged import why_not as why_not_unprivileged
 
@@ -161,6 +169,7 @@ def test_policy_drop_without_established_rule_drops_the_replies() -> None:
     assert any("ct state established,related accept" in s["command"] for s in data["suggestions"])
 
 
+@needs_iptables
 def test_iptables_nft_extension_rules_are_read_from_iptables_save() -> None:
     """iptables-nft writes -j REJECT as an xt target that nft -j cannot show."""
     rc, data = explain_json(
@@ -193,6 +202,7 @@ def test_iptables_nft_extension_rules_are_read_from_iptables_save() -> None:
     assert kinds(data, "test")[0]["detail"]["state"] == "closed"
 
 
+@needs_iptables
 def test_iptables_save_is_read_where_nft_is_absent() -> None:
     code = r"""
 from app.firewall import Packet, decide, find_tool, nat_rules, port_rules, read_firewall
