@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 
-from app.cli.common import port_arg, positive_float
+from app.cli.common import port_arg, positive_float, warn
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -49,4 +49,6 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         sys.stdout.write("".join(text + "\n" for text, _style in ex.lines()))
+    for line in ex.snapshot.warnings:
+        warn(line)
     return ex.exit_code
