@@ -1,0 +1,556 @@
+"""Facts about one port, read from this machine for ``explain``: who started its holders (a unit
+or container, from the cgroup), IPV6_V6ONLY of its IPv6 sockets, interface addresses and their
+scope, ``localhost`` as clients resolve it, bind tests, the nearest free ports, who held it last
+(a ``watch --log`` file or the dashboard's events), and bounded live tests from here.
+
+Plain data and blocking calls, no presentation: :mod:`app.explain` turns these into findings.
+Strings stay raw here; whoever shows them escapes them.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import json
+import os
+import re
+import shlex
+import socket
+import stat
+import struct
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from app.errors import UsageError
+from app.model import Family, Sock, format_endpoint
+from app.textsafe import printable
+
+MAX_TARGETS = 8  # addresses tested per run (they are tested in parallel)
+HISTORY_LINE_LIMIT = 1 << 20  # longer NDJSON lines are skipped
+NEAREST = 3
+NEAREST_ATTEMPTS = 400  # bind tests when looking for the nearest free ports
+LOOPBACK = {Family.IPV4: "127.0.0.1", Family.IPV6: "::1"}
+
+
+def p(text: object, limit: int = 200) -> str:
+    """Escaped, cut text of anything from the system or a file."""
+    return printable(str(text), limit)
+
+
+# ----------------------------------------------------------------------------- who holds it
+
+
+@dataclass(frozen=True, slots=True)
+class Manager:
+    """What started a process, read from its cgroup: a systemd unit or a container."""
+
+    kind: Literal["unit", "user-unit", "docker", "podman", "container"]
+    name: str
+
+    @property
+    def stop_command(self) -> str:
+        if self.kind == "unit":
+            return f"systemctl stop {shlex.quote(p(self.name, 120))}"
+        if self.kind == "user-unit":
+            return f"systemctl --user stop {shlex.quote(p(self.name, 120))}"
+        if self.kind == "docker":
+            return f"docker stop {p(self.name[:12])}"
+        if self.kind == "podman":
+            return f"podman stop {p(self.name[:12])}"
+        return ""
+
+    @property
+    def label(self) -> str:
+        if self.kind in ("unit", "user-unit"):
+            return f"{'user ' if self.kind == 'user-unit' else ''}unit {p(self.name, 120)}"
+        return f"{self.kind} container {p(self.name[:12])}"
+
+
+_CONTAINER = re.compile(
+    r"(docker|libpod|crio|cri-containerd)-([0-9a-f]{12,64})\.scope|/docker/([0-9a-f]{64})"
+)
+
+
+def read_manager(pid: int, proc: str = "/proc") -> Manager | None:
+    """The unit or container of ``pid`` from /proc/PID/cgroup (Linux; None elsewhere or unknown).
+    A minimal reading: container runtimes' scope names and the innermost ``.service`` unit."""
+    try:
+        with open(f"{proc}/{pid}/cgroup", encoding="utf-8", errors="surrogateescape") as f:
+            text = f.read(65536)
+    except OSError:
+        return None
+    return manager_from_cgroup(text)
+
+
+def manager_from_cgroup(text: str) -> Manager | None:
+    """The container (a runtime's scope or cgroupfs directory) or else the innermost ``.service``
+    named by /proc/PID/cgroup text; the unified (``0::``) and ``name=systemd`` lines first."""
+    entries = [line.split(":", 2) for line in text.splitlines() if line.count(":") >= 2]
+    entries.sort(key=lambda e: 0 if e[1] in ("", "name=systemd") else 1)
+    paths = [e[2] for e in entries]
+    for path in paths:
+        m = _CONTAINER.search(path)
+        if m:
+            runtime = m.group(1) or "docker"
+            kind: Literal["docker", "podman", "container"] = (
+                "podman" if runtime == "libpod" else "docker" if runtime == "docker" else "container"
+            )
+            return Manager(kind, m.group(2) or m.group(3))
+    for path in paths:
+        parts = [x for x in path.split("/") if x]
+        units = [x for x in parts if x.endswith(".service")]
+        if not units:
+            continue
+        user = any(re.fullmatch(r"user@\d+\.service", x) for x in units)
+        inner = units[-1]
+        if re.fullmatch(r"user@\d+\.service", inner):
+            continue  # the user's manager itself, not a service of theirs
+        return Manager("user-unit" if user else "unit", inner)
+    return None
+
+
+# ----------------------------------------------------------------------------- IPV6_V6ONLY
+
+INET_DIAG_SKV6ONLY = 11
+_SOCK_DIAG_BY_FAMILY = 20
+_NLMSG_DONE = 3
+_NLMSG_ERROR = 2
+
+
+def v6only_flags(port: int, proto: str) -> list[tuple[str, int, bool]] | None:
+    """(local address, inode, IPV6_V6ONLY) of each IPv6 socket on local ``port`` that the kernel
+    reports it for (listening TCP, unconnected UDP), from one sock_diag dump; None when sock_diag
+    cannot be used."""
+    from app.fast.netlink import build_request, open_socket
+
+    ipproto = socket.IPPROTO_TCP if proto == "tcp" else socket.IPPROTO_UDP
+    try:
+        sock = open_socket()
+    except OSError:
+        return None
+    out: list[tuple[str, int, bool]] = []
+    try:
+        sock.settimeout(2.0)
+        sock.send(build_request(socket.AF_INET6, ipproto, 1, port))
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                return out
+            done = _v6only_messages(data, out)
+            if done:
+                return out
+    except OSError:
+        return None
+    finally:
+        sock.close()
+
+
+def _v6only_messages(data: bytes, out: list[tuple[str, int, bool]]) -> bool:
+    off = 0
+    while off + 16 <= len(data):
+        length, mtype = struct.unpack_from("=IH", data, off)
+        if length < 16:
+            return True
+        if mtype in (_NLMSG_DONE, _NLMSG_ERROR):
+            return True
+        if mtype == _SOCK_DIAG_BY_FAMILY and length >= 88:
+            ip = socket.inet_ntop(socket.AF_INET6, data[off + 24 : off + 40])
+            (inode,) = struct.unpack_from("=I", data, off + 84)
+            a = off + 88
+            while a + 4 <= off + length:
+                alen, atype = struct.unpack_from("=HH", data, a)
+                if alen < 4:
+                    break
+                if atype == INET_DIAG_SKV6ONLY and alen >= 5:
+                    out.append((ip, inode, bool(data[a + 4])))
+                a += (alen + 3) & ~3
+        off += (length + 3) & ~3
+    return False
+
+
+def read_sysctl(name: str) -> str | None:
+    try:
+        with open("/proc/sys/" + name.replace(".", "/"), encoding="ascii", errors="replace") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+# ----------------------------------------------------------------------------- addresses
+
+
+def address_scope(ip: str) -> str:
+    """public / private / loopback / link-local / shared (CGNAT) / special-purpose."""
+    try:
+        a = ipaddress.ip_address(ip.split("%", 1)[0])
+    except ValueError:
+        return "unknown"
+    if isinstance(a, ipaddress.IPv6Address) and a.ipv4_mapped is not None:
+        a = a.ipv4_mapped
+    if a.is_loopback:
+        return "loopback"
+    if a.is_link_local:
+        return "link-local"
+    if isinstance(a, ipaddress.IPv4Address):
+        if a in ipaddress.ip_network("100.64.0.0/10"):
+            return "shared (carrier-grade NAT)"
+        if any(a in ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")):
+            return "private"
+    elif a in ipaddress.ip_network("fc00::/7"):
+        return "private (unique local)"
+    if a.is_global:
+        return "public"
+    return "special-purpose"
+
+
+@dataclass(frozen=True, slots=True)
+class IfAddr:
+    interface: str
+    family: Family
+    address: str
+    loopback: bool
+    up: bool
+
+
+def interface_addresses() -> list[IfAddr]:
+    from app.interfaces import list_interfaces
+
+    out: list[IfAddr] = []
+    try:
+        ifaces = list_interfaces()
+    except (OSError, RuntimeError):
+        return out
+    for iface in ifaces:
+        for a in iface.addresses:
+            fam = Family.IPV4 if a.family == "ipv4" else Family.IPV6
+            out.append(IfAddr(iface.name, fam, a.address.split("%", 1)[0], iface.loopback, iface.is_up))
+    return out
+
+
+def _unmapped(ip: str) -> tuple[Family, str]:
+    """The family and address a socket address stands for (``::ffff:1.2.3.4`` is IPv4)."""
+    try:
+        a = ipaddress.ip_address(ip.split("%", 1)[0])
+    except ValueError:
+        return (Family.IPV6 if ":" in ip else Family.IPV4), ip
+    if isinstance(a, ipaddress.IPv6Address) and a.ipv4_mapped is not None:
+        return Family.IPV4, str(a.ipv4_mapped)
+    return (Family.IPV4 if a.version == 4 else Family.IPV6), str(a)
+
+
+@dataclass
+class Bind:
+    """One listener's bind, interpreted."""
+
+    sock: Sock
+    family: Family
+    address: str
+    wildcard: bool
+    loopback: bool
+    v6only: bool | None = None  # for an IPv6 wildcard: None = unknown
+    v6only_source: str = ""
+
+    @property
+    def serves_v4(self) -> bool:
+        return self.family is Family.IPV4 or (self.wildcard and self.v6only is False)
+
+    @property
+    def serves_v6(self) -> bool:
+        return self.family is Family.IPV6
+
+    def serves(self, fam: Family, ip: str) -> bool:
+        """Would a connection to ``ip`` reach this listener (by address; not the firewall)?"""
+        if fam is Family.IPV4:
+            if self.family is Family.IPV6:
+                return self.wildcard and self.v6only is False
+            return self.wildcard or self.address == ip
+        return self.family is Family.IPV6 and (self.wildcard or self.address == ip)
+
+
+def interpret(sock: Sock, v6: list[tuple[str, int, bool]] | None, bindv6only: str | None) -> Bind:
+    fam, addr = _unmapped(sock.laddr.ip)
+    wildcard = addr in ("0.0.0.0", "::")
+    loop = address_scope(addr) == "loopback"
+    b = Bind(sock, fam, addr, wildcard, loop)
+    if sock.family is Family.IPV6 and wildcard:
+        hits = [flag for ip, inode, flag in (v6 or []) if (sock.inode and inode == sock.inode)]
+        if not hits and v6 is not None:
+            hits = [flag for ip, _inode, flag in v6 if ip == "::"]
+            hits = hits[:1] if len(set(hits)) == 1 else []
+        if hits:
+            b.v6only, b.v6only_source = hits[0], "read from the socket with sock_diag"
+        elif bindv6only in ("0", "1"):
+            b.v6only = bindv6only == "1"
+            b.v6only_source = f"assumed from net.ipv6.bindv6only={bindv6only}: the socket could not be read"
+    return b
+
+
+# ----------------------------------------------------------------------------- localhost
+
+
+def resolve_localhost() -> list[tuple[Family, str]]:
+    """``localhost`` as a client resolves it: getaddrinfo, in its order (RFC 6724 sorting of
+    /etc/hosts or nss-myhostname answers)."""
+    try:
+        infos = socket.getaddrinfo("localhost", None, 0, socket.SOCK_STREAM)
+    except (socket.gaierror, OSError, UnicodeError):
+        return []
+    out: list[tuple[Family, str]] = []
+    for fam, _t, _p, _c, sa in infos:
+        if fam not in (socket.AF_INET, socket.AF_INET6):
+            continue
+        item = (Family.from_af(fam), str(sa[0]).split("%", 1)[0])
+        if item not in out:
+            out.append(item)
+    return out
+
+
+def hosts_lines(path: str = "/etc/hosts", limit: int = 10) -> list[str]:
+    """The lines of the hosts file that name ``localhost`` (raw)."""
+    out: list[str] = []
+    try:
+        with open(path, encoding="utf-8", errors="surrogateescape") as f:
+            for line in f:
+                body = line.split("#", 1)[0].split()
+                if len(body) >= 2 and "localhost" in (n.lower() for n in body[1:]):
+                    out.append(line.rstrip("\n"))
+                    if len(out) >= limit:
+                        break
+    except OSError:
+        pass
+    return out
+
+
+# ----------------------------------------------------------------------------- binding
+
+
+def bind_error(host: str, port: int, proto: str, reuse: bool = False) -> str | None:
+    """Try to bind (TCP: and listen on) ``host:port``; None when it works, else the reason. The
+    socket is closed at once. ``::`` is tried dual-stack (IPV6_V6ONLY off)."""
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+    try:
+        with socket.socket(fam, kind) as s:
+            if reuse:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if fam == socket.AF_INET6:
+                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            s.bind((host, port))
+            if proto == "tcp":
+                s.listen(1)
+    except OSError as exc:
+        if exc.errno == errno.EACCES:
+            start = read_sysctl("net.ipv4.ip_unprivileged_port_start")
+            return f"permission denied: ports below {start or 1024} need root or CAP_NET_BIND_SERVICE"
+        if exc.errno == errno.EAFNOSUPPORT:
+            return "IPv6 is not available"
+        return exc.strerror or str(exc)
+    return None
+
+
+def nearest_free(port: int, proto: str, count: int = NEAREST) -> list[int]:
+    """The ``count`` ports nearest to ``port`` that bind now on 0.0.0.0 and :: (bind-tested with
+    :func:`app.freeport.can_bind`; below 1024 only when ``port`` is)."""
+    from app.freeport import can_bind
+
+    v6 = socket.has_ipv6 and bind_error("::", 0, proto) is None
+    low = 1 if port < 1024 else 1024
+    found: list[int] = []
+    attempts = 0
+    for d in range(1, 65536):
+        for q in (port - d, port + d):
+            if not low <= q <= 65535:
+                continue
+            attempts += 1
+            if can_bind(q, proto, "0.0.0.0") and (not v6 or can_bind(q, proto, "::")):
+                found.append(q)
+        if len(found) >= count or attempts >= NEAREST_ATTEMPTS or (port - d < low and port + d > 65535):
+            break
+    return found[:count]
+
+
+# ----------------------------------------------------------------------------- history
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """One event about the port, from a ``watch --log`` file or the dashboard."""
+
+    time: float
+    event: str
+    local: str
+    state: str
+    pid: int | None
+    name: str
+    user: str
+    command: str
+    source: str
+
+
+def read_history(path: str, port: int, proto: str) -> tuple[list[Sighting], int, int]:
+    """Events for ``port``/``proto`` in a ``watch --log`` NDJSON file: (sightings, lines read,
+    lines skipped). UsageError when the file cannot be read (missing, not a regular file)."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise UsageError(f"cannot read history file {p(path, 80)!r}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise UsageError(f"cannot read history file {p(path, 80)!r}: not a regular file")
+    found: list[Sighting] = []
+    read = skipped = 0
+    try:
+        with open(path, encoding="utf-8", errors="surrogateescape") as f:
+            while True:
+                line = f.readline(HISTORY_LINE_LIMIT)
+                if not line:
+                    break
+                if not line.endswith("\n") and len(line) >= HISTORY_LINE_LIMIT:
+                    skipped += 1
+                    while line and not line.endswith("\n"):  # the rest of the long line
+                        line = f.readline(HISTORY_LINE_LIMIT)
+                    continue
+                if not line.strip():
+                    continue
+                read += 1
+                s = _sighting(line, port, proto, path)
+                if s is None:
+                    continue
+                if s is _BAD:
+                    skipped += 1
+                    continue
+                found.append(s)
+    except OSError as exc:
+        raise UsageError(f"cannot read history file {p(path, 80)!r}: {exc.strerror or exc}") from None
+    found.sort(key=lambda s: s.time)
+    return found, read, skipped
+
+
+_BAD = Sighting(0.0, "", "", "", None, "", "", "", "")
+
+
+def _sighting(line: str, port: int, proto: str, source: str) -> Sighting | None:
+    try:
+        obj = json.loads(line)
+        sock = obj["socket"]
+        local = sock["local"]
+        if int(local["port"]) != port or sock.get("proto") != proto:
+            return None
+        proc = sock.get("process") or {}
+        cmd = proc.get("cmdline") or []
+        return Sighting(
+            time=float(obj.get("time", 0.0)),
+            event=str(obj.get("event", "")),
+            local=format_endpoint(str(local.get("ip", "")), port),
+            state=str(sock.get("state", "")),
+            pid=int(sock["pid"]) if isinstance(sock.get("pid"), int) else None,
+            name=str(proc.get("name") or ""),
+            user=str(proc.get("user") or ""),
+            command=" ".join(str(c) for c in cmd) if isinstance(cmd, list) else str(cmd),
+            source=source,
+        )
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return _BAD
+
+
+def sightings_from_events(events: Iterable[Any], port: int, proto: str) -> list[Sighting]:
+    """The dashboard's :class:`app.events.Event` objects for this port, as sightings."""
+    out: list[Sighting] = []
+    for e in events:
+        s = getattr(e, "sock", None)
+        if s is None or s.laddr.port != port or s.proto.value != proto:
+            continue
+        owner = getattr(e, "owner", None)
+        out.append(
+            Sighting(
+                time=float(e.time),
+                event=str(getattr(e.kind, "value", e.kind)),
+                local=str(s.laddr),
+                state=s.status,
+                pid=s.pid,
+                name=owner.name if owner else "",
+                user=owner.username if owner else "",
+                command=owner.command if owner else "",
+                source="this dashboard session",
+            )
+        )
+    return sorted(out, key=lambda s: s.time)
+
+
+# ----------------------------------------------------------------------------- the live test
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    family: Family
+    ip: str
+    why: str  # "bound address" / "loopback for 0.0.0.0" / "interface address (eth0)"
+
+
+@dataclass(frozen=True, slots=True)
+class TestResult:
+    target: Target
+    state: str
+    latency_ms: float | None
+    error: str
+
+    __test__ = False
+
+
+def connect_targets(binds: Sequence[Bind], addrs: Sequence[IfAddr]) -> list[Target]:
+    out: list[Target] = []
+
+    def add(t: Target) -> None:
+        if all(t.ip != o.ip for o in out) and len(out) < MAX_TARGETS:
+            out.append(t)
+
+    for b in binds:
+        if not b.wildcard:
+            add(Target(b.family, b.address, "the bound address"))
+    for b in binds:
+        if b.wildcard:
+            add(Target(b.family, LOOPBACK[b.family], f"loopback, for {b.address}"))
+            if b.serves_v4 and b.family is Family.IPV6:
+                add(Target(Family.IPV4, "127.0.0.1", "IPv4 loopback, for dual-stack ::"))
+    for b in binds:
+        if not b.wildcard:
+            continue
+        for a in addrs:
+            fam_ok = a.family is b.family or (a.family is Family.IPV4 and b.serves_v4)
+            if fam_ok and not a.loopback and a.up and address_scope(a.address) != "link-local":
+                add(Target(a.family, a.address, f"address of {a.interface}"))
+    return out
+
+
+def run_tests(targets: Sequence[Target], port: int, proto: str, timeout: float) -> list[TestResult]:
+    """Test every target in parallel, each bounded by ``timeout``."""
+    from app import probe
+
+    def one(t: Target) -> TestResult:
+        fam = int(t.family.af)
+        if proto == "tcp":
+            r = probe.tcp_connect(fam, t.ip, port, count=1, timeout=timeout)
+            lat = r.latencies[0] if r.latencies else None
+            errors = sorted({a.error for a in r.attempts if a.error})
+            return TestResult(t, r.state, lat, "; ".join(errors))
+        start = time.perf_counter()
+        u = probe.udp(fam, t.ip, port, timeout=timeout, payload=b"")
+        lat = round((time.perf_counter() - start) * 1000, 3) if u.state == probe.OPEN else None
+        return TestResult(t, u.state, lat, u.error)
+
+    if not targets:
+        return []
+    with ThreadPoolExecutor(max_workers=min(len(targets), MAX_TARGETS)) as pool:
+        return list(pool.map(one, targets))
+
+
+def test_ok(r: TestResult, proto: str) -> bool:
+    """TCP: connected. UDP: not refused (a datagram to a silent server gets no reply: that is
+    normal, so ``open|filtered`` counts as reached when something listens)."""
+    from app import probe
+
+    if proto == "tcp":
+        return r.state == probe.OPEN
+    return r.state in (probe.OPEN, probe.OPEN_FILTERED)
