@@ -53,7 +53,6 @@ from app.portfacts import (
     nearest_free,
     p,
     read_history,
-    read_manager,
     read_sysctl,
     resolve_localhost,
     run_tests,
@@ -62,6 +61,7 @@ from app.portfacts import (
     v6only_flags,
 )
 from app.ports import ephemeral_range, in_ephemeral
+from app.service import service_of
 
 Severity = Literal["info", "warning", "problem"]
 SEVERITIES: tuple[Severity, ...] = ("info", "warning", "problem")
@@ -283,9 +283,9 @@ class _Builder:
         self, snap: Snapshot, socks: list[Sock], listeners: list[Sock], holders: list[Any]
     ) -> None:
         for t in holders:
-            mgr = read_manager(t.pid)
+            mgr = service_of(t.pid, t.create_time)
             user = f", user {p(t.user, 40)}" if t.user else ""
-            by = f" ({mgr.label})" if mgr else ""
+            by = f" ({mgr.label()})" if mgr else ""
             what = ", ".join(t.ports[:4]) + (f" and {len(t.ports) - 4} more" if len(t.ports) > 4 else "")
             self.add(
                 "holder",
@@ -296,13 +296,9 @@ class _Builder:
                 user=t.user,
                 cmdline=list(t.cmdline),
                 sockets=list(t.ports),
-                manager={"kind": mgr.kind, "name": mgr.name} if mgr else None,
+                service=mgr.as_dict() if mgr else None,
             )
-        hidden = [
-            s
-            for s in socks
-            if s.pid is None and s.status != TIME_WAIT and s.status not in ("SYN_RECV", "NEW_SYN_RECV")
-        ]
+        hidden = [s for s in socks if s.pid is None and not s.ownerless]
         if hidden and not holders:
             from app.kill import unseen_owner_hint
 
@@ -853,15 +849,16 @@ class _Builder:
         instead = f"; or move to port {free[0]} (free now)" if free else ""
         if holders:
             first = holders[0]
-            mgr = read_manager(first.pid)
+            mgr = service_of(first.pid, first.create_time)
+            stop = mgr.stop_command() if mgr else None
             if first.pid == 1:
                 how = "pid 1 holds it: a socket-activated unit (find it with 'systemctl list-sockets')"
                 self.suggest("systemctl list-sockets", f"finds the .socket unit that listens on {self.port}")
-            elif mgr and mgr.stop_command:
-                how = f"stop {mgr.label} ('{mgr.stop_command}') or '{self.kill_command}'"
+            elif mgr and stop:
+                how = f"stop {mgr.label()} ('{stop}') or '{self.kill_command}'"
                 self.suggest(
-                    mgr.stop_command,
-                    f"stops {mgr.label}, which holds {self.pp} (a kill alone may be restarted)",
+                    stop,
+                    f"stops {mgr.label()}, which holds {self.pp} (a kill alone may be restarted)",
                 )
                 self.suggest(
                     self.kill_command,

@@ -1,5 +1,5 @@
-"""Facts about one port, read from this machine for ``explain``: who started its holders (a unit
-or container, from the cgroup), IPV6_V6ONLY of its IPv6 sockets, interface addresses and their
+"""Facts about one port, read from this machine for ``explain``: IPV6_V6ONLY of its IPv6 sockets
+(the unit or container of its holders comes from :mod:`app.service`), interface addresses and their
 scope, ``localhost`` as clients resolve it, bind tests, the nearest free ports, who held it last
 (a ``watch --log`` file or the dashboard's events), and bounded live tests from here.
 
@@ -13,8 +13,6 @@ import errno
 import ipaddress
 import json
 import os
-import re
-import shlex
 import socket
 import stat
 import struct
@@ -22,7 +20,7 @@ import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from app.errors import UsageError
 from app.model import Family, Sock, format_endpoint
@@ -41,75 +39,6 @@ def p(text: object, limit: int = 200) -> str:
 
 
 # ----------------------------------------------------------------------------- who holds it
-
-
-@dataclass(frozen=True, slots=True)
-class Manager:
-    """What started a process, read from its cgroup: a systemd unit or a container."""
-
-    kind: Literal["unit", "user-unit", "docker", "podman", "container"]
-    name: str
-
-    @property
-    def stop_command(self) -> str:
-        if self.kind == "unit":
-            return f"systemctl stop {shlex.quote(p(self.name, 120))}"
-        if self.kind == "user-unit":
-            return f"systemctl --user stop {shlex.quote(p(self.name, 120))}"
-        if self.kind == "docker":
-            return f"docker stop {p(self.name[:12])}"
-        if self.kind == "podman":
-            return f"podman stop {p(self.name[:12])}"
-        return ""
-
-    @property
-    def label(self) -> str:
-        if self.kind in ("unit", "user-unit"):
-            return f"{'user ' if self.kind == 'user-unit' else ''}unit {p(self.name, 120)}"
-        return f"{self.kind} container {p(self.name[:12])}"
-
-
-_CONTAINER = re.compile(
-    r"(docker|libpod|crio|cri-containerd)-([0-9a-f]{12,64})\.scope|/docker/([0-9a-f]{64})"
-)
-
-
-def read_manager(pid: int, proc: str = "/proc") -> Manager | None:
-    """The unit or container of ``pid`` from /proc/PID/cgroup (Linux; None elsewhere or unknown).
-    A minimal reading: container runtimes' scope names and the innermost ``.service`` unit."""
-    try:
-        with open(f"{proc}/{pid}/cgroup", encoding="utf-8", errors="surrogateescape") as f:
-            text = f.read(65536)
-    except OSError:
-        return None
-    return manager_from_cgroup(text)
-
-
-def manager_from_cgroup(text: str) -> Manager | None:
-    """The container (a runtime's scope or cgroupfs directory) or else the innermost ``.service``
-    named by /proc/PID/cgroup text; the unified (``0::``) and ``name=systemd`` lines first."""
-    entries = [line.split(":", 2) for line in text.splitlines() if line.count(":") >= 2]
-    entries.sort(key=lambda e: 0 if e[1] in ("", "name=systemd") else 1)
-    paths = [e[2] for e in entries]
-    for path in paths:
-        m = _CONTAINER.search(path)
-        if m:
-            runtime = m.group(1) or "docker"
-            kind: Literal["docker", "podman", "container"] = (
-                "podman" if runtime == "libpod" else "docker" if runtime == "docker" else "container"
-            )
-            return Manager(kind, m.group(2) or m.group(3))
-    for path in paths:
-        parts = [x for x in path.split("/") if x]
-        units = [x for x in parts if x.endswith(".service")]
-        if not units:
-            continue
-        user = any(re.fullmatch(r"user@\d+\.service", x) for x in units)
-        inner = units[-1]
-        if re.fullmatch(r"user@\d+\.service", inner):
-            continue  # the user's manager itself, not a service of theirs
-        return Manager("user-unit" if user else "unit", inner)
-    return None
 
 
 # ----------------------------------------------------------------------------- IPV6_V6ONLY

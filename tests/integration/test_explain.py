@@ -272,8 +272,9 @@ def test_holder_in_a_service_cgroup_gets_the_stop_command() -> None:
             rc, data = explain(str(child.port))
         assert rc == 0
         [holder] = [h for h in kinds(data, "holder") if h["detail"]["pid"] == child.pid]
-        assert holder["detail"]["manager"] == {"kind": "unit", "name": unit}
-        assert f"(unit {unit})" in holder["text"]
+        service = holder["detail"]["service"]
+        assert (service["kind"], service["name"]) == ("unit", unit)
+        assert f"({unit})" in holder["text"]
         commands = [s["command"] for s in data["suggestions"]]
         assert commands[:2] == [f"systemctl stop {unit}", f"portscope kill {child.port}"]
     finally:

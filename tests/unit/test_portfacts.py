@@ -1,4 +1,4 @@
-"""Pure parts of explain's fact gathering: cgroup -> unit or container, address scopes, the
+"""Pure parts of explain's fact gathering: address scopes, the
 ``watch --log`` reader, and the rendering order of an explanation."""
 
 from __future__ import annotations
@@ -11,36 +11,7 @@ import pytest
 from app.errors import UsageError
 from app.explain import Explanation, Finding, Suggestion
 from app.model import empty_snapshot
-from app.portfacts import Manager, address_scope, manager_from_cgroup, read_history
-
-
-@pytest.mark.parametrize(
-    "cgroup, expected",
-    [
-        ("0::/system.slice/nginx.service\n", Manager("unit", "nginx.service")),
-        ("1:name=systemd:/system.slice/ssh.service\n0::/\n", Manager("unit", "ssh.service")),
-        (
-            "0::/user.slice/user-1000.slice/user@1000.service/app.slice/vite.service\n",
-            Manager("user-unit", "vite.service"),
-        ),
-        ("0::/user.slice/user-1000.slice/user@1000.service/init.scope\n", None),
-        ("0::/user.slice/user-1000.slice/session-3.scope\n", None),
-        ("0::/system.slice/docker-" + "ab" * 32 + ".scope\n", Manager("docker", "ab" * 32)),
-        ("0::/machine.slice/libpod-" + "cd" * 32 + ".scope/container\n", Manager("podman", "cd" * 32)),
-        ("12:memory:/docker/" + "ef" * 32 + "\n", Manager("docker", "ef" * 32)),
-        ("0::/\n", None),
-        ("garbage", None),
-    ],
-)
-def test_manager_from_cgroup(cgroup: str, expected: Manager | None) -> None:
-    assert manager_from_cgroup(cgroup) == expected
-
-
-def test_manager_commands_are_escaped() -> None:
-    assert Manager("unit", "nginx.service").stop_command == "systemctl stop nginx.service"
-    assert Manager("user-unit", "x.service").stop_command == "systemctl --user stop x.service"
-    assert Manager("podman", "cd" * 32).stop_command == "podman stop cdcdcdcdcdcd"
-    assert Manager("unit", "evil\x1b[2J.service").stop_command == "systemctl stop 'evil\\x1b[2J.service'"
+from app.portfacts import address_scope, read_history
 
 
 @pytest.mark.parametrize(
