@@ -94,6 +94,7 @@ class Sock:
     status: str
     pid: int | None
     inode: int | None = None
+    netns: int = 0  # the network namespace's inode; 0: the one portscope runs in
     # computed once: keys are needed several times per socket per poll (diff, table, JSON)
     _endpoint_key: str = field(init=False, repr=False, compare=False, default="")
 
@@ -101,6 +102,8 @@ class Sock:
         key = f"{self.proto.value}:{format_endpoint(self.laddr.ip, self.laddr.port)}"
         if self.raddr is not None:
             key += f">{format_endpoint(self.raddr.ip, self.raddr.port)}"
+        if self.netns:
+            key = f"@{self.netns}/{key}"  # the same endpoints exist in every namespace
         object.__setattr__(self, "_endpoint_key", key)
 
     @property
@@ -124,8 +127,15 @@ class Sock:
 
     @property
     def endpoint_key(self) -> str:
-        """Identifies the endpoint pair, e.g. ``tcp:127.0.0.1:8080`` or ``tcp:[::1]:5000>[::1]:8080``."""
+        """Identifies the endpoint pair, e.g. ``tcp:127.0.0.1:8080`` or ``tcp:[::1]:5000>[::1]:8080``
+        (prefixed ``@NETNS/`` for a socket of another network namespace)."""
         return self._endpoint_key
+
+    def without_owner(self) -> Sock:
+        """This socket with no owner (its owner exited during the scan)."""
+        return Sock(
+            self.proto, self.family, self.laddr, self.raddr, self.status, None, self.inode, self.netns
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +179,16 @@ def row_keys(socks: Iterable[Sock]) -> list[str]:
     return keys
 
 
+class NetnsInfo(NamedTuple):
+    """A network namespace a snapshot read: ``label`` is escaped text (``host``, ``container web``,
+    an ``ip netns`` name), ``name`` its raw ``ip netns`` name if it has one."""
+
+    inode: int
+    label: str
+    name: str | None = None
+    current: bool = False
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """Everything one poll saw."""
@@ -181,6 +201,8 @@ class Snapshot:
     ephemeral: tuple[int, int] = field(default_factory=ephemeral_range)
     source: str = "psutil"
     privileged: bool = False
+    # The namespaces read, by Sock.netns (0: the current one); empty when only the current one was.
+    namespaces: Mapping[int, NetnsInfo] = field(default_factory=dict)
     # Sockets held by more than one process: inode -> every holder pid, the primary (Sock.pid) first.
     holders: Mapping[int, tuple[int, ...]] = field(default_factory=dict)
     # With stats (app.health): per socket inode, queues and TCP info; None when not collected.

@@ -293,3 +293,50 @@ def spawn_zombie_leader() -> Child:
         time.sleep(0.02)
     child.stop()
     raise RuntimeError("the zombie-leader child's main thread did not exit")
+
+
+# A listener that prints its port, then opens one more listener each time it reads a line.
+LISTENER = r"""
+import socket, sys
+held = []
+def listen():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(8)
+    held.append(s)
+    print(s.getsockname()[1], flush=True)
+listen()
+for _ in sys.stdin:
+    listen()
+"""
+
+
+@contextmanager
+def netns_listener(*prefix: str) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """A child listening on 127.0.0.1 inside a new network namespace (``prefix`` makes it, e.g.
+    ``unshare --net``); lo is brought up inside first. Yields (process, port)."""
+    fd, script = tempfile.mkstemp(suffix=".py", prefix="portscope-netns-")
+    with os.fdopen(fd, "w") as f:
+        f.write(LISTENER)
+    os.chmod(script, 0o644)
+    inner = f"ip link set lo up && exec {sys.executable} -u {script}"
+    proc = subprocess.Popen(
+        [*prefix, "sh", "-c", inner], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.strip().isdigit(), f"the namespaced listener did not start: {line!r}"
+        yield proc, int(line)
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+        os.unlink(script)
+
+
+def more(proc: subprocess.Popen[str]) -> int:
+    """Ask the namespaced child for one more listener; its port."""
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write("more\n")
+    proc.stdin.flush()
+    return int(proc.stdout.readline())

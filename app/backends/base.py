@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Literal, Protocol
 
 from app.errors import CollectorUnavailable
-from app.model import LISTEN, UDP_BOUND, Endpoint, Proto, Snapshot, Sock
+from app.model import LISTEN, UDP_BOUND, Endpoint, NetnsInfo, Proto, Snapshot, Sock
 from app.ports import ephemeral_range
 from app.processes import ProcessCache, is_privileged
 
@@ -69,6 +69,7 @@ def finish_snapshot(
     stats: Mapping[int, tuple[int | None, ...]] | None = None,
     listen_counters: tuple[int, int] | None = None,
     holders: Mapping[int, tuple[int, ...]] | None = None,
+    namespaces: Mapping[int, NetnsInfo] | None = None,
 ) -> Snapshot:
     """Resolve owners, drop owners that vanished mid-scan (their sockets become ownerless and are
     counted), and build the snapshot. Shared by every collector.
@@ -89,10 +90,7 @@ def finish_snapshot(
     vanished = pids - processes.keys()
     if vanished:
         lost = sum(1 for s in socks if s.pid in vanished)
-        socks = [
-            Sock(s.proto, s.family, s.laddr, s.raddr, s.status, None, s.inode) if s.pid in vanished else s
-            for s in socks
-        ]
+        socks = [s.without_owner() if s.pid in vanished else s for s in socks]
         presorted = False
         n = len(vanished)
         warnings.append(
@@ -117,6 +115,7 @@ def finish_snapshot(
         stats=stats,
         listen_counters=listen_counters,
         holders=holders or {},
+        namespaces=namespaces or {},
     )
 
 

@@ -25,7 +25,7 @@ from app.fast.owners import OwnerMap
 from app.fast.procnet import ProcNetReader
 from app.fast.records import ReadResult, Record
 from app.fast.tcpinfo import read_listen_counters
-from app.model import Snapshot, Sock
+from app.model import NetnsInfo, Snapshot, Sock
 from app.processes import ProcessCache
 
 Path = Literal["auto", "netlink", "procnet", "psutil"]
@@ -51,6 +51,98 @@ def open_reader(path: str, stats: bool = False) -> Reader:
     raise ValueError(f"unknown socket source {path!r}")
 
 
+NETNS_RELIST = 2.0  # seconds between two looks for network namespaces that came or went
+
+
+def _merge(main: ReadResult, extra: list[ReadResult], gone: list[Record]) -> ReadResult:
+    """One result from the current namespace's and the other namespaces' reads."""
+    records = list(main.records)
+    fresh = list(main.fresh)
+    closed = None if main.closed is None else [*main.closed, *gone]
+    stats = dict(main.stats) if main.stats is not None else None
+    for res in extra:
+        records.extend(res.records)
+        fresh.extend(res.fresh)
+        if closed is not None and res.closed is not None:
+            closed.extend(res.closed)
+        else:
+            closed = None
+        if stats is not None and res.stats:
+            stats.update(res.stats)
+    return ReadResult(records, fresh, closed, stats)
+
+
+class Namespaces:
+    """Readers for every other network namespace (``netns="all"``): one sock_diag socket opened
+    inside each (:func:`app.netns.opener`), kept while the namespace lives. The list of namespaces
+    is looked at again every :data:`NETNS_RELIST` seconds."""
+
+    def __init__(self, stats: bool, clock: Callable[[], float] = time.monotonic) -> None:
+        self.stats = stats
+        self.clock = clock
+        self.readers: dict[int, NetlinkReader] = {}
+        self.info: dict[int, NetnsInfo] = {}
+        self.current: NetnsInfo | None = None
+        self.notes: list[str] = []
+        self._listed_at = float("-inf")
+
+    def _relist(self) -> list[Record]:
+        """Look for namespaces that came or went; returns the records of those that went."""
+        from app.netns import list_namespaces, opener
+
+        self._listed_at = self.clock()
+        found = list_namespaces()
+        note = found.warning()
+        self.notes = [note] if note else []
+        live = {ns.inode: ns for ns in found.namespaces if not ns.current}
+        cur = found.current
+        if cur is not None:
+            self.current = NetnsInfo(cur.inode, cur.label, cur.name, True)
+        gone: list[Record] = []
+        for inode in [i for i in self.readers if i not in live]:
+            reader = self.readers.pop(inode)
+            gone.extend(reader.cached())
+            reader.close()
+            self.info.pop(inode, None)
+        for inode, ns in live.items():
+            if inode in self.readers:
+                continue
+            try:
+                self.readers[inode] = NetlinkReader(opener=opener(ns), stats=self.stats)
+            except OSError as exc:  # gone meanwhile, or not ours to enter
+                self.notes.append(f"cannot read network namespace {ns.label}: {exc.strerror or exc}")
+                continue
+            self.info[inode] = NetnsInfo(inode, ns.label, ns.name, False)
+        return gone
+
+    def read(self, port: int | None) -> tuple[list[ReadResult], list[Record]]:
+        gone = self._relist() if self.clock() - self._listed_at >= NETNS_RELIST else []
+        results = []
+        for inode, reader in list(self.readers.items()):
+            try:
+                res = reader.read(port)
+            except OSError:  # the namespace went away between two looks
+                gone.extend(reader.cached())
+                reader.close()
+                del self.readers[inode]
+                self.info.pop(inode, None)
+                continue
+            for r in res.fresh:
+                r.netns = inode
+            results.append(res)
+        return results, gone
+
+    def labels(self) -> dict[int, NetnsInfo]:
+        out = {0: self.current} if self.current is not None else {}
+        out.update(self.info)
+        return out
+
+    def close(self) -> None:
+        for reader in self.readers.values():
+            reader.close()
+        self.readers.clear()
+
+
 class FastCollector:
     """Snapshots via netlink sock_diag (else /proc/net, else ``fallback``) with incremental owners.
 
@@ -61,9 +153,16 @@ class FastCollector:
     the path in use."""
 
     def __init__(
-        self, *, path: Path = "auto", fallback: Callable[[], Collector] | None = None, stats: bool = False
+        self,
+        *,
+        path: Path = "auto",
+        fallback: Callable[[], Collector] | None = None,
+        stats: bool = False,
+        netns: Literal["current", "all"] = "current",
     ) -> None:
         self.stats = stats  # also read queues, tcp_info and the host's listen counters (netlink only)
+        # netns="all": also every other network namespace (root: all; unprivileged: the user's own)
+        self.namespaces = Namespaces(stats) if netns == "all" else None
         self.processes = ProcessCache()
         self.owners = OwnerMap(track_holders=True)
         self._reader: Reader | None = None
@@ -114,6 +213,8 @@ class FastCollector:
     def close(self) -> None:
         if self._reader is not None:
             self._reader.close()
+        if self.namespaces is not None:
+            self.namespaces.close()
         self.processes.clear()
 
     def _read(self, port: int | None, warnings: list[str]) -> ReadResult | None:
@@ -151,6 +252,11 @@ class FastCollector:
                 )
             return snap
 
+        ns = self.namespaces
+        if ns is not None and self._reader is not None and self._reader.source == "netlink":
+            extra, went = ns.read(port)
+            result = _merge(result, extra, went)
+            warnings.extend(ns.notes)
         gone = self.processes.reap()
         if gone:
             self.owners.forget_pids(gone)
@@ -174,6 +280,7 @@ class FastCollector:
             stats=result.stats,
             listen_counters=counters,
             holders=shared,
+            namespaces=ns.labels() if ns is not None else None,
         )
 
     def _rebuild(self, result: ReadResult, port: int | None) -> tuple[list[Sock], set[int], int]:
@@ -187,7 +294,7 @@ class FastCollector:
             pid = get(r.inode)
             if r.sock is None or r.pid != pid:
                 r.pid = pid
-                r.sock = Sock(r.proto, r.family, r.laddr, r.raddr, r.status, pid, r.inode)
+                r.sock = Sock(r.proto, r.family, r.laddr, r.raddr, r.status, pid, r.inode, r.netns)
                 base = r.base
                 if base < 0:
                     r.base = base = _base_key(r)
@@ -262,7 +369,7 @@ class FastCollector:
 
 def _build(r: Record, pid: int | None) -> None:
     r.pid = pid
-    r.sock = Sock(r.proto, r.family, r.laddr, r.raddr, r.status, pid, r.inode)
+    r.sock = Sock(r.proto, r.family, r.laddr, r.raddr, r.status, pid, r.inode, r.netns)
     base = r.base
     if base < 0:
         r.base = base = _base_key(r)

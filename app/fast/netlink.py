@@ -200,6 +200,10 @@ class NetlinkReader:
             self._sock.close()
             self._sock = None
 
+    def cached(self) -> list[Record]:
+        """The records of the last full read (what closes if this reader goes away)."""
+        return [r for r in self._cache.values() if r is not SKIP]
+
     def __del__(self) -> None:
         try:
             self.close()

@@ -31,7 +31,19 @@ TCP_STATE_NAMES: dict[int, str] = {
 class Record:
     """One socket as the kernel reported it, plus the collector's cached Sock for it."""
 
-    __slots__ = ("base", "family", "inode", "laddr", "pid", "proto", "raddr", "skey", "sock", "status")
+    __slots__ = (
+        "base",
+        "family",
+        "inode",
+        "laddr",
+        "netns",
+        "pid",
+        "proto",
+        "raddr",
+        "skey",
+        "sock",
+        "status",
+    )
 
     def __init__(
         self,
@@ -48,6 +60,7 @@ class Record:
         self.raddr = raddr
         self.status = status
         self.inode = inode
+        self.netns = 0  # the namespace's inode, set by the collector for other namespaces' records
         self.pid: int | None = None
         self.sock: Sock | None = None
         self.skey = 0  # the sort key of ``sock`` (an int: app.backends.base.sort_key)
