@@ -1,6 +1,7 @@
 """The stable JSON shape of sockets and snapshots (``list --json``, ``who --json``, events).
 
-Version 1. Pinned by tests/test_json_shape.py: add keys only with a version bump.
+Version 2 (added to each socket: ``owners``, ``service``, ``forward``, ``netns``). Pinned by
+tests/integration/test_json_shape.py: add keys only with a version bump.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from typing import Any
 from app import __version__
 from app.exposure import ExposureMap
 from app.model import ProcessInfo, Snapshot, Sock
+from app.owners import OwnerFacts, owner_dict
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def process_dict(p: ProcessInfo | None) -> dict[str, Any] | None:
@@ -30,9 +32,35 @@ def process_dict(p: ProcessInfo | None) -> dict[str, Any] | None:
     }
 
 
+def netns_dict(sock: Sock, snapshot: Snapshot) -> dict[str, Any] | None:
+    """The socket's network namespace: inode, ip-netns name, current (+ label); ``None`` when the
+    collector does not know (psutil)."""
+    info = snapshot.namespaces.get(sock.netns)
+    if info is None:
+        return None
+    return {"inode": info.inode, "name": info.name, "current": info.current, "label": info.label}
+
+
+def owner_blocks(
+    sock: Sock, snapshot: Snapshot, facts: OwnerFacts | None
+) -> tuple[list[dict[str, object]], dict[str, object] | None, dict[str, object] | None]:
+    """(owners, service, forward) of ``sock`` as JSON values."""
+    owners = [owner_dict(p) for p in OwnerFacts.holders(snapshot, sock)]
+    if facts is None:
+        return owners, None, None
+    svc = facts.service(snapshot, sock)
+    fwd = facts.forward(snapshot, sock)
+    return owners, svc.as_dict() if svc else None, fwd.as_dict() if fwd else None
+
+
 def sock_dict(
-    sock: Sock, snapshot: Snapshot, exposure: ExposureMap, key: str | None = None
+    sock: Sock,
+    snapshot: Snapshot,
+    exposure: ExposureMap,
+    key: str | None = None,
+    facts: OwnerFacts | None = None,
 ) -> dict[str, Any]:
+    owners, service, forward = owner_blocks(sock, snapshot, facts)
     return {
         "key": key or sock.endpoint_key,
         "proto": sock.proto.value,
@@ -46,11 +74,19 @@ def sock_dict(
         "exposure": exposure.classify(sock.laddr.ip).as_dict(),
         "pid": sock.pid,
         "process": process_dict(snapshot.owner(sock)),
+        "owners": owners,
+        "service": service,
+        "forward": forward,
+        "netns": netns_dict(sock, snapshot),
     }
 
 
 def snapshot_dict(
-    snapshot: Snapshot, socks: list[Sock], exposure: ExposureMap, **extra: Any
+    snapshot: Snapshot,
+    socks: list[Sock],
+    exposure: ExposureMap,
+    facts: OwnerFacts | None = None,
+    **extra: Any,
 ) -> dict[str, Any]:
     keys = snapshot.keyed()
     key_of = {id(s): k for k, s in keys.items()}
@@ -64,7 +100,7 @@ def snapshot_dict(
         "warnings": list(snapshot.warnings),
         "ephemeral_range": list(snapshot.ephemeral),
         **extra,
-        "sockets": [sock_dict(s, snapshot, exposure, key_of.get(id(s))) for s in socks],
+        "sockets": [sock_dict(s, snapshot, exposure, key_of.get(id(s)), facts) for s in socks],
     }
 
 
@@ -90,6 +126,10 @@ _SOCK_KEYS = (
     "exposure",
     "pid",
     "process",
+    "owners",
+    "service",
+    "forward",
+    "netns",
 )
 _SOCK_INDENT = "    "  # sockets sit at depth 2 of the document
 _INNER = "\n      "  # a socket's keys, and what a nested block is re-indented by
@@ -110,12 +150,20 @@ def _endpoint_block(ip: str, port: int) -> str:
 
 
 def iter_socket_json(
-    socks: list[Sock], snapshot: Snapshot, exposure: ExposureMap, keys: list[str | None]
+    socks: list[Sock],
+    snapshot: Snapshot,
+    exposure: ExposureMap,
+    keys: list[str | None],
+    facts: OwnerFacts | None = None,
 ) -> Iterator[str]:
     """Each socket's text as ``json.dumps(sock_dict(...), indent=2)`` nested in the document.
     (Proto, Family and PortRange are StrEnums: their C-encoded text is their value's.)"""
     procs: dict[int | None, str] = {}
     places: dict[str, str] = {}
+    # owners/service/forward/netns: a block per (owner, local port, namespace), or per socket
+    # when it is shared (its holder list is its own)
+    extras: dict[tuple[int | None, int, int], str] = {}
+    shared = snapshot.holders
     in_eph = snapshot.in_ephemeral
     owner = snapshot.owner
     classify = exposure.classify
@@ -129,6 +177,13 @@ def iter_socket_json(
         if place is None:
             place = places[laddr.ip] = _block(classify(laddr.ip).as_dict())
         port = laddr.port
+        if sock.inode in shared or pid == 1:
+            extra = _extra_block(sock, snapshot, facts)
+        else:
+            ekey = (pid, port, sock.netns)
+            extra = extras.get(ekey)  # type: ignore[assignment]
+            if extra is None:
+                extra = extras[ekey] = _extra_block(sock, snapshot, facts)
         yield (
             _SOCK_INDENT + "{" + _INNER + '"key": ' + _enc(key or sock.endpoint_key)
             + "," + _INNER + '"proto": ' + _enc(sock.proto)
@@ -143,29 +198,46 @@ def iter_socket_json(
             + "," + _INNER + '"exposure": ' + place
             + "," + _INNER + '"pid": ' + ("null" if pid is None else int.__repr__(pid))
             + "," + _INNER + '"process": ' + proc
+            + extra
             + "\n" + _SOCK_INDENT + "}"
         )  # fmt: skip
 
 
+def _extra_block(sock: Sock, snapshot: Snapshot, facts: OwnerFacts | None) -> str:
+    owners, service, forward = owner_blocks(sock, snapshot, facts)
+    return (
+        "," + _INNER + '"owners": ' + (_block(owners) if owners else "[]")
+        + "," + _INNER + '"service": ' + ("null" if service is None else _block(service))
+        + "," + _INNER + '"forward": ' + ("null" if forward is None else _block(forward))
+        + "," + _INNER + '"netns": ' + _block(netns_dict(sock, snapshot))
+    )  # fmt: skip
+
+
 def iter_snapshot_json(
-    snapshot: Snapshot, socks: list[Sock], exposure: ExposureMap, *, chunk: int = 500, **extra: Any
+    snapshot: Snapshot,
+    socks: list[Sock],
+    exposure: ExposureMap,
+    *,
+    chunk: int = 500,
+    facts: OwnerFacts | None = None,
+    **extra: Any,
 ) -> Iterator[str]:
-    """The text of ``json.dumps(snapshot_dict(snapshot, socks, exposure, **extra), indent=2)``,
-    in pieces of about ``chunk`` sockets (write each as it comes: bounded memory)."""
+    """The text of ``json.dumps(snapshot_dict(snapshot, socks, exposure, facts, **extra),
+    indent=2)``, in pieces of about ``chunk`` sockets (write each as it comes: bounded memory)."""
     head = json.dumps(snapshot_dict(snapshot, [], exposure, **extra), indent=2)
     if not socks:
         yield head
         return
     tail = '"sockets": []\n}'
     if not head.endswith(tail):  # only if someone moves "sockets": then the slow, sure way
-        yield json.dumps(snapshot_dict(snapshot, socks, exposure, **extra), indent=2)
+        yield json.dumps(snapshot_dict(snapshot, socks, exposure, facts, **extra), indent=2)
         return
     yield head[: -len(tail)] + '"sockets": [\n'
     key_of = {id(s): k for k, s in snapshot.keyed().items()}
     keys = [key_of.get(id(s)) for s in socks]
     parts: list[str] = []
     sep = ""
-    for text in iter_socket_json(socks, snapshot, exposure, keys):
+    for text in iter_socket_json(socks, snapshot, exposure, keys, facts):
         parts.append(text)
         if len(parts) >= chunk:
             yield sep + ",\n".join(parts)

@@ -49,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from app.collector import default_collector, filter_kind
     from app.exposure import ExposureMap
     from app.model import Proto
+    from app.owners import OwnerFacts
     from app.serialize import iter_snapshot_json
 
     wanted_range = args.port_range
@@ -66,7 +67,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.json:
         write = sys.stdout.write
-        for text in iter_snapshot_json(snapshot, socks, exposure):  # = json.dump(..., indent=2)
+        facts = OwnerFacts()
+        facts.prepare(snapshot, socks)
+        for text in iter_snapshot_json(snapshot, socks, exposure, facts=facts):  # = json.dump(indent=2)
             write(text)
         write("\n")
     elif args.csv:

@@ -26,6 +26,7 @@ def run(args: argparse.Namespace) -> int:
     from app.collector import default_collector, sort_sockets
     from app.exposure import ExposureMap
     from app.model import Proto
+    from app.owners import OwnerFacts
     from app.serialize import iter_snapshot_json
 
     snapshot = default_collector().collect(port=args.port)
@@ -33,7 +34,9 @@ def run(args: argparse.Namespace) -> int:
     socks = snapshot.on_port(args.port, Proto(args.proto) if args.proto else None)
     socks = sorted(sort_sockets(socks), key=lambda s: not s.listening)  # listeners first
     if args.json:
-        for text in iter_snapshot_json(snapshot, socks, exposure, port=args.port):
+        facts = OwnerFacts()
+        facts.prepare(snapshot, socks)
+        for text in iter_snapshot_json(snapshot, socks, exposure, facts=facts, port=args.port):
             sys.stdout.write(text)
         sys.stdout.write("\n")
     elif socks:

@@ -22,6 +22,7 @@ from app.backends.base import Collector, base_key, finish_snapshot, hidden_owner
 from app.errors import CollectorUnavailable
 from app.fast.netlink import NetlinkReader
 from app.fast.owners import OwnerMap
+from app.fast.procfs import netns_inode
 from app.fast.procnet import ProcNetReader
 from app.fast.records import ReadResult, Record
 from app.fast.tcpinfo import read_listen_counters
@@ -163,6 +164,7 @@ class FastCollector:
         self.stats = stats  # also read queues, tcp_info and the host's listen counters (netlink only)
         # netns="all": also every other network namespace (root: all; unprivileged: the user's own)
         self.namespaces = Namespaces(stats) if netns == "all" else None
+        self._here: dict[int, NetnsInfo] | None = None  # the current namespace, read once
         self.processes = ProcessCache()
         self.owners = OwnerMap(track_holders=True)
         self._reader: Reader | None = None
@@ -209,6 +211,12 @@ class FastCollector:
                 self._notes.append(f"{name} unavailable ({exc.strerror or exc}): falling back")
         self._reader = None
         raise CollectorUnavailable("cannot list sockets: " + ("; ".join(failures) or "no socket source"))
+
+    def _current_ns(self) -> dict[int, NetnsInfo] | None:
+        if self._here is None:
+            inode = netns_inode()
+            self._here = {0: NetnsInfo(inode, "current", None, True)} if inode is not None else {}
+        return self._here
 
     def close(self) -> None:
         if self._reader is not None:
@@ -280,7 +288,7 @@ class FastCollector:
             stats=result.stats,
             listen_counters=counters,
             holders=shared,
-            namespaces=ns.labels() if ns is not None else None,
+            namespaces=ns.labels() if ns is not None else self._current_ns(),
         )
 
     def _rebuild(self, result: ReadResult, port: int | None) -> tuple[list[Sock], set[int], int]:

@@ -161,3 +161,14 @@ def inode_holders(inodes: Iterable[int], proc: str = PROC) -> dict[int, set[int]
             if ino in wanted:
                 out.setdefault(ino, set()).add(pid)
     return out
+
+
+def netns_inode(pid: int | str = "self", proc: str = PROC) -> int | None:
+    """The inode of ``pid``'s network namespace (``net:[4026531840]``); ``None`` if unreadable."""
+    try:
+        link = os.readlink(f"{proc}/{pid}/ns/net")
+    except OSError:
+        return None
+    if link.startswith("net:[") and link.endswith("]") and link[5:-1].isdigit():
+        return int(link[5:-1])
+    return None

@@ -1,4 +1,4 @@
-"""The JSON shape (schema 1) of `list --json`, `who --json` and `ifaces --json`, pinned key by key.
+"""The JSON shape (schema 2) of `list --json`, `who --json` and `ifaces --json`, pinned key by key.
 
 Adding, removing or renaming a key fails here: that is a schema change (bump SCHEMA_VERSION and
 document it in the README)."""
@@ -41,7 +41,15 @@ SOCKET = {
     "exposure",
     "pid",
     "process",
+    "owners",
+    "service",
+    "forward",
+    "netns",
 }
+OWNER = {"pid", "name", "user"}
+SERVICE = {"kind", "name", "id", "image", "unit", "engine"}
+FORWARD = {"kind", "target", "via"}
+NETNS = {"inode", "name", "current", "label"}
 ENDPOINT = {"ip", "port"}
 EXPOSURE = {"kind", "interfaces", "label"}
 PROCESS = {"pid", "ppid", "name", "exe", "cmdline", "user", "create_time"}
@@ -62,7 +70,7 @@ ADDRESS = {"family", "address", "netmask", "prefixlen"}
 
 def check_top(data: dict[str, Any], extra: frozenset[str] = frozenset()) -> None:
     assert set(data) == TOP | extra
-    assert data["schema"] == SCHEMA_VERSION == 1
+    assert data["schema"] == SCHEMA_VERSION == 2
     assert data["portscope"] == __version__
     assert isinstance(data["taken_at"], float) and data["taken_at"] > 0
     assert isinstance(data["source"], str) and data["source"]
@@ -88,6 +96,14 @@ def check_socket(s: dict[str, Any]) -> None:
     assert s["exposure"]["kind"] in ("loopback", "all interfaces", "interface", "unknown")
     assert isinstance(s["exposure"]["interfaces"], list) and isinstance(s["exposure"]["label"], str)
     assert s["pid"] is None or isinstance(s["pid"], int)
+    assert isinstance(s["owners"], list) and all(set(o) == OWNER for o in s["owners"])
+    if s["owners"]:
+        assert s["owners"][0]["pid"] == s["pid"]  # the primary owner first
+    assert s["service"] is None or set(s["service"]) == SERVICE
+    assert s["forward"] is None or set(s["forward"]) == FORWARD
+    assert s["netns"] is None or set(s["netns"]) == NETNS
+    if s["netns"] is not None:
+        assert isinstance(s["netns"]["inode"], int) and isinstance(s["netns"]["current"], bool)
     if s["process"] is None:
         return
     p = s["process"]
@@ -132,6 +148,10 @@ def test_socket_dict_exactly() -> None:
             "user": "www",
             "create_time": 1700.5,
         },
+        "owners": [{"pid": 42, "name": "nginx", "user": "www"}],
+        "service": None,
+        "forward": None,
+        "netns": None,
     }
     assert sock_dict(conn, snap, emap) == {
         "key": "udp:[::]:50000>[::1]:53",
@@ -146,6 +166,10 @@ def test_socket_dict_exactly() -> None:
         "exposure": {"kind": "all interfaces", "interfaces": [], "label": "all interfaces"},
         "pid": None,
         "process": None,
+        "owners": [],
+        "service": None,
+        "forward": None,
+        "netns": None,
     }
     whole = json.loads(json.dumps(snapshot_dict(snap, [listener, conn], emap)))
     check_top(whole)

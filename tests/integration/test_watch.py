@@ -37,6 +37,10 @@ SOCKET_KEYS = {
     "exposure",
     "pid",
     "process",
+    "owners",
+    "service",
+    "forward",
+    "netns",
 }
 PROCESS_KEYS = {"pid", "ppid", "name", "exe", "cmdline", "user", "create_time"}
 
@@ -196,7 +200,7 @@ def test_event_json_shape_is_pinned() -> None:
     (event,) = [e for e in diff(before, after) if e.sock.laddr.port == port]
     data: dict[str, Any] = json.loads(json.dumps(event_dict(event, after, exposure)))
     assert list(data) == ["schema", "event", "time", "iso_time", "socket", "before"] == list(EVENT_KEYS)
-    assert data["schema"] == 1 and data["event"] == "owner-changed"
+    assert data["schema"] == 2 and data["event"] == "owner-changed"
     assert data["time"] == after.taken_at and data["iso_time"].endswith("+00:00")
     assert set(data["socket"]) == SOCKET_KEYS
     assert data["socket"]["key"] == f"tcp:127.0.0.1:{port}"
