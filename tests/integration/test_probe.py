@@ -15,15 +15,17 @@ import trustme
 
 from app import probe
 from app.errors import UsageError
-from app.probe import TestOutcome, TestPlan, run_plan
+from app.netaddr import Address
+from app.probe import ProbeOutcome, ProbePlan, run_plan
 from tests.helpers import free_port, needs_ipv6, run_cli, tcp_server, wait_for
 
 T = 0.5  # seconds: every test timeout
+V4 = Address(socket.AF_INET, "127.0.0.1")
 
 
-def outcome(plan: TestPlan) -> TestOutcome:
+def outcome(plan: ProbePlan) -> ProbeOutcome:
     items = list(run_plan(plan))
-    assert isinstance(items[-1], TestOutcome)
+    assert isinstance(items[-1], ProbeOutcome)
     return items[-1]
 
 
@@ -52,7 +54,7 @@ def endless(conn: socket.socket) -> None:
 
 def test_open_port_connects_n_times_with_latency() -> None:
     with tcp_server(echo) as port:
-        out = outcome(TestPlan("127.0.0.1", port, count=4, timeout=T))
+        out = outcome(ProbePlan("127.0.0.1", port, count=4, timeout=T))
     assert out.is_open and out.state == "open"
     [r] = out.connect
     assert [a.state for a in r.attempts] == ["open"] * 4
@@ -61,20 +63,20 @@ def test_open_port_connects_n_times_with_latency() -> None:
 
 
 def test_closed_port_is_refused() -> None:
-    out = outcome(TestPlan("127.0.0.1", free_port(), count=2, timeout=T))
+    out = outcome(ProbePlan("127.0.0.1", free_port(), count=2, timeout=T))
     assert out.state == "closed" and not out.is_open
     assert [a.error for a in out.connect[0].attempts] == ["refused", "refused"]
 
 
 def test_unresolvable_name_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match=r"cannot resolve host 'nohost\.invalid'"):
-        list(run_plan(TestPlan("nohost.invalid", 80, timeout=T)))
+        list(run_plan(ProbePlan("nohost.invalid", 80, timeout=T)))
 
 
 @needs_ipv6
 def test_ipv6_loopback() -> None:
     with tcp_server(echo, "::1") as port:
-        out = outcome(TestPlan("::1", port, count=1, timeout=T, banner=True))
+        out = outcome(ProbePlan("::1", port, count=1, timeout=T, banner=True))
     assert out.is_open and out.addresses == [f"[::1]:{port}"]
     assert out.banner is not None and out.banner.data.startswith(b"hello")
 
@@ -84,7 +86,7 @@ def test_ipv6_loopback() -> None:
 
 def test_banner_is_kept_raw_and_shown_escaped() -> None:
     with tcp_server(echo) as port:
-        out = outcome(TestPlan("127.0.0.1", port, count=1, timeout=T, banner=True))
+        out = outcome(ProbePlan("127.0.0.1", port, count=1, timeout=T, banner=True))
     assert out.banner is not None
     assert out.banner.data == b"hello \x1b[31mfrom\x1b[0m echo\r\n"
     text = out.banner.summary()
@@ -93,13 +95,13 @@ def test_banner_is_kept_raw_and_shown_escaped() -> None:
 
 def test_silent_server_banner_ends_at_the_timeout() -> None:
     with tcp_server(silent) as port:
-        b = probe.banner(socket.AF_INET, "127.0.0.1", port, timeout=0.3)
+        b = probe.banner(V4, port, timeout=0.3)
     assert b.data == b"" and b.ended == "timeout"
 
 
 def test_endless_server_banner_reads_a_bounded_number_of_bytes() -> None:
     with tcp_server(endless) as port:
-        b = probe.banner(socket.AF_INET, "127.0.0.1", port, timeout=0.5, limit=2048)
+        b = probe.banner(V4, port, timeout=0.5, limit=2048)
     assert len(b.data) == 2048 and b.ended == "limit"
     assert "(truncated)" in b.summary()
 
@@ -151,7 +153,7 @@ def http_server(handler: type[http.server.BaseHTTPRequestHandler], tls_ctx: ssl.
 
 def test_http_status_server_and_redirect() -> None:
     with http_server(_Redirect) as port:
-        out = outcome(TestPlan("127.0.0.1", port, count=1, timeout=T, http=True))
+        out = outcome(ProbePlan("127.0.0.1", port, count=1, timeout=T, http=True))
     assert out.http is not None and out.http.error == ""
     assert out.http.status == 302 and out.http.status_line.startswith("HTTP/1.0 302")
     assert out.http.server.startswith("ps-test-httpd/1.0")
@@ -168,7 +170,7 @@ def test_http_against_stdlib_http_server() -> None:
 
 def test_http_on_a_non_http_server_says_so() -> None:
     with tcp_server(echo) as port:
-        h = probe.http(socket.AF_INET, "127.0.0.1", port, "127.0.0.1", timeout=T)
+        h = probe.http(V4, port, "127.0.0.1", timeout=T)
     assert h.status is None and h.error.startswith("not HTTP")
 
 
@@ -187,7 +189,7 @@ def tls_server_ctx() -> tuple[ssl.SSLContext, trustme.CA]:
 def test_tls_untrusted_cert_is_reported_unverified_with_details(tls_server_ctx) -> None:
     ctx, _ca = tls_server_ctx
     with http_server(_Redirect, ctx) as port:
-        out = outcome(TestPlan("127.0.0.1", port, count=1, timeout=1.0, tls=True, http=True))
+        out = outcome(ProbePlan("127.0.0.1", port, count=1, timeout=1.0, tls=True, http=True))
     t = out.tls
     assert t is not None and t.handshake and not t.verified
     assert t.verify_error  # e.g. "unable to get local issuer certificate"
@@ -204,14 +206,14 @@ def test_tls_trusted_with_cafile_is_verified(tls_server_ctx, tmp_path) -> None:
     cafile = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(cafile))
     with http_server(_Redirect, ctx) as port:
-        t = probe.tls(socket.AF_INET, "127.0.0.1", port, "127.0.0.1", timeout=1.0, cafile=str(cafile))
+        t = probe.tls(V4, port, "127.0.0.1", timeout=1.0, cafile=str(cafile))
     assert t.handshake and t.verified, t.verify_error or t.error
     assert "ps-test.localhost" in t.subject
 
 
 def test_tls_against_plain_server_fails_cleanly() -> None:
     with tcp_server(silent) as port:
-        t = probe.tls(socket.AF_INET, "127.0.0.1", port, "127.0.0.1", timeout=0.3)
+        t = probe.tls(V4, port, "127.0.0.1", timeout=0.3)
     assert not t.handshake and t.error
     assert "handshake failed" in t.summary()
 
@@ -247,21 +249,32 @@ def udp_echo(host: str = "127.0.0.1") -> Iterator[int]:
 
 def test_udp_echo_is_open_with_the_reply() -> None:
     with udp_echo() as port:
-        out = outcome(TestPlan("127.0.0.1", port, udp=True, timeout=T))
+        out = outcome(ProbePlan("127.0.0.1", port, udp=True, timeout=T))
     assert out.is_open
     assert out.udp[0].reply.startswith(b"echo:portscope")
 
 
 def test_udp_closed_port_is_icmp_unreachable() -> None:
-    out = outcome(TestPlan("127.0.0.1", free_port("udp"), udp=True, timeout=T))
+    out = outcome(ProbePlan("127.0.0.1", free_port("udp"), udp=True, timeout=T))
     assert out.state == "closed" and "ICMP port unreachable" in out.udp[0].summary()
 
 
-def test_udp_silent_socket_is_open_filtered() -> None:
+def test_udp_silent_socket_bound_here_is_open() -> None:
+    """No reply, but this machine's socket table shows the socket bound there: open (the one UDP
+    rule, the same as scan's)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
-        out = outcome(TestPlan("127.0.0.1", s.getsockname()[1], udp=True, timeout=0.3))
-    assert out.state == "open|filtered" and not out.is_open
+        out = outcome(ProbePlan("127.0.0.1", s.getsockname()[1], udp=True, timeout=0.3))
+    assert out.state == "open" and out.is_open
+    assert "bound there" in out.udp[0].reason
+
+
+def test_udp_silence_without_a_local_socket_is_open_filtered() -> None:
+    """Silence with nothing known about the far end (here: the local lookup says nothing is bound)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        r = probe.udp(V4, s.getsockname()[1], timeout=0.3, bound_here=lambda _a, _p: False)
+    assert r.state == "open|filtered" and r.reason == "no reply"
 
 
 @needs_ipv6
@@ -306,7 +319,7 @@ def test_cancel_stops_between_steps() -> None:
     stop = threading.Event()
     stop.set()
     with tcp_server(echo) as port, pytest.raises(probe.Cancelled):
-        list(run_plan(TestPlan("127.0.0.1", port, timeout=T), cancel=stop))
+        list(run_plan(ProbePlan("127.0.0.1", port, timeout=T), cancel=stop))
 
 
 # --- review: descriptors and deadlines ----------------------------------------------------------
@@ -349,12 +362,12 @@ def test_no_descriptor_leaks_on_any_probe_path(tls_server_ctx) -> None:
 
         def one_round() -> None:
             for p in ports:
-                probe.tcp_connect(socket.AF_INET, "127.0.0.1", p, 1, 0.1)
-                probe.banner(socket.AF_INET, "127.0.0.1", p, 0.1)
-                probe.http(socket.AF_INET, "127.0.0.1", p, "127.0.0.1", 0.1)
-                probe.http(socket.AF_INET, "127.0.0.1", p, "localhost", 0.1, use_tls=True)
-                probe.tls(socket.AF_INET, "127.0.0.1", p, "localhost", 0.1)
-                probe.udp(socket.AF_INET, "127.0.0.1", p, 0.05)
+                probe.tcp_connect(V4, p, 1, 0.1)
+                probe.banner(V4, p, 0.1)
+                probe.http(V4, p, "127.0.0.1", 0.1)
+                probe.http(V4, p, "localhost", 0.1, use_tls=True)
+                probe.tls(V4, p, "localhost", 0.1)
+                probe.udp(V4, p, 0.05)
 
         one_round()  # warm-up: lazily opened descriptors (resolver, ssl) are not leaks
         before = settled()
@@ -377,9 +390,7 @@ def test_tls_handshake_against_a_dripping_server_ends_at_the_timeout() -> None:
 
     box: list[probe.TlsReport] = []
     with tcp_server(drip) as port:
-        t = threading.Thread(
-            target=lambda: box.append(probe.tls(socket.AF_INET, "127.0.0.1", port, "x", 0.3))
-        )
+        t = threading.Thread(target=lambda: box.append(probe.tls(V4, port, "x", 0.3)))
         t.start()
         t.join(30)
         stop.set()

@@ -225,15 +225,15 @@ async def wait_event(pilot, event: threading.Event) -> None:  # type: ignore[no-
 
 
 async def test_port_test_panel_streams_results_for_a_real_server() -> None:
-    from widgets.test_panel import PortTestPanel, start_port_test
+    from widgets.probe_panel import ProbePanel, start_probe
 
     with tcp_server(greet) as port:
         app = Host()
         async with app.run_test(size=(140, 40)) as pilot:
-            start_port_test(app, "127.0.0.1", port)
+            start_probe(app, "127.0.0.1", port)
             await pilot.pause()
             panel = app.screen
-            assert isinstance(panel, PortTestPanel)
+            assert isinstance(panel, ProbePanel)
             await wait_event(pilot, panel.finished)
             assert [o.state for o in panel.outcomes] == ["open"]
             text = log_text(panel)
@@ -246,35 +246,68 @@ async def test_port_test_panel_streams_results_for_a_real_server() -> None:
             assert "[red]hi\\x1b[0m\\r\\n" in log_text(panel)
             await pilot.press("escape")
             await pilot.pause()
-            assert not isinstance(app.screen, PortTestPanel)
+            assert not isinstance(app.screen, ProbePanel)
 
 
-async def test_port_test_panel_wildcard_prefills_both_loopbacks_and_reports_closed() -> None:
-    from widgets.test_panel import PortTestPanel, start_port_test
+async def test_port_test_panel_prefills_only_what_a_wildcard_bind_covers() -> None:
+    """0.0.0.0 is reached through 127.0.0.1 only (::1 cannot succeed); a dual-stack :: through both;
+    an IPv6-only :: through ::1 alone."""
+    from widgets.probe_panel import ProbePanel, start_probe
 
     port = free_port()
     app = Host()
     async with app.run_test(size=(140, 40)) as pilot:
-        start_port_test(app, "0.0.0.0", port)
+        start_probe(app, "0.0.0.0", port)
         await pilot.pause()
         panel = app.screen
-        assert isinstance(panel, PortTestPanel)
-        assert panel.query_one("#target").value == f"127.0.0.1:{port}, [::1]:{port}"
+        assert isinstance(panel, ProbePanel)
+        assert panel.query_one("#target").value == f"127.0.0.1:{port}"
         await wait_event(pilot, panel.finished)
-        assert [o.state for o in panel.outcomes] == ["closed", "closed"]
+        assert [o.state for o in panel.outcomes] == ["closed"]
+        await pilot.press("escape")
+        start_probe(app, "::", port, v6only=False)
+        await pilot.pause()
+        assert app.screen.query_one("#target").value == f"127.0.0.1:{port}, [::1]:{port}"
+        await wait_event(pilot, app.screen.finished)
+        await pilot.press("escape")
+        start_probe(app, "::", port, v6only=True)
+        await pilot.pause()
+        assert app.screen.query_one("#target").value == f"[::1]:{port}"
+        await wait_event(pilot, app.screen.finished)
+
+
+@needs_ipv6
+async def test_port_test_panel_asks_the_kernel_whether_a_wildcard_v6_listener_is_v6_only() -> None:
+    from widgets.probe_panel import ProbePanel, start_probe
+
+    for v6only, want in ((1, "[::1]:{p}"), (0, "127.0.0.1:{p}, [::1]:{p}")):
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, v6only)
+            s.bind(("::", 0))
+            s.listen(8)
+            port = s.getsockname()[1]
+            app = Host()
+            async with app.run_test(size=(140, 40)) as pilot:
+                start_probe(app, "::", port)  # v6only unknown: the panel asks sock_diag
+                await pilot.pause()
+                panel = app.screen
+                assert isinstance(panel, ProbePanel)
+                assert panel.query_one("#target").value == want.format(p=port)
+                await wait_event(pilot, panel.finished)
+                assert all(o.state == "open" for o in panel.outcomes)
 
 
 async def test_port_test_panel_bad_input_notifies_and_keeps_running() -> None:
     from textual.widgets import Input
 
-    from widgets.test_panel import PortTestPanel, start_port_test
+    from widgets.probe_panel import ProbePanel, start_probe
 
     app = Host()
     async with app.run_test(size=(140, 40)) as pilot:
-        start_port_test(app, "127.0.0.1", free_port())
+        start_probe(app, "127.0.0.1", free_port())
         await pilot.pause()
         panel = app.screen
-        assert isinstance(panel, PortTestPanel)
+        assert isinstance(panel, ProbePanel)
         await wait_event(pilot, panel.finished)
         panel.query_one("#target", Input).value = "127.0.0.1:99999"
         await pilot.press("enter")
@@ -288,7 +321,7 @@ async def test_port_test_panel_bad_input_notifies_and_keeps_running() -> None:
 
 
 async def test_port_test_panel_udp() -> None:
-    from widgets.test_panel import PortTestPanel, start_port_test
+    from widgets.probe_panel import ProbePanel, start_probe
 
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -296,10 +329,10 @@ async def test_port_test_panel_udp() -> None:
         s.close()
         app = Host()
         async with app.run_test(size=(140, 40)) as pilot:
-            start_port_test(app, "127.0.0.1", port, proto="udp")
+            start_probe(app, "127.0.0.1", port, proto="udp")
             await pilot.pause()
             panel = app.screen
-            assert isinstance(panel, PortTestPanel)
+            assert isinstance(panel, ProbePanel)
             await wait_event(pilot, panel.finished)
             assert [o.state for o in panel.outcomes] == ["closed"]
             assert "ICMP port unreachable" in log_text(panel)
