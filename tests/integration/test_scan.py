@@ -186,6 +186,16 @@ def test_cli_bad_specs_exit_2(spec: str) -> None:
     assert "Traceback" not in res.stderr and res.stderr.count("\n") == 1, res.stderr
 
 
+@pytest.mark.parametrize(
+    "host", ["fe80::1%", "fe80::1%no-such-interface", "::1%99999999999999999999", "[::1]", "%lo", "\x1b[2J"]
+)
+def test_cli_bad_hosts_exit_2(host: str) -> None:
+    res = run_cli("scan", host, "80", "--timeout", "0.3")
+    assert res.returncode == 2, (host, res.stdout, res.stderr)
+    assert "Traceback" not in res.stderr and res.stderr.count("\n") == 1, res.stderr
+    assert "\x1b" not in res.stderr
+
+
 def test_cli_unresolvable_host_exit_2() -> None:
     res = run_cli("scan", "nohost.invalid", "80", "--timeout", "0.3")
     assert res.returncode == 2 and "cannot resolve host" in res.stderr
@@ -267,3 +277,56 @@ def test_cancel_reaches_a_probe_waiting_for_a_descriptor() -> None:
             worker.join(30)
     assert finished
     assert scanner.done < 49
+
+
+@needs_netns
+def test_a_full_scan_of_the_ephemeral_range_finds_exactly_what_listens() -> None:
+    """Inside an empty namespace, every port of the ephemeral range: the kernel picks source ports
+    from the same range, so some probes meet themselves (TCP simultaneous open). The open set must
+    be what ``ss -tln`` reports, no more."""
+    got = run_in_netns(
+        """
+        lo, hi = map(int, open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
+        held = []
+        for p in (lo + 7, (lo + hi) // 2, hi - 3):
+            s = socket.socket()
+            s.bind(("127.0.0.1", p))
+            s.listen(8)
+            held.append(s)
+        r = cli_json("scan", "127.0.0.1", f"{lo}-{hi}", "--timeout", "0.5")
+        opened = [x["port"] for x in r["json"]["results"] if x["state"] == "open"]
+        ss = subprocess.run(["ss", "-Htln"], capture_output=True, text=True, check=True).stdout
+        listening = sorted({int(line.split()[3].rsplit(":", 1)[1]) for line in ss.splitlines()})
+        print(json.dumps({"scan": opened, "ss": [p for p in listening if lo <= p <= hi],
+                          "scanned": r["json"]["ports_scanned"], "width": hi - lo + 1}))
+        """
+    )
+    assert got["scanned"] == got["width"]
+    assert got["scan"] == got["ss"] and len(got["ss"]) == 3, got
+
+
+def test_cli_json_shape() -> None:
+    with child_listener("tcp", "127.0.0.1", name="ps-scan-json") as child:
+        res = run_cli("scan", "127.0.0.1", f"{child.port}", "--json", "--timeout", "0.5")
+    assert res.returncode == 0, res.stderr
+    data = json.loads(res.stdout)
+    assert set(data) == {
+        "host",
+        "ip",
+        "proto",
+        "local",
+        "concurrency",
+        "ports_scanned",
+        "cancelled",
+        "summary",
+        "results",
+    }
+    assert set(data["summary"]) == {"open", "closed", "filtered", "open|filtered", "unreachable", "error"}
+    assert data["summary"]["open"] == 1 and data["ports_scanned"] == 1 and data["local"] is True
+    [r] = data["results"]
+    assert set(r) == {"port", "state", "reason", "latency_ms", "owner"}
+    assert r["state"] == "open" and r["reason"] == "connected" and r["latency_ms"] >= 0
+    assert (
+        r["owner"] == {"pid": child.pid, "name": "ps-scan-json", "user": "root"}
+        or r["owner"]["pid"] == child.pid
+    )
