@@ -34,7 +34,7 @@ from widgets.log_panel import PANEL_CSS, LogPanel
 
 # (id, label, the letter of its key: underlined in the label)
 OPTIONS = (("banner", "Banner", "b"), ("http", "HTTP", "h"), ("tls", "TLS", "s"), ("udp", "UDP", "u"))
-HINT = "Alt+underlined letter ticks an option · Enter runs · Tab moves · Esc closes"
+HINT = "Alt+B/H/S/U ticks Banner/HTTP/TLS/UDP · Enter runs · Esc closes"
 
 
 def prefill(host: str, port: int, v6only: bool | None = None, proto: str = "tcp") -> str:
