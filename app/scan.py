@@ -26,6 +26,7 @@ import errno
 import os
 import select
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -43,7 +44,7 @@ FD_MARGIN = 32  # descriptors left for everything else (stdio, the collector, th
 EMFILE_PATIENCE = 2.0  # seconds (at least; 2x the timeout when longer) to wait for a free descriptor
 PROGRESS_EVERY = 512  # ports between two progress calls (and one at the end)
 _NO_FD = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
-_STARTED = frozenset({0, errno.EINPROGRESS, errno.EAGAIN, errno.EALREADY})
+_NOT_REUSABLE = frozenset({errno.EINVAL, errno.EISCONN, errno.EALREADY, errno.EBADF})
 
 ProgressFn = Callable[[int, int], None]  # (done, total)
 
@@ -218,6 +219,7 @@ class Scanner:
         self._poller: _Poller | None = _Poller()
         self._drought = False  # gave up waiting for a descriptor; until one is had, fail at once
         self._proto = "udp" if udp else "tcp"
+        self._reuse = sys.platform.startswith("linux")  # see _tcp_burst
         self._verdicts: dict[int, Verdict] = {}  # errno -> verdict, for this scan's protocol
 
     # -- the loop --------------------------------------------------------------------------------
@@ -323,48 +325,72 @@ class Scanner:
     # -- TCP ---------------------------------------------------------------------------------------
 
     def _tcp_burst(self, i: int, stop: int) -> int:
-        """Start connects for ``ports[i:stop]`` while there is room; return the next index. A port
-        whose refusal is already in (loopback: nearly all) is done here without leaving the loop;
-        the rest go to :meth:`_tcp_started`. Stops early when socket() finds no descriptor."""
+        """Start connects for ``ports[i:stop]`` while there is room; return the next index.
+
+        A port whose answer is already in (on loopback: nearly all) is done here without leaving
+        the loop. On Linux a second ``connect()`` on the same socket reports the outcome so far
+        (ECONNREFUSED, 0 when connected, EALREADY while the handshake goes on) and, after a
+        refusal, leaves the socket unconnected and reusable: a refused port costs two connect
+        calls and no socket()/close(). Elsewhere (or if the kernel does not behave so) each port
+        gets a fresh socket. Stops early when socket() finds no descriptor."""
         ports, results, waiting, limit = self.ports, self._results, self._waiting, self.concurrency
         make, family, kind = _socket.socket, self.family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK
         v6 = family == socket.AF_INET6
         ip, scope = self.addr.bare_ip, self.addr.scope_id
-        refused = errno.ECONNREFUSED
+        refused, in_progress = errno.ECONNREFUSED, errno.EINPROGRESS
         closed = self._verdict(refused)
         state, reason = closed.state, closed.reason
-        sol, so_error, started_codes, clock = socket.SOL_SOCKET, socket.SO_ERROR, _STARTED, time.monotonic
-        while i < stop and len(waiting) < limit:
-            port = ports[i]
-            try:
-                s = make(family, kind)
-            except OSError as exc:
-                if exc.errno not in _NO_FD:
-                    raise
-                self.emfile_retries += 1
-                return i
-            self._drought = False
-            started = clock()
-            err = s.connect_ex((ip, port, 0, scope) if v6 else (ip, port))
-            if err in started_codes:
-                err = s.getsockopt(sol, so_error)
-            if err == refused:
-                s.close()
-                results[port] = PortResult(port, state, None, None, reason)
-            else:
+        clock = time.monotonic
+        s: _socket.socket | None = None
+        reused = False
+        try:
+            while i < stop and len(waiting) < limit:
+                port = ports[i]
+                if s is None:
+                    try:
+                        s = make(family, kind)
+                    except OSError as exc:
+                        if exc.errno not in _NO_FD:
+                            raise
+                        self.emfile_retries += 1
+                        return i
+                    self._drought = False
+                    reused = False
+                started = clock()
+                target = (ip, port, 0, scope) if v6 else (ip, port)
+                err = s.connect_ex(target)
+                if err == in_progress or err == 0:
+                    err = s.connect_ex(target)  # the outcome so far (see above)
+                    if err == refused and self._reuse:
+                        results[port] = PortResult(port, state, None, None, reason)
+                        i += 1
+                        reused = True
+                        continue
+                elif reused and err in _NOT_REUSABLE:  # this kernel does not reset a failed socket
+                    self._reuse = False
+                    s.close()
+                    s = None
+                    continue  # the same port again, on a fresh socket
                 self._tcp_started(s, port, started, err)
-            i += 1
+                s = None
+                i += 1
+        finally:
+            if s is not None:
+                s.close()
         return i
 
     def _tcp_started(self, s: _socket.socket, port: int, started: float, err: int) -> None:
         """A connect that was not refused at once: connected, still going (wait), or failed."""
-        if err == 0:
+        if err == 0 or err == errno.EISCONN:
             try:
                 peer = s.getpeername()
-            except OSError:  # still connecting: wait for it
+            except OSError:  # not connected after all: wait for it
                 self._wait(s, port, started, want_read=False)
                 return
             self._connected(s, port, started, peer)
+            return
+        if err in (errno.EALREADY, errno.EINPROGRESS):
+            self._wait(s, port, started, want_read=False)
             return
         s.close()
         self._failed(port, err)
