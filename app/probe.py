@@ -28,9 +28,6 @@ BANNER_LIMIT = 1024  # bytes kept of a banner
 BANNER_PAUSE = 0.2  # seconds of silence after the first bytes that end a banner
 HEADER_LIMIT = 16384  # bytes read of an HTTP response head
 DEFAULT_TIMEOUT = 1.0
-WILDCARDS = ("0.0.0.0", "::", "*", "")
-
-__all__ = ["ConnectState", "resolve"]
 
 
 class Cancelled(Exception):

@@ -94,7 +94,6 @@ class ScanResult:
     host: str
     ip: str
     proto: str
-    requested_concurrency: int
     concurrency: int
     peak: int = 0
     results: list[PortResult] = field(default_factory=list)
@@ -205,7 +204,6 @@ class Scanner:
         self.family = self.addr.family
         self.ports = list(ports)
         self.udp = udp
-        self.requested = concurrency
         self.concurrency = effective_concurrency(concurrency, len(self.ports))
         self.timeout = timeout
         self.progress = progress
@@ -529,7 +527,6 @@ def scan(
         host=host,
         ip=addr.ip,
         proto=proto,
-        requested_concurrency=concurrency,
         concurrency=scanner.concurrency,
         peak=scanner.peak,
         cancelled=scanner.cancel.is_set(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import resource
 import socket
+import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
@@ -47,6 +48,18 @@ def test_scan_finds_exactly_the_open_ports() -> None:
     assert result.open_ports == wanted
     assert result.count("closed") == len(block) - len(wanted)
     assert [r.port for r in result.results] == block
+
+
+@pytest.mark.parametrize("reuse", [True, False])
+def test_refused_sockets_reused_or_not_give_the_same_answer(reuse: bool) -> None:
+    """Linux reuses a refused probe's socket for the next port; elsewhere each port gets a new one."""
+    with listeners_in_block(5, width=80) as (block, wanted):
+        scanner = scan.Scanner("127.0.0.1", block, concurrency=16, timeout=0.5)
+        scanner._reuse = reuse and sys.platform.startswith("linux")
+        found = scanner.run()
+    assert sorted(p for p, r in found.items() if r.state == "open") == wanted
+    assert {r.state for p, r in found.items() if p not in wanted} == {"closed"}
+    assert {r.reason for p, r in found.items() if p not in wanted} == {"refused"}
 
 
 def test_concurrency_bound_is_respected_on_loopback() -> None:
