@@ -66,8 +66,10 @@ def local_targets(ip: str, port: int, v6only: bool | None = None, proto: str = "
 
     A wildcard bind is reached through loopback: ``0.0.0.0`` (and ``*``) -> 127.0.0.1 only; ``::``
     -> 127.0.0.1 and ::1, or ::1 alone when the socket is IPv6-only. ``v6only`` None: ask the kernel
-    (:func:`app.v6only.listener_v6only`); unknown counts as dual-stack, the kernel's default. Any
-    other address is tested as it is."""
+    (:func:`app.v6only.listener_v6only`); unknown counts as dual-stack, the kernel's default. A
+    link-local address gets the scope of the one interface that carries it (``fe80::1%eth0``): the
+    socket tables do not name it, and without it the address cannot be reached. Any other address
+    is tested as it is."""
     if ip in ("0.0.0.0", "*", ""):
         return [format_endpoint("127.0.0.1", port)]
     if ip == "::":
@@ -77,7 +79,21 @@ def local_targets(ip: str, port: int, v6only: bool | None = None, proto: str = "
             v6only = listener_v6only(port, proto)
         six = format_endpoint("::1", port)
         return [six] if v6only else [format_endpoint("127.0.0.1", port), six]
-    return [format_endpoint(ip, port)]
+    return [format_endpoint(_with_scope(ip), port)]
+
+
+def _with_scope(ip: str) -> str:
+    import ipaddress
+
+    try:
+        if "%" in ip or not ipaddress.ip_address(ip).is_link_local or ":" not in ip:
+            return ip
+        from app.exposure import interface_addresses
+
+        names = sorted(set(interface_addresses().get(ip, [])))
+    except Exception:  # not an address, or no interface list: as it is
+        return ip
+    return f"{ip}%{names[0]}" if len(names) == 1 else ip
 
 
 # --- TCP connect --------------------------------------------------------------------------------

@@ -480,6 +480,8 @@ def test_link_local_with_a_scope_works_in_test_scan_and_free() -> None:
         tu = cli_json("test", f"[fe80::1%lo]:{echo.getsockname()[1]}", "--udp", "--timeout", "0.5")
         sc = cli_json("scan", "fe80::1%lo", f"{port},{closed}", "--timeout", "0.5")
         fr = cli_json("free", "--host", "fe80::1%lo", "--range", "20000-20100", "--count", "2")
+        from app.probe import local_targets  # what the dashboard's t prefills for this listener
+        prefilled = local_targets("fe80::1", port)
         binds = []
         for p in fr["json"]["ports"]:
             with socket.socket(socket.AF_INET6) as b:
@@ -491,6 +493,7 @@ def test_link_local_with_a_scope_works_in_test_scan_and_free() -> None:
             "udp": [tu["rc"], tu["json"]["state"]],
             "scan": [sc["rc"], sc["json"]["ip"], {str(r["port"]): r["state"] for r in sc["json"]["results"]}],
             "free": [fr["rc"], len(fr["json"]["ports"]), len(binds)],
+            "prefilled": prefilled,
             "port": port, "closed_port": closed,
         }))
         """
@@ -501,6 +504,7 @@ def test_link_local_with_a_scope_works_in_test_scan_and_free() -> None:
     assert got["udp"] == [0, "open"]
     assert got["scan"] == [0, "fe80::1%lo", {str(port): "open", str(closed): "closed"}]
     assert got["free"] == [0, 2, 2]
+    assert got["prefilled"] == [f"[fe80::1%lo]:{port}"]
 
 
 # --- CLI ----------------------------------------------------------------------------------------
