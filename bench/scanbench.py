@@ -55,21 +55,28 @@ def reachable_listeners() -> set[int]:
 
 
 def open_set_check(env: dict[str, str] | None) -> dict[str, object]:
-    """One scan with --json: its open ports against what ss says listens, taken just before."""
+    """One scan with --json: its open ports against what ss says listens, just before and after.
+
+    On a busy machine listeners come and go during the scan: one that ss saw before or after, or
+    whose owner the scan itself found (its local lookup runs after the probes), was real. An open
+    port with none of these is a phantom (what a self-connect looked like)."""
     before = reachable_listeners()
     res = subprocess.run(
         [*_cli(), "scan", "127.0.0.1", PORTS, "--json"], capture_output=True, text=True, timeout=300, env=env
     )
     after = reachable_listeners()
-    found = {r["port"] for r in json.loads(res.stdout)["results"] if r["state"] == "open"}
+    results = [r for r in json.loads(res.stdout)["results"] if r["state"] == "open"]
+    found = {r["port"] for r in results}
+    owned = {r["port"] for r in results if r["owner"]}
     stable = before & after  # listeners that came or went during the scan prove nothing either way
-    extra = sorted(found - (before | after))
+    extra = sorted(found - (before | after | owned))
     missing = sorted(stable - found)
     return {
         "listening": len(stable),
         "open": len(found),
         "extra": extra,
         "missing": missing,
+        "came_and_went": sorted((found & owned) - (before | after)),
         "same": not extra and not missing,
     }
 

@@ -31,7 +31,7 @@ def test_one_round_measures_both_and_checks_the_open_set() -> None:
     assert res["rounds"] == 1 and len(res["samples_ms"]["portscope"]) == 1
     check = res["open_set"]
     # (other listeners may come and go on a shared machine: only ours is asserted on)
-    assert set(check) == {"listening", "open", "extra", "missing", "same"}
+    assert set(check) == {"listening", "open", "extra", "missing", "came_and_went", "same"}
     assert port not in check["missing"] and check["open"] >= 1
     if shutil.which("nmap"):
         assert len(res["samples_ms"]["nmap"]) == 1 and res["portscope_over_nmap"] > 0
