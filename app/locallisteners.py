@@ -41,11 +41,16 @@ def local_listeners(ip: str, ports: set[int], proto: str) -> dict[int, Owner | N
     from app.collector import default_collector
 
     bare = ip.split("%", 1)[0]
+    collector = None
     try:
         collector = default_collector()
         snapshot = collector.collect(port=next(iter(ports))) if len(ports) == 1 else collector.collect()
     except Exception:  # no socket source here: nothing known
         return {}
+    finally:
+        close = getattr(collector, "close", None)  # the fast collector holds a netlink socket
+        if callable(close):
+            close()
     out: dict[int, Owner | None] = {}
     exact: set[int] = set()
     for s in snapshot.listeners:

@@ -114,35 +114,31 @@ class ProbePanel(LogPanel):
         box.value = not box.value
 
     def _row(self) -> list[Widget]:
-        return [*(self.query_one(f"#{oid}", Checkbox) for oid, _l, _k in OPTIONS)]
+        return [self.query_one(f"#{oid}", Checkbox) for oid, _label, _key in OPTIONS]
 
     def action_along(self, delta: int) -> None:
         """Left/Right: the previous/next option (the text field and the log keep their arrows)."""
         row = self._row()
-        focused = self.focused
-        if focused in row:
-            row[(row.index(focused) + delta) % len(row)].focus()
+        if self.focused in row:
+            row[(row.index(self.focused) + delta) % len(row)].focus()
 
     def action_across(self, delta: int) -> None:
-        """Up/Down: target field <-> options row <-> log."""
-        stops: list[Widget] = [self.query_one("#target", Input), self.query_one("#udp", Checkbox)]
+        """Up/Down: the target field <-> the options row (and Run) <-> the log."""
+        stops: list[Widget] = [
+            self.query_one("#target", Input),
+            self._row()[0],
+            self.query_one("#log", RichLog),
+        ]
         focused = self.focused
-        row = self._row()
-        if focused in row or focused is self.query_one("#run", Button):
-            at = 1
-        elif focused is stops[0]:
+        if focused is stops[0]:
             at = 0
+        elif focused in self._row() or focused is self.query_one("#run", Button):
+            at = 1
         else:
-            return
+            return  # the log scrolls with its arrows
         to = at + delta
-        if to < 0:
-            return
-        if to == 1:
-            row[0].focus()
-        elif to == 0:
-            stops[0].focus()
-        else:
-            self.query_one("#log", RichLog).focus()
+        if 0 <= to < len(stops):
+            stops[to].focus()
 
     # -- running -----------------------------------------------------------------------------------
 
