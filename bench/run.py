@@ -399,11 +399,11 @@ def main(argv: list[str] | None = None) -> int:
     skipped: list[dict[str, object]] = []
     started = time.time()
     try:
-        if (
-            args.scan_rounds > 0
-        ):  # on the idle machine, before any load: the load's listeners are not its subject
-            print(f"scan of 127.0.0.1 1-65535 against nmap, {args.scan_rounds} rounds ...", file=sys.stderr)
-            scan = measure_scan(args.scan_rounds, env=CHILD_ENV)
+        # on the idle machine, before any load starts: the load's listeners are not its subject
+        scan_rounds = rounds if args.scan_rounds is None else args.scan_rounds
+        if scan_rounds > 0:
+            print(f"scan of 127.0.0.1 1-65535 against nmap, {scan_rounds} rounds ...", file=sys.stderr)
+            scan = measure_scan(scan_rounds, env=CHILD_ENV)
         for n, p in sizes:
             ok, why = fits(n, p)
             if not ok:
