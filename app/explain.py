@@ -58,10 +58,10 @@ from app.portfacts import (
     run_tests,
     sightings_from_events,
     test_ok,
-    v6only_flags,
 )
 from app.ports import ephemeral_range, in_ephemeral
 from app.service import service_of
+from app.v6only import v6only_flags
 
 Severity = Literal["info", "warning", "problem"]
 SEVERITIES: tuple[Severity, ...] = ("info", "warning", "problem")
@@ -471,16 +471,16 @@ class _Builder:
 
     # -- the live test
     def test_findings(self, results: list[TestResult]) -> None:
-        from app import probe
+        from app.outcome import ConnectState
 
         for r in results:
             where = format_endpoint(r.target.ip, self.port)
             what = "connect" if self.proto == "tcp" else "datagram"
             d = {"address": r.target.ip, "state": r.state, "latency_ms": r.latency_ms, "why": r.target.why}
-            if r.state == probe.OPEN:
+            if r.state == ConnectState.OPEN:
                 lat = f" in {r.latency_ms:.2f} ms" if r.latency_ms is not None else ""
                 self.add("test", "info", f"{what} from here to {p(where)} ({r.target.why}): open{lat}", **d)
-            elif self.proto == "udp" and r.state == probe.OPEN_FILTERED:
+            elif self.proto == "udp" and r.state == ConnectState.OPEN_FILTERED:
                 self.add(
                     "test",
                     "info",
@@ -490,10 +490,10 @@ class _Builder:
                 )
             else:
                 why = {
-                    probe.CLOSED: "refused: nothing accepts it there, or the firewall rejects it",
-                    probe.FILTERED: f"timed out after {self.timeout:g} s: something drops it (a firewall?)",
-                    probe.UNREACHABLE: "unreachable",
-                }.get(r.state, r.error or r.state)
+                    str(ConnectState.CLOSED): "refused: nothing accepts it there, or the firewall rejects it",
+                    str(ConnectState.FILTERED): f"timed out after {self.timeout:g} s: something drops it",
+                    str(ConnectState.UNREACHABLE): "unreachable",
+                }.get(str(r.state), r.error or str(r.state))
                 self.add("test", "problem", f"{what} from here to {p(where)} ({r.target.why}): {why}", **d)
 
     # -- the firewall

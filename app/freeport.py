@@ -10,42 +10,54 @@ from __future__ import annotations
 import random
 import socket
 from collections.abc import Callable
+from functools import lru_cache
 
 from app.backends.base import Collector
 from app.errors import UsageError
+from app.netaddr import Address, resolve
 from app.ports import ephemeral_range, in_ephemeral
+from app.textsafe import quoted
 
 DEFAULT_HOST = "0.0.0.0"
 DEFAULT_RANGE = "registered"
 MAX_BIND_ATTEMPTS = 5000  # bind tests per call, so a full range cannot take long
 
 
+@lru_cache(maxsize=64)
+def _bind_address(host: str, proto: str) -> Address:
+    """``host`` as a bindable address (a scope id kept: ``fe80::1%lo``). UsageError if it is none."""
+    return resolve(host, 0, proto)[0]
+
+
 def can_bind(port: int, proto: str = "tcp", host: str = DEFAULT_HOST) -> bool:
     """True if ``host:port`` binds right now (TCP: and listens). The socket is closed at once."""
-    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        addr = _bind_address(host, proto)
+    except UsageError:
+        return False
     kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
     try:
-        with socket.socket(fam, kind) as s:
-            if fam == socket.AF_INET6 and host == "::":
+        with socket.socket(addr.family, kind) as s:
+            if addr.family == socket.AF_INET6 and addr.ip == "::":
                 s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # dual stack: both free
-            s.bind((host, port))
+            s.bind(addr.sockaddr(port))
             if proto == "tcp":
                 s.listen(1)
         return True
-    except OSError:
+    except (OSError, OverflowError):
         return False
 
 
 def check_bindable_host(host: str, proto: str) -> None:
     """UsageError unless ``host`` is an address this machine can bind (tested on port 0)."""
-    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    addr = _bind_address(host, proto)
     kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
     try:
-        with socket.socket(fam, kind) as s:
-            s.bind((host, 0))
+        with socket.socket(addr.family, kind) as s:
+            s.bind(addr.sockaddr(0))
     except (OSError, OverflowError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise UsageError(f"cannot bind address {host!r}: {reason}") from None
+        raise UsageError(f"cannot bind address {quoted(host)}: {reason}") from None
 
 
 def used_ports(collector: Collector, proto: str) -> set[int]:
@@ -81,7 +93,7 @@ def find_free(
 ) -> list[int]:
     """Up to ``count`` free ports in ``lo..hi`` (sorted). Empty when none could be found."""
     if proto not in ("tcp", "udp"):
-        raise UsageError(f"invalid protocol {proto!r}: expected tcp or udp")
+        raise UsageError(f"invalid protocol {quoted(proto)}: expected tcp or udp")
     check_bindable_host(host, proto)
     if collector is None:
         from app.collector import default_collector

@@ -15,7 +15,6 @@ import json
 import os
 import socket
 import stat
-import struct
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -41,63 +40,7 @@ def p(text: object, limit: int = 200) -> str:
 # ----------------------------------------------------------------------------- who holds it
 
 
-# ----------------------------------------------------------------------------- IPV6_V6ONLY
-
-INET_DIAG_SKV6ONLY = 11
-_SOCK_DIAG_BY_FAMILY = 20
-_NLMSG_DONE = 3
-_NLMSG_ERROR = 2
-
-
-def v6only_flags(port: int, proto: str) -> list[tuple[str, int, bool]] | None:
-    """(local address, inode, IPV6_V6ONLY) of each IPv6 socket on local ``port`` that the kernel
-    reports it for (listening TCP, unconnected UDP), from one sock_diag dump; None when sock_diag
-    cannot be used."""
-    from app.fast.netlink import build_request, open_socket
-
-    ipproto = socket.IPPROTO_TCP if proto == "tcp" else socket.IPPROTO_UDP
-    try:
-        sock = open_socket()
-    except OSError:
-        return None
-    out: list[tuple[str, int, bool]] = []
-    try:
-        sock.settimeout(2.0)
-        sock.send(build_request(socket.AF_INET6, ipproto, 1, port))
-        while True:
-            data = sock.recv(65536)
-            if not data:
-                return out
-            done = _v6only_messages(data, out)
-            if done:
-                return out
-    except OSError:
-        return None
-    finally:
-        sock.close()
-
-
-def _v6only_messages(data: bytes, out: list[tuple[str, int, bool]]) -> bool:
-    off = 0
-    while off + 16 <= len(data):
-        length, mtype = struct.unpack_from("=IH", data, off)
-        if length < 16:
-            return True
-        if mtype in (_NLMSG_DONE, _NLMSG_ERROR):
-            return True
-        if mtype == _SOCK_DIAG_BY_FAMILY and length >= 88:
-            ip = socket.inet_ntop(socket.AF_INET6, data[off + 24 : off + 40])
-            (inode,) = struct.unpack_from("=I", data, off + 84)
-            a = off + 88
-            while a + 4 <= off + length:
-                alen, atype = struct.unpack_from("=HH", data, a)
-                if alen < 4:
-                    break
-                if atype == INET_DIAG_SKV6ONLY and alen >= 5:
-                    out.append((ip, inode, bool(data[a + 4])))
-                a += (alen + 3) & ~3
-        off += (length + 3) & ~3
-    return False
+# ----------------------------------------------------------------------------- sysctl
 
 
 def read_sysctl(name: str) -> str | None:
@@ -454,20 +397,23 @@ def connect_targets(binds: Sequence[Bind], addrs: Sequence[IfAddr]) -> list[Targ
 
 
 def run_tests(targets: Sequence[Target], port: int, proto: str, timeout: float) -> list[TestResult]:
-    """Test every target in parallel, each bounded by ``timeout``."""
+    """Test every target in parallel, each bounded by ``timeout`` (the one classifier of
+    :mod:`app.outcome` says what each result means)."""
     from app import probe
+    from app.netaddr import Address
+    from app.outcome import ConnectState
 
     def one(t: Target) -> TestResult:
-        fam = int(t.family.af)
+        addr = Address(int(t.family.af), t.ip)
         if proto == "tcp":
-            r = probe.tcp_connect(fam, t.ip, port, count=1, timeout=timeout)
+            r = probe.tcp_connect(addr, port, count=1, timeout=timeout)
             lat = r.latencies[0] if r.latencies else None
             errors = sorted({a.error for a in r.attempts if a.error})
             return TestResult(t, r.state, lat, "; ".join(errors))
         start = time.perf_counter()
-        u = probe.udp(fam, t.ip, port, timeout=timeout, payload=b"")
-        lat = round((time.perf_counter() - start) * 1000, 3) if u.state == probe.OPEN else None
-        return TestResult(t, u.state, lat, u.error)
+        u = probe.udp(addr, port, timeout=timeout, payload=b"")
+        lat = round((time.perf_counter() - start) * 1000, 3) if u.state == ConnectState.OPEN else None
+        return TestResult(t, u.state, lat, u.reason)
 
     if not targets:
         return []
@@ -478,8 +424,8 @@ def run_tests(targets: Sequence[Target], port: int, proto: str, timeout: float) 
 def test_ok(r: TestResult, proto: str) -> bool:
     """TCP: connected. UDP: not refused (a datagram to a silent server gets no reply: that is
     normal, so ``open|filtered`` counts as reached when something listens)."""
-    from app import probe
+    from app.outcome import ConnectState
 
     if proto == "tcp":
-        return r.state == probe.OPEN
-    return r.state in (probe.OPEN, probe.OPEN_FILTERED)
+        return r.state == ConnectState.OPEN
+    return r.state in (ConnectState.OPEN, ConnectState.OPEN_FILTERED)

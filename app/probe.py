@@ -3,84 +3,97 @@
 Every network read has a deadline and a byte limit, so a server that never speaks or speaks
 forever cannot hold a probe past its timeout or fill memory. Untrusted bytes (banners, headers,
 certificate fields) are kept raw here and escaped by whoever shows them (:mod:`app.textsafe`).
+States come from the one classifier in :mod:`app.outcome`; nothing is written to disk (a
+certificate is decoded in memory, :mod:`app.certinfo`).
 """
 
 from __future__ import annotations
 
-import errno
-import os
 import socket
 import ssl
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from app.errors import UsageError
+from app.certinfo import decode_der
 from app.model import format_endpoint
-from app.parsing import check_hostname
+from app.netaddr import Address, resolve
+from app.outcome import ConnectState, SelfConnected, Verdict, classify, classify_exception, combine
 from app.textsafe import escape_bytes, printable
+from app.udprequests import request_for
 
 BANNER_LIMIT = 1024  # bytes kept of a banner
+BANNER_PAUSE = 0.2  # seconds of silence after the first bytes that end a banner
 HEADER_LIMIT = 16384  # bytes read of an HTTP response head
 DEFAULT_TIMEOUT = 1.0
-
-OPEN = "open"
-CLOSED = "closed"  # refused (TCP RST) or ICMP port unreachable (UDP)
-FILTERED = "filtered"  # timed out: nothing answered
-UNREACHABLE = "unreachable"  # no route to host / network unreachable
-OPEN_FILTERED = "open|filtered"  # UDP without any reply: open and silent, or filtered
-ERROR = "error"
-
-_UNREACHABLE_ERRNOS = {errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN, errno.ENETDOWN}
 
 
 class Cancelled(Exception):
     """Raised between steps when the caller's cancel event is set."""
 
 
-def resolve(host: str, port: int, proto: str = "tcp") -> list[tuple[int, str]]:
-    """Unique (family, ip) for ``host``, in resolver order. UsageError if it cannot be resolved."""
-    check_hostname(host)
-    kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+def is_self_connect(s: socket.socket) -> bool:
+    """The connected socket's peer is itself (TCP simultaneous open: nothing listens there)."""
     try:
-        infos = socket.getaddrinfo(host, port, 0, kind)
-    except (socket.gaierror, UnicodeError, OSError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise UsageError(f"cannot resolve host {printable(host, 80)!r}: {reason}") from None
-    out: list[tuple[int, str]] = []
-    for fam, _type, _proto, _canon, sockaddr in infos:
-        if fam not in (socket.AF_INET, socket.AF_INET6):
-            continue
-        item = (int(fam), str(sockaddr[0]))
-        if item not in out:
-            out.append(item)
-    if not out:
-        raise UsageError(f"cannot resolve host {printable(host, 80)!r}: no IPv4 or IPv6 address")
-    return out
+        return bool(s.getsockname()[:2] == s.getpeername()[:2])
+    except OSError:
+        return False
 
 
-def _classify(exc: BaseException) -> str:
-    if isinstance(exc, ConnectionRefusedError):
-        return CLOSED
-    if isinstance(exc, TimeoutError | socket.timeout):
-        return FILTERED
-    if isinstance(exc, OSError) and exc.errno in _UNREACHABLE_ERRNOS:
-        return UNREACHABLE
-    return ERROR
-
-
-def _connect(fam: int, ip: str, port: int, timeout: float) -> socket.socket:
-    s = socket.socket(fam, socket.SOCK_STREAM)
+def _connect(addr: Address, port: int, timeout: float) -> socket.socket:
+    s = socket.socket(addr.family, socket.SOCK_STREAM)
     s.settimeout(timeout)
     try:
-        s.connect((ip, port))
+        s.connect(addr.sockaddr(port))
+        if is_self_connect(s):
+            raise SelfConnected(0, "connected to itself: nothing listens")
     except BaseException:
         s.close()
         raise
     return s
+
+
+def _failure(exc: BaseException) -> str:
+    """``closed: refused``: a failed connect as one line, from the classifier."""
+    v = classify_exception("tcp", exc)
+    return f"{v.state}: {v.reason}"
+
+
+def local_targets(ip: str, port: int, v6only: bool | None = None, proto: str = "tcp") -> list[str]:
+    """What to test for a socket bound to ``ip:port`` on this machine, as HOST:PORT texts.
+
+    A wildcard bind is reached through loopback: ``0.0.0.0`` (and ``*``) -> 127.0.0.1 only; ``::``
+    -> 127.0.0.1 and ::1, or ::1 alone when the socket is IPv6-only. ``v6only`` None: ask the kernel
+    (:func:`app.v6only.listener_v6only`); unknown counts as dual-stack, the kernel's default. A
+    link-local address gets the scope of the one interface that carries it (``fe80::1%eth0``): the
+    socket tables do not name it, and without it the address cannot be reached. Any other address
+    is tested as it is."""
+    if ip in ("0.0.0.0", "*", ""):
+        return [format_endpoint("127.0.0.1", port)]
+    if ip == "::":
+        if v6only is None:
+            from app.v6only import listener_v6only
+
+            v6only = listener_v6only(port, proto)
+        six = format_endpoint("::1", port)
+        return [six] if v6only else [format_endpoint("127.0.0.1", port), six]
+    return [format_endpoint(_with_scope(ip), port)]
+
+
+def _with_scope(ip: str) -> str:
+    import ipaddress
+
+    try:
+        if "%" in ip or not ipaddress.ip_address(ip).is_link_local or ":" not in ip:
+            return ip
+        from app.exposure import interface_addresses
+
+        names = sorted(set(interface_addresses().get(ip, [])))
+    except Exception:  # not an address, or no interface list: as it is
+        return ip
+    return f"{ip}%{names[0]}" if len(names) == 1 else ip
 
 
 # --- TCP connect --------------------------------------------------------------------------------
@@ -97,24 +110,25 @@ class Attempt:
 class ConnectReport:
     """N connection attempts to one address."""
 
-    address: str  # "127.0.0.1:8080" / "[::1]:8080"
-    ip: str
-    family: int
+    address: str  # "127.0.0.1:8080" / "[::1]:8080" / "[fe80::1%lo]:8080"
+    target: Address
     attempts: list[Attempt] = field(default_factory=list)
 
     @property
-    def state(self) -> str:
-        states = [a.state for a in self.attempts]
-        if OPEN in states:
-            return OPEN
-        for s in (CLOSED, UNREACHABLE, FILTERED, ERROR):
-            if s in states:
-                return s
-        return ERROR
+    def ip(self) -> str:
+        return self.target.ip
+
+    @property
+    def family(self) -> int:
+        return self.target.family
+
+    @property
+    def state(self) -> ConnectState:
+        return combine(a.state for a in self.attempts)
 
     @property
     def latencies(self) -> list[float]:
-        return [a.latency_ms for a in self.attempts if a.state == OPEN and a.latency_ms is not None]
+        return [a.latency_ms for a in self.attempts if a.latency_ms is not None and a.state == "open"]
 
     def summary(self) -> str:
         n = len(self.attempts)
@@ -123,7 +137,7 @@ class ConnectReport:
         lat = self.latencies
         if lat:
             line += f"  latency min {min(lat):.2f} / avg {sum(lat) / len(lat):.2f} / max {max(lat):.2f} ms"
-        errors = sorted({a.error for a in self.attempts if a.state != OPEN and a.error})
+        errors = sorted({a.error for a in self.attempts if a.state != ConnectState.OPEN and a.error})
         if errors:
             line += "  (" + "; ".join(errors) + ")"
         return line
@@ -133,7 +147,7 @@ class ConnectReport:
         return {
             "address": self.address,
             "ip": self.ip,
-            "state": self.state,
+            "state": str(self.state),
             "attempts": [asdict(a) for a in self.attempts],
             "connected": len(lat),
             "latency_ms": ({"min": min(lat), "avg": sum(lat) / len(lat), "max": max(lat)} if lat else None),
@@ -141,29 +155,27 @@ class ConnectReport:
 
 
 def tcp_connect(
-    fam: int,
-    ip: str,
+    addr: Address,
     port: int,
     count: int = 3,
     timeout: float = DEFAULT_TIMEOUT,
     stop: Callable[[], bool] | None = None,
 ) -> ConnectReport:
     """``count`` connect attempts; ``stop()`` is asked before each one after the first (cancel)."""
-    report = ConnectReport(format_endpoint(ip, port), ip, fam)
+    report = ConnectReport(addr.endpoint(port), addr)
     for i in range(max(1, count)):
         if i and stop is not None and stop():
             raise Cancelled()
         start = time.perf_counter()
         try:
-            s = _connect(fam, ip, port, timeout)
+            s = _connect(addr, port, timeout)
         except OSError as exc:
-            state = _classify(exc)
-            reason = {CLOSED: "refused", FILTERED: "timed out"}.get(state) or (exc.strerror or str(exc))
-            report.attempts.append(Attempt(state, None, reason))
+            v = classify_exception("tcp", exc)
+            report.attempts.append(Attempt(str(v.state), None, v.reason))
             continue
         elapsed = (time.perf_counter() - start) * 1000
         s.close()
-        report.attempts.append(Attempt(OPEN, round(elapsed, 3)))
+        report.attempts.append(Attempt(str(ConnectState.OPEN), round(elapsed, 3)))
     return report
 
 
@@ -175,22 +187,26 @@ def read_bounded(
     timeout: float,
     limit: int,
     until: bytes | None = None,
+    *,
+    pause: float | None = None,
 ) -> tuple[bytes, str]:
     """Read at most ``limit`` bytes, for at most ``timeout`` seconds in total (not per read).
 
-    Stops early at EOF, at ``limit``, or once ``until`` was seen. Returns (data, why) with why one of
-    ``eof``, ``limit``, ``timeout``, ``done``, ``reset``."""
+    Stops early at EOF, at ``limit``, once ``until`` was seen, or (with ``pause``) when the peer has
+    sent something and then nothing for ``pause`` seconds. Returns (data, why) with why one of
+    ``eof``, ``limit``, ``timeout``, ``done`` (``until`` seen), ``pause``, ``reset``."""
     deadline = time.monotonic() + timeout
     buf = bytearray()
     while len(buf) < limit:
         left = deadline - time.monotonic()
         if left <= 0:
             return bytes(buf), "timeout"
-        s.settimeout(left)
+        quiet = buf and pause is not None and pause < left
+        s.settimeout(pause if quiet else left)
         try:
             chunk = s.recv(min(4096, limit - len(buf)))
         except TimeoutError:
-            return bytes(buf), "timeout"
+            return bytes(buf), "pause" if quiet else "timeout"
         except ConnectionResetError:
             return bytes(buf), "reset"
         if not chunk:
@@ -208,7 +224,8 @@ def read_bounded(
 class BannerReport:
     address: str
     data: bytes = b""
-    ended: str = ""  # eof / limit / timeout / reset
+    # line (the first line came) / pause (bytes came, then silence) / eof / limit / timeout / reset
+    ended: str = ""
     error: str = ""
 
     def summary(self) -> str:
@@ -230,17 +247,23 @@ class BannerReport:
 
 
 def banner(
-    fam: int, ip: str, port: int, timeout: float = DEFAULT_TIMEOUT, limit: int = BANNER_LIMIT
+    addr: Address,
+    port: int,
+    timeout: float = DEFAULT_TIMEOUT,
+    limit: int = BANNER_LIMIT,
+    pause: float = BANNER_PAUSE,
 ) -> BannerReport:
-    """Connect and keep what the server sends first (within ``timeout``, at most ``limit`` bytes)."""
-    report = BannerReport(format_endpoint(ip, port))
+    """Connect and keep what the server sends first: up to the end of its first line, or until it
+    pauses for ``pause`` seconds after sending something (within ``timeout``, at most ``limit`` bytes)."""
+    report = BannerReport(addr.endpoint(port))
     try:
-        s = _connect(fam, ip, port, timeout)
+        s = _connect(addr, port, timeout)
     except OSError as exc:
-        report.error = f"{_classify(exc)}: {exc.strerror or exc}"
+        report.error = _failure(exc)
         return report
     with s:
-        report.data, report.ended = read_bounded(s, timeout, limit)
+        data, why = read_bounded(s, timeout, limit, until=b"\n", pause=pause)
+        report.data, report.ended = data, "line" if why == "done" else why
     return report
 
 
@@ -279,7 +302,8 @@ class HttpReport:
 
 
 def _host_header(host: str, port: int) -> str:
-    return format_endpoint(host, port) if ":" in host else f"{host}:{port}"
+    """The Host header (and URL) for ``host``: an IPv6 scope is local to this machine, left out."""
+    return format_endpoint(host.split("%", 1)[0], port) if ":" in host else f"{host}:{port}"
 
 
 def parse_http_head(head: bytes) -> tuple[str, int | None, dict[str, str]]:
@@ -299,8 +323,7 @@ def parse_http_head(head: bytes) -> tuple[str, int | None, dict[str, str]]:
 
 
 def http(
-    fam: int,
-    ip: str,
+    addr: Address,
     port: int,
     host: str,
     timeout: float = DEFAULT_TIMEOUT,
@@ -308,11 +331,11 @@ def http(
 ) -> HttpReport:
     """``GET /`` (HTTP/1.0, Connection: close): status line, Server header, redirect Location."""
     scheme = "https" if use_tls else "http"
-    report = HttpReport(format_endpoint(ip, port), f"{scheme}://{_host_header(host, port)}/")
+    report = HttpReport(addr.endpoint(port), f"{scheme}://{_host_header(host, port)}/")
     try:
-        raw = _connect(fam, ip, port, timeout)
+        raw = _connect(addr, port, timeout)
     except OSError as exc:
-        report.error = f"{_classify(exc)}: {exc.strerror or exc}"
+        report.error = _failure(exc)
         return report
     try:
         s: socket.socket = raw
@@ -404,27 +427,15 @@ def _name(rdns: Any) -> str:
     return ", ".join(parts)
 
 
-def _decode_der(der: bytes) -> dict[str, Any]:
-    """Decode a certificate the way ``getpeercert()`` would, without trusting it."""
-    decode = getattr(getattr(ssl, "_ssl", None), "_test_decode_cert", None)
-    if decode is None or not der:
-        return {}
-    fd, path = tempfile.mkstemp(suffix=".pem")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(ssl.DER_cert_to_PEM_cert(der))
-        return dict(decode(path))
-    except Exception:  # an undecodable certificate: report the handshake without details
-        return {}
-    finally:
-        os.unlink(path)
-
-
 def tls(
-    fam: int, ip: str, port: int, host: str, timeout: float = DEFAULT_TIMEOUT, cafile: str | None = None
+    addr: Address,
+    port: int,
+    host: str,
+    timeout: float = DEFAULT_TIMEOUT,
+    cafile: str | None = None,
 ) -> TlsReport:
     """Handshake; protocol, cipher, subject, issuer, expiry. An untrusted chain is reported, not fatal."""
-    report = TlsReport(format_endpoint(ip, port))
+    report = TlsReport(addr.endpoint(port))
     sni = _sni(host)
     # First: a verifying handshake (system CAs, or cafile). If that fails on the certificate,
     # a second, unverified handshake still reports what the server presents.
@@ -432,9 +443,9 @@ def tls(
     ctx.check_hostname = sni is not None or cafile is not None
     cert: dict[str, Any] = {}
     try:
-        raw = _connect(fam, ip, port, timeout)
+        raw = _connect(addr, port, timeout)
     except OSError as exc:
-        report.error = f"{_classify(exc)}: {exc.strerror or exc}"
+        report.error = _failure(exc)
         return report
     try:
         with ctx.wrap_socket(raw, server_hostname=sni or (host if ctx.check_hostname else None)) as s:
@@ -449,11 +460,11 @@ def tls(
         return report
     if not report.verified:
         try:
-            raw = _connect(fam, ip, port, timeout)
+            raw = _connect(addr, port, timeout)
             with _unverified_context().wrap_socket(raw, server_hostname=sni) as s:
                 report.handshake = True
                 report.protocol, report.cipher = s.version() or "", (s.cipher() or ("",))[0]
-                cert = _decode_der(s.getpeercert(binary_form=True) or b"")
+                cert = decode_der(s.getpeercert(binary_form=True) or b"")  # in memory, nothing written
         except (ssl.SSLError, OSError) as exc:
             report.error = str(exc) or type(exc).__name__
             return report
@@ -478,51 +489,63 @@ def tls(
 @dataclass
 class UdpReport:
     address: str
-    state: str = ERROR
+    state: str = ConnectState.ERROR
+    reason: str = ""
+    service: str = ""  # the request sent: "dns", "ntp", or "" for a generic datagram
     reply: bytes = b""
-    error: str = ""
 
     def summary(self) -> str:
         line = f"udp {self.address}  {self.state}"
-        if self.state == OPEN:
+        if self.service:
+            line += f"  ({self.service} request)"
+        if self.state == ConnectState.OPEN and self.reply:
             line += f"  reply {len(self.reply)} bytes: {escape_bytes(self.reply, 200)}"
-        elif self.state == CLOSED:
-            line += "  (ICMP port unreachable)"
-        elif self.state == OPEN_FILTERED:
-            line += "  (no reply)"
-        if self.error:
-            line += f"  ({self.error})"
+        elif self.reason:
+            line += f"  ({self.reason})"
         return line
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "address": self.address,
-            "state": self.state,
+            "state": str(self.state),
+            "reason": self.reason,
+            "service": self.service or None,
             "reply_bytes": len(self.reply),
             "reply": escape_bytes(self.reply) if self.reply else None,
-            "error": self.error or None,
         }
 
 
+def udp_bound_here(addr: Address, port: int) -> bool:
+    """A socket on this machine is bound where ``addr:port`` goes (only asked of local addresses)."""
+    from app.locallisteners import is_local_address, local_listeners
+
+    return is_local_address(addr.ip) and port in local_listeners(addr.ip, {port}, "udp")
+
+
 def udp(
-    fam: int, ip: str, port: int, timeout: float = DEFAULT_TIMEOUT, payload: bytes = b"portscope\r\n"
+    addr: Address,
+    port: int,
+    timeout: float = DEFAULT_TIMEOUT,
+    payload: bytes | None = None,
+    bound_here: Callable[[Address, int], bool] = udp_bound_here,
 ) -> UdpReport:
-    """Send one datagram: a reply means open, ICMP port unreachable closed, silence open|filtered."""
-    report = UdpReport(format_endpoint(ip, port))
-    with socket.socket(fam, socket.SOCK_DGRAM) as s:
+    """Send one datagram (a real request for DNS and NTP ports) and classify what comes back: a
+    reply, ICMP port unreachable, or silence (see :mod:`app.outcome` for the rule)."""
+    service, request = request_for(port) if payload is None else ("", payload)
+    report = UdpReport(addr.endpoint(port), service=service)
+    verdict: Verdict
+    with socket.socket(addr.family, socket.SOCK_DGRAM) as s:
         try:
-            s.connect((ip, port))  # connected, so ICMP errors are reported on this socket
-            s.send(payload)
+            s.connect(addr.sockaddr(port))  # connected, so ICMP errors are reported on this socket
+            s.send(request)
             s.settimeout(timeout)
             report.reply = s.recv(BANNER_LIMIT)
-            report.state = OPEN
-        except ConnectionRefusedError:
-            report.state = CLOSED
+            verdict = classify("udp")
         except TimeoutError:
-            report.state = OPEN_FILTERED
+            verdict = classify("udp", timed_out=True, bound_here=bound_here(addr, port))
         except OSError as exc:
-            report.state = _classify(exc)
-            report.error = exc.strerror or str(exc)
+            verdict = classify_exception("udp", exc)
+    report.state, report.reason = verdict.state, verdict.reason
     return report
 
 
@@ -530,7 +553,7 @@ def udp(
 
 
 @dataclass(frozen=True)
-class TestPlan:
+class ProbePlan:
     host: str
     port: int
     udp: bool = False
@@ -540,14 +563,12 @@ class TestPlan:
     http: bool = False
     tls: bool = False
 
-    __test__ = False  # not a pytest class
-
 
 @dataclass
-class TestOutcome:
+class ProbeOutcome:
     """Everything one run found. ``state`` decides the exit code: open -> 0, anything else -> 1."""
 
-    plan: TestPlan
+    plan: ProbePlan
     addresses: list[str] = field(default_factory=list)
     connect: list[ConnectReport] = field(default_factory=list)
     udp: list[UdpReport] = field(default_factory=list)
@@ -555,26 +576,20 @@ class TestOutcome:
     http: HttpReport | None = None
     tls: TlsReport | None = None
 
-    __test__ = False
-
     @property
-    def state(self) -> str:
-        states = [r.state for r in self.connect] + [r.state for r in self.udp]
-        for s in (OPEN, OPEN_FILTERED, FILTERED, CLOSED, UNREACHABLE):
-            if s in states:
-                return s
-        return ERROR
+    def state(self) -> ConnectState:
+        return combine([r.state for r in self.connect] + [r.state for r in self.udp])
 
     @property
     def is_open(self) -> bool:
-        return self.state == OPEN
+        return self.state == ConnectState.OPEN
 
     def as_dict(self) -> dict[str, Any]:
         p = self.plan
         return {
             "target": {"host": p.host, "port": p.port, "proto": "udp" if p.udp else "tcp"},
             "addresses": self.addresses,
-            "state": self.state,
+            "state": str(self.state),
             "open": self.is_open,
             "tcp": [r.as_dict() for r in self.connect] if not p.udp else None,
             "udp": [r.as_dict() for r in self.udp] if p.udp else None,
@@ -588,9 +603,9 @@ Report = ConnectReport | UdpReport | BannerReport | HttpReport | TlsReport
 
 
 def run_plan(
-    plan: TestPlan, cancel: threading.Event | Callable[[], bool] | None = None
-) -> Iterator[Report | TestOutcome]:
-    """Run ``plan`` step by step, yielding each report as it completes, then the TestOutcome.
+    plan: ProbePlan, cancel: threading.Event | Callable[[], bool] | None = None
+) -> Iterator[Report | ProbeOutcome]:
+    """Run ``plan`` step by step, yielding each report as it completes, then the ProbeOutcome.
 
     Resolution failures raise UsageError before anything is yielded. ``cancel`` (an Event or a
     callable) is checked between steps; when set, :class:`Cancelled` is raised."""
@@ -606,35 +621,35 @@ def run_plan(
 
     proto = "udp" if plan.udp else "tcp"
     addrs = resolve(plan.host, plan.port, proto)
-    out = TestOutcome(plan, [format_endpoint(ip, plan.port) for _, ip in addrs])
+    out = ProbeOutcome(plan, [a.endpoint(plan.port) for a in addrs])
     if plan.udp:
-        for fam, ip in addrs:
+        for addr in addrs:
             check()
-            u = udp(fam, ip, plan.port, plan.timeout)
+            u = udp(addr, plan.port, plan.timeout)
             out.udp.append(u)
             yield u
         yield out
         return
-    for fam, ip in addrs:
+    for addr in addrs:
         check()
-        r = tcp_connect(fam, ip, plan.port, plan.count, plan.timeout, stop=stopped)
+        r = tcp_connect(addr, plan.port, plan.count, plan.timeout, stop=stopped)
         out.connect.append(r)
         yield r
-    target = next((r for r in out.connect if r.state == OPEN), None)
+    target = next((r for r in out.connect if r.state == ConnectState.OPEN), None)
     if target is not None:
-        fam, ip = target.family, target.ip
+        addr = target.target
         use_tls = plan.tls or plan.port in (443, 8443)
         if plan.banner:
             check()
-            out.banner = banner(fam, ip, plan.port, plan.timeout)
+            out.banner = banner(addr, plan.port, plan.timeout)
             yield out.banner
         if use_tls:
             check()
-            out.tls = tls(fam, ip, plan.port, plan.host, plan.timeout)
+            out.tls = tls(addr, plan.port, plan.host, plan.timeout)
             yield out.tls
         if plan.http:
             check()
             https = out.tls is not None and out.tls.handshake
-            out.http = http(fam, ip, plan.port, plan.host, plan.timeout, use_tls=https)
+            out.http = http(addr, plan.port, plan.host, plan.timeout, use_tls=https)
             yield out.http
     yield out

@@ -15,7 +15,10 @@ Dashboard: each round replaces 1% of the load's sockets (real connections closed
 takes a real snapshot and times ``Dashboard.preparer.prepare`` (the poll thread's part) and
 ``Dashboard.apply`` (the UI thread's part) separately. Memory: bench/dashmem.py runs the real
 PortscopeApp headless against the load (at 20k sockets by default) for 100 polls with 1% churn
-before each, and reports its resident size after polls 1, 10, 50 and 100.
+before each, and reports its resident size after polls 1, 10, 50 and 100. Scan: bench/scanbench.py
+times ``portscope scan 127.0.0.1 1-65535`` against ``nmap -sT -p- -n 127.0.0.1`` (whole processes,
+interleaved, medians; before any load is started, and skipped where nmap is absent) and checks that
+the open set is what ``ss -tln`` reports.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ sys.path.insert(0, str(HERE))
 import psutil  # noqa: E402
 from dashmem import measure_memory  # noqa: E402
 from load import Load, count_sockets, fits, raise_nofile  # noqa: E402
+from scanbench import measure_scan, print_scan  # noqa: E402
 
 from app.exposure import ExposureMap  # noqa: E402
 from app.fast.collector import FastCollector  # noqa: E402
@@ -372,6 +376,11 @@ def main(argv: list[str] | None = None) -> int:
         "--memory-polls", type=int, help="dashboard memory run: polls (default 100, quick 20; 0 = skip)"
     )
     ap.add_argument(
+        "--scan-rounds",
+        type=int,
+        help="full loopback scan against nmap: interleaved rounds (default: --rounds; 0 = skip)",
+    )
+    ap.add_argument(
         "--memory-at",
         type=int,
         help=f"the load size (sockets) of the memory run (default {MEMORY_AT}, else the largest run)",
@@ -389,6 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     memory_polls = args.memory_polls if args.memory_polls is not None else (20 if args.quick else 100)
     memory_at = args.memory_at or (MEMORY_AT if any(n == MEMORY_AT for n, _ in sizes) else max(sizes)[0])
     memory: dict[str, object] | None = None
+    scan: dict[str, object] | None = None
 
     def on_term(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
@@ -399,6 +409,11 @@ def main(argv: list[str] | None = None) -> int:
     skipped: list[dict[str, object]] = []
     started = time.time()
     try:
+        # on the idle machine, before any load starts: the load's listeners are not its subject
+        scan_rounds = rounds if args.scan_rounds is None else args.scan_rounds
+        if scan_rounds > 0:
+            print(f"scan of 127.0.0.1 1-65535 against nmap, {scan_rounds} rounds ...", file=sys.stderr)
+            scan = measure_scan(scan_rounds, env=CHILD_ENV)
         for n, p in sizes:
             ok, why = fits(n, p)
             if not ok:
@@ -426,11 +441,14 @@ def main(argv: list[str] | None = None) -> int:
                     memory["verdict"] = memory_verdict(memory)
     except KeyboardInterrupt:
         print("interrupted: children killed; partial results follow", file=sys.stderr)
-    if not results:
+    if not results and scan is None:
         return 1
-    print_table(results)
+    if results:
+        print_table(results)
     if memory is not None:
         print_memory(memory)
+    if scan is not None:
+        print_scan(scan)
     doc = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "duration_s": round(time.time() - started, 1),
@@ -441,11 +459,13 @@ def main(argv: list[str] | None = None) -> int:
             "psutil": psutil.__version__,
             "lsof": shutil.which("lsof") is not None,
             "ss": shutil.which("ss") is not None,
+            "nmap": shutil.which("nmap") is not None,
         },
         "rounds": rounds,
         "results": results,
         "skipped": skipped,
         "memory": memory,
+        "scan": scan,
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -340,3 +341,62 @@ def more(proc: subprocess.Popen[str]) -> int:
     proc.stdin.write("more\n")
     proc.stdin.flush()
     return int(proc.stdout.readline())
+
+
+# --- private network namespaces --------------------------------------------------------------------
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# A private network namespace, and a PID namespace whose init is the script: when the script ends
+# (or unshare is killed), the kernel ends every process it started, so nothing it ran can outlive
+# it; /proc is remounted so socket owners are seen with the namespace's pids.
+UNSHARE = ["unshare", "--net", "--pid", "--mount", "--fork", "--mount-proc", "--kill-child", "--"]
+
+NETNS_PRELUDE = r"""
+import json, os, socket, subprocess, sys, threading, time
+subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+CLI = [sys.executable, "-m", "app"]
+
+def sh(cmd):
+    subprocess.run(cmd, shell=True, check=True, capture_output=True)
+
+def cli(*args, timeout=120):
+    r = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout)
+    return {"rc": r.returncode, "out": r.stdout, "err": r.stderr}
+
+def cli_json(*args, timeout=120):
+    r = cli(*args, "--json", timeout=timeout)
+    r["json"] = json.loads(r["out"]) if r["out"].strip() else None
+    return r
+"""
+
+
+def _netns_works() -> bool:
+    if sys.platform != "linux" or not all(shutil.which(t) for t in ("unshare", "ip")):
+        return False
+    try:
+        r = subprocess.run([*UNSHARE, "true"], capture_output=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return r.returncode == 0
+
+
+needs_netns = pytest.mark.skipif(
+    not _netns_works(), reason="needs root, unshare (util-linux) and ip (iproute2) for a private namespace"
+)
+
+
+def run_in_netns(script: str, timeout: float = 180) -> object:
+    """Run the Python ``script`` (after :data:`NETNS_PRELUDE`: loopback up, ``cli()``, ``sh()``) in a
+    private network namespace that ends with it, from the checkout's root, and return the JSON
+    value it prints on its last stdout line. Addresses, routes and firewall rules it sets up exist
+    only in that namespace."""
+    import json
+    import textwrap
+
+    code = NETNS_PRELUDE + textwrap.dedent(script)
+    r = subprocess.run(
+        [*UNSHARE, sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, cwd=REPO
+    )
+    if r.returncode != 0 or not r.stdout.strip():
+        raise AssertionError(f"namespace script failed (exit {r.returncode}):\n{r.stderr[-3000:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])

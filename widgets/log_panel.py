@@ -14,10 +14,10 @@ from textual.widgets import Button, Input, RichLog
 from app.textsafe import printable
 
 PANEL_CSS = """
-PortTestPanel, ScanPanel, FreePortScreen {
+ProbePanel, ScanPanel, FreePortScreen {
     align: center middle;
 }
-PortTestPanel > Vertical, ScanPanel > Vertical, FreePortScreen > Vertical {
+ProbePanel > Vertical, ScanPanel > Vertical, FreePortScreen > Vertical {
     width: 95%;
     max-width: 140;
     height: 90%;
@@ -25,17 +25,22 @@ PortTestPanel > Vertical, ScanPanel > Vertical, FreePortScreen > Vertical {
     background: $surface;
     padding: 0 1;
 }
-PortTestPanel .row, ScanPanel .row {
+ProbePanel .row, ScanPanel .row {
     height: auto;
 }
-PortTestPanel Input, ScanPanel Input {
+ProbePanel Input, ScanPanel Input {
     width: 1fr;
 }
-PortTestPanel Checkbox {
+ProbePanel Checkbox {
     width: auto;
 }
-PortTestPanel RichLog, ScanPanel RichLog {
+ProbePanel .hint, ScanPanel .hint {
+    width: 100%;
+    height: auto;
+}
+ProbePanel RichLog, ScanPanel RichLog {
     height: 1fr;
+    min-height: 3;
     border: round $primary;
 }
 """

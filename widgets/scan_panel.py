@@ -2,7 +2,9 @@
 
 ``start_scan(app, host, ports)`` is the one entry point. The scan runs in a thread worker (its own
 asyncio loop, bounded concurrency, see app/scan.py); progress updates are throttled. Esc closes
-the panel and cancels the scan. Bad input is a notification, never an exception.
+the panel and cancels the scan. Bad input is a notification, never an exception. Tab and Shift+Tab
+move between the host, the ports, the button and the log; focusing a field does not select its text,
+so the first key typed (a Space too) edits it instead of wiping it.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, ProgressBar, RichLog
 
 from app.errors import UsageError
+from app.outcome import ConnectState, format_counts
 from app.parsing import check_hostname, parse_port_spec
-from app.probe import OPEN, OPEN_FILTERED
 from app.scan import ScanResult, scan
 from app.textsafe import printable
 from widgets.log_panel import PANEL_CSS, LogPanel
+
+HINT = "Enter scans · Tab moves between host and ports · Esc closes"
 
 
 class ScanPanel(LogPanel):
@@ -38,11 +42,15 @@ class ScanPanel(LogPanel):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(Text("Scan ports  (Enter scans, Esc closes)", style="bold"))
+            yield Label(Text("Scan ports", style="bold"))
             with Horizontal(classes="row"):
-                yield Input(self.host, placeholder="host", id="host")
-                yield Input(self.ports, placeholder="22,80,8000-8100", id="ports")
+                yield Input(self.host, placeholder="host", id="host", select_on_focus=False)
+                yield Input(self.ports, placeholder="22,80,8000-8100", id="ports", select_on_focus=False)
                 yield Button("Scan", id="scan", variant="primary")
+            yield Label(
+                Text("Enter scans · Tab moves between host and ports · Esc closes", style="dim"),
+                classes="hint",
+            )
             yield ProgressBar(total=None, id="progress", show_eta=False)
             yield RichLog(id="log", markup=False, highlight=False, wrap=True, max_lines=5000)
 
@@ -113,18 +121,15 @@ class ScanPanel(LogPanel):
             return
         self.result = result
         for r in result.results:
-            if r.state not in (OPEN, OPEN_FILTERED):
+            if r.state not in (ConnectState.OPEN, ConnectState.OPEN_FILTERED):
                 continue
             line = f"{r.port}/{result.proto}  {r.state}"
             if r.owner:
                 line += f"  pid {r.owner['pid']} {printable(r.owner['name'], 40)}"
-            self.call(self.write, line, "green" if r.state == OPEN else "yellow")
-        counts = ", ".join(
-            f"{n} {s}"
-            for s in ("open", "open|filtered", "closed", "filtered", "unreachable", "error")
-            if (n := result.count(s))
-        )
-        summary = f"{result.ip}: {len(result.results)} scanned: {counts or 'nothing'}"
+            self.call(self.write, line, "green" if r.state == ConnectState.OPEN else "yellow")
+        for reason, n in sorted(result.error_reasons().items()):
+            self.call(self.write, f"{n} port(s) could not be probed: {reason}", "red")
+        summary = f"{printable(result.ip)}: {len(result.results)} scanned: {format_counts(result.counts())}"
         if result.cancelled:
             summary += " (cancelled)"
         self.call(self.write, summary, "bold")

@@ -7,6 +7,7 @@ was found, 2 for bad input.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from app import exitcodes
@@ -29,7 +30,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--count", type=positive_int, default=1, metavar="N", help="how many ports (1)")
     p.add_argument("--proto", choices=("tcp", "udp"), default="tcp", help="protocol (tcp)")
-    p.add_argument("--host", default="0.0.0.0", metavar="ADDR", help="address to bind-test (0.0.0.0)")
+    p.add_argument(
+        "--host", default="0.0.0.0", metavar="ADDR", help="address to bind-test (0.0.0.0; fe80::1%%eth0)"
+    )
+    p.add_argument("--json", action="store_true", help="JSON: the range searched and the ports found")
     p.set_defaults(func=run)
 
 
@@ -37,16 +41,22 @@ def run(args: argparse.Namespace) -> int:
     from app.errors import UsageError
     from app.freeport import find_free
     from app.parsing import check_hostname, parse_range
+    from app.textsafe import printable
 
     lo, hi = parse_range(args.range_spec)
     check_hostname(args.host)
     if args.count > 1000:
         raise UsageError(f"invalid count {args.count}: at most 1000")
     ports = find_free(lo, hi, count=args.count, proto=args.proto, host=args.host)
-    for p in ports:
-        sys.stdout.write(f"{p}\n")
+    if args.json:
+        doc = {"proto": args.proto, "host": args.host, "range": [lo, hi], "count": args.count, "ports": ports}
+        json.dump(doc, sys.stdout)
+        sys.stdout.write("\n")
+    else:
+        for p in ports:
+            sys.stdout.write(f"{p}\n")
     if not ports:
-        warn(f"no free {args.proto} port in {lo}-{hi} on {args.host}")
+        warn(f"no free {args.proto} port in {lo}-{hi} on {printable(args.host, 80)}")
         return exitcodes.NEGATIVE
     if len(ports) < args.count:
         warn(f"found only {len(ports)} of {args.count} free ports in {lo}-{hi}")

@@ -59,8 +59,8 @@ class StderrProgress:
 
 def run(args: argparse.Namespace) -> int:
     from app.cli.table import render
+    from app.outcome import ConnectState, format_counts
     from app.parsing import check_hostname, parse_port_spec
-    from app.probe import OPEN, OPEN_FILTERED
     from app.scan import scan
     from app.textsafe import printable
 
@@ -81,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
         json.dump(result.as_dict(), sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        shown = [r for r in result.results if args.show_all or r.state in (OPEN, OPEN_FILTERED)]
+        shown_states = (ConnectState.OPEN, ConnectState.OPEN_FILTERED)
+        shown = [r for r in result.results if args.show_all or r.state in shown_states]
         rows = []
         for r in shown:
             owner = ""
@@ -93,12 +94,8 @@ def run(args: argparse.Namespace) -> int:
             rows.append([f"{r.port}/{result.proto}", r.state, latency, owner])
         if rows:
             sys.stdout.write("\n".join(render(rows, ("PORT", "STATE", "LATENCY", "OWNER"))) + "\n")
-        counts = ", ".join(
-            f"{n} {state}"
-            for state in ("open", "open|filtered", "closed", "filtered", "unreachable", "error")
-            if (n := result.count(state))
-        )
-        warn(f"{result.ip}: {len(result.results)} ports scanned: {counts or 'nothing'}")
-    if n_error := result.count("error"):
-        warn(f"{n_error} port(s) could not be probed: no free file descriptor (see ulimit -n)")
+        warn(f"{printable(result.ip)}: {len(result.results)} ports scanned: {format_counts(result.counts())}")
+    for reason, n in sorted(result.error_reasons().items()):
+        hint = " (see ulimit -n)" if "descriptor" in reason else ""
+        warn(f"{n} port(s) could not be probed: {reason}{hint}")
     return exitcodes.OK if result.open_ports else exitcodes.NEGATIVE

@@ -22,10 +22,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "optionally banner, HTTP and TLS; or a UDP datagram. Exit 0 open, 1 closed/filtered, 2 bad input.",
     )
     p.add_argument("target", metavar="HOST:PORT")
-    p.add_argument("--udp", action="store_true", help="UDP: send a datagram and wait for a reply")
+    p.add_argument("--udp", action="store_true", help="UDP: a datagram (a real query on DNS/NTP ports)")
     p.add_argument("--count", type=positive_int, default=3, metavar="N", help="TCP connect attempts (3)")
     p.add_argument("--timeout", type=positive_float, default=1.0, metavar="S", help="per step (1)")
-    p.add_argument("--banner", action="store_true", help="show the first bytes the server sends")
+    p.add_argument("--banner", action="store_true", help="show the server's first line (or first bytes)")
     p.add_argument("--http", action="store_true", help="GET /: status line, Server, redirect")
     p.add_argument("--tls", action="store_true", help="TLS handshake and certificate (auto on 443/8443)")
     p.add_argument("--json", action="store_true", help="JSON output")
@@ -35,14 +35,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from app.errors import UsageError
     from app.parsing import parse_host_port
-    from app.probe import TestOutcome, TestPlan, run_plan
+    from app.probe import ProbeOutcome, ProbePlan, run_plan
 
     host, port = parse_host_port(args.target)
     if args.count > 100:
         raise UsageError(f"invalid count {args.count}: at most 100")
     if args.udp and (args.banner or args.http or args.tls):
         raise UsageError("--banner, --http and --tls are TCP tests: drop --udp")
-    plan = TestPlan(
+    plan = ProbePlan(
         host=host,
         port=port,
         udp=args.udp,
@@ -52,9 +52,9 @@ def run(args: argparse.Namespace) -> int:
         http=args.http,
         tls=args.tls,
     )
-    outcome: TestOutcome | None = None
+    outcome: ProbeOutcome | None = None
     for item in run_plan(plan):
-        if isinstance(item, TestOutcome):
+        if isinstance(item, ProbeOutcome):
             outcome = item
         elif not args.json:
             sys.stdout.write(item.summary() + "\n")

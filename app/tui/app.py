@@ -49,9 +49,9 @@ from widgets.bars import RangeBar, StateBar, TopBar
 from widgets.events_view import EventsView
 from widgets.free_port import start_free_port
 from widgets.kill_modal import start_kill
+from widgets.probe_panel import start_probe
 from widgets.scan_panel import start_scan
 from widgets.table_model import TableModel
-from widgets.test_panel import start_port_test
 from widgets.vtable import VTable
 
 VIEWS = ("listening", "connections", "interfaces")
@@ -651,7 +651,7 @@ class PortscopeApp(App[None]):
             )
             if not served_here:
                 host, port = sock.raddr.ip, sock.raddr.port
-        start_port_test(self, host, port, sock.proto.value)
+        start_probe(self, host, port, sock.proto.value)
 
     def action_scan(self) -> None:
         start_scan(self)

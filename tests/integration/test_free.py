@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import socket
 
@@ -92,3 +93,42 @@ def test_cli() -> None:
 def test_bad_proto() -> None:
     with pytest.raises(UsageError):
         freeport.find_free(1, 2, proto="sctp")
+
+
+def test_cli_json_shape() -> None:
+    res = run_cli("free", "--count", "2", "--range", "20000-30000", "--host", "127.0.0.1", "--json")
+    assert res.returncode == 0, res.stderr
+    data = json.loads(res.stdout)
+    assert set(data) == {"proto", "host", "range", "count", "ports"}
+    assert data["proto"] == "tcp" and data["host"] == "127.0.0.1"
+    assert data["range"] == [20000, 30000] and data["count"] == 2
+    assert len(data["ports"]) == 2 and all(20000 <= p <= 30000 and _binds(p) for p in data["ports"])
+    assert data["ports"] == sorted(data["ports"])
+
+
+def test_cli_json_when_none_is_free_exits_1_with_an_empty_list() -> None:
+    with child_listener("tcp", "127.0.0.1") as child:
+        res = run_cli("free", "--range", f"{child.port}-{child.port}", "--host", "127.0.0.1", "--json")
+    assert res.returncode == 1
+    assert json.loads(res.stdout)["ports"] == [] and "no free tcp port" in res.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--host", "fe80::1%"],
+        ["--host", "fe80::1%no-such-interface"],
+        ["--host", "::1%99999999999999999999"],
+        ["--host", "1.2.3.4.5"],
+        ["--host", "\x1b]0;title\x07"],
+        ["--host", "x" * 5000],
+        ["--range", "1-99999999999999999999"],
+        ["--count", "1_0"],
+        ["--proto", "sctp"],
+    ],
+)
+def test_cli_bad_input_is_one_line_exit_2(args: list[str]) -> None:
+    res = run_cli("free", *args)
+    assert res.returncode == 2, (args, res.stdout, res.stderr)
+    assert "Traceback" not in res.stderr and res.stderr.count("\n") == 1, res.stderr
+    assert "\x1b" not in res.stderr and len(res.stderr) < 400

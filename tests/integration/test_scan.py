@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import resource
 import socket
+import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
@@ -12,7 +13,7 @@ import pytest
 
 from app import scan
 from app.errors import UsageError
-from tests.helpers import child_listener, needs_ipv6, run_cli, wait_for
+from tests.helpers import child_listener, needs_ipv6, needs_netns, run_cli, run_in_netns, wait_for
 
 
 @contextmanager
@@ -49,13 +50,45 @@ def test_scan_finds_exactly_the_open_ports() -> None:
     assert [r.port for r in result.results] == block
 
 
-def test_concurrency_bound_is_respected_and_reached() -> None:
+@pytest.mark.parametrize("reuse", [True, False])
+def test_refused_sockets_reused_or_not_give_the_same_answer(reuse: bool) -> None:
+    """Linux reuses a refused probe's socket for the next port; elsewhere each port gets a new one."""
+    with listeners_in_block(5, width=80) as (block, wanted):
+        scanner = scan.Scanner("127.0.0.1", block, concurrency=16, timeout=0.5)
+        scanner._reuse = reuse and sys.platform.startswith("linux")
+        found = scanner.run()
+    assert sorted(p for p, r in found.items() if r.state == "open") == wanted
+    assert {r.state for p, r in found.items() if p not in wanted} == {"closed"}
+    assert {r.reason for p, r in found.items() if p not in wanted} == {"refused"}
+
+
+def test_concurrency_bound_is_respected_on_loopback() -> None:
     with listeners_in_block(2, width=60) as (block, wanted):
         scanner = scan.Scanner("127.0.0.1", block, concurrency=7, timeout=0.5)
         found = scanner.run()
     assert scanner.concurrency == 7
-    assert scanner.peak == 7  # never more than 7 probes in flight, and they did overlap
+    assert scanner.peak <= 7  # loopback answers inside connect(): few probes ever wait
     assert sorted(p for p, r in found.items() if r.state == "open") == wanted
+
+
+@needs_netns
+def test_concurrency_bound_is_reached_when_nothing_answers() -> None:
+    """Every SYN dropped (nft, in a namespace of its own): all probes wait, never more than 7 at once,
+    and exactly 7 do; each ends filtered at its timeout."""
+    got = run_in_netns(
+        """
+        sh("nft add table inet t")
+        sh("nft add chain inet t in '{ type filter hook input priority 0; }'")
+        sh("nft add rule inet t in tcp dport 20000-20029 drop")
+        sys.path.insert(0, os.getcwd())
+        from app import scan
+        sc = scan.Scanner("127.0.0.1", range(20000, 20030), concurrency=7, timeout=0.2)
+        found = sc.run()
+        print(json.dumps({"peak": sc.peak, "states": sorted({r.state for r in found.values()}),
+                          "n": len(found)}))
+        """
+    )
+    assert got == {"peak": 7, "states": ["filtered"], "n": 30}
 
 
 def test_concurrency_is_capped_by_the_port_count() -> None:
@@ -166,6 +199,16 @@ def test_cli_bad_specs_exit_2(spec: str) -> None:
     assert "Traceback" not in res.stderr and res.stderr.count("\n") == 1, res.stderr
 
 
+@pytest.mark.parametrize(
+    "host", ["fe80::1%", "fe80::1%no-such-interface", "::1%99999999999999999999", "[::1]", "%lo", "\x1b[2J"]
+)
+def test_cli_bad_hosts_exit_2(host: str) -> None:
+    res = run_cli("scan", host, "80", "--timeout", "0.3")
+    assert res.returncode == 2, (host, res.stdout, res.stderr)
+    assert "Traceback" not in res.stderr and res.stderr.count("\n") == 1, res.stderr
+    assert "\x1b" not in res.stderr
+
+
 def test_cli_unresolvable_host_exit_2() -> None:
     res = run_cli("scan", "nohost.invalid", "80", "--timeout", "0.3")
     assert res.returncode == 2 and "cannot resolve host" in res.stderr
@@ -190,15 +233,13 @@ def test_a_scan_never_hangs_when_no_descriptor_frees_up() -> None:
     """Every descriptor is taken by something else (not the scan's own probes, which would free
     theirs): each probe gives up after a bounded wait with state "error" instead of retrying
     forever. (The join below is a hang guard, far above the bounded wait, not a speed check.)"""
-    import asyncio
     import threading
 
     scanner = scan.Scanner("127.0.0.1", [1, 2, 3], concurrency=3, timeout=0.2)
-    loop = asyncio.new_event_loop()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     hog: list[socket.socket] = []
     box: dict[int, scan.PortResult] = {}
-    worker = threading.Thread(target=lambda: box.update(loop.run_until_complete(scanner.scan())))
+    worker = threading.Thread(target=lambda: box.update(scanner.run()))
     try:
         resource.setrlimit(resource.RLIMIT_NOFILE, (scan.open_fd_count() + 8, hard))
         try:
@@ -216,21 +257,18 @@ def test_a_scan_never_hangs_when_no_descriptor_frees_up() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
         if worker.is_alive() or worker.ident is not None:
             worker.join(30)
-        loop.close()
     assert finished, "the scan kept retrying EMFILE"
     assert {p: r.state for p, r in box.items()} == {1: "error", 2: "error", 3: "error"}
     assert scanner.emfile_retries > 0
 
 
 def test_cancel_reaches_a_probe_waiting_for_a_descriptor() -> None:
-    import asyncio
     import threading
 
     scanner = scan.Scanner("127.0.0.1", list(range(1, 50)), concurrency=2, timeout=30)
-    loop = asyncio.new_event_loop()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     hog: list[socket.socket] = []
-    worker = threading.Thread(target=lambda: loop.run_until_complete(scanner.scan()))
+    worker = threading.Thread(target=scanner.run)
     try:
         resource.setrlimit(resource.RLIMIT_NOFILE, (scan.open_fd_count() + 8, hard))
         try:
@@ -250,6 +288,56 @@ def test_cancel_reaches_a_probe_waiting_for_a_descriptor() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
         if worker.ident is not None:
             worker.join(30)
-        loop.close()
     assert finished
     assert scanner.done < 49
+
+
+@needs_netns
+def test_a_full_scan_of_the_ephemeral_range_finds_exactly_what_listens() -> None:
+    """Inside an empty namespace, every port of the ephemeral range: the kernel picks source ports
+    from the same range, so some probes meet themselves (TCP simultaneous open). The open set must
+    be what ``ss -tln`` reports, no more."""
+    got = run_in_netns(
+        """
+        lo, hi = map(int, open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
+        held = []
+        for p in (lo + 7, (lo + hi) // 2, hi - 3):
+            s = socket.socket()
+            s.bind(("127.0.0.1", p))
+            s.listen(8)
+            held.append(s)
+        r = cli_json("scan", "127.0.0.1", f"{lo}-{hi}", "--timeout", "0.5")
+        opened = [x["port"] for x in r["json"]["results"] if x["state"] == "open"]
+        ss = subprocess.run(["ss", "-Htln"], capture_output=True, text=True, check=True).stdout
+        listening = sorted({int(line.split()[3].rsplit(":", 1)[1]) for line in ss.splitlines()})
+        print(json.dumps({"scan": opened, "ss": [p for p in listening if lo <= p <= hi],
+                          "scanned": r["json"]["ports_scanned"], "width": hi - lo + 1}))
+        """
+    )
+    assert got["scanned"] == got["width"]
+    assert got["scan"] == got["ss"] and len(got["ss"]) == 3, got
+
+
+def test_cli_json_shape() -> None:
+    with child_listener("tcp", "127.0.0.1", name="ps-scan-json") as child:
+        res = run_cli("scan", "127.0.0.1", f"{child.port}", "--json", "--timeout", "0.5")
+    assert res.returncode == 0, res.stderr
+    data = json.loads(res.stdout)
+    assert set(data) == {
+        "host",
+        "ip",
+        "proto",
+        "local",
+        "concurrency",
+        "ports_scanned",
+        "cancelled",
+        "summary",
+        "results",
+    }
+    assert set(data["summary"]) == {"open", "closed", "filtered", "open|filtered", "unreachable", "error"}
+    assert data["summary"]["open"] == 1 and data["ports_scanned"] == 1 and data["local"] is True
+    [r] = data["results"]
+    assert set(r) == {"port", "state", "reason", "latency_ms", "owner"}
+    assert r["state"] == "open" and r["reason"] == "connected" and r["latency_ms"] >= 0
+    assert set(r["owner"]) == {"pid", "name", "user"}
+    assert r["owner"]["pid"] == child.pid and r["owner"]["name"] == "ps-scan-json"

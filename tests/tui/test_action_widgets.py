@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import http.server
 import os
 import signal
 import socket
@@ -11,12 +12,13 @@ import threading
 import psutil
 import pytest
 from textual.app import App, ComposeResult
-from textual.widgets import Static
+from textual.widgets import Label, Static
 
 from app import kill
 from app.collector import PsutilCollector
 from app.model import Proto
 from tests.helpers import child_listener, free_port, needs_ipv6, tcp_server
+from tests.tui.fixtures import until
 from widgets.kill_modal import ConfirmScreen, KillModal, start_kill
 
 
@@ -225,15 +227,15 @@ async def wait_event(pilot, event: threading.Event) -> None:  # type: ignore[no-
 
 
 async def test_port_test_panel_streams_results_for_a_real_server() -> None:
-    from widgets.test_panel import PortTestPanel, start_port_test
+    from widgets.probe_panel import ProbePanel, start_probe
 
     with tcp_server(greet) as port:
         app = Host()
         async with app.run_test(size=(140, 40)) as pilot:
-            start_port_test(app, "127.0.0.1", port)
+            start_probe(app, "127.0.0.1", port)
             await pilot.pause()
             panel = app.screen
-            assert isinstance(panel, PortTestPanel)
+            assert isinstance(panel, ProbePanel)
             await wait_event(pilot, panel.finished)
             assert [o.state for o in panel.outcomes] == ["open"]
             text = log_text(panel)
@@ -246,35 +248,68 @@ async def test_port_test_panel_streams_results_for_a_real_server() -> None:
             assert "[red]hi\\x1b[0m\\r\\n" in log_text(panel)
             await pilot.press("escape")
             await pilot.pause()
-            assert not isinstance(app.screen, PortTestPanel)
+            assert not isinstance(app.screen, ProbePanel)
 
 
-async def test_port_test_panel_wildcard_prefills_both_loopbacks_and_reports_closed() -> None:
-    from widgets.test_panel import PortTestPanel, start_port_test
+async def test_port_test_panel_prefills_only_what_a_wildcard_bind_covers() -> None:
+    """0.0.0.0 is reached through 127.0.0.1 only (::1 cannot succeed); a dual-stack :: through both;
+    an IPv6-only :: through ::1 alone."""
+    from widgets.probe_panel import ProbePanel, start_probe
 
     port = free_port()
     app = Host()
     async with app.run_test(size=(140, 40)) as pilot:
-        start_port_test(app, "0.0.0.0", port)
+        start_probe(app, "0.0.0.0", port)
         await pilot.pause()
         panel = app.screen
-        assert isinstance(panel, PortTestPanel)
-        assert panel.query_one("#target").value == f"127.0.0.1:{port}, [::1]:{port}"
+        assert isinstance(panel, ProbePanel)
+        assert panel.query_one("#target").value == f"127.0.0.1:{port}"
         await wait_event(pilot, panel.finished)
-        assert [o.state for o in panel.outcomes] == ["closed", "closed"]
+        assert [o.state for o in panel.outcomes] == ["closed"]
+        await pilot.press("escape")
+        start_probe(app, "::", port, v6only=False)
+        await pilot.pause()
+        assert app.screen.query_one("#target").value == f"127.0.0.1:{port}, [::1]:{port}"
+        await wait_event(pilot, app.screen.finished)
+        await pilot.press("escape")
+        start_probe(app, "::", port, v6only=True)
+        await pilot.pause()
+        assert app.screen.query_one("#target").value == f"[::1]:{port}"
+        await wait_event(pilot, app.screen.finished)
+
+
+@needs_ipv6
+async def test_port_test_panel_asks_the_kernel_whether_a_wildcard_v6_listener_is_v6_only() -> None:
+    from widgets.probe_panel import ProbePanel, start_probe
+
+    for v6only, want in ((1, "[::1]:{p}"), (0, "127.0.0.1:{p}, [::1]:{p}")):
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, v6only)
+            s.bind(("::", 0))
+            s.listen(8)
+            port = s.getsockname()[1]
+            app = Host()
+            async with app.run_test(size=(140, 40)) as pilot:
+                start_probe(app, "::", port)  # v6only unknown: the panel asks sock_diag
+                await pilot.pause()
+                panel = app.screen
+                assert isinstance(panel, ProbePanel)
+                assert panel.query_one("#target").value == want.format(p=port)
+                await wait_event(pilot, panel.finished)
+                assert all(o.state == "open" for o in panel.outcomes)
 
 
 async def test_port_test_panel_bad_input_notifies_and_keeps_running() -> None:
     from textual.widgets import Input
 
-    from widgets.test_panel import PortTestPanel, start_port_test
+    from widgets.probe_panel import ProbePanel, start_probe
 
     app = Host()
     async with app.run_test(size=(140, 40)) as pilot:
-        start_port_test(app, "127.0.0.1", free_port())
+        start_probe(app, "127.0.0.1", free_port())
         await pilot.pause()
         panel = app.screen
-        assert isinstance(panel, PortTestPanel)
+        assert isinstance(panel, ProbePanel)
         await wait_event(pilot, panel.finished)
         panel.query_one("#target", Input).value = "127.0.0.1:99999"
         await pilot.press("enter")
@@ -288,7 +323,7 @@ async def test_port_test_panel_bad_input_notifies_and_keeps_running() -> None:
 
 
 async def test_port_test_panel_udp() -> None:
-    from widgets.test_panel import PortTestPanel, start_port_test
+    from widgets.probe_panel import ProbePanel, start_probe
 
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -296,13 +331,149 @@ async def test_port_test_panel_udp() -> None:
         s.close()
         app = Host()
         async with app.run_test(size=(140, 40)) as pilot:
-            start_port_test(app, "127.0.0.1", port, proto="udp")
+            start_probe(app, "127.0.0.1", port, proto="udp")
             await pilot.pause()
             panel = app.screen
-            assert isinstance(panel, PortTestPanel)
+            assert isinstance(panel, ProbePanel)
             await wait_event(pilot, panel.finished)
             assert [o.state for o in panel.outcomes] == ["closed"]
             assert "ICMP port unreachable" in log_text(panel)
+
+
+# --- test panel: keyboard (issue 13) --------------------------------------------------------
+
+
+async def test_space_in_the_target_field_does_not_wipe_it() -> None:
+    """Focusing the field does not select its text, so the first key typed edits it."""
+    from textual.widgets import Input
+
+    from widgets.probe_panel import ProbePanel, start_probe
+
+    port = free_port()
+    app = Host()
+    async with app.run_test(size=(100, 30)) as pilot:
+        start_probe(app, "127.0.0.1", port)
+        await pilot.pause()
+        panel = app.screen
+        assert isinstance(panel, ProbePanel)
+        await wait_event(pilot, panel.finished)
+        field = panel.query_one("#target", Input)
+        assert app.focused is field
+        await pilot.press("space")
+        assert field.value == f"127.0.0.1:{port} "
+        await pilot.press(*"[::1]:1")
+        assert field.value == f"127.0.0.1:{port} [::1]:1"
+
+
+async def test_option_keys_tick_options_but_letters_typed_in_the_field_stay_text() -> None:
+    from textual.widgets import Checkbox, Input
+
+    from widgets.probe_panel import ProbePanel, start_probe
+
+    app = Host()
+    async with app.run_test(size=(100, 30)) as pilot:
+        start_probe(app, "127.0.0.1", free_port())
+        await pilot.pause()
+        panel = app.screen
+        assert isinstance(panel, ProbePanel)
+        await wait_event(pilot, panel.finished)
+        field = panel.query_one("#target", Input)
+        boxes = {oid: panel.query_one(f"#{oid}", Checkbox) for oid in ("banner", "http", "tls", "udp")}
+        before = field.value
+        await pilot.press("b", "h", "s", "u")  # typing in the field: text, not options
+        assert field.value == before + "bhsu" and not any(b.value for b in boxes.values())
+        await pilot.press(*["backspace"] * 4)
+        await pilot.press("alt+b", "alt+h", "alt+s")  # alt+letter works while typing
+        assert [b.value for b in boxes.values()] == [True, True, True, False]
+        assert field.value == before and app.focused is field
+        await pilot.press("down")  # to the options row: plain letters toggle there
+        assert app.focused is boxes["banner"]
+        await pilot.press("b", "right", "right", "right")
+        assert not boxes["banner"].value and app.focused is boxes["udp"]
+        await pilot.press("space")
+        assert boxes["udp"].value
+        await pilot.press("left", "space", "up")
+        assert not boxes["tls"].value and app.focused is field
+        hint = str(panel.query_one("#hint", Label).render())
+        assert "Alt+B/H/S/U ticks Banner/HTTP/TLS/UDP" in hint and "Enter" in hint and "Esc" in hint
+
+
+async def test_every_option_is_reachable_with_tab() -> None:
+    from widgets.probe_panel import ProbePanel, start_probe
+
+    app = Host()
+    async with app.run_test(size=(100, 30)) as pilot:
+        start_probe(app, "127.0.0.1", free_port())
+        await pilot.pause()
+        panel = app.screen
+        assert isinstance(panel, ProbePanel)
+        seen = []
+        for _ in range(8):
+            await pilot.press("tab")
+            seen.append(app.focused.id if app.focused is not None else None)
+        assert {"run", "banner", "http", "tls", "udp", "log", "target"} <= set(seen)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (60, 20)])
+async def test_the_test_panel_fits_small_terminals(size: tuple[int, int]) -> None:
+    from widgets.probe_panel import ProbePanel, start_probe
+
+    app = Host()
+    async with app.run_test(size=size) as pilot:
+        start_probe(app, "127.0.0.1", free_port())
+        await pilot.pause()
+        panel = app.screen
+        assert isinstance(panel, ProbePanel)
+        await wait_event(pilot, panel.finished)
+        screen = panel.region
+        for wid in ("target", "run", "banner", "http", "tls", "udp", "hint", "log"):
+            region = panel.query_one(f"#{wid}").region
+            assert region.width > 0 and region.height > 0, wid
+            assert screen.contains_region(region), (wid, region, screen)
+        regions = [panel.query_one(f"#{w}").region for w in ("banner", "http", "tls", "udp")]
+        assert all(not a.overlaps(b) for i, a in enumerate(regions) for b in regions[i + 1 :])
+
+
+async def test_an_http_test_runs_from_the_dashboard_by_keyboard_alone() -> None:
+    """t on the listener, alt+h, Enter: the HTTP result shows in the panel. No mouse, no API call."""
+    from tests.tui.test_tui_actions import live_app, select_port
+    from widgets.probe_panel import ProbePanel
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hello)
+    srv.block_on_close = False
+    t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    t.start()
+    port = srv.server_address[1]
+    try:
+        app = live_app()
+        async with app.run_test(size=(80, 24)) as pilot:
+            await select_port(app, pilot, port)
+            await pilot.press("t")
+            await until(pilot, lambda: isinstance(app.screen, ProbePanel))
+            panel = app.screen
+            assert isinstance(panel, ProbePanel)
+            await wait_event(pilot, panel.finished)
+            await pilot.press("alt+h", "enter")
+            await pilot.pause()
+            await wait_event(pilot, panel.finished)
+            [out] = panel.outcomes
+            assert out.http is not None and out.http.status == 200, out.http
+            assert "HTTP/1.0 200" in log_text(panel) and "ps-hello" in log_text(panel)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        t.join(5)
+
+
+class _Hello(http.server.BaseHTTPRequestHandler):
+    server_version = "ps-hello/1.0"
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
 
 
 # --- scan panel ---------------------------------------------------------------------------------
@@ -360,6 +531,45 @@ async def test_scan_panel_ipv6() -> None:
             await pilot.click("#scan")
             await wait_event(pilot, panel.finished)
             assert panel.result is not None and panel.result.open_ports == [child.port]
+
+
+async def test_scan_panel_host_is_reachable_and_space_does_not_wipe_a_field() -> None:
+    from textual.widgets import Input
+
+    from widgets.scan_panel import ScanPanel, start_scan
+
+    app = Host()
+    async with app.run_test(size=(80, 24)) as pilot:
+        start_scan(app, "127.0.0.1", "1-1024")
+        await pilot.pause()
+        panel = app.screen
+        assert isinstance(panel, ScanPanel)
+        ports, host = panel.query_one("#ports", Input), panel.query_one("#host", Input)
+        assert app.focused is ports
+        await pilot.press("space", *",2000")
+        assert ports.value == "1-1024 ,2000"
+        await pilot.press("shift+tab")
+        assert app.focused is host
+        await pilot.press("backspace", "2")  # 127.0.0.1 -> 127.0.0.2: edited, not replaced
+        assert host.value == "127.0.0.2"
+        await pilot.press("tab", "tab")
+        assert app.focused is panel.query_one("#scan")
+
+
+@pytest.mark.parametrize("size", [(80, 24), (60, 20)])
+async def test_the_scan_panel_fits_small_terminals(size: tuple[int, int]) -> None:
+    from widgets.scan_panel import ScanPanel, start_scan
+
+    app = Host()
+    async with app.run_test(size=size) as pilot:
+        start_scan(app, "127.0.0.1", "1-10")
+        await pilot.pause()
+        panel = app.screen
+        assert isinstance(panel, ScanPanel)
+        for wid in ("host", "ports", "scan", "progress", "log"):
+            region = panel.query_one(f"#{wid}").region
+            assert region.width > 0 and region.height > 0, wid
+            assert panel.region.contains_region(region), (wid, region)
 
 
 # --- free port ----------------------------------------------------------------------------------

@@ -10,8 +10,8 @@ from tests.helpers import child_listener, spawn_listener, tcp_server
 from tests.tui.fixtures import SequenceCollector, fixed_interfaces, make_app, snapshot, tcp, until
 from widgets.free_port import FreePortScreen
 from widgets.kill_modal import KillModal
+from widgets.probe_panel import ProbePanel
 from widgets.scan_panel import ScanPanel
-from widgets.test_panel import PortTestPanel
 
 
 def live_app() -> PortscopeApp:
@@ -86,7 +86,7 @@ async def test_t_opens_the_test_panel_on_the_selected_listener() -> None:
         async with app.run_test(size=(120, 36)) as pilot:
             await select_port(app, pilot, child.port)
             await pilot.press("t")
-            await until(pilot, lambda: isinstance(app.screen, PortTestPanel))
+            await until(pilot, lambda: isinstance(app.screen, ProbePanel))
             panel = app.screen
 
             def log() -> str:
@@ -95,7 +95,7 @@ async def test_t_opens_the_test_panel_on_the_selected_listener() -> None:
             await until(pilot, lambda: "open" in log(), timeout=30)
             assert f"127.0.0.1:{child.port}" in log()
             await pilot.press("escape")
-            await until(pilot, lambda: not isinstance(app.screen, PortTestPanel))
+            await until(pilot, lambda: not isinstance(app.screen, ProbePanel))
 
 
 async def test_scan_and_free_port_keys_open_their_panels() -> None:
@@ -187,7 +187,7 @@ async def test_quitting_while_a_probe_runs_cancels_it_and_exits() -> None:
         app = make_app()
         async with app.run_test(size=(120, 36)) as pilot:
             await until(pilot, lambda: app.poll_count >= 1)
-            panel = PortTestPanel(f"127.0.0.1:{port}", timeout=1.0, count=5)
+            panel = ProbePanel(f"127.0.0.1:{port}", timeout=1.0, count=5)
             app.push_screen(panel)
 
             def started() -> bool:
@@ -228,7 +228,7 @@ async def test_a_hostile_banner_shows_literally_in_the_test_panel() -> None:
     with tcp_server(hostile) as port:
         app = make_app()
         async with app.run_test(size=(120, 36)) as pilot:
-            panel = PortTestPanel(f"127.0.0.1:{port}", timeout=1.0, count=1)
+            panel = ProbePanel(f"127.0.0.1:{port}", timeout=1.0, count=1)
             app.push_screen(panel)
             await until(pilot, lambda: panel.is_mounted and panel.finished.is_set())
             panel.query_one("#banner", Checkbox).value = True
@@ -249,7 +249,7 @@ async def test_tab_in_a_dialog_moves_its_focus_and_leaves_the_view_alone() -> No
         async with app.run_test(size=(120, 36)) as pilot:
             await select_port(app, pilot, port)
             await pilot.press("t")
-            await until(pilot, lambda: isinstance(app.screen, PortTestPanel))
+            await until(pilot, lambda: isinstance(app.screen, ProbePanel))
             panel = app.screen
             first = app.focused
             await pilot.press("tab")
@@ -257,6 +257,6 @@ async def test_tab_in_a_dialog_moves_its_focus_and_leaves_the_view_alone() -> No
             assert app.view == "listening"  # the view behind the dialog did not switch
             assert app.focused is not first and app.focused in panel.query("*")
             await pilot.press("escape")
-            await until(pilot, lambda: not isinstance(app.screen, PortTestPanel))
+            await until(pilot, lambda: not isinstance(app.screen, ProbePanel))
             await pilot.press("tab")
             await until(pilot, lambda: app.view == "connections")
