@@ -158,9 +158,7 @@ def families(
     if ports:
         allowed = set(ports)
         per_port = Counter(
-            (str(s.port), s.status.lower())
-            for s in snapshot.sockets
-            if not s.listening and s.port in allowed
+            (str(s.port), s.status.lower()) for s in snapshot.sockets if not s.listening and s.port in allowed
         )
         port_conns = GaugeMetricFamily(
             PREFIX + "port_connections",
@@ -342,7 +340,6 @@ def samples(registry: CollectorRegistry) -> list[dict[str, Any]]:
                 }
             )
     return out
-
 
 
 # --- the HTTP endpoint (portscope serve) ------------------------------------------------------

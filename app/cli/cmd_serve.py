@@ -146,7 +146,9 @@ def run(args: argparse.Namespace) -> int:
                 f"serving on {where}, beyond loopback: anyone who can reach it reads this host's "
                 "listeners, process and user names (firewall it, or put a TLS proxy in front)"
             )
-        warn(f"serving Prometheus metrics on {url} (a poll at most every {args.serve_interval:g}s; Ctrl-C to stop)")
+        warn(
+            f"serving Prometheus metrics on {url} (a poll at most every {args.serve_interval:g}s; Ctrl-C to stop)"
+        )
         if args.json:
             doc = {
                 "schema": 1,
