@@ -108,7 +108,6 @@ def run(args: argparse.Namespace) -> int:
 
     host, port = args.listen
     cache = SnapshotCache(stats_collector(), interval=args.serve_interval)
-    cache.get()  # the first poll (the cold one) before anyone scrapes; fails here, not per scrape
     registry = registry_for(PortscopeCollector(cache, args.ports))
     reported: set[str] = set()
 
@@ -139,8 +138,11 @@ def run(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         previous[sig] = signal.signal(sig, on_signal)
     thread = threading.Thread(target=server.serve_forever, name="portscope-serve", daemon=True)
-    thread.start()
     try:
+        # The first (cold) poll before anyone scrapes, once bound, so it sees this listener too;
+        # a collector that cannot run fails here, not on every scrape.
+        cache.get()
+        thread.start()
         if _beyond_loopback(bound_ip):
             warn(
                 f"serving on {where}, beyond loopback: anyone who can reach it reads this host's "
@@ -164,8 +166,9 @@ def run(args: argparse.Namespace) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        server.shutdown()
+        if thread.is_alive():
+            server.shutdown()
+            thread.join(5)
         server.server_close()
-        thread.join(5)
     warn("stopped")
     return exitcodes.OK
