@@ -149,7 +149,8 @@ def run(args: argparse.Namespace) -> int:
                 "listeners, process and user names (firewall it, or put a TLS proxy in front)"
             )
         warn(
-            f"serving Prometheus metrics on {url} (a poll at most every {args.serve_interval:g}s; Ctrl-C to stop)"
+            f"serving Prometheus metrics on {url} "
+            f"(a poll at most every {args.serve_interval:g}s; Ctrl-C to stop)"
         )
         if args.json:
             doc = {
@@ -164,8 +165,8 @@ def run(args: argparse.Namespace) -> int:
         while not stop.wait(3600):
             pass
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         if thread.is_alive():
             server.shutdown()
             thread.join(5)

@@ -327,7 +327,8 @@ srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen(4096)
 port = srv.getsockname()[1]
 
 def count():
-    out = subprocess.run([*cmd, "metrics", "--ports", str(port)], capture_output=True, text=True, check=True).stdout
+    args = [*cmd, "metrics", "--ports", str(port)]
+    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
     lines = [l for l in out.splitlines() if l and not l.startswith("#")]
     est = [l for l in lines if l.startswith('portscope_connections{proto="tcp",state="established"}')]
     return {"series": len(lines), "established": float(est[0].rsplit(" ", 1)[1])}
@@ -363,3 +364,22 @@ def test_series_count_does_not_grow_with_connections() -> None:
     assert counts["before"]["established"] == 0
     assert counts["after"]["established"] == 2 * n  # both ends of every connection are counted...
     assert counts["after"]["series"] == counts["before"]["series"]  # ...in the same series
+
+
+# --- start-up cost ----------------------------------------------------------------------------------
+
+_PROBE = r"""
+import sys
+from app.cli.main import main
+rc = main(sys.argv[1:])
+sys.stdout.flush()
+sys.stderr.write("PROM=%d RC=%d\n" % ("prometheus_client" in sys.modules, rc))
+"""
+
+
+@pytest.mark.parametrize(("args", "loaded"), [(["list"], 0), (["ifaces", "--json"], 0), (["metrics"], 1)])
+def test_only_the_metrics_commands_import_prometheus_client(args: list[str], loaded: int) -> None:
+    """prometheus_client costs tens of milliseconds to import: the parser (which registers every
+    command, serve and metrics included) and other commands must not pay it."""
+    res = subprocess.run([sys.executable, "-c", _PROBE, *args], capture_output=True, text=True, timeout=60)
+    assert f"PROM={loaded} RC=0" in res.stderr.splitlines()[-1], res.stderr
