@@ -59,7 +59,7 @@ def write_atomic(path: str, text: str) -> None:
         if target is not None and stat.S_ISCHR(target.st_mode):  # /dev/stdout on a terminal
             st = target
         else:
-            raise _fail(path, "it is a symbolic link (name the file it points to)")
+            raise _fail(path, "it is a symbolic link (name the file it points to, or - for stdout)")
     if st is not None and stat.S_ISCHR(st.st_mode):
         _write_in_place(path, data)
         return

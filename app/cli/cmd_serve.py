@@ -15,7 +15,8 @@ from app import exitcodes
 from app.cli.cmd_metrics import ports_arg
 from app.errors import UsageError
 
-DEFAULT_LISTEN = "127.0.0.1:9811"
+DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 9811
+DEFAULT_LISTEN = f"{DEFAULT_HOST}:{DEFAULT_PORT}"
 
 
 def listen_arg(text: str) -> tuple[str, int]:
@@ -52,7 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--listen",
         type=listen_arg,
-        default=listen_arg(DEFAULT_LISTEN),
+        default=(DEFAULT_HOST, DEFAULT_PORT),
         metavar="HOST:PORT",
         help=f"address to serve on (default {DEFAULT_LISTEN}; port 0 picks a free port)",
     )

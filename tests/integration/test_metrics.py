@@ -156,9 +156,10 @@ def test_queues_per_listener_and_connections_per_allowed_port() -> None:
         res = run_cli("metrics", "--ports", f"{bport},{sport}")
         assert res.returncode == 0, res.stderr
         out = res.stdout
-        assert series(out, "portscope_listen_queue_length", port=str(bport))[0][1] == 3
-        assert series(out, "portscope_listen_queue_max", port=str(bport))[0][1] == 4
-        assert series(out, "portscope_listen_queue_length", port=str(sport))[0][1] == 0
+        ours = {"address": "127.0.0.1", "port": str(bport)}
+        assert series(out, "portscope_listen_queue_length", **ours) == [({"proto": "tcp", **ours}, 3)], out
+        assert series(out, "portscope_listen_queue_max", **ours) == [({"proto": "tcp", **ours}, 4)], out
+        assert series(out, "portscope_listen_queue_length", address="127.0.0.1", port=str(sport))[0][1] == 0
         assert series(out, "portscope_port_connections", port=str(sport), state="established")[0][1] == 2
         # the three waiting connections are established in the kernel's view (not accepted yet)
         assert series(out, "portscope_port_connections", port=str(bport), state="established")[0][1] == 3

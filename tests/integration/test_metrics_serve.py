@@ -25,7 +25,7 @@ import pytest
 
 from app.metrics import PortscopeCollector, SnapshotCache, make_http_server, registry_for, stats_collector
 from app.model import Snapshot
-from tests.helpers import free_port, portscope_cmd, run_cli
+from tests.helpers import free_port, needs_ipv6, portscope_cmd, run_cli
 
 PROMETHEUS = shutil.which("prometheus")
 
@@ -95,6 +95,17 @@ def test_serves_metrics_and_ends_cleanly_on_sigterm() -> None:
     assert "Traceback" not in err
     assert "beyond loopback" not in err  # loopback: no warning
     assert err.splitlines()[-1] == "portscope: stopped"
+
+
+@needs_ipv6
+def test_serves_on_ipv6_loopback() -> None:
+    with serving("--listen", "[::1]:0") as (proc, info):
+        assert info["listen"]["ip"] == "::1"
+        assert info["url"] == f"http://[::1]:{info['listen']['port']}/metrics"
+        status, _, body = get(info["url"])
+        assert status == 200 and 'family="ipv6"' in body
+        rc, err = stop(proc, signal.SIGTERM)
+    assert rc == 0 and "beyond loopback" not in err
 
 
 def test_ctrl_c_ends_it_cleanly() -> None:
