@@ -37,7 +37,6 @@ from app.ports import PortRange
 from app.textsafe import printable
 
 PREFIX = "portscope_"
-MAX_PORTS = 100  # --ports: each allowed port adds a few series; more is a per-port exporter's job
 NAME_LIMIT = 64  # label values from the system are cut here (a name is 15 bytes; a user name short)
 
 # exposure label values, one per kind; the dashboard's "all interfaces" is "all" here

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -48,7 +49,7 @@ def conn(
     )
 
 
-def snap(socks: list[Sock], procs: list[ProcessInfo] = (), **kw: object) -> Snapshot:  # type: ignore[assignment]
+def snap(socks: list[Sock], procs: Sequence[ProcessInfo] = (), **kw: object) -> Snapshot:
     kw.setdefault("source", "netlink")
     return Snapshot(
         taken_at=0.0,
