@@ -27,10 +27,9 @@ import ipaddress
 import json
 import os
 import socket
-import tempfile
+import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from app.errors import UsageError
@@ -148,27 +147,12 @@ def dumps(baseline: Baseline) -> str:
 
 
 def save(baseline: Baseline, path: str) -> None:
-    """Write ``baseline`` to ``path`` atomically (a reader never sees half a file).
-    Raises UsageError when it cannot be written."""
-    target = Path(path)
-    text = dumps(baseline)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
-    except OSError as exc:
-        raise UsageError(f"cannot write baseline {path!r}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise UsageError(f"cannot write baseline {path!r}: {exc.strerror or exc}") from None
+    """Write ``baseline`` to ``path`` by app/fileout.py's rule: a regular file or a new one
+    atomically (a reader never sees half a file), ``-`` and character devices in place, a symlink
+    followed; anything else is a UsageError."""
+    from app.fileout import write_atomic
+
+    write_atomic(path, dumps(baseline), what="baseline")
 
 
 # --- loading ----------------------------------------------------------------------------------
@@ -282,16 +266,40 @@ def _from_doc(doc: object) -> Baseline:
 
 
 def load_baseline(path: str) -> Baseline:
-    """Read and parse a baseline file; UsageError (one line) if missing, unreadable or malformed."""
+    """Read and parse a baseline file; UsageError (one line) if missing, unreadable, not a regular
+    file or malformed. Opened non-blocking and checked before reading: a FIFO would otherwise
+    block in ``open()`` until something writes to it."""
     label = printable(path, 200)
     try:
-        with open(path, "rb") as f:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise UsageError(f"cannot read baseline {label!r}: {exc.strerror or exc}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = "a directory" if stat.S_ISDIR(mode) else _file_kind(mode)
+            raise UsageError(f"cannot read baseline {label!r}: it is {kind}, not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as f:
             data = f.read(MAX_BYTES + 1)
     except OSError as exc:
         raise UsageError(f"cannot read baseline {label!r}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
     if len(data) > MAX_BYTES:
         raise UsageError(f"baseline {label!r} is too large (over {MAX_BYTES // (1024 * 1024)} MiB)")
     return parse_baseline(data, path)
+
+
+def _file_kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    return "not a file"
 
 
 # --- drift ------------------------------------------------------------------------------------
