@@ -221,10 +221,12 @@ def test_write_atomic_and_open_append_api(tmp_path: Path) -> None:
     with open_append(str(tmp_path / "log"), what="log") as f:
         f.write("two\n")
     assert (tmp_path / "log").read_text() == "one\ntwo\n"
-    os.mkfifo(tmp_path / "fifo")
-    for call in (lambda: write_atomic(str(tmp_path / "fifo"), "x"), lambda: open_append(str(tmp_path / "fifo"))):
-        with pytest.raises(UsageError, match="FIFO"):
-            call()
+    fifo = str(tmp_path / "fifo")
+    os.mkfifo(fifo)
+    with pytest.raises(UsageError, match="FIFO"):
+        write_atomic(fifo, "x")
+    with pytest.raises(UsageError, match="FIFO"):
+        open_append(fifo)
     with pytest.raises(UsageError, match="empty"):
         write_atomic("", "x")
     with pytest.raises(UsageError, match="No such file"):
