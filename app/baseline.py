@@ -366,8 +366,11 @@ def _who(e: Entry) -> str:
 def drift_lines(drift: Drift) -> list[str]:
     """Human lines: ``added``/``removed``/``changed``, endpoint, owner; untrusted text escaped."""
     rows: list[tuple[str, str, str]] = []
-    rows += [("added", e.endpoint, _who(e)) for e in drift.added]
-    rows += [("removed", e.endpoint, _who(e)) for e in drift.removed]
-    rows += [("changed", old.endpoint, f"{_who(old)} -> {_who(new)}") for old, new in drift.changed]
+    # the address comes from the file (a scope id is free text: fe80::1%<anything>): escaped too
+    rows += [("added", printable(e.endpoint), _who(e)) for e in drift.added]
+    rows += [("removed", printable(e.endpoint), _who(e)) for e in drift.removed]
+    rows += [
+        ("changed", printable(old.endpoint), f"{_who(old)} -> {_who(new)}") for old, new in drift.changed
+    ]
     width = max((len(r[1]) for r in rows), default=0)
     return [f"{what:<8} {endpoint:<{width}}  {who}" for what, endpoint, who in rows]

@@ -33,7 +33,8 @@ def read_process(pid: int) -> ProcessInfo | None:
             name = _field(proc.name, "")
             ppid = _field(proc.ppid, None)
             exe = _field(proc.exe, "")
-            cmdline = tuple(_field(proc.cmdline, []) or ())
+            raw = read_cmdline(pid) if _LINUX else None
+            cmdline = raw if raw is not None else tuple(_field(proc.cmdline, []) or ())
             username = _field(proc.username, "")
     except _GONE:
         return None
@@ -42,6 +43,29 @@ def read_process(pid: int) -> ProcessInfo | None:
     return ProcessInfo(
         pid=pid, ppid=ppid, name=name, exe=exe, cmdline=cmdline, username=username, create_time=create_time
     )
+
+
+def read_cmdline(pid: int) -> tuple[str, ...] | None:
+    """The arguments of ``pid`` exactly as the kernel holds them (Linux ``/proc/PID/cmdline``);
+    ``None`` when unreadable (then psutil's answer is used).
+
+    psutil reads the file as text with universal newlines, so an argument ``c\rd`` came back as
+    ``c\nd``: here the bytes are split on NUL and decoded with surrogateescape (invalid UTF-8
+    stays visible as ``\xff`` when escaped). A process that rewrote its argv (nginx's
+    ``nginx: worker process``, setproctitle) leaves the rest of the old argument area as NUL
+    padding, which reads as trailing empty arguments: they are dropped.
+    """
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            data = f.read(1 << 20)
+    except OSError:
+        return None
+    if not data:
+        return ()  # a kernel thread or a zombie
+    parts = data.split(b"\0")
+    while len(parts) > 1 and not parts[-1]:
+        parts.pop()  # the terminating NUL, and an argv rewrite's padding
+    return tuple(os.fsdecode(p) for p in parts)
 
 
 def _field(getter: Any, default: Any) -> Any:

@@ -91,8 +91,8 @@ def event_line(event: Event, exposure: ExposureMap) -> str:
         stamp,
         f"{event.kind.value:<13}",
         f"{proto:<4}",
-        f"{sock.laddr!s:<21}",
-        f"{(str(sock.raddr) if sock.raddr else '*'):<21}",
+        f"{printable(str(sock.laddr)):<21}",  # a scope id (fe80::1%eth0) is an interface name
+        f"{(printable(str(sock.raddr)) if sock.raddr else '*'):<21}",
         f"{state:<11}",
     ]
     if sock.listening:

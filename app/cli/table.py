@@ -90,8 +90,8 @@ def socket_row(
     name, user, command = _owner_cells(sock, snapshot, cache)
     return [
         proto,
-        str(sock.laddr),
-        str(sock.raddr) if sock.raddr else "*",
+        printable(str(sock.laddr)),  # an IPv6 scope id is an interface name: untrusted
+        printable(str(sock.raddr)) if sock.raddr else "*",
         sock.status,
         exposure.classify(sock.laddr.ip).label,
         str(sock.pid) if sock.pid is not None else "-",
