@@ -38,14 +38,22 @@ class Exposure:
 
     @property
     def label(self) -> str:
+        """The text to show: interface names escaped (each cut to 32 characters)."""
         if self.kind is ExposureKind.INTERFACE:
             return ",".join(printable(name, 32) for name in self.interfaces)
+        return self.raw_label
+
+    @property
+    def raw_label(self) -> str:
+        """The label with the interface names exact: for JSON and CSV, which escape it their way."""
+        if self.kind is ExposureKind.INTERFACE:
+            return ",".join(self.interfaces)
         if self.kind is ExposureKind.UNKNOWN:
             return "unknown address"
         return self.kind.value
 
     def as_dict(self) -> dict[str, object]:
-        return {"kind": self.kind.value, "interfaces": list(self.interfaces), "label": self.label}
+        return {"kind": self.kind.value, "interfaces": list(self.interfaces), "label": self.raw_label}
 
 
 def _strip_scope(ip: str) -> str:

@@ -116,7 +116,7 @@ def csv_row(sock: Sock, snapshot: Snapshot, exposure: ExposureMap) -> list[objec
         "yes" if sock.listening else "no",
         sock.range.value,
         "yes" if snapshot.in_ephemeral(sock) else "no",
-        exposure.classify(sock.laddr.ip).label,
+        exposure.classify(sock.laddr.ip).raw_label,  # escaped once, by csv_cell
         sock.pid if sock.pid is not None else "",
         owner.name if owner else "",
         owner.username if owner else "",
