@@ -215,11 +215,12 @@ def run(*args):
 out = {
     "list": run("list"), "list-json": run("list", "--json"), "list-csv": run("list", "--csv"),
     "ifaces": run("ifaces"), "ifaces-json": run("ifaces", "--json"),
-    "who": sum((run("who", str(p)) for p in ports), []),
-    "who-json": sum((run("who", str(p), "--json") for p in ports), []),
+    "who": [t for p in ports for t in run("who", str(p))],
+    "who-json": [t for p in ports for t in run("who", str(p), "--json")],
 }
 for key, extra in (("watch", []), ("watch-json", ["--json"])):
-    proc = subprocess.Popen([*cmd, "watch", "--interval", "0.2", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    argv = [*cmd, "watch", "--interval", "0.2", *extra]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     err = [proc.stderr.readline()]
     while b"watching" not in err[-1] and err[-1]:
         err.append(proc.stderr.readline())
@@ -446,7 +447,7 @@ class Output:
 
 
 def _who_each(p: Processes, *extra: str) -> list[str]:
-    return sum((p.run("who", str(c.port), *extra) for c in p.children.values()), [])
+    return [text for c in p.children.values() for text in p.run("who", str(c.port), *extra)]
 
 
 IFACES = tuple(IFACE_VALUES)
