@@ -431,6 +431,42 @@ def dashboard_toasts() -> list[str]:
     return _run_dashboard(script)
 
 
+def dashboard_system_toasts() -> list[str]:
+    """Toasts of system text: a collector warning and a failed poll, each holding every value
+    and markup that does not parse ("[/]")."""
+    import asyncio
+    from dataclasses import replace
+
+    from tests.tui.fixtures import make_app, until
+
+    first, *_ = _dashboard_data()
+    text = "[/]" + "".join(HOSTILE.values())
+
+    class Collector:
+        calls = 0
+
+        def collect(self, *, port: int | None = None) -> Any:
+            self.calls += 1
+            if self.calls > 1:
+                raise OSError(text)
+            return replace(first, warnings=(text,))
+
+    screens: list[str] = []
+
+    async def drive() -> None:
+        app = make_app(Collector())
+        async with app.run_test(size=(200, 50), notifications=True) as pilot:
+            await until(pilot, lambda: app.poll_count >= 1)
+            await pilot.press("r")
+            await until(pilot, lambda: bool(app.poll_errors))
+            await pilot.pause(0.3)
+            screens.append(_screen(app))
+            assert app.is_running
+
+    asyncio.run(drive())
+    return screens
+
+
 # -------------------------------------------------------------------------------------- outputs
 
 
@@ -481,11 +517,19 @@ OUTPUTS = [
     # the dashboard
     Output("dashboard-views", None, lambda _: dashboard_views(), lambda t, v: escaped(t, v, FIVE)),
     Output("dashboard-toasts", None, lambda _: dashboard_toasts(), lambda t, v: escaped(t, v, FIVE)),
+    pytest.param(
+        Output("dashboard-system-toasts", None, lambda _: dashboard_system_toasts(), lambda t, v: "H1" in t[0]),
+        id="dashboard-system-toasts",
+        # app/tui/app.py notifies a poll failure (line ~292) and collector warnings (~300) with
+        # markup on: "[/]" in system text ends the dashboard with a MarkupError. Reported to the
+        # lead; strict, so the fix shows up here.
+        marks=pytest.mark.xfail(reason="notify() of system text without markup=False", strict=True),
+    ),
 ]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("output", OUTPUTS, ids=[o.name for o in OUTPUTS])
+@pytest.mark.parametrize("output", OUTPUTS, ids=[getattr(o, "name", None) for o in OUTPUTS])
 def test_no_raw_control_reaches_any_output(output: Output, request: pytest.FixtureRequest) -> None:
     channel = request.getfixturevalue(output.fixture) if output.fixture else None
     texts = output.produce(channel)
