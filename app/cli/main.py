@@ -5,9 +5,9 @@ Each subcommand lives in its own module ``app/cli/cmd_<name>.py`` exposing
 ``register(subparsers)`` (adds its parser, sets ``func``) and keeps heavy imports inside its
 handler so ``portscope --help`` and ``portscope who`` start fast.
 
-This module imports only ``os``, ``sys`` and ``_signal`` at its top: :func:`main` installs the
-signal handlers first, so Ctrl-C or SIGTERM during start-up (argparse, the commands' imports)
-ends in one line and an exit code, never a traceback or a death by signal.
+This module imports only ``os``, ``sys``, ``_signal`` and two modules of constants at its top:
+:func:`main` installs the signal handlers first, so Ctrl-C or SIGTERM during start-up (argparse,
+the commands' imports) ends in one line and an exit code, never a traceback or a death by signal.
 """
 
 from __future__ import annotations
@@ -17,6 +17,9 @@ from __future__ import annotations
 import _signal
 import os
 import sys
+
+from app import exitcodes  # both import nothing: the handlers below can name them at any moment
+from app.errors import CollectorUnavailable, OutputError, PortscopeError, Terminated, UsageError
 
 TYPE_CHECKING = False  # not typing's: importing typing (contextlib, ...) is a window for Ctrl-C
 if TYPE_CHECKING:
@@ -53,8 +56,6 @@ def __getattr__(name: str) -> Any:
 
 
 def _on_sigterm(_signum: int, _frame: FrameType | None) -> None:
-    from app.errors import Terminated
-
     raise Terminated
 
 
@@ -105,6 +106,8 @@ def _reopen_closed_stdio() -> None:
         if new != fd:
             os.dup2(new, fd, inheritable=False)
             os.close(new)
+    if sys.stdin is None:
+        sys.stdin = open(0, errors="surrogateescape", closefd=False)  # noqa: SIM115
     if sys.stdout is None:
         sys.stdout = open(1, "w", errors="backslashreplace", closefd=False)  # noqa: SIM115
     if sys.stderr is None:
@@ -113,8 +116,6 @@ def _reopen_closed_stdio() -> None:
 
 def _output_error(exc: OSError) -> Exception:
     import errno
-
-    from app.errors import OutputError
 
     reason = "it is closed" if exc.errno == errno.EBADF else exc.strerror or str(exc)
     return OutputError(f"cannot write to standard output: {reason}")
@@ -177,10 +178,14 @@ def _silence_stdout() -> None:
 
 def _say(message: str) -> None:
     """The one diagnostic line of an error, escaped and cut."""
-    from app.textsafe import diagnostic
-
     try:
-        sys.stderr.write(f"portscope: {diagnostic(message)}\n")
+        from app.textsafe import diagnostic
+
+        line = diagnostic(message)
+    except BaseException:  # a second Ctrl-C while importing it: still no traceback
+        line = message[:500].encode("ascii", "backslashreplace").decode()
+    try:
+        sys.stderr.write(f"portscope: {line}\n")
         sys.stderr.flush()
     except (OSError, ValueError):
         pass
@@ -201,8 +206,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: list[str]) -> int:
-    from app import exitcodes
-
     command = _command_in(argv)
     try:
         _reopen_closed_stdio()
@@ -220,23 +223,14 @@ def _main(argv: list[str]) -> int:
     except KeyboardInterrupt:
         _say("interrupted")
         return exitcodes.INTERRUPT
-    except Exception as exc:
+    except PortscopeError as exc:
         return _error_code(exc)
-    except BaseException as exc:
-        from app.errors import Terminated
-
-        if not isinstance(exc, Terminated):
-            raise
+    except Terminated:
         return exitcodes.OK if command in STOPPED_BY_SIGTERM else exitcodes.TERMINATED
 
 
 def _error_code(exc: Exception) -> int:
     """An error that reached the top: one line on stderr and its exit code."""
-    from app import exitcodes
-    from app.errors import CollectorUnavailable, OutputError, PortscopeError, UsageError
-
-    if not isinstance(exc, PortscopeError):
-        raise exc
     _say(str(exc))
     if isinstance(exc, OutputError):
         _silence_stdout()
@@ -261,8 +255,6 @@ def _dispatch(argv: list[str]) -> int:
 
 def launch_dashboard(args: Any) -> int:
     """Bare ``portscope``: the live dashboard (Textual is imported here only)."""
-    from app import exitcodes
-
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         sys.stderr.write("portscope: the dashboard needs a terminal; try 'portscope list' for a table\n")
         return exitcodes.USAGE
