@@ -27,12 +27,12 @@ import ipaddress
 import json
 import os
 import socket
-import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from app.errors import UsageError
+from app.fileout import describe, write_atomic
 from app.model import UDP_BOUND, Proto, Snapshot, format_endpoint
 from app.textsafe import printable
 
@@ -150,8 +150,6 @@ def save(baseline: Baseline, path: str) -> None:
     """Write ``baseline`` to ``path`` by app/fileout.py's rule: a regular file or a new one
     atomically (a reader never sees half a file), ``-`` and character devices in place, a symlink
     followed; anything else is a UsageError."""
-    from app.fileout import write_atomic
-
     write_atomic(path, dumps(baseline), what="baseline")
 
 
@@ -275,9 +273,8 @@ def load_baseline(path: str) -> Baseline:
     except OSError as exc:
         raise UsageError(f"cannot read baseline {label!r}: {exc.strerror or exc}") from None
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            kind = "a directory" if stat.S_ISDIR(mode) else _file_kind(mode)
+        kind = describe(os.fstat(fd).st_mode)
+        if kind is not None:
             raise UsageError(f"cannot read baseline {label!r}: it is {kind}, not a regular file")
         with os.fdopen(fd, "rb", closefd=False) as f:
             data = f.read(MAX_BYTES + 1)
@@ -288,18 +285,6 @@ def load_baseline(path: str) -> Baseline:
     if len(data) > MAX_BYTES:
         raise UsageError(f"baseline {label!r} is too large (over {MAX_BYTES // (1024 * 1024)} MiB)")
     return parse_baseline(data, path)
-
-
-def _file_kind(mode: int) -> str:
-    if stat.S_ISFIFO(mode):
-        return "a FIFO (named pipe)"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISCHR(mode):
-        return "a character device"
-    if stat.S_ISBLK(mode):
-        return "a block device"
-    return "not a file"
 
 
 # --- drift ------------------------------------------------------------------------------------

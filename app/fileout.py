@@ -36,6 +36,7 @@ _KINDS = (
     (stat.S_ISFIFO, "a FIFO (named pipe)"),
     (stat.S_ISSOCK, "a socket"),
     (stat.S_ISBLK, "a block device"),
+    (stat.S_ISCHR, "a character device"),
 )
 
 
@@ -47,12 +48,18 @@ def _reason(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-def _kind(mode: int) -> str | None:
-    """What a non-writable file type is called, or ``None`` for a regular file / char device."""
+def describe(mode: int) -> str | None:
+    """What a file that is not a regular file is ("a FIFO (named pipe)"); ``None`` if regular."""
     for test, name in _KINDS:
         if test(mode):
             return name
-    return None
+    return None if stat.S_ISREG(mode) else "not a file"
+
+
+def _kind(mode: int) -> str | None:
+    """What a file type that is never written is called; ``None`` for a regular file or a
+    character device (written in place)."""
+    return None if stat.S_ISCHR(mode) else describe(mode)
 
 
 def _refuse(what: str, path: str, kind: str) -> UsageError:

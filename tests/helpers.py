@@ -255,3 +255,16 @@ def _serve(handler: Callable[[socket.socket], None], conn: socket.socket) -> Non
             handler(conn)
         except OSError:
             pass
+
+
+def can_unshare(*flags: str) -> bool:
+    """True when this process may make the namespaces ``flags`` name (``--mount``, ``--net``):
+    root, util-linux's unshare, and a kernel that allows it."""
+    import shutil
+
+    if shutil.which("unshare") is None or os.geteuid() != 0:
+        return False
+    return subprocess.run(["unshare", *flags, "true"], capture_output=True, timeout=30).returncode == 0
+
+
+needs_mount_ns = pytest.mark.skipif(not can_unshare("--mount"), reason="needs root and unshare --mount")

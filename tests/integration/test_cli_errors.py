@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import pty
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from app import exitcodes
-from tests.helpers import listening_socket, portscope_cmd, run_cli, wait_for
+from tests.helpers import listening_socket, needs_mount_ns, portscope_cmd, run_cli, wait_for
 
 HUGE = "A" * 10_000
 
@@ -110,14 +109,6 @@ def test_hung_up_terminal_eio_is_one_line_and_exit_74(name: str, port: int) -> N
         os.close(slave)
     _assert_one_output_error(res, "Input/output error")
 
-
-def _can_unshare_mount() -> bool:
-    if shutil.which("unshare") is None or os.geteuid() != 0:
-        return False
-    return subprocess.run(["unshare", "--mount", "true"], capture_output=True).returncode == 0
-
-
-needs_mount_ns = pytest.mark.skipif(not _can_unshare_mount(), reason="needs root and unshare --mount")
 
 # Mount a small tmpfs on $1 in a private mount namespace (gone with the namespace), fill it, then
 # run the rest of the arguments with "$1" available to them.

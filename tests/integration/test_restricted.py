@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -15,19 +14,10 @@ import pytest
 
 from app import exitcodes
 from tests import seccomp
-from tests.helpers import free_port, listening_socket, portscope_cmd, run_cli
+from tests.helpers import free_port, listening_socket, needs_mount_ns, portscope_cmd, run_cli
 
 _REASON = seccomp.unavailable()
 needs_seccomp = pytest.mark.skipif(_REASON is not None, reason=_REASON or "")
-
-
-def _can_unshare_mount() -> bool:
-    if shutil.which("unshare") is None or os.geteuid() != 0:
-        return False
-    return subprocess.run(["unshare", "--mount", "true"], capture_output=True).returncode == 0
-
-
-needs_mount_ns = pytest.mark.skipif(not _can_unshare_mount(), reason="needs root and unshare --mount")
 
 
 def no_netlink(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
