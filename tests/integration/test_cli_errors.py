@@ -251,24 +251,27 @@ def _python_running(proc: subprocess.Popen[str]) -> bool:
     return bool(_signals_caught(proc.pid) & (1 << (signal.SIGINT - 1))) or proc.poll() is not None
 
 
-@pytest.mark.parametrize("delay", [0.045, 0.06, 0.1])  # the old code installed its handler ~100 ms in
-def test_sigterm_early_in_watch_exits_0(delay: float) -> None:
+def _signal_during_start(args: list[str], sig: int, delay: float) -> tuple[int, str]:
+    """Start portscope, send ``sig`` ``delay`` seconds after Python is up; (exit status, stderr)."""
     proc = subprocess.Popen(
-        [*portscope_cmd(), "watch", "--interval", "0.2"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        [*portscope_cmd(), *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
     try:
         wait_for(lambda: _python_running(proc), timeout=10, interval=0.001)
         time.sleep(delay)
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
         _out, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == 0, (proc.returncode, err)
+    return proc.returncode, err
+
+
+@pytest.mark.parametrize("delay", [0.045, 0.06, 0.1])  # the old code installed its handler ~100 ms in
+def test_sigterm_early_in_watch_exits_0(delay: float) -> None:
+    code, err = _signal_during_start(["watch", "--interval", "0.2"], signal.SIGTERM, delay)
+    assert code == 0, (code, err)
     assert "Traceback" not in err
 
 
@@ -281,45 +284,20 @@ def _our_traceback(err: str) -> bool:
 
 @pytest.mark.parametrize("delay", [0.01, 0.02, 0.03, 0.045, 0.06, 0.08, 0.1, 0.13])
 def test_sigint_during_start_up_prints_no_traceback(delay: float) -> None:
-    proc = subprocess.Popen(
-        [*portscope_cmd(), "list", "--all"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        wait_for(lambda: _python_running(proc), timeout=10, interval=0.001)
-        time.sleep(delay)
-        proc.send_signal(signal.SIGINT)
-        _out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    code, err = _signal_during_start(["list", "--all"], signal.SIGINT, delay)
     assert not _our_traceback(err), err
     if "Traceback" not in err:
         # -SIGINT: it arrived after main() had returned (the listing was done), as Python exits
-        assert proc.returncode in (exitcodes.INTERRUPT, exitcodes.OK, -signal.SIGINT), (proc.returncode, err)
-    if proc.returncode == exitcodes.INTERRUPT:
+        assert code in (exitcodes.INTERRUPT, exitcodes.OK, -signal.SIGINT), (code, err)
+    if code == exitcodes.INTERRUPT:
         assert err.splitlines()[-1] == "portscope: interrupted"
 
 
 def test_sigterm_stops_other_commands_quietly_with_143() -> None:
     """`portscope list` stopped with SIGTERM early: no traceback, exit 143 (128 + SIGTERM)."""
-    proc = subprocess.Popen(
-        [*portscope_cmd(), "list", "--all"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        wait_for(lambda: _python_running(proc), timeout=10, interval=0.001)
-        time.sleep(0.04)
-        proc.send_signal(signal.SIGTERM)
-        _out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    code, err = _signal_during_start(["list", "--all"], signal.SIGTERM, 0.04)
     assert "Traceback" not in err
-    assert proc.returncode in (exitcodes.TERMINATED, exitcodes.OK), (proc.returncode, err)
+    assert code in (exitcodes.TERMINATED, exitcodes.OK), (code, err)
 
 
 def test_main_module_imports_nothing_heavy_before_signals() -> None:
