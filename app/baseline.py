@@ -27,13 +27,12 @@ import ipaddress
 import json
 import os
 import socket
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from app.errors import UsageError
+from app.fileout import describe, write_atomic
 from app.model import UDP_BOUND, Proto, Snapshot, format_endpoint
 from app.textsafe import printable
 
@@ -148,27 +147,10 @@ def dumps(baseline: Baseline) -> str:
 
 
 def save(baseline: Baseline, path: str) -> None:
-    """Write ``baseline`` to ``path`` atomically (a reader never sees half a file).
-    Raises UsageError when it cannot be written."""
-    target = Path(path)
-    text = dumps(baseline)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
-    except OSError as exc:
-        raise UsageError(f"cannot write baseline {path!r}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise UsageError(f"cannot write baseline {path!r}: {exc.strerror or exc}") from None
+    """Write ``baseline`` to ``path`` by app/fileout.py's rule: a regular file or a new one
+    atomically (a reader never sees half a file), ``-`` and character devices in place, a symlink
+    followed; anything else is a UsageError."""
+    write_atomic(path, dumps(baseline), what="baseline")
 
 
 # --- loading ----------------------------------------------------------------------------------
@@ -282,13 +264,24 @@ def _from_doc(doc: object) -> Baseline:
 
 
 def load_baseline(path: str) -> Baseline:
-    """Read and parse a baseline file; UsageError (one line) if missing, unreadable or malformed."""
+    """Read and parse a baseline file; UsageError (one line) if missing, unreadable, not a regular
+    file or malformed. Opened non-blocking and checked before reading: a FIFO would otherwise
+    block in ``open()`` until something writes to it."""
     label = printable(path, 200)
     try:
-        with open(path, "rb") as f:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise UsageError(f"cannot read baseline {label!r}: {exc.strerror or exc}") from None
+    try:
+        kind = describe(os.fstat(fd).st_mode)
+        if kind is not None:
+            raise UsageError(f"cannot read baseline {label!r}: it is {kind}, not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as f:
             data = f.read(MAX_BYTES + 1)
     except OSError as exc:
         raise UsageError(f"cannot read baseline {label!r}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
     if len(data) > MAX_BYTES:
         raise UsageError(f"baseline {label!r} is too large (over {MAX_BYTES // (1024 * 1024)} MiB)")
     return parse_baseline(data, path)
@@ -358,8 +351,11 @@ def _who(e: Entry) -> str:
 def drift_lines(drift: Drift) -> list[str]:
     """Human lines: ``added``/``removed``/``changed``, endpoint, owner; untrusted text escaped."""
     rows: list[tuple[str, str, str]] = []
-    rows += [("added", e.endpoint, _who(e)) for e in drift.added]
-    rows += [("removed", e.endpoint, _who(e)) for e in drift.removed]
-    rows += [("changed", old.endpoint, f"{_who(old)} -> {_who(new)}") for old, new in drift.changed]
+    # the address comes from the file (a scope id is free text: fe80::1%<anything>): escaped too
+    rows += [("added", printable(e.endpoint), _who(e)) for e in drift.added]
+    rows += [("removed", printable(e.endpoint), _who(e)) for e in drift.removed]
+    rows += [
+        ("changed", printable(old.endpoint), f"{_who(old)} -> {_who(new)}") for old, new in drift.changed
+    ]
     width = max((len(r[1]) for r in rows), default=0)
     return [f"{what:<8} {endpoint:<{width}}  {who}" for what, endpoint, who in rows]

@@ -38,3 +38,13 @@ class ProcessChanged(ProcessError):
 
 class CollectorUnavailable(PortscopeError):
     """A socket source cannot run here (no netlink, no /proc, ...)."""
+
+
+class OutputError(PortscopeError):
+    """Output could not be written: standard output closed, a full disk, an I/O error. Raised for
+    standard output by the CLI's guard (app/cli/main.py) and for files by app/fileout.py."""
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived before the command installed its own handling (see app/cli/main.py).
+    A BaseException, like KeyboardInterrupt, so ``except Exception`` does not swallow it."""

@@ -1,4 +1,8 @@
-"""Exposure of a listener: loopback only, all interfaces, or the named interface(s) it is bound to."""
+"""Exposure of a listener: loopback only, all interfaces, or the named interface(s) it is bound to.
+
+Interface names are chosen by whoever created the interface (any bytes but '/', ':' and
+whitespace: an OSC title or clipboard escape fits): :attr:`Exposure.label`, the text every output
+shows, escapes them; :attr:`Exposure.interfaces` keeps them exact (for JSON)."""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import time
 from dataclasses import dataclass
 from enum import StrEnum
 
-import netifaces
+from app.textsafe import printable
 
 # Loopback interface names (Linux, BSD/macOS): an address on them is not reachable from outside.
 LOOPBACK_INTERFACES = frozenset({"lo", "lo0"})
@@ -34,6 +38,14 @@ class Exposure:
 
     @property
     def label(self) -> str:
+        """The text to show: interface names escaped (each cut to 32 characters)."""
+        if self.kind is ExposureKind.INTERFACE:
+            return ",".join(printable(name, 32) for name in self.interfaces)
+        return self.raw_label
+
+    @property
+    def raw_label(self) -> str:
+        """The label with the interface names exact: for JSON and CSV, which escape it their way."""
         if self.kind is ExposureKind.INTERFACE:
             return ",".join(self.interfaces)
         if self.kind is ExposureKind.UNKNOWN:
@@ -41,7 +53,7 @@ class Exposure:
         return self.kind.value
 
     def as_dict(self) -> dict[str, object]:
-        return {"kind": self.kind.value, "interfaces": list(self.interfaces), "label": self.label}
+        return {"kind": self.kind.value, "interfaces": list(self.interfaces), "label": self.raw_label}
 
 
 def _strip_scope(ip: str) -> str:
@@ -49,18 +61,15 @@ def _strip_scope(ip: str) -> str:
 
 
 def interface_addresses() -> dict[str, list[str]]:
-    """Map each local address to the names of the interfaces that carry it (netifaces)."""
+    """Map each local address to the names of the interfaces that carry it (see
+    :func:`app.interfaces.read_addresses` for where they come from when netlink is refused)."""
+    from app.interfaces import read_addresses
+
+    addrs, _macs, _warnings = read_addresses()
     out: dict[str, list[str]] = {}
-    for name in netifaces.interfaces():
-        try:
-            addrs = netifaces.ifaddresses(name)
-        except ValueError:  # interface vanished between the two calls
-            continue
-        for fam in (netifaces.AF_INET, netifaces.AF_INET6):
-            for entry in addrs.get(fam, []):
-                addr = entry.get("addr")
-                if addr:
-                    out.setdefault(_normalise(_strip_scope(addr)), []).append(name)
+    for name, found in addrs.items():
+        for a in found:
+            out.setdefault(_normalise(_strip_scope(a.address)), []).append(name)
     return out
 
 

@@ -29,7 +29,7 @@ from app.errors import UsageError
 from app.model import ALL_STATES, ProcessInfo, Sock
 from app.parsing import parse_port, parse_range, parse_range_name
 from app.ports import PortRange
-from app.textsafe import quoted
+from app.textsafe import printable, quoted
 
 FILTER_TERMS = ("port:", "pid:", "user:", "proc:", "range:", "state:", "proto:", "exposed", "new", ":PORT")
 
@@ -141,7 +141,7 @@ def _term(token: str) -> Predicate:
     if sep:
         key = key.lower()
         if not value:
-            raise UsageError(f"filter term {quoted(token)} needs a value, e.g. {key}:…")
+            raise UsageError(f"filter term {quoted(token)} needs a value, e.g. {printable(key, 20)}:…")
         if key == "port":
             return _port_pred(value)
         if key == "pid":

@@ -34,7 +34,8 @@ def read_process(pid: int) -> ProcessInfo | None:
             name = _field(proc.name, "")
             ppid = _field(proc.ppid, None)
             exe = _field(proc.exe, "")
-            cmdline = tuple(_field(proc.cmdline, []) or ())
+            raw = procfs.read_cmdline(pid) if _LINUX else None
+            cmdline = raw if raw is not None else tuple(_field(proc.cmdline, []) or ())
             username = _field(proc.username, "")
     except _GONE:
         return None

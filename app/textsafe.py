@@ -1,15 +1,28 @@
-"""Make untrusted text (process names, command lines, banners) safe to show.
+"""Make untrusted text (process names, command lines, interface names, file contents) safe to show.
 
-Process names and command lines are chosen by whoever started the process. They may hold
-terminal escapes, control characters, invalid UTF-8 (as surrogate escapes) or be huge. Every
-place that prints them goes through :func:`printable`, so they display as themselves and never
-change the terminal's state. Rich markup is a separate concern: the dashboard renders these
-strings as ``rich.text.Text`` (never as markup), so ``[red]x`` stays literal there.
+Process names and command lines are chosen by whoever started the process; interface names by
+whoever created the interface; a baseline file by whoever wrote it. They may hold terminal
+escapes, control characters, invisible or reordering characters, invalid UTF-8 (as surrogate
+escapes) or be huge. Every place that prints them goes through :func:`printable`, so they
+display as themselves and never change the terminal's state or hide what they say.
+
+What is escaped is decided by Unicode category, not by a list (a list always misses one):
+control (Cc), format (Cf: zero-width characters, bidi controls, tags, soft hyphen), line and
+paragraph separators (Zl, Zp), private use (Co), unassigned (Cn), surrogates (Cs), and the
+Hangul filler letters, which render as nothing. Rich markup is a separate concern: the dashboard
+renders these strings as ``rich.text.Text`` (never as markup), so ``[red]x`` stays literal there.
 """
 
 from __future__ import annotations
 
+import re
+import unicodedata
+
 _CONTROL_NAMES = {"\t": "\\t", "\n": "\\n", "\r": "\\r", "\\": "\\\\"}
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Co", "Cn", "Cs"})
+# Letters (category Lo) that a terminal draws as blank: used to fake empty or look-alike names.
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0")
+_verdicts: dict[str, bool] = {}  # per character: escape it? (bounded by the code points seen)
 
 
 def _escape_char(ch: str) -> str:
@@ -26,27 +39,30 @@ def _escape_char(ch: str) -> str:
 
 
 def _unsafe(ch: str) -> bool:
-    code = ord(ch)
-    return (
-        code < 0x20
-        or 0x7F <= code < 0xA0
-        or 0xD800 <= code <= 0xDFFF
-        or ch in "\u2028\u2029\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff"
-    )
+    verdict = _verdicts.get(ch)
+    if verdict is None:
+        verdict = unicodedata.category(ch) in _UNSAFE_CATEGORIES or ch in _BLANK_LETTERS
+        if len(_verdicts) < 65536:
+            _verdicts[ch] = verdict
+    return verdict
 
 
-def printable(text: str | None, limit: int | None = None) -> str:
-    """Return ``text`` with every control character, escape and invalid byte escaped.
+def printable(text: str | None, limit: int | None = None, *, backslashes: bool = True) -> str:
+    """Return ``text`` with every control, invisible and reordering character, escape and invalid
+    byte escaped (``\\x1b``, ``\\u200b``, ``\\U000e0041``, ``\\xff`` for an invalid byte).
 
-    Backslashes are doubled so the escaping is unambiguous. With ``limit``, the result is cut to
-    at most ``limit`` characters, ending in an ellipsis when cut.
+    Backslashes are doubled so the escaping is unambiguous (``backslashes=False`` keeps them, for
+    text that is already partly escaped, like an error message). With ``limit``, the result is
+    cut to at most ``limit`` characters, ending in an ellipsis when cut.
     """
     if not text:
         return ""
-    if text.isprintable() and "\\" not in text and text.isascii():
-        out = text
+    if text.isascii() and text.isprintable() and (not backslashes or "\\" not in text):
+        out = text  # the common case: plain ASCII, nothing to do
+    elif backslashes:
+        out = "".join(_escape_char(ch) if (ch == "\\" or _unsafe(ch)) else ch for ch in text)
     else:
-        out = "".join(_escape_char(ch) if (_unsafe(ch) or ch == "\\") else ch for ch in text)
+        out = "".join(_escape_char(ch) if (ch != "\\" and _unsafe(ch)) else ch for ch in text)
     if limit is not None and len(out) > limit:
         out = out[: max(0, limit - 1)] + "…"
     return out
@@ -78,7 +94,21 @@ def csv_cell(value: object) -> str:
 
 
 def quoted(text: object, limit: int = 60) -> str:
-    """``text`` as a quoted, escaped Python literal for an error message, cut to about ``limit``
+    """``text`` escaped (:func:`printable`) and quoted for an error message, cut to about ``limit``
     characters (a 10,000-character argument must not become a 10,000-character error line)."""
-    shown = repr(str(text)[: limit + 1])
+    shown = "'" + printable(str(text)[: limit + 1]) + "'"
     return shown if len(shown) <= limit else shown[:limit] + "…"
+
+
+# A diagnostic line: no word longer than this (a 10 KB argument quoted by argparse), no line
+# longer than DIAGNOSTIC_LIMIT.
+_LONG_WORD = re.compile(r"\S{81,}")
+DIAGNOSTIC_LIMIT = 500
+
+
+def diagnostic(text: str, limit: int = DIAGNOSTIC_LIMIT) -> str:
+    """One line for stderr: unsafe characters escaped (backslashes kept: the message may quote
+    text that is already escaped), each huge word cut to 60 characters, the line to ``limit``."""
+    out = printable(text, backslashes=False)
+    out = _LONG_WORD.sub(lambda m: m.group(0)[:60] + "…", out)
+    return out if len(out) <= limit else out[: limit - 1] + "…"

@@ -31,9 +31,10 @@ from typing import IO, Any
 from app.backends.base import Collector
 from app.events import Event, EventKind, Scope, diff, restrict
 from app.exposure import ExposureMap
+from app.fileout import is_regular
 from app.model import ProcessInfo, Snapshot, Sock
 from app.serialize import SCHEMA_VERSION, process_dict, sock_dict
-from app.textsafe import printable
+from app.textsafe import printable, quoted
 
 EVENT_KEYS = ("schema", "event", "time", "iso_time", "socket", "before")
 
@@ -90,8 +91,8 @@ def event_line(event: Event, exposure: ExposureMap) -> str:
         stamp,
         f"{event.kind.value:<13}",
         f"{proto:<4}",
-        f"{sock.laddr!s:<21}",
-        f"{(str(sock.raddr) if sock.raddr else '*'):<21}",
+        f"{printable(str(sock.laddr)):<21}",  # a scope id (fe80::1%eth0) is an interface name
+        f"{(printable(str(sock.raddr)) if sock.raddr else '*'):<21}",
         f"{state:<11}",
     ]
     if sock.listening:
@@ -129,6 +130,7 @@ class Watch:
         out: IO[str],
         as_json: bool = False,
         log: IO[str] | None = None,
+        log_name: str = "",
         warn: Callable[[str], None] = lambda _msg: None,
         exposure: ExposureMap | None = None,
     ) -> None:
@@ -138,6 +140,9 @@ class Watch:
         self.out = out
         self.as_json = as_json
         self.log = log
+        self.log_name = log_name
+        self.log_error = ""  # why the log failed (then it is closed and events go to ``out`` only)
+        self._fsync_log = log is not None and is_regular(log)  # a device refuses fsync
         self.warn = warn
         self.exposure = exposure or ExposureMap()
         self.stop = threading.Event()
@@ -175,15 +180,35 @@ class Watch:
         """Write one batch: to the log first (fsync'ed), then to ``out``, flushed once."""
         lines = [event_json(e, snapshot, self.exposure) for e in events]
         if self.log is not None:
-            self.log.write("".join(line + "\n" for line in lines))
-            self.log.flush()
-            os.fsync(self.log.fileno())
+            self._append_log("".join(line + "\n" for line in lines))
         if self.as_json:
             self.out.write("".join(line + "\n" for line in lines))
         else:
             self.out.write("".join(event_line(e, self.exposure) + "\n" for e in events))
         self.out.flush()
         self.events_seen += len(events)
+
+    def _append_log(self, text: str) -> None:
+        """Append one batch to the log. If that fails (a full disk, an I/O error), say so once,
+        close the log and go on: the events still reach ``out``. A half-written line may end the
+        log; nothing is appended after it."""
+        assert self.log is not None
+        try:
+            self.log.write(text)
+            self.log.flush()
+            if self._fsync_log:
+                os.fsync(self.log.fileno())
+        except OSError as exc:
+            self.log_error = exc.strerror or str(exc)
+            log, self.log = self.log, None
+            try:
+                log.close()
+            except OSError:
+                pass
+            self.warn(
+                f"cannot write the log {quoted(self.log_name, 80)}: {self.log_error}; events go to "
+                "standard output only from now on"
+            )
 
     def run(self) -> None:
         """Poll until :attr:`stop` is set. Raises BrokenPipeError when the reader of ``out`` left."""

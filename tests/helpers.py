@@ -400,3 +400,16 @@ def run_in_netns(script: str, timeout: float = 180) -> object:
     if r.returncode != 0 or not r.stdout.strip():
         raise AssertionError(f"namespace script failed (exit {r.returncode}):\n{r.stderr[-3000:]}")
     return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def can_unshare(*flags: str) -> bool:
+    """True when this process may make the namespaces ``flags`` name (``--mount``, ``--net``):
+    root, util-linux's unshare, and a kernel that allows it."""
+    import shutil
+
+    if shutil.which("unshare") is None or os.geteuid() != 0:
+        return False
+    return subprocess.run(["unshare", *flags, "true"], capture_output=True, timeout=30).returncode == 0
+
+
+needs_mount_ns = pytest.mark.skipif(not can_unshare("--mount"), reason="needs root and unshare --mount")

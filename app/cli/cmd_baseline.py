@@ -46,16 +46,13 @@ def _hidden_note(snapshot_hidden: int, privileged: bool) -> None:
 
 
 def run_save(args: argparse.Namespace) -> int:
-    from app.baseline import dumps, make_baseline, save
+    from app.baseline import make_baseline, save
     from app.collector import default_collector
 
     snapshot = default_collector().collect()
     baseline = make_baseline(snapshot, args.include_ephemeral_udp)
-    if args.file == "-":
-        sys.stdout.write(dumps(baseline))
-        sys.stdout.flush()
-    else:
-        save(baseline, args.file)
+    save(baseline, args.file)  # '-' is stdout; see app/fileout.py for what else is accepted
+    if args.file != "-":
         n = len(baseline.listeners)
         warn(f"saved {n} listener{'s' if n != 1 else ''} to {printable(args.file)}")
     _hidden_note(snapshot.hidden_owners, snapshot.privileged)

@@ -7,6 +7,7 @@ import json
 import sys
 
 from app import exitcodes
+from app.cli.common import warn
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,10 +23,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from app.cli.table import render, terminal_width
-    from app.interfaces import list_interfaces
+    from app.interfaces import read_interfaces
     from app.textsafe import printable
 
-    ifaces = list_interfaces()
+    report = read_interfaces()  # CollectorUnavailable (exit 69) when nothing can be read
+    ifaces = report.interfaces
+    for line in report.warnings:  # what is missing (netlink refused, ...): stderr, also with --json
+        warn(line)
     if args.json:
         json.dump({"interfaces": [i.as_dict() for i in ifaces]}, sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -39,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
                 ("up" if i.is_up else "down") + (" loopback" if i.loopback else ""),
                 str(i.mtu),
                 f"{i.speed_mbps} Mb/s" if i.speed_mbps else "-",
-                ", ".join(i.gateways) or "-",
+                ", ".join(printable(g) for g in i.gateways) or "-",
                 human_bytes(i.bytes_recv),
                 human_bytes(i.bytes_sent),
                 addrs,

@@ -73,9 +73,13 @@ def run(args: argparse.Namespace) -> int:
     else:
         text = exposition(registry)
         if args.textfile:
+            from app.errors import OutputError, UsageError
             from app.fileout import write_atomic
 
-            write_atomic(args.textfile, text)
+            try:
+                write_atomic(args.textfile, text, what="metrics file")
+            except OutputError as exc:  # a full or read-only textfile directory: a bad --textfile
+                raise UsageError(str(exc)) from None
             if args.textfile != "-" and not args.textfile.endswith(".prom"):
                 warn("node_exporter's textfile collector reads only files whose names end in .prom")
         else:

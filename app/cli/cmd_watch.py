@@ -10,13 +10,7 @@ from types import FrameType
 from typing import Any
 
 from app import exitcodes
-from app.cli.common import warn
-
-
-def _interval(text: str) -> float:
-    from app.cli.main import interval_arg
-
-    return interval_arg(text)
+from app.cli.common import interval_arg, warn
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--interval",
         dest="watch_interval",
-        type=_interval,
+        type=interval_arg,
         default=2.0,
         metavar="S",
         help="seconds between polls, 0.2-3600 (default 2)",
@@ -56,15 +50,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from app.collector import default_collector
-    from app.errors import UsageError
+    from app.fileout import open_append
     from app.watch import Watch
 
-    log = None
-    if args.log:
-        try:
-            log = open(args.log, "a", encoding="utf-8")  # noqa: SIM115 - closed in finally
-        except OSError as exc:
-            raise UsageError(f"cannot open log file {args.log!r}: {exc.strerror or exc}") from None
+    # --log '' is a mistake, not "no log"; a FIFO or a directory is refused (never blocks)
+    log = open_append(args.log, what="log file") if args.log is not None else None
     interrupted = False
     try:
         watch = Watch(
@@ -74,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
             out=sys.stdout,
             as_json=args.json,
             log=log,
+            log_name=args.log or "",
             warn=warn,
         )
 
@@ -100,5 +91,11 @@ def run(args: argparse.Namespace) -> int:
                 signal.signal(old_sig, handler)
     finally:
         if log is not None:
-            log.close()
-    return exitcodes.INTERRUPT if interrupted else exitcodes.OK
+            try:
+                log.close()  # a no-op when the watch closed it after a failure
+            except OSError:
+                pass
+    if interrupted:
+        return exitcodes.INTERRUPT
+    # the log is incomplete (it said so when it failed): not a clean success
+    return exitcodes.OUTPUT if watch.log_error else exitcodes.OK

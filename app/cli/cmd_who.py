@@ -40,11 +40,28 @@ def run(args: argparse.Namespace) -> int:
             sys.stdout.write(text)
         sys.stdout.write("\n")
     elif socks:
-        sys.stdout.write("\n".join(socket_table(socks, snapshot, exposure)) + "\n")
+        header, *rows = socket_table(socks, snapshot, exposure)
+        n = len(socks)
+        place = port_place(args.port, snapshot.ephemeral)
+        heading = f"── port {args.port}: {place} ({n} socket{'s' if n != 1 else ''})"
+        sys.stdout.write("\n".join([header, heading, *rows]) + "\n")
     for line in snapshot.warnings:
         warn(line)
     if not socks:
         if not args.json:
-            warn(f"nothing uses port {args.port}" + (f"/{args.proto}" if args.proto else ""))
+            what = f"{args.port}/{args.proto}" if args.proto else str(args.port)
+            warn(f"nothing uses port {what} ({port_place(args.port, snapshot.ephemeral)})")
         return exitcodes.NEGATIVE
     return exitcodes.OK
+
+
+def port_place(port: int, ephemeral: tuple[int, int]) -> str:
+    """Where ``port`` sits: its IANA range, and whether the OS hands it out to outgoing
+    connections ("registered 1024-49151, in the OS ephemeral range 32768-60999")."""
+    from app.ports import port_range
+
+    text = port_range(port).heading
+    lo, hi = ephemeral
+    if lo <= port <= hi:
+        text += f", in the OS ephemeral range {lo}-{hi}"
+    return text

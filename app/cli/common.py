@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
+from collections.abc import Callable
 
 from app.errors import UsageError
 from app.parsing import parse_port, parse_range_name
 from app.ports import PortRange
-from app.textsafe import quoted
+from app.textsafe import diagnostic, quoted
 
 
 def port_arg(text: str) -> int:
@@ -19,7 +21,7 @@ def port_arg(text: str) -> int:
 
 
 def pid_arg(text: str) -> int:
-    raw = text.strip()
+    raw = text.strip(" \t")
     if not raw.isdigit() or not raw.isascii() or len(raw) > 10 or int(raw) < 1:
         raise argparse.ArgumentTypeError(f"invalid pid {quoted(text)}: expected a positive number")
     return int(raw)
@@ -32,23 +34,48 @@ def range_arg(text: str) -> PortRange:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number {quoted(text)}") from None
-    if not 0 < value <= 86400:
-        raise argparse.ArgumentTypeError(f"invalid value {quoted(text)}: must be above 0 and at most 86400")
-    return value
+# ASCII digits only: float() also takes "1_0", fullwidth and Arabic-Indic digits, "1e3", "inf"
+# and "nan", none of which anybody means as a number of seconds.
+_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")
+
+
+def decimal_number(text: str) -> float | None:
+    """``"2"``, ``"0.5"``, ``".5"`` -> a float; anything else (signs, exponents, underscores,
+    non-ASCII digits, inf/nan, more than 20 characters) -> ``None``."""
+    raw = text.strip(" \t")
+    if len(raw) > 20 or not _DECIMAL.fullmatch(raw):
+        return None
+    return float(raw)
+
+
+def number_arg(what: str, low: float, high: float, *, above: bool = False) -> Callable[[str], float]:
+    """An argparse ``type=`` for a number of seconds from ``low`` (exclusive with ``above``) to
+    ``high``, written in ASCII decimal. Every numeric option uses one of these."""
+
+    def parse(text: str) -> float:
+        value = decimal_number(text)
+        if value is None:
+            raise argparse.ArgumentTypeError(f"invalid {what} {quoted(text)}: expected seconds, e.g. 2")
+        if (value <= low if above else value < low) or value > high:
+            bound = f"above {low:g} and at most {high:g}" if above else f"from {low:g} to {high:g}"
+            raise argparse.ArgumentTypeError(f"invalid {what} {quoted(text)}: must be {bound} seconds")
+        return value
+
+    parse.__name__ = what
+    return parse
+
+
+interval_arg = number_arg("interval", 0.2, 3600)
+positive_float = number_arg("timeout", 0, 86400, above=True)  # every --timeout
 
 
 def positive_int(text: str) -> int:
-    raw = text.strip()
+    raw = text.strip(" \t")
     if not raw.isdigit() or not raw.isascii() or len(raw) > 9 or int(raw) < 1:
         raise argparse.ArgumentTypeError(f"invalid count {quoted(text)}: expected a whole number from 1")
     return int(raw)
 
 
 def warn(message: str) -> None:
-    """A diagnostic line on stderr (never stdout: stdout is for data)."""
-    sys.stderr.write(f"portscope: {message}\n")
+    """A diagnostic line on stderr (never stdout: stdout is for data), escaped and cut."""
+    sys.stderr.write(f"portscope: {diagnostic(message)}\n")

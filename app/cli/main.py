@@ -1,104 +1,156 @@
-"""Entry point: argument parsing, dispatch, and the one place that turns errors into exit codes.
+"""Entry point: signal handling, standard streams, dispatch, and the one place that turns errors
+into exit codes.
 
 Each subcommand lives in its own module ``app/cli/cmd_<name>.py`` exposing
 ``register(subparsers)`` (adds its parser, sets ``func``) and keeps heavy imports inside its
 handler so ``portscope --help`` and ``portscope who`` start fast.
+
+This module imports only ``os``, ``sys``, ``_signal`` and two modules of constants at its top:
+:func:`main` installs the signal handlers first, so Ctrl-C or SIGTERM during start-up (argparse,
+the commands' imports) ends in one line and an exit code, never a traceback or a death by signal.
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib
+# signal without its enum wrappers: `import signal` costs 3 ms (enum, functools), a window in which
+# Ctrl-C would still end in a traceback.
+import _signal
+import os
 import sys
-from collections.abc import Sequence
-from pathlib import Path
 
-from app import __version__, exitcodes
-from app.errors import PortscopeError, UsageError
+from app import exitcodes  # both import nothing: the handlers below can name them at any moment
+from app.errors import CollectorUnavailable, OutputError, PortscopeError, Terminated, UsageError
+
+TYPE_CHECKING = False  # not typing's: importing typing (contextlib, ...) is a window for Ctrl-C
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from types import FrameType
+    from typing import IO, Any
 
 # The order of subcommands in --help; any other app/cli/cmd_*.py module is listed after these.
 ORDER = ("list", "who", "ifaces", "kill", "test", "scan", "free", "watch", "baseline")
+# Commands for which SIGTERM is the normal way to stop: exit 0 (``None`` is the dashboard).
+STOPPED_BY_SIGTERM = (None, "watch")
 
 
 def command_names() -> list[str]:
-    here = Path(__file__).parent
-    found = {p.stem.removeprefix("cmd_") for p in here.glob("cmd_*.py")}
+    here = os.path.dirname(os.path.abspath(__file__))
+    found = {n[4:-3] for n in os.listdir(here) if n.startswith("cmd_") and n.endswith(".py")}
     return [n for n in ORDER if n in found] + sorted(found - set(ORDER))
 
 
-class Parser(argparse.ArgumentParser):
-    """argparse that reports bad input as one line on stderr and exit code 2."""
+def __getattr__(name: str) -> Any:
+    """``app.cli.main.build_parser`` / ``Parser`` / ``interval_arg``, loaded on first use."""
+    if name in ("build_parser", "Parser"):
+        from app.cli import parser
 
-    def error(self, message: str) -> None:  # type: ignore[override]
-        # argparse quotes what the user typed ("unrecognized arguments: ..."): escape it, so a
-        # newline or a terminal escape in an argument cannot split the line or reach the terminal.
-        from app.textsafe import printable
+        return getattr(parser, name)
+    if name == "interval_arg":
+        from app.cli.common import interval_arg
 
-        sys.stderr.write(f"{self.prog}: error: {printable(message)} (see '{self.prog} --help')\n")
-        raise SystemExit(exitcodes.USAGE)
+        return interval_arg
+    raise AttributeError(name)
 
 
-def interval_arg(text: str) -> float:
+# --------------------------------------------------------------------------------------- signals
+
+
+def _on_sigterm(_signum: int, _frame: FrameType | None) -> None:
+    raise Terminated
+
+
+def _install_signals() -> Callable[[], None]:
+    """SIGTERM raises Terminated (the command may install its own later), Ctrl-C raises
+    KeyboardInterrupt. Returns a function that puts the previous handlers back."""
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid interval {text!r}: expected seconds, e.g. 2") from None
-    if not 0.2 <= value <= 3600:
-        raise argparse.ArgumentTypeError(f"invalid interval {text!r}: must be from 0.2 to 3600 seconds")
-    return value
+        old_term = _signal.signal(_signal.SIGTERM, _on_sigterm)
+        old_int = _signal.signal(_signal.SIGINT, _signal.default_int_handler)
+    except ValueError:  # not the main thread (main() called from a test's worker thread)
+        return lambda: None
+
+    def restore() -> None:
+        _signal.signal(_signal.SIGTERM, old_term)
+        _signal.signal(_signal.SIGINT, old_int)
+
+    return restore
 
 
-def build_parser() -> Parser:
-    parser = Parser(
-        prog="portscope",
-        description="Who owns this port, and what do I do about it? "
-        "Run with no command for the live dashboard.",
-    )
-    parser.add_argument("--version", action="version", version=f"portscope {__version__}")
-    parser.add_argument(
-        "--interval",
-        type=interval_arg,
-        default=2.0,
-        metavar="S",
-        help="dashboard refresh interval (default 2)",
-    )
-    parser.add_argument(
-        "--alert-exposed",
-        action="store_true",
-        help="dashboard: bell and notification when a new listener is reachable beyond loopback",
-    )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    for name in command_names():
-        module = importlib.import_module(f"app.cli.cmd_{name}")
-        module.register(sub)
-    for command in sub.choices.values():  # `portscope who --version` works too
-        if "--version" not in command._option_string_actions:
-            command.add_argument("--version", action="version", version=f"portscope {__version__}")
-    return parser
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The subcommand named in ``argv`` (before parsing: SIGTERM may arrive during it)."""
+    args = iter(argv)
+    for arg in args:
+        if arg == "--interval":
+            next(args, None)
+        elif not arg.startswith("-"):
+            return arg
+    return None
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    _tolerant_stdout()
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        if args.command is None:
-            return launch_dashboard(args)
-        code = int(args.func(args))
-        sys.stdout.flush()  # a closed pipe shows up here, inside the handler, not at exit
-        return code
-    except UsageError as exc:
-        sys.stderr.write(f"portscope: {exc}\n")
-        return exitcodes.USAGE
-    except PortscopeError as exc:
-        sys.stderr.write(f"portscope: {exc}\n")
-        return exitcodes.NEGATIVE
-    except KeyboardInterrupt:
-        sys.stderr.write("portscope: interrupted\n")
-        return exitcodes.INTERRUPT
-    except BrokenPipeError:
-        _silence_stdout()
-        return exitcodes.OK
+# -------------------------------------------------------------------------------- standard streams
+
+
+def _reopen_closed_stdio() -> None:
+    """Put /dev/null on a closed fd 0, 1 or 2 (``portscope list >&-``), so no file or socket
+    opened later lands there and receives our output. stdout's /dev/null is opened read-only:
+    writing to it fails with EBADF, which the guard reports as "standard output is closed"."""
+    for fd, flags in ((0, os.O_RDONLY), (1, os.O_RDONLY), (2, os.O_WRONLY)):
+        try:
+            os.fstat(fd)
+            continue
+        except OSError:
+            pass
+        try:
+            new = os.open(os.devnull, flags | os.O_CLOEXEC)
+        except OSError:
+            continue
+        if new != fd:
+            os.dup2(new, fd, inheritable=False)
+            os.close(new)
+    if sys.stdin is None:
+        sys.stdin = open(0, errors="surrogateescape", closefd=False)  # noqa: SIM115
+    if sys.stdout is None:
+        sys.stdout = open(1, "w", errors="backslashreplace", closefd=False)  # noqa: SIM115
+    if sys.stderr is None:
+        sys.stderr = open(2, "w", errors="backslashreplace", closefd=False)  # noqa: SIM115
+
+
+def _output_error(exc: OSError) -> Exception:
+    import errno
+
+    reason = "it is closed" if exc.errno == errno.EBADF else exc.strerror or str(exc)
+    return OutputError(f"cannot write to standard output: {reason}")
+
+
+class GuardedOutput:
+    """sys.stdout for the commands: a write or flush that fails (ENOSPC, EIO, EBADF) raises
+    :class:`~app.errors.OutputError` (one line, exit 74) instead of an OSError that a command
+    might take for something else. A reader that went away stays a BrokenPipeError (exit 0)."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self.stream.write(text)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise _output_error(exc) from None
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise _output_error(exc) from None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
 
 
 def _tolerant_stdout() -> None:
@@ -114,17 +166,94 @@ def _tolerant_stdout() -> None:
 
 
 def _silence_stdout() -> None:
-    """After the reader went away (``| head``), stop Python from complaining at exit."""
-    import os
-
+    """After the reader went away (``| head``) or stdout failed, point fd 1 at /dev/null so the
+    interpreter's final flush of what is still buffered cannot fail ("Exception ignored ...")."""
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _say(message: str) -> None:
+    """The one diagnostic line of an error, escaped and cut."""
+    try:
+        from app.textsafe import diagnostic
+
+        line = diagnostic(message)
+    except BaseException:  # a second Ctrl-C while importing it: still no traceback
+        line = message[:500].encode("ascii", "backslashreplace").decode()
+    try:
+        sys.stderr.write(f"portscope: {line}\n")
+        sys.stderr.flush()
     except (OSError, ValueError):
         pass
 
 
-def launch_dashboard(args: argparse.Namespace) -> int:
+# ------------------------------------------------------------------------------------------- main
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    restore_signals = _install_signals()  # first: before anything slow can be interrupted
+    saved_stdout = sys.stdout
+    try:
+        return _main(list(sys.argv[1:] if argv is None else argv))
+    finally:
+        restore_signals()
+        if isinstance(sys.stdout, GuardedOutput):
+            sys.stdout = saved_stdout if saved_stdout is not None else sys.stdout.stream
+
+
+def _main(argv: list[str]) -> int:
+    command = _command_in(argv)
+    try:
+        _reopen_closed_stdio()
+        _tolerant_stdout()
+        sys.stdout = GuardedOutput(sys.stdout)
+        try:
+            code = _dispatch(argv)
+        except SystemExit as exc:  # --help, --version, a bad argument
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        sys.stdout.flush()  # a closed pipe or a full disk shows up here, not at exit
+        return code
+    except BrokenPipeError:
+        _silence_stdout()
+        return exitcodes.OK
+    except KeyboardInterrupt:
+        _say("interrupted")
+        return exitcodes.INTERRUPT
+    except PortscopeError as exc:
+        return _error_code(exc)
+    except Terminated:
+        return exitcodes.OK if command in STOPPED_BY_SIGTERM else exitcodes.TERMINATED
+
+
+def _error_code(exc: Exception) -> int:
+    """An error that reached the top: one line on stderr and its exit code."""
+    _say(str(exc))
+    if isinstance(exc, OutputError):
+        _silence_stdout()
+        return exitcodes.OUTPUT
+    if isinstance(exc, UsageError):
+        return exitcodes.USAGE
+    if isinstance(exc, CollectorUnavailable):
+        return exitcodes.UNAVAILABLE
+    return exitcodes.NEGATIVE
+
+
+def _dispatch(argv: list[str]) -> int:
+    from app.cli.parser import build_parser
+
+    args = build_parser().parse_args(argv)
+    if args.command is None:
+        if isinstance(sys.stdout, GuardedOutput):
+            sys.stdout = sys.stdout.stream  # the dashboard owns the terminal
+        return launch_dashboard(args)
+    return int(args.func(args))
+
+
+def launch_dashboard(args: Any) -> int:
     """Bare ``portscope``: the live dashboard (Textual is imported here only)."""
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         sys.stderr.write("portscope: the dashboard needs a terminal; try 'portscope list' for a table\n")

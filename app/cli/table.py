@@ -90,8 +90,8 @@ def socket_row(
     name, user, command = _owner_cells(sock, snapshot, cache)
     return [
         proto,
-        str(sock.laddr),
-        str(sock.raddr) if sock.raddr else "*",
+        printable(str(sock.laddr)),  # an IPv6 scope id is an interface name: untrusted
+        printable(str(sock.raddr)) if sock.raddr else "*",
         sock.status,
         exposure.classify(sock.laddr.ip).label,
         str(sock.pid) if sock.pid is not None else "-",
@@ -116,7 +116,7 @@ def csv_row(sock: Sock, snapshot: Snapshot, exposure: ExposureMap) -> list[objec
         "yes" if sock.listening else "no",
         sock.range.value,
         "yes" if snapshot.in_ephemeral(sock) else "no",
-        exposure.classify(sock.laddr.ip).label,
+        exposure.classify(sock.laddr.ip).raw_label,  # escaped once, by csv_cell
         sock.pid if sock.pid is not None else "",
         owner.name if owner else "",
         owner.username if owner else "",

@@ -172,3 +172,26 @@ def netns_inode(pid: int | str = "self", proc: str = PROC) -> int | None:
     if link.startswith("net:[") and link.endswith("]") and link[5:-1].isdigit():
         return int(link[5:-1])
     return None
+
+
+def read_cmdline(pid: int, proc: str = PROC) -> tuple[str, ...] | None:
+    """The arguments of ``pid`` exactly as the kernel holds them (Linux ``/proc/PID/cmdline``);
+    ``None`` when unreadable (then psutil's answer is used).
+
+    psutil reads the file as text with universal newlines, so an argument ``c\rd`` came back as
+    ``c\nd``: here the bytes are split on NUL and decoded with surrogateescape (invalid UTF-8
+    stays visible as ``\xff`` when escaped). A process that rewrote its argv (nginx's
+    ``nginx: worker process``, setproctitle) leaves the rest of the old argument area as NUL
+    padding, which reads as trailing empty arguments: they are dropped.
+    """
+    try:
+        with open(f"{proc}/{pid}/cmdline", "rb") as f:
+            data = f.read(1 << 20)
+    except OSError:
+        return None
+    if not data:
+        return ()  # a kernel thread or a zombie
+    parts = data.split(b"\0")
+    while len(parts) > 1 and not parts[-1]:
+        parts.pop()  # the terminating NUL, and an argv rewrite's padding
+    return tuple(os.fsdecode(p) for p in parts)

@@ -374,7 +374,7 @@ class PortscopeApp(App[None]):
         try:
             flt = parse_filter(text)
         except UsageError as exc:
-            self.notify(str(exc), title="filter", severity="error")
+            self.notify(str(exc), title="filter", severity="error", markup=False)
             return False
         self.filter = None if flt.is_empty else flt
         inp = self._filter_input

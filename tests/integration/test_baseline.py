@@ -163,7 +163,7 @@ def test_bad_baseline_files_exit_2_with_one_clear_line(tmp_path: Path) -> None:
     bad_addr = good.replace(b"127.0.0.1", b"localhost")
     assert "listeners[0].address 'localhost' is not an IP address" in _bad(tmp_path, "addr.json", bad_addr)[0]
     (tmp_path / "adir").mkdir()
-    assert "Is a directory" in _bad(tmp_path, "adir", None)[0]
+    assert "it is a directory, not a regular file" in _bad(tmp_path, "adir", None)[0]
 
 
 def test_save_to_an_unwritable_place_exits_2(tmp_path: Path) -> None:

@@ -80,8 +80,13 @@ def test_who_table_lists_listener_then_connections() -> None:
         stack.enter_context(srv.accept()[0])
         res = cli("who", str(port))
         assert res.returncode == 0, res.stderr
-        header, *rows = res.stdout.splitlines()
+        header, heading, *rows = res.stdout.splitlines()
         assert header.split() == list(SOCKET_COLUMNS)
+        assert heading.startswith(f"── port {port}: {port_range(port).heading}")  # the range, as in JSON
+        assert heading.endswith("(2 sockets)")
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+        assert (f", in the OS ephemeral range {lo}-{hi} " in heading) == (lo <= port <= hi)
         assert [r.split()[3] for r in rows] == ["LISTEN", "ESTABLISHED"]
         assert rows[1].split()[2] == f"127.0.0.1:{client.getsockname()[1]}"
         assert all(r.split()[5] == str(os.getpid()) for r in rows)
@@ -95,7 +100,7 @@ def test_who_free_port_exits_1() -> None:
     res = cli("who", str(port))
     assert res.returncode == 1
     assert res.stdout == ""
-    assert f"nothing uses port {port}" in res.stderr
+    assert f"nothing uses port {port} ({port_range(port).heading}" in res.stderr
     res = cli("who", str(port), "--json")
     assert res.returncode == 1
     assert json.loads(res.stdout)["sockets"] == []
