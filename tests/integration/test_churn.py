@@ -95,8 +95,10 @@ def poll_during_churn(make: Callable[[], Collector], seconds: float) -> None:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             snap = collector.collect()
-            # owners are consistent: every pid with a record is one the snapshot mentions
+            # owners are consistent: every pid with a record is one the snapshot mentions (an
+            # owner, or another holder of a shared socket)
             pids = {s.pid for s in snap.sockets if s.pid is not None}
+            pids.update(p for held in snap.holders.values() for p in held)
             assert set(snap.processes) <= pids
             polls += 1
             gc.collect()
