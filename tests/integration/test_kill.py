@@ -280,7 +280,7 @@ def test_a_forked_worker_still_holding_the_port_is_named() -> None:
         other = worker if first.pid == proc.pid else proc.pid
         result = kill.kill(first, timeout=3, collector=PsutilCollector())
         assert result.exited
-        assert [h.pid for h in result.holders] == [other], (result.lines(), result.respawns, first.pid, proc.pid)
+        assert [h.pid for h in result.holders] == [other], result.lines()
         assert any(f"held by pid {other}" in line for line in result.lines())
         res = run_cli("kill", str(port), "--yes")  # now the worker is the owner: it goes too
         assert res.returncode == 0, res.stderr

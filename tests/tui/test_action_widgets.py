@@ -13,7 +13,7 @@ import pytest
 from textual.app import App, ComposeResult
 from textual.widgets import Static
 
-from app import kill, killplan
+from app import killplan
 from app.collector import PsutilCollector
 from app.model import Proto
 from tests.helpers import child_listener, free_port, needs_ipv6, tcp_server
@@ -38,7 +38,8 @@ def target_for(port: int) -> killplan.KillTarget:
     """The owner of the TCP listener on ``port`` (an ephemeral port: on a shared machine another
     process may hold an unrelated socket with the same number, which is not the one wanted)."""
     snap = PsutilCollector().collect()
-    [t] = [t for t in killplan.owners_on_port(snap, port, Proto.TCP) if t.ports[0].endswith(f":{port} LISTEN")]
+    owners = killplan.owners_on_port(snap, port, Proto.TCP)
+    [t] = [t for t in owners if t.ports[0].endswith(f":{port} LISTEN")]
     return t
 
 
