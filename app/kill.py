@@ -434,9 +434,11 @@ class KillFlow:
         out: list[Identity] = []
         for c in children:
             try:
-                out.append(Identity(c.pid, c.create_time(), c.name(), ""))
+                with c.oneshot():
+                    ident = Identity(c.pid, c.create_time(), c.name(), _user(c))
             except psutil.Error:
                 continue
+            out.append(ident)
         out.reverse()
         return out
 
@@ -562,6 +564,13 @@ class KillFlow:
         except Exception:  # a describer must never break the report
             service = None
         return Respawn(describe_sock(h.sock), h.pid, h.name, ppid, parent.name if parent else "", service)
+
+
+def _user(proc: psutil.Process) -> str:
+    try:
+        return proc.username()
+    except (psutil.Error, KeyError):  # KeyError: a uid with no passwd entry
+        return ""
 
 
 def kill(

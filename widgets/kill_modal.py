@@ -101,9 +101,11 @@ KillModal #status {
 KillModal #signal-row {
     height: auto;
 }
-KillModal #signal-row Label {
-    width: auto;
-    margin-right: 1;
+KillModal #signal-keys {
+    width: 1fr;
+    height: 1;
+    margin-left: 1;
+    color: $text-muted;
 }
 KillModal RadioSet {
     layout: horizontal;
@@ -112,7 +114,7 @@ KillModal RadioSet {
 }
 KillModal RadioSet > RadioButton {
     width: auto;
-    margin-right: 2;
+    margin-right: 1;
 }
 KillModal .buttons {
     height: auto;
@@ -224,11 +226,11 @@ class KillModal(ModalScreen[kill.KillReport | None]):
             with Vertical(id="controls"):
                 yield Static("", id="status")
                 with Horizontal(id="signal-row"):
-                    yield Label("signal (1-4, ←/→)")
                     with RadioSet(id="signal", compact=True):
                         for i, name in enumerate(SIGNAL_CHOICES):
-                            label = f"{i + 1} SIG{name}"
+                            label = f"{i + 1} {name}"  # the digit is the key that picks it
                             yield RadioButton(label, value=i == 0, id=f"sig-{name}", compact=True)
+                    yield Label("signal: 1-4 or ←/→", id="signal-keys")
                 yield Checkbox("t  whole process tree (children first)", id="tree", compact=True)
                 with Horizontal(classes="buttons"):
                     yield Button("Send (Enter/y)", id="send", variant="error", compact=True)
