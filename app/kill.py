@@ -230,20 +230,21 @@ class KillReport:
         return out
 
     def as_dict(self) -> dict[str, object]:
-        """The ``--json`` shape (documented in README, pinned by a test)."""
+        """The ``--json`` shape (documented in README, pinned by a test). Strings are raw, as in
+        ``list --json`` (JSON escapes control characters itself)."""
 
         def proc(t: KillTarget) -> dict[str, object]:
             return {
                 "pid": t.pid,
-                "name": printable(t.name),
-                "user": printable(t.user),
-                "command": printable(t.command, 400),
+                "name": t.name,
+                "user": t.user,
+                "command": t.command,
                 "started": t.create_time,
-                "ports": [printable(p) for p in t.ports],
+                "ports": list(t.ports),
             }
 
         def ident(i: Identity) -> dict[str, object]:
-            return {"pid": i.pid, "name": printable(i.name)}
+            return {"pid": i.pid, "name": i.name}
 
         return {
             "target": self.plan.what,
@@ -260,26 +261,20 @@ class KillReport:
             "exited": [ident(i) for i in self.exits],
             "alive": [ident(i) for i in self.alive],
             "errors": [
-                {"pid": e.pid, "kind": _error_kind(e), "message": printable(str(e), 300)}
-                for e in [*self.gone, *self.errors]
+                {"pid": e.pid, "kind": _error_kind(e), "message": str(e)} for e in [*self.gone, *self.errors]
             ],
             "holders": [
-                {
-                    "socket": describe_sock(h.sock),
-                    "pid": h.pid,
-                    "name": printable(h.name),
-                    "user": printable(h.user),
-                }
+                {"socket": describe_sock(h.sock), "pid": h.pid, "name": h.name, "user": h.user}
                 for h in self.holders
             ],
             "respawned": [
                 {
                     "pid": r.pid,
-                    "name": printable(r.name),
+                    "name": r.name,
                     "parent_pid": r.ppid,
-                    "parent": printable(r.parent),
-                    "service": printable(r.service.label) if r.service else None,
-                    "stop": r.stop_hint,
+                    "parent": r.parent,
+                    "service": r.service.label if r.service else None,
+                    "stop": r.service.stop if r.service and r.service.stop else r.stop_hint,
                 }
                 for r in self.respawns
             ],

@@ -456,8 +456,9 @@ for _ in range(3000): time.sleep(0.1)
 
 
 def test_cli_signals_every_owner_before_waiting(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """Owners are signalled together and waited for together (one timeout, not one per owner):
-    each got its SIGTERM while the other was still running, and one SIGKILL round ends both."""
+    """A master and its forked worker share the listener and both ignore SIGTERM: the master gets
+    SIGTERM first, the worker only once the wait is over (each got it while the other still ran),
+    and one SIGKILL round ends both."""
     out = tmp_path / "terms"
     proc = subprocess.Popen([sys.executable, "-c", _PAIR, str(out)], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None

@@ -367,3 +367,66 @@ def test_progress_events_say_what_is_being_waited_for(tmp_path: Path) -> None:
         assert f"pid {srv.pid} (ps-prefork) exited" in texts
         assert any(t.startswith(f"checking port {srv.port}") for t in texts)
         assert os.path.exists(tmp_path)
+
+
+# --- the terminal's questions ----------------------------------------------------------------------
+
+
+@pytest.mark.skipif(
+    not (os.geteuid() == 0 and os.path.exists("/proc/sys/kernel/ns_last_pid")),
+    reason="needs root and ns_last_pid",
+)
+def test_cli_pid_recycled_at_the_sigkill_question_is_not_signalled_nor_claimed() -> None:
+    """On a terminal: y to the plan, SIGTERM is ignored, "Send SIGKILL?" is asked; meanwhile the
+    process dies and a new one gets its pid; y. Nothing reaches the newcomer and the output does
+    not say "sent SIGKILL"."""
+    import pty
+    import threading
+
+    from tests.helpers import spawn_listener
+    from tests.integration.test_kill import _respawn_on_pid
+
+    old = spawn_listener("tcp", "127.0.0.1", name="ps-old-owner", ignore_term=True)
+    master, slave = pty.openpty()
+    cmd = [*_portscope(), "kill", "--pid", str(old.pid), "--timeout", "0.3"]
+    cli = subprocess.Popen(cmd, stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    os.close(slave)
+    asked: list[str] = []
+
+    def read_stderr() -> None:
+        assert cli.stderr is not None
+        while ch := cli.stderr.read(1):
+            asked.append(ch)
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
+    new = None
+    try:
+        wait_for(lambda: "? [y/N] " in "".join(asked), timeout=30)
+        assert "Send SIGTERM to pid" in "".join(asked)
+        os.write(master, b"y\n")
+        wait_for(lambda: "Send SIGKILL to pid" in "".join(asked), timeout=30)
+        old.stop()  # it dies at the question ...
+        new = _respawn_on_pid(old.pid)  # ... and its pid goes to a new process
+        if new is None:
+            pytest.skip("could not get the same pid again (busy machine)")
+        os.write(master, b"y\n")
+        out, _ = cli.communicate(timeout=30)
+        reader.join(5)
+        assert "sent SIGKILL" not in out, out
+        assert f"pid {old.pid} (ps-old-owner) exited before SIGKILL was sent" in out
+        assert new.proc.poll() is None and psutil.Process(new.pid).name() == "ps-new-owner"
+    finally:
+        os.close(master)
+        if cli.poll() is None:
+            cli.kill()
+        cli.wait(timeout=10)
+        old.stop()
+        if new is not None:
+            new.stop()
+
+
+def _portscope() -> list[str]:
+    from tests.helpers import portscope_cmd
+
+    return portscope_cmd()
