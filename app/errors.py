@@ -16,19 +16,24 @@ class UsageError(PortscopeError):
 class ProcessError(PortscopeError):
     """Something about one process went wrong.
 
-    Each subclass carries its default message (``default``, formatted with ``pid``, ``name`` and
-    ``who``), so every raiser says the same thing; an explicit ``message`` overrides it."""
+    Each subclass carries its default message (``default``, formatted with ``pid``, ``who`` and the
+    subclass's own fields), so every raiser says the same thing; an explicit ``message`` overrides it."""
 
-    default = "pid {pid}: error"
+    default = "{who}: error"
 
     def __init__(self, pid: int, name: str | None = None, message: str | None = None) -> None:
         self.pid = pid
         self.name = name or "?"
-        super().__init__(message if message is not None else self.default.format(pid=pid, who=self.who))
+        self._known = name is not None
+        super().__init__(message if message is not None else self._default())
+
+    def _default(self) -> str:
+        return self.default.format(pid=self.pid, who=self.who)
 
     @property
     def who(self) -> str:
-        return f"pid {self.pid} ({printable(self.name, 40)})"
+        """``pid 812 (nginx)`` (the name escaped), or ``pid 812`` when the name is not known."""
+        return f"pid {self.pid} ({printable(self.name, 40)})" if self._known else f"pid {self.pid}"
 
 
 class ProcessGone(ProcessError):
@@ -44,9 +49,33 @@ class NoSuchPid(ProcessGone):
 
 
 class ProcessDenied(ProcessError):
-    """The OS refused access to the process."""
+    """The OS refused access to the process. ``user``: whose it is; ``hidden``: it exists (the
+    kernel says so) but /proc does not show it to this user (``hidepid``)."""
 
     default = "permission denied: {who}; try sudo"
+
+    def __init__(
+        self,
+        pid: int,
+        name: str | None = None,
+        message: str | None = None,
+        *,
+        user: str | None = None,
+        hidden: bool = False,
+    ) -> None:
+        self.user = user
+        self.hidden = hidden
+        super().__init__(pid, name, message)
+
+    def _default(self) -> str:
+        if self.hidden:
+            return (
+                f"permission denied: pid {self.pid} belongs to another user and /proc hides it "
+                "(hidepid); try sudo"
+            )
+        if self.user:
+            return f"permission denied: {self.who} belongs to {printable(self.user, 40)}; try sudo"
+        return super()._default()
 
 
 class ProcessChanged(ProcessError):
@@ -56,9 +85,21 @@ class ProcessChanged(ProcessError):
 
 
 class KillRefused(ProcessError):
-    """The target is protected (pid 0/1, portscope itself or an ancestor); ``force`` overrides."""
+    """The target is protected (pid 0/1, portscope itself or an ancestor); ``force`` overrides.
+    ``reason`` says what it is ("init", "portscope itself", ...)."""
 
     default = "refusing to signal {who} (use --force)"
+
+    def __init__(
+        self, pid: int, name: str | None = None, message: str | None = None, *, reason: str | None = None
+    ) -> None:
+        self.reason = reason
+        super().__init__(pid, name, message)
+
+    def _default(self) -> str:
+        if self.reason:
+            return f"refusing to signal {self.who}: it is {self.reason} (use --force)"
+        return super()._default()
 
 
 class NoVisibleOwner(PortscopeError):

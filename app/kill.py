@@ -348,9 +348,7 @@ class KillFlow:
         self._step = "signalled"
         if not self.force:
             for target, reason in self.plan.protected():
-                raise KillRefused(
-                    target.pid, target.name, f"refusing to signal {target.who}: it is {reason} (use --force)"
-                )
+                raise KillRefused(target.pid, target.name, reason=reason)
         for t in self.plan.targets:  # pin all first: the wait watches workers too
             try:
                 self._pins[t.pid] = pin(t.identity)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import psutil
 
 from app.backends.base import Collector
-from app.errors import NoSuchPid, NoVisibleOwner, ProcessDenied, ProcessError, UsageError
+from app.errors import NoSuchPid, NoVisibleOwner, ProcessError, UsageError
 from app.fast import procfs
 from app.fast.procfs import inode_holders, proc_net_inodes
 from app.model import TIME_WAIT, Proto, Snapshot, Sock
@@ -100,8 +100,6 @@ class KillTarget:
         if info is None:
             if not kernel_has(pid):
                 raise NoSuchPid(pid)
-            if os.path.exists(f"/proc/{pid}"):
-                raise ProcessDenied(pid, None, f"permission denied: cannot read pid {pid}; try sudo")
             raise denied(pid, None)
         held = _held(snapshot, pid) if snapshot is not None else []
         return cls(

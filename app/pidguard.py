@@ -84,17 +84,10 @@ def kernel_has(pid: int) -> bool:
 
 
 def denied(pid: int, name: str | None, user: str | None = None) -> ProcessDenied:
-    """The one "permission denied" for a process, naming its owner when known."""
-    if name is None and _LINUX and not os.path.exists(f"/proc/{pid}"):
-        # kill(pid, 0) said it exists, /proc shows nothing: another user's process behind hidepid
-        return ProcessDenied(
-            pid,
-            None,
-            f"permission denied: pid {pid} belongs to another user and /proc hides it (hidepid); try sudo",
-        )
-    owner = f" belongs to {printable(user, 40)};" if user else ";"
-    who = f"pid {pid} ({printable(name or '?', 40)})"
-    return ProcessDenied(pid, name, f"permission denied: {who}{owner} try sudo")
+    """The one "permission denied" for a process, naming its owner when known: a process the kernel
+    has but /proc does not show (hidepid) is another user's."""
+    hidden = not name and _LINUX and not os.path.exists(f"/proc/{pid}")
+    return ProcessDenied(pid, name or None, user=user or None, hidden=hidden)
 
 
 def start_time(pid: int, name: str | None = None, user: str | None = None) -> float:

@@ -215,6 +215,7 @@ class KillModal(ModalScreen[kill.KillReport | None]):
         self.detached = False  # closed while working: the result comes as a notification
         self._event: kill.KillEvent | None = None
         self._ticker: Timer | None = None
+        self._host: App | None = None  # kept: a dismissed screen no longer finds its app
 
     @property
     def target(self) -> KillTarget:
@@ -239,7 +240,12 @@ class KillModal(ModalScreen[kill.KillReport | None]):
                 lines = [*self.plan.details(LIST_CAP), "", f"same as: {same_as(self.plan)}"]
                 yield Static(Text("\n".join(lines)), id="details")
 
+    @property
+    def host(self) -> App:
+        return self._host if self._host is not None else self.app
+
     def on_mount(self) -> None:
+        self._host = self.app
         self.query_one("#status", Static).display = False
         self.query_one("#signal", RadioSet).focus()
 
@@ -332,7 +338,7 @@ class KillModal(ModalScreen[kill.KillReport | None]):
             describe=self.describe,
         )
         self._ticker = self.set_interval(0.1, self._tick)
-        self.app.run_worker(
+        self.host.run_worker(
             lambda: self._signal(flow),
             name=f"kill {self.plan.what}",
             group="portscope-kill",
@@ -343,7 +349,7 @@ class KillModal(ModalScreen[kill.KillReport | None]):
     def _from_thread(self, fn: Callable[[kill.KillEvent], None]) -> Callable[[kill.KillEvent], None]:
         def post(event: kill.KillEvent) -> None:
             try:
-                self.app.call_from_thread(fn, event)
+                self.host.call_from_thread(fn, event)
             except RuntimeError:  # the app is gone
                 pass
 
@@ -355,14 +361,14 @@ class KillModal(ModalScreen[kill.KillReport | None]):
             survivors = flow.signal()
         except PortscopeError as exc:  # KillRefused: nothing was sent
             flow.close()
-            self.app.call_from_thread(self._failed, str(exc))
+            self.host.call_from_thread(self._failed, str(exc))
             return
         except Exception as exc:  # never raise into the app
             flow.close()
-            self.app.call_from_thread(self._failed, f"kill failed: {printable(str(exc), 200)}")
+            self.host.call_from_thread(self._failed, f"kill failed: {printable(str(exc), 200)}")
             return
         if survivors and flow.sig != signal.SIGKILL:
-            self.app.call_from_thread(self._offer_sigkill, flow, survivors)
+            self.host.call_from_thread(self._offer_sigkill, flow, survivors)
             return
         self._finish(flow)
 
@@ -375,7 +381,7 @@ class KillModal(ModalScreen[kill.KillReport | None]):
         self._show(f"still running after {self.timeout:g} s: {who}")
 
         def answered(ok: bool | None) -> None:
-            self.app.run_worker(
+            self.host.run_worker(
                 lambda: self._escalate(flow) if ok else self._finish(flow),
                 name=f"kill -9 {self.plan.what}",
                 group="portscope-kill",
@@ -383,7 +389,7 @@ class KillModal(ModalScreen[kill.KillReport | None]):
                 exit_on_error=False,
             )
 
-        self.app.push_screen(ConfirmScreen(question, yes="SIGKILL"), answered)
+        self.host.push_screen(ConfirmScreen(question, yes="SIGKILL"), answered)
 
     def _escalate(self, flow: kill.KillFlow) -> None:
         """(worker thread)"""
@@ -391,7 +397,7 @@ class KillModal(ModalScreen[kill.KillReport | None]):
             flow.escalate()
         except Exception as exc:
             flow.close()
-            self.app.call_from_thread(self._failed, f"kill failed: {printable(str(exc), 200)}")
+            self.host.call_from_thread(self._failed, f"kill failed: {printable(str(exc), 200)}")
             return
         self._finish(flow)
 
@@ -408,7 +414,7 @@ class KillModal(ModalScreen[kill.KillReport | None]):
             report = flow.finish(collector)
         except Exception:
             report = flow.finish(None)
-        self.app.call_from_thread(self._done, report)
+        self.host.call_from_thread(self._done, report)
 
     # --- what the dialog shows
 
@@ -428,12 +434,14 @@ class KillModal(ModalScreen[kill.KillReport | None]):
         self._show(text)
 
     def _show(self, text: str) -> None:
+        if self.detached or not self.is_attached:  # closed while the flow went on
+            return
         status = self.query_one("#status", Static)
         status.display = True
         status.update(Text(text))
 
     def _failed(self, message: str) -> None:
-        notify(self.app, message, "error")
+        notify(self.host, message, "error")
         if self.detached or not self.is_attached:
             return
         self._stop_ticker()
@@ -449,7 +457,7 @@ class KillModal(ModalScreen[kill.KillReport | None]):
         self.report = report
         self._stop_ticker()
         severity = outcome_severity(report)
-        notify(self.app, "\n".join(summary_lines(report)), severity)
+        notify(self.host, "\n".join(summary_lines(report)), severity)
         if self.detached or not self.is_attached:
             return
         if severity == "information":
@@ -532,8 +540,11 @@ def start_port_kill(
         except Exception as exc:
             app.call_from_thread(notify, app, f"kill failed: {printable(str(exc), 200)}", "error")
             return
-        app.call_from_thread(
-            start_kill, app, ready, timeout=timeout, collector_factory=collector_factory, describe=describe
-        )
+        app.call_from_thread(open_dialog, ready)
+
+    def open_dialog(ready: KillPlan) -> None:
+        if isinstance(app.screen, (KillModal, ConfirmScreen)):
+            return  # K pressed twice: one dialog is enough
+        start_kill(app, ready, timeout=timeout, collector_factory=collector_factory, describe=describe)
 
     app.run_worker(plan, name="kill plan", group="portscope-kill", thread=True, exit_on_error=False)

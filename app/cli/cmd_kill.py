@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
     protected = plan.protected()
     if protected and not args.force:
         for t, reason in protected:
-            warn(f"refusing to signal {t.who}: it is {reason} (use --force)")
+            warn(str(KillRefused(t.pid, t.name, reason=reason)))
         if len(plan.targets) > len(protected):
             warn(f"{plan.what} is shared with a protected process: nothing was signalled")
         return exitcodes.NEGATIVE

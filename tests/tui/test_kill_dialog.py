@@ -309,3 +309,42 @@ async def test_dashboard_k_on_a_prefork_port_signals_the_master_only(tmp_path: P
             await until(pilot, lambda: any("is free" in m for m in messages(app)), timeout=30)
         for w in srv.workers:
             assert [(signo, sender) for signo, sender, _ in srv.signals(w)] == [(signal.SIGUSR1, srv.pid)]
+
+
+# A listener that takes a second to exit after SIGTERM (a graceful shutdown). Prints its port.
+_SLOW_EXIT = r"""
+import signal, socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(4)
+def on_term(signum, frame):
+    time.sleep(1.0)
+    sys.exit(0)
+signal.signal(signal.SIGTERM, on_term)
+print(s.getsockname()[1], flush=True)
+for _ in range(3000): time.sleep(0.1)
+"""
+
+
+async def test_closing_the_dialog_while_waiting_lets_the_kill_finish_and_report() -> None:
+    proc = subprocess.Popen([sys.executable, "-c", _SLOW_EXIT], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    port = int(proc.stdout.readline())
+    try:
+        app = Host()
+        async with app.run_test(size=(80, 24)) as pilot:
+            start_kill(app, plan_for(port), timeout=5, collector_factory=PsutilCollector)
+            await pilot.pause()
+            modal = app.screen
+            assert isinstance(modal, KillModal)
+            await pilot.press("enter")
+            await until(pilot, lambda: "waiting 5 s" in str(modal.query_one("#status").render()), timeout=10)
+            await pilot.press("escape")
+            await pilot.pause()
+            assert not isinstance(app.screen, KillModal)
+            assert any("the kill goes on" in m for m in messages(app))
+            assert "kill cancelled" not in messages(app)
+            await until(pilot, lambda: any("exited" in m for m in messages(app)), timeout=20)
+            assert proc.wait(timeout=5) == 0
+            assert any(f"port {port}/tcp is free" in m for m in messages(app)), messages(app)
+    finally:
+        kill_quietly(proc.pid)
+        proc.wait(timeout=5)
