@@ -349,16 +349,20 @@ class KillFlow:
         if not self.force:
             for target, reason in self.plan.protected():
                 raise KillRefused(target.pid, target.name, reason=reason)
+        primary = {t.pid for t in self.plan.primary}
         for t in self.plan.targets:  # pin all first: the wait watches workers too
             try:
                 self._pins[t.pid] = pin(t.identity)
             except ProcessGone as exc:
-                self.report.gone.append(exc)
+                if t.pid in primary:
+                    self.report.gone.append(exc)
+                else:  # a worker that ended since the plan (a master recycling its workers)
+                    self.report.exits.append(t.identity)
             except ProcessError as exc:
                 self.report.errors.append(exc)
         self._began = create_time_now()
-        primary = [self._pins[t.pid] for t in self.plan.primary if t.pid in self._pins]
-        sent = self._round(primary, "primary")
+        first = [self._pins[t.pid] for t in self.plan.primary if t.pid in self._pins]
+        sent = self._round(first, "primary")
         if sent:
             self._wait(f"{self._sig} sent to {_whos([p.ident for p in sent])}, waiting {self.timeout:g} s")
         rest = [self._pins[t.pid] for t in self.plan.workers if t.pid in self._pins]

@@ -18,10 +18,11 @@ their plans here, so they target the same set.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import psutil
 
@@ -29,7 +30,7 @@ from app.backends.base import Collector
 from app.errors import NoSuchPid, NoVisibleOwner, ProcessError, UsageError
 from app.fast import procfs
 from app.fast.procfs import inode_holders, proc_net_inodes
-from app.model import TIME_WAIT, Proto, Snapshot, Sock
+from app.model import TIME_WAIT, ProcessInfo, Proto, Snapshot, Sock
 from app.pidguard import PID_LIMIT, Identity, denied, kernel_has
 from app.processes import read_process
 from app.textsafe import printable
@@ -76,17 +77,7 @@ class KillTarget:
         owner = snapshot.owner(sock)
         if owner is None:
             raise NoSuchPid(sock.pid, None, f"pid {sock.pid} already exited")
-        held = _held(snapshot, owner.pid)
-        return cls(
-            pid=owner.pid,
-            name=owner.name,
-            user=owner.username,
-            cmdline=owner.cmdline,
-            create_time=owner.create_time,
-            ports=tuple(describe_sock(s) for s in held),
-            port_numbers=tuple(dict.fromkeys((s.proto.value, s.laddr.port) for s in held)),
-            ppid=owner.ppid,
-        )
+        return cls.of(owner, _held(snapshot, owner.pid))
 
     @classmethod
     def from_pid(cls, pid: int, snapshot: Snapshot | None = None) -> KillTarget:
@@ -101,9 +92,13 @@ class KillTarget:
             if not kernel_has(pid):
                 raise NoSuchPid(pid)
             raise denied(pid, None)
-        held = _held(snapshot, pid) if snapshot is not None else []
+        return cls.of(info, _held(snapshot, pid))
+
+    @classmethod
+    def of(cls, info: ProcessInfo, held: list[Sock]) -> KillTarget:
+        """The copy of ``info`` holding the sockets ``held``."""
         return cls(
-            pid=pid,
+            pid=info.pid,
             name=info.name,
             user=info.username,
             cmdline=info.cmdline,
@@ -134,6 +129,7 @@ class KillTarget:
 
 
 def _held(snapshot: Snapshot | None, pid: int) -> list[Sock]:
+    """Every socket ``pid`` holds in ``snapshot``, listeners first."""
     if snapshot is None:
         return []
     held = [s for s in snapshot.sockets if s.pid == pid]
@@ -280,7 +276,6 @@ class KillPlan:
     proto: Proto | None = None
     ports: tuple[tuple[str, int], ...] = ()
     free: bool = False  # the port was free when planned: nothing to signal
-    created: float = field(default_factory=time.time)
 
     @property
     def targets(self) -> tuple[KillTarget, ...]:
@@ -402,15 +397,8 @@ def plan_socket(snapshot: Snapshot, sock: Sock) -> KillPlan:
 
 
 def _with_ports(t: KillTarget, extra: tuple[str, ...], numbers: list[tuple[str, int]]) -> KillTarget:
-    return KillTarget(
-        pid=t.pid,
-        name=t.name,
-        user=t.user,
-        cmdline=t.cmdline,
-        create_time=t.create_time,
-        ports=(*t.ports, *extra),
-        port_numbers=tuple(dict.fromkeys([*t.port_numbers, *numbers])),
-        ppid=t.ppid,
+    return dataclasses.replace(
+        t, ports=(*t.ports, *extra), port_numbers=tuple(dict.fromkeys([*t.port_numbers, *numbers]))
     )
 
 
@@ -418,17 +406,7 @@ def _target(snapshot: Snapshot, pid: int) -> KillTarget | None:
     """The frozen copy of ``pid``: from the snapshot when it has the process, else read now."""
     info = snapshot.processes.get(pid)
     if info is not None:
-        held = _held(snapshot, pid)
-        return KillTarget(
-            pid=pid,
-            name=info.name,
-            user=info.username,
-            cmdline=info.cmdline,
-            create_time=info.create_time,
-            ports=tuple(describe_sock(s) for s in held),
-            port_numbers=tuple(dict.fromkeys((s.proto.value, s.laddr.port) for s in held)),
-            ppid=info.ppid,
-        )
+        return KillTarget.of(info, _held(snapshot, pid))
     try:
         return KillTarget.from_pid(pid, snapshot)
     except (ProcessError, UsageError):

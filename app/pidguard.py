@@ -184,19 +184,13 @@ class Pinned:
         ident = self.ident
         if self.exited():
             raise ProcessGone(ident.pid, ident.name)
-        if self.fd >= 0:
-            try:
-                signal.pidfd_send_signal(self.fd, sig)
-            except ProcessLookupError:
-                self._exited = True
-                raise ProcessGone(ident.pid, ident.name) from None
-            except PermissionError:
-                raise denied(ident.pid, ident.name, ident.user) from None
-            return
-        # No pidfd: psutil's guard, right before kill().
-        _check_same(ident)
+        if self.fd < 0:
+            _check_same(ident)  # no pidfd: psutil's guard, right before kill()
         try:
-            os.kill(ident.pid, sig)
+            if self.fd >= 0:
+                signal.pidfd_send_signal(self.fd, sig)
+            else:
+                os.kill(ident.pid, sig)
         except ProcessLookupError:
             self._exited = True
             raise ProcessGone(ident.pid, ident.name) from None

@@ -80,6 +80,14 @@ def pressed(modal: KillModal) -> str:
     return modal.choice.signal.name
 
 
+async def open_dialog(app: App, pilot: object, plan: killplan.KillPlan, **kwargs: object) -> KillModal:
+    start_kill(app, plan, **kwargs)  # type: ignore[arg-type]
+    await pilot.pause()  # type: ignore[attr-defined]
+    modal = app.screen
+    assert isinstance(modal, KillModal)
+    return modal
+
+
 # --- keys ----------------------------------------------------------------------------------------
 
 
@@ -87,10 +95,7 @@ async def test_dialog_owns_its_keys_arrows_digits_tab() -> None:
     with child_listener("tcp", "127.0.0.1") as child:
         app = Host()
         async with app.run_test(size=(80, 24)) as pilot:
-            start_kill(app, plan_for(child.port))
-            await pilot.pause()
-            modal = app.screen
-            assert isinstance(modal, KillModal)
+            modal = await open_dialog(app, pilot, plan_for(child.port))
             labels = [str(b.label) for b in modal.query("RadioButton").results()]
             assert labels == ["1 TERM", "2 INT", "3 HUP", "4 KILL"]  # the keys are shown
             assert pressed(modal) == "SIGTERM"
@@ -123,10 +128,7 @@ async def test_enter_on_a_focused_cancel_button_cancels() -> None:
     with child_listener("tcp", "127.0.0.1") as child:
         app = Host()
         async with app.run_test(size=(80, 24)) as pilot:
-            start_kill(app, plan_for(child.port))
-            await pilot.pause()
-            modal = app.screen
-            assert isinstance(modal, KillModal)
+            modal = await open_dialog(app, pilot, plan_for(child.port))
             modal.query_one("#cancel", Button).focus()
             await pilot.press("enter")
             await pilot.pause()
@@ -186,10 +188,8 @@ async def test_waiting_shows_what_was_sent_and_a_countdown() -> None:
     with child_listener("tcp", "127.0.0.1", ignore_term=True, name="ps-slow") as child:
         app = Host()
         async with app.run_test(size=(80, 24)) as pilot:
-            start_kill(app, plan_for(child.port), timeout=2.0, collector_factory=PsutilCollector)
-            await pilot.pause()
-            modal = app.screen
-            assert isinstance(modal, KillModal)
+            plan = plan_for(child.port)
+            modal = await open_dialog(app, pilot, plan, timeout=2.0, collector_factory=PsutilCollector)
             await pilot.press("enter")
 
             def status() -> str:
@@ -278,6 +278,10 @@ async def test_dashboard_k_and_the_cli_plan_the_same_targets(tmp_path: Path) -> 
             await until(pilot, lambda: isinstance(app.screen, KillModal), timeout=10)
             modal = app.screen
             assert isinstance(modal, KillModal)
+            view = app.view
+            await pilot.press("tab")  # the dialog's focus moves; the view behind it stays
+            assert app.view == view and app.screen is modal and modal.focused is not None
+            assert modal.focused.id != "signal"
             plan = modal.plan
             assert [t.pid for t in plan.primary] == [p["pid"] for p in cli["primary"]] == [srv.pid]
             assert [t.pid for t in plan.workers] == [w["pid"] for w in cli["workers"]]
@@ -331,10 +335,8 @@ async def test_closing_the_dialog_while_waiting_lets_the_kill_finish_and_report(
     try:
         app = Host()
         async with app.run_test(size=(80, 24)) as pilot:
-            start_kill(app, plan_for(port), timeout=5, collector_factory=PsutilCollector)
-            await pilot.pause()
-            modal = app.screen
-            assert isinstance(modal, KillModal)
+            plan = plan_for(port)
+            modal = await open_dialog(app, pilot, plan, timeout=5, collector_factory=PsutilCollector)
             await pilot.press("enter")
             await until(pilot, lambda: "waiting 5 s" in str(modal.query_one("#status").render()), timeout=10)
             await pilot.press("escape")

@@ -8,9 +8,6 @@ and look at the SVG in tests/tui/__snapshots__/ before committing it.
 
 from __future__ import annotations
 
-import os
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,18 +21,7 @@ from widgets.kill_modal import KillModal, start_kill
 STARTED = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
 
 
-@pytest.fixture(autouse=True)
-def utc() -> Iterator[None]:
-    """The dialog shows the start time in local time: pin the zone."""
-    old = os.environ.get("TZ")
-    os.environ["TZ"] = "UTC"
-    time.tzset()
-    yield
-    if old is None:
-        os.environ.pop("TZ", None)
-    else:
-        os.environ["TZ"] = old
-    time.tzset()
+pytestmark = pytest.mark.usefixtures("utc")  # the dialog shows the start time in local time
 
 
 def nginx_plan() -> KillPlan:
