@@ -430,3 +430,18 @@ def _portscope() -> list[str]:
     from tests.helpers import portscope_cmd
 
     return portscope_cmd()
+
+
+def test_hostile_process_names_are_escaped_in_every_kill_output() -> None:
+    from tests.helpers import child_listener
+
+    hostile = "\x1b]0;pwn\x07\u202e"  # an OSC title escape and a bidi override
+    with child_listener("tcp", "127.0.0.1", name=hostile) as child:
+        for args in (["--dry-run"], ["--dry-run", "--json"]):
+            res = run_cli("kill", str(child.port), *args)
+            assert res.returncode == 0, res.stderr
+            assert "\x1b" not in res.stdout + res.stderr and "\u202e" not in res.stdout + res.stderr
+        assert "\\x1b]0;pwn\\x07" in run_cli("kill", str(child.port), "--dry-run").stdout
+        res = run_cli("kill", str(child.port), "--yes")
+        assert res.returncode == 0, res.stderr
+        assert "\x1b" not in res.stdout + res.stderr and "\\x1b]0;pwn" in res.stdout

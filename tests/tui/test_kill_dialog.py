@@ -350,3 +350,13 @@ async def test_closing_the_dialog_while_waiting_lets_the_kill_finish_and_report(
     finally:
         kill_quietly(proc.pid)
         proc.wait(timeout=5)
+
+
+async def test_hostile_names_show_escaped_in_the_dialog() -> None:
+    with child_listener("tcp", "127.0.0.1", name="[b]x\x1b]0;t\x07") as child:
+        app = Host()
+        async with app.run_test(size=(80, 24)) as pilot:
+            modal = await open_dialog(app, pilot, plan_for(child.port))
+            shown = str(modal.query_one("#title").render()) + str(modal.query_one("#details").render())
+            assert "[b]x\\x1b]0;t\\x07" in shown and "\x1b" not in shown
+            await pilot.press("escape")
