@@ -311,8 +311,8 @@ class KillPlan:
             lines.append("")
             n = len(self.workers)
             lines.append(
-                f"workers  {n} more process{'es' if n != 1 else ''} share the socket"
-                f"{'s' if len(self.ports) > 1 else ''} (signalled if still running after the wait)"
+                f"workers  {n} more process{'es share' if n != 1 else ' shares'} the socket "
+                "(signalled if still running after the wait)"
             )
             rows = [f"{t.who} user {printable(t.user, 40) or '?'}" for t in self.workers]
             lines.extend("         " + r for r in capped(rows, limit))
