@@ -542,15 +542,19 @@ class KillFlow:
             self._emit("respawned", respawn.describe(self.plan.what), [h.pid])
 
     def _is_new(self, h: Holder) -> bool:
-        """A listener whose process started after the signal went out and is none of the processes
-        planned (a new client connection that happens to get the port number as its local port is
-        not a restart)."""
+        """A restart of what was killed: a listener whose process started after the signal went
+        out, is none of the processes planned, and is their kin (the same parent, as a supervisor's
+        next child, or the same name). A client connection that happens to get the port number as
+        its local port, or an unrelated program binding it, is a holder, not a respawn."""
         if not h.sock.listening or h.pid is None or h.create_time is None or self._began is None:
             return False
         known = self._pins.get(h.pid)
         if known is not None and abs(known.ident.create_time - h.create_time) < 0.01:
             return False
-        return h.create_time >= self._began - 0.02  # start times are cut to clock ticks
+        if h.create_time < self._began - 0.02:  # start times are cut to clock ticks
+            return False
+        targets = self.plan.targets
+        return h.ppid in {t.ppid for t in targets if t.ppid} or h.name in {t.name for t in targets}
 
     def _respawn(self, h: Holder) -> Respawn:
         assert h.pid is not None

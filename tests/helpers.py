@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -122,6 +123,27 @@ def has_ipv6() -> bool:
 needs_ipv6 = pytest.mark.skipif(not has_ipv6(), reason="this host has no IPv6 loopback (::1)")
 
 
+def quiet_port(proto: str = "tcp", host: str = "127.0.0.1") -> int:
+    """A free port *below* the ephemeral range: no other test's bind to port 0 (nor an outgoing
+    connection) can take it right after a test frees it, as happens on a busy shared machine."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+    for _ in range(200):
+        port = random.randrange(20000, max(20001, min(low, 32768)))
+        with socket.socket(fam, kind) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+    return free_port(proto, host)
+
+
 def free_port(proto: str = "tcp", host: str = "127.0.0.1") -> int:
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
     kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
@@ -185,6 +207,12 @@ def _child_script() -> str:
         os.chmod(_CHILD_SCRIPT, 0o644)
         atexit.register(_remove_quietly, _CHILD_SCRIPT)
     return _CHILD_SCRIPT
+
+
+def child_script() -> str:
+    """The listener child's script (argv: proto host port name [ignore-term] [accept]), to run it
+    some other way than :func:`spawn_listener` (under another parent)."""
+    return _child_script()
 
 
 def spawn_listener_with_args(
@@ -297,14 +325,14 @@ def spawn_zombie_leader() -> Child:
 
 _PREFORK = r"""
 import ctypes, os, signal, socket, sys, time
-logdir, n, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+logdir, n, mode, port = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 try:
     ctypes.CDLL(None).prctl(15, b"ps-prefork", 0, 0, 0)  # PR_SET_NAME
 except Exception:
     pass
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", 0))
+s.bind(("127.0.0.1", port))
 s.listen(16)
 parent = os.getpid()
 def record(who, signo, sender):
@@ -377,9 +405,8 @@ class PreFork:
 
 @contextmanager
 def prefork_server(logdir: str, workers: int = 2, mode: str = "stop-workers") -> Iterator[PreFork]:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _PREFORK, logdir, str(workers), mode], stdout=subprocess.PIPE, text=True
-    )
+    argv = [sys.executable, "-c", _PREFORK, logdir, str(workers), mode, str(quiet_port())]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     port, *pids = (int(x) for x in proc.stdout.readline().split())
     server = PreFork(proc, port, pids, logdir)
@@ -442,7 +469,7 @@ class Supervisor:
 
 @contextmanager
 def supervised_listener() -> Iterator[Supervisor]:
-    port = free_port()
+    port = quiet_port()
     proc = subprocess.Popen([sys.executable, "-c", _SUPERVISOR, str(port)], stdout=subprocess.PIPE, text=True)
     sup = Supervisor(proc, port, [])
     try:

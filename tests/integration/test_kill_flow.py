@@ -328,14 +328,14 @@ def test_cli_kill_json_shape(tmp_path: Path) -> None:
         assert primary["pid"] == srv.pid and primary["name"] == "ps-prefork"
         assert [w["pid"] for w in doc["plan"]["workers"]] == srv.workers
         res = run_cli("kill", str(srv.port), "--yes", "--json")
-        assert res.returncode == 0, res.stderr
+        assert res.returncode == 0, (res.stdout, res.stderr)
         doc = json.loads(res.stdout)
         assert set(doc) == _KEYS
-        assert doc["ok"] is True and doc["port_free"] is True and doc["dry_run"] is False
+        assert doc["ok"] is True and doc["port_free"] is True and doc["dry_run"] is False, doc
         assert doc["sent"] == [
             {"pid": srv.pid, "name": "ps-prefork", "signal": "SIGTERM", "phase": "primary"}
         ]
-        assert {e["pid"] for e in doc["exited"]} == {srv.pid, *srv.workers}
+        assert {e["pid"] for e in doc["exited"]} == {srv.pid, *srv.workers}, doc
         assert doc["alive"] == [] and doc["errors"] == [] and doc["holders"] == [] and doc["respawned"] == []
 
 
@@ -445,3 +445,36 @@ def test_hostile_process_names_are_escaped_in_every_kill_output() -> None:
         res = run_cli("kill", str(child.port), "--yes")
         assert res.returncode == 0, res.stderr
         assert "\x1b" not in res.stdout + res.stderr and "\\x1b]0;pwn" in res.stdout
+
+
+def test_an_unrelated_program_binding_the_freed_port_is_a_holder_not_a_respawn() -> None:
+    """A respawn is kin of what was killed (same parent or same name); another program that binds
+    the port in the watch is named as what holds it, without a "respawned" claim."""
+    from tests.helpers import child_script, quiet_port, spawn_listener
+
+    port = quiet_port()
+    first = spawn_listener("tcp", "127.0.0.1", port=port, name="ps-first")
+    plan = killplan.plan_port(PsutilCollector().collect(), port)
+    assert plan.pids == [first.pid]
+    flow = kill.KillFlow(plan, timeout=3)
+    other = None
+    try:
+        flow.signal()
+        assert first.proc.wait(timeout=5) == -signal.SIGTERM
+        # another program (its own parent, its own name) takes the port before the re-check
+        wrapper = "import subprocess, sys\nsubprocess.run(sys.argv[1:])"
+        argv = [sys.executable, "-c", wrapper, sys.executable, child_script(), "tcp", "127.0.0.1", str(port)]
+        other = subprocess.Popen([*argv, "ps-other"], stdout=subprocess.PIPE, text=True)
+        assert other.stdout is not None and other.stdout.readline().strip() == str(port)
+        report = flow.finish(PsutilCollector())
+        assert report.respawns == []
+        assert [h.name for h in report.holders] == ["ps-other"]
+        assert report.port_free is False
+    finally:
+        flow.close()
+        first.stop()
+        if other is not None:
+            for p in psutil.Process(other.pid).children():
+                kill_quietly(p.pid)
+            kill_quietly(other.pid)
+            other.wait(timeout=5)
