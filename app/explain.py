@@ -235,7 +235,7 @@ class _Builder:
 
     # -- the whole run
     def build(self) -> Explanation:
-        from app.kill import owners_on_port
+        from app.killplan import owners_on_port
 
         snap = self.collect(self.port)
         proto = Proto(self.proto)
@@ -300,7 +300,7 @@ class _Builder:
             )
         hidden = [s for s in socks if s.pid is None and not s.ownerless]
         if hidden and not holders:
-            from app.kill import unseen_owner_hint
+            from app.killplan import unseen_owner_hint
 
             self.add(
                 "holder-hidden",

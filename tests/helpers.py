@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import random
 import shutil
 import signal
 import socket
@@ -123,6 +124,27 @@ def has_ipv6() -> bool:
 needs_ipv6 = pytest.mark.skipif(not has_ipv6(), reason="this host has no IPv6 loopback (::1)")
 
 
+def quiet_port(proto: str = "tcp", host: str = "127.0.0.1") -> int:
+    """A free port *below* the ephemeral range: no other test's bind to port 0 (nor an outgoing
+    connection) can take it right after a test frees it, as happens on a busy shared machine."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+    for _ in range(200):
+        port = random.randrange(20000, max(20001, min(low, 32768)))
+        with socket.socket(fam, kind) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+    return free_port(proto, host)
+
+
 def free_port(proto: str = "tcp", host: str = "127.0.0.1") -> int:
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
     kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
@@ -186,6 +208,12 @@ def _child_script() -> str:
         os.chmod(_CHILD_SCRIPT, 0o644)
         atexit.register(_remove_quietly, _CHILD_SCRIPT)
     return _CHILD_SCRIPT
+
+
+def child_script() -> str:
+    """The listener child's script (argv: proto host port name [ignore-term] [accept]), to run it
+    some other way than :func:`spawn_listener` (under another parent)."""
+    return _child_script()
 
 
 def spawn_listener_with_args(
@@ -413,3 +441,157 @@ def can_unshare(*flags: str) -> bool:
 
 
 needs_mount_ns = pytest.mark.skipif(not can_unshare("--mount"), reason="needs root and unshare --mount")
+_PREFORK = r"""
+import ctypes, os, signal, socket, sys, time
+logdir, n, mode, port = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+try:
+    ctypes.CDLL(None).prctl(15, b"ps-prefork", 0, 0, 0)  # PR_SET_NAME
+except Exception:
+    pass
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", port))
+s.listen(16)
+parent = os.getpid()
+def record(who, signo, sender):
+    with open(os.path.join(logdir, "%d.log" % who), "a") as f:
+        f.write("%d %d %.3f\n" % (signo, sender, time.time()))
+WANTED = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1}
+workers = []
+for _ in range(n):
+    pid = os.fork()
+    if pid == 0:  # a worker: keeps the listener, logs each signal and its sender, then exits
+        signal.pthread_sigmask(signal.SIG_BLOCK, WANTED)
+        me = os.getpid()
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            info = signal.sigtimedwait(WANTED, 0.1)
+            if info is not None:
+                record(me, info.si_signo, info.si_pid)
+                os._exit(0)
+            if os.getppid() != parent:  # the master is gone: so is the worker
+                os._exit(0)
+        os._exit(0)
+    workers.append(pid)
+def on_term(signum, frame):
+    record(parent, signum, 0)
+    if mode == "ignore-term":
+        return
+    for w in workers:  # a master stops its own workers
+        os.kill(w, signal.SIGUSR1)
+    for w in workers:
+        os.waitpid(w, 0)
+    os._exit(0)
+signal.signal(signal.SIGTERM, on_term)
+print(s.getsockname()[1], *workers, flush=True)
+deadline = time.time() + 300
+while time.time() < deadline:
+    time.sleep(0.1)
+"""
+
+
+@dataclass
+class PreFork:
+    """A pre-fork server: the master binds a TCP listener on loopback and forks workers that keep
+    it. Workers log every signal they get with its sender's pid (siginfo) and exit on it, or when
+    the master is gone. The master logs SIGTERM; it stops its workers with SIGUSR1 and exits,
+    unless started with ``mode="ignore-term"``."""
+
+    proc: subprocess.Popen[str]
+    port: int
+    workers: list[int]
+    logdir: str
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def signals(self, pid: int) -> list[tuple[int, int, float]]:
+        """(signal, sender pid, time) for every signal ``pid`` logged (the master's sender is 0)."""
+        try:
+            with open(os.path.join(self.logdir, f"{pid}.log")) as f:
+                rows = [line.split() for line in f]
+        except FileNotFoundError:
+            return []
+        return [(int(a), int(b), float(c)) for a, b, c in rows]
+
+    def stop(self) -> None:
+        for pid in [*self.workers, self.pid]:
+            kill_quietly(pid)
+        self.proc.wait(timeout=10)
+
+
+@contextmanager
+def prefork_server(logdir: str, workers: int = 2, mode: str = "stop-workers") -> Iterator[PreFork]:
+    argv = [sys.executable, "-c", _PREFORK, logdir, str(workers), mode, str(quiet_port())]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    port, *pids = (int(x) for x in proc.stdout.readline().split())
+    server = PreFork(proc, port, pids, logdir)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+_SUPERVISOR = r"""
+import subprocess, sys, time
+port = int(sys.argv[1])
+child = (
+    "import os, socket, sys, time\n"
+    "parent = os.getppid()\n"
+    "s = socket.socket()\n"
+    "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+    "s.bind(('127.0.0.1', int(sys.argv[1])))\n"
+    "s.listen(8)\n"
+    "print('ready', flush=True)\n"
+    "deadline = time.time() + 300\n"
+    "while time.time() < deadline and os.getppid() == parent: time.sleep(0.1)\n"
+)
+for _ in range(20):  # restart the child whenever it exits, as a supervisor does
+    c = subprocess.Popen([sys.executable, "-c", child, str(port)], stdout=subprocess.PIPE, text=True)
+    c.stdout.readline()
+    print(c.pid, flush=True)
+    c.wait()
+    time.sleep(0.05)
+"""
+
+
+@dataclass
+class Supervisor:
+    """A supervisor that restarts its child (a TCP listener on loopback on a fixed ``port``) each
+    time it exits; ``next_child()`` reads the pid of the next child started."""
+
+    proc: subprocess.Popen[str]
+    port: int
+    children: list[int]
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def next_child(self) -> int:
+        assert self.proc.stdout is not None
+        pid = int(self.proc.stdout.readline())
+        self.children.append(pid)
+        return pid
+
+    def stop(self) -> None:
+        kill_quietly(self.pid)
+        self.proc.wait(timeout=10)
+        assert self.proc.stdout is not None
+        self.children += [int(line) for line in self.proc.stdout.read().split()]
+        for pid in self.children:  # (each also exits by itself once its supervisor is gone)
+            kill_quietly(pid)
+
+
+@contextmanager
+def supervised_listener() -> Iterator[Supervisor]:
+    port = quiet_port()
+    proc = subprocess.Popen([sys.executable, "-c", _SUPERVISOR, str(port)], stdout=subprocess.PIPE, text=True)
+    sup = Supervisor(proc, port, [])
+    try:
+        sup.next_child()
+        yield sup
+    finally:
+        sup.stop()

@@ -5,9 +5,10 @@ Each subcommand lives in its own module ``app/cli/cmd_<name>.py`` exposing
 ``register(subparsers)`` (adds its parser, sets ``func``) and keeps heavy imports inside its
 handler so ``portscope --help`` and ``portscope who`` start fast.
 
-This module imports only ``os``, ``sys``, ``_signal`` and two modules of constants at its top:
-:func:`main` installs the signal handlers first, so Ctrl-C or SIGTERM during start-up (argparse,
-the commands' imports) ends in one line and an exit code, never a traceback or a death by signal.
+This module imports only ``os``, ``sys`` and ``_signal`` at its top (nothing of ``app``): :func:`main`
+installs the signal handlers first, so Ctrl-C or SIGTERM during start-up (even the import of
+``app.errors``, argparse, the commands' imports) ends in one line and an exit code, never a
+traceback or a death by signal.
 """
 
 from __future__ import annotations
@@ -18,8 +19,7 @@ import _signal
 import os
 import sys
 
-from app import exitcodes  # both import nothing: the handlers below can name them at any moment
-from app.errors import CollectorUnavailable, OutputError, PortscopeError, Terminated, UsageError
+INTERRUPT = 130  # = app.exitcodes.INTERRUPT, known before anything is imported
 
 TYPE_CHECKING = False  # not typing's: importing typing (contextlib, ...) is a window for Ctrl-C
 if TYPE_CHECKING:
@@ -55,8 +55,14 @@ def __getattr__(name: str) -> Any:
 # --------------------------------------------------------------------------------------- signals
 
 
+class _EarlyTerm(BaseException):
+    """SIGTERM before app.errors (and its Terminated) could be imported."""
+
+
 def _on_sigterm(_signum: int, _frame: FrameType | None) -> None:
-    raise Terminated
+    errors = sys.modules.get("app.errors")
+    terminated = getattr(errors, "Terminated", None)
+    raise terminated() if terminated is not None else _EarlyTerm()
 
 
 def _install_signals() -> Callable[[], None]:
@@ -116,6 +122,8 @@ def _reopen_closed_stdio() -> None:
 
 def _output_error(exc: OSError) -> Exception:
     import errno
+
+    from app.errors import OutputError
 
     reason = "it is closed" if exc.errno == errno.EBADF else exc.strerror or str(exc)
     return OutputError(f"cannot write to standard output: {reason}")
@@ -197,8 +205,16 @@ def _say(message: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     restore_signals = _install_signals()  # first: before anything slow can be interrupted
     saved_stdout = sys.stdout
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        return _main(list(sys.argv[1:] if argv is None else argv))
+        try:
+            from app import errors, exitcodes  # noqa: F401 - _main's except clauses need them
+        except KeyboardInterrupt:
+            os.write(2, b"portscope: interrupted\n")
+            return INTERRUPT
+        except _EarlyTerm:
+            return 0 if _command_in(args) in STOPPED_BY_SIGTERM else 143
+        return _main(args)
     finally:
         restore_signals()
         if isinstance(sys.stdout, GuardedOutput):
@@ -206,6 +222,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: list[str]) -> int:
+    from app import exitcodes
+    from app.errors import PortscopeError, Terminated
+
     command = _command_in(argv)
     try:
         _reopen_closed_stdio()
@@ -231,6 +250,9 @@ def _main(argv: list[str]) -> int:
 
 def _error_code(exc: Exception) -> int:
     """An error that reached the top: one line on stderr and its exit code."""
+    from app import exitcodes
+    from app.errors import CollectorUnavailable, OutputError, UsageError
+
     _say(str(exc))
     if isinstance(exc, OutputError):
         _silence_stdout()
@@ -255,6 +277,8 @@ def _dispatch(argv: list[str]) -> int:
 
 def launch_dashboard(args: Any) -> int:
     """Bare ``portscope``: the live dashboard (Textual is imported here only)."""
+    from app import exitcodes
+
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         sys.stderr.write("portscope: the dashboard needs a terminal; try 'portscope list' for a table\n")
         return exitcodes.USAGE

@@ -25,12 +25,11 @@ from textual.timer import Timer
 from textual.widgets import ContentSwitcher, Footer, Input, Static
 
 from app.collector import Collector, default_collector
-from app.errors import PortscopeError, UsageError
+from app.errors import UsageError
 from app.events import exposed_openings
 from app.exposure import ExposureMap
 from app.filtering import Filter, parse_filter
 from app.interfaces import Interface, list_interfaces
-from app.kill import KillTarget
 from app.model import Snapshot, Sock, format_endpoint
 from app.procdetail import ProcessDetail, SocketsOf, process_detail, sockets_of
 from app.rdns import Resolver, ReverseDNS, system_resolver
@@ -48,7 +47,7 @@ from app.tui.state import (
 from widgets.bars import RangeBar, StateBar, TopBar
 from widgets.events_view import EventsView
 from widgets.free_port import start_free_port
-from widgets.kill_modal import start_kill
+from widgets.kill_modal import start_port_kill
 from widgets.probe_panel import start_probe
 from widgets.scan_panel import start_scan
 from widgets.table_model import TableModel
@@ -624,17 +623,12 @@ class PortscopeApp(App[None]):
         return sel
 
     def action_kill(self) -> None:
-        """K: the kill dialog for the owner of the selected socket (nothing is sent before you confirm)."""
+        """K: the kill dialog for what holds the selected row's port (nothing is sent before you confirm)."""
         sel = self._selected_or_tell()
         if sel is None:
             return
         sock, snap = sel
-        try:
-            target = KillTarget.from_snapshot(snap, sock)
-        except PortscopeError as exc:
-            self.notify(str(exc), title="kill", severity="error", markup=False)
-            return
-        start_kill(self, target)
+        start_port_kill(self, snap, sock)  # plans what `portscope kill PORT --proto P` would signal
 
     def action_test_port(self) -> None:
         """t: test the selected row's service. A listener tests its own address; a connection tests

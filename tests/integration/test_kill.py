@@ -11,9 +11,9 @@ import sys
 import psutil
 import pytest
 
-from app import kill
+from app import kill, killplan, pidguard
 from app.collector import PsutilCollector
-from app.errors import ProcessChanged, ProcessGone, UsageError
+from app.errors import KillRefused, ProcessChanged, ProcessGone, UsageError
 from app.model import Proto
 from tests.helpers import child_listener, kill_quietly, run_cli, spawn_listener, wait_for
 from tests.unprivileged import unprivileged_runner, why_not
@@ -37,13 +37,13 @@ for _ in range(3000): time.sleep(0.1)
 """
 
 
-def target_for(port: int, proto: Proto = Proto.TCP) -> kill.KillTarget:
+def target_for(port: int, proto: Proto = Proto.TCP) -> killplan.KillTarget:
     """The owner of the listener (or bound UDP socket) on ``port``. Ephemeral ports: on a shared
     machine another process may hold an unrelated connected socket with the same number."""
     snap = PsutilCollector().collect()
     [target] = [
         t
-        for t in kill.owners_on_port(snap, port, proto)
+        for t in killplan.owners_on_port(snap, port, proto)
         if t.ports and t.ports[0].split(" ")[1].endswith(f":{port}") and not t.ports[0].count(" -> ")
     ]
     return target
@@ -76,10 +76,12 @@ def test_sigterm_kills_the_owner_and_frees_the_port() -> None:
 def test_ignored_sigterm_is_reported_and_escalation_kills() -> None:
     with child_listener("tcp", "127.0.0.1", ignore_term=True) as child:
         target = target_for(child.port)
-        result = kill.kill(target, timeout=0.3)
-        assert [p.pid for p in result.alive] == [child.pid]
-        assert child.proc.poll() is None
-        kill.escalate_kill(result, timeout=3)
+        with kill.KillFlow(killplan.KillPlan.of(target), timeout=0.3) as flow:
+            survivors = flow.signal()
+            assert [p.pid for p in survivors] == [child.pid]
+            assert child.proc.poll() is None
+            flow.escalate()
+            result = flow.finish()
         assert result.escalated and result.exited
         assert child.proc.wait(timeout=5) == -signal.SIGKILL
 
@@ -145,14 +147,14 @@ def test_an_exited_pid_is_reported_as_gone() -> None:
     target = target_for(child.port)
     child.stop()
     with pytest.raises(ProcessGone, match=f"pid {child.pid} already exited"):
-        kill.send(target)
+        kill.kill(target, timeout=0)
 
 
 @pytest.mark.parametrize("pid", [1, os.getpid(), os.getppid()])
 def test_init_portscope_and_its_ancestors_are_refused(pid: int) -> None:
-    target = kill.KillTarget.from_pid(pid)
-    with pytest.raises(kill.KillRefused, match="refusing to signal"):
-        kill.send(target, signal.SIGTERM)
+    target = killplan.KillTarget.from_pid(pid)
+    with pytest.raises(KillRefused, match="refusing to signal"):
+        kill.kill(target, signal.SIGTERM, timeout=0)
     assert psutil.pid_exists(pid)
 
 
@@ -169,7 +171,7 @@ def test_owners_on_port_skip_a_client_whose_peer_is_on_that_port() -> None:
 
     with child_listener("tcp", "127.0.0.1") as child, socket.create_connection(("127.0.0.1", child.port)):
         snap = PsutilCollector().collect()
-        owners = kill.owners_on_port(snap, child.port, Proto.TCP)
+        owners = killplan.owners_on_port(snap, child.port, Proto.TCP)
         assert [t.pid for t in owners] == [child.pid]  # never this test process (the client)
 
 
@@ -273,12 +275,12 @@ def test_a_forked_worker_still_holding_the_port_is_named() -> None:
     try:
         snap = PsutilCollector().collect()
         # the socket is shared: the socket list may name either process (psutil names one per socket)
-        first = kill.owners_on_port(snap, port)[0]
+        first = killplan.owners_on_port(snap, port)[0]
         assert first.pid in (proc.pid, worker)
         other = worker if first.pid == proc.pid else proc.pid
         result = kill.kill(first, timeout=3, collector=PsutilCollector())
         assert result.exited
-        assert [h.pid for h in result.holders] == [other]
+        assert [h.pid for h in result.holders] == [other], result.lines()
         assert any(f"held by pid {other}" in line for line in result.lines())
         res = run_cli("kill", str(port), "--yes")  # now the worker is the owner: it goes too
         assert res.returncode == 0, res.stderr
@@ -327,7 +329,7 @@ def test_cli_pid_beyond_the_kernel_range_is_bad_input_not_a_traceback(pid: str) 
 
 def test_from_pid_rejects_out_of_range_pids() -> None:
     with pytest.raises(UsageError, match="invalid pid"):
-        kill.KillTarget.from_pid(2**31)
+        killplan.KillTarget.from_pid(2**31)
 
 
 def _ownerless_listener() -> tuple[int, list[object]]:
@@ -351,9 +353,9 @@ def test_cli_ownerless_listener_is_named_clearly_and_nothing_is_signalled() -> N
         snap = PsutilCollector().collect()
         socks = [s for s in snap.on_port(port) if s.listening]
         assert socks and all(s.pid is None for s in socks)
-        assert kill.owners_on_port(snap, port) == []
+        assert killplan.owners_on_port(snap, port) == []
         with pytest.raises(UsageError, match="no visible owner"):
-            kill.KillTarget.from_snapshot(snap, socks[0])
+            killplan.KillTarget.from_snapshot(snap, socks[0])
         res = run_cli("kill", str(port), "--yes")
         assert res.returncode == 1, res.stderr
         assert "Traceback" not in res.stderr and res.stderr.count("\n") == 1, res.stderr
@@ -390,29 +392,36 @@ def _respawn_on_pid(pid: int) -> object | None:
 )
 @pytest.mark.parametrize("pidfd", [True, False], ids=["pidfd", "psutil"])
 def test_a_recycled_pid_is_never_signalled(pidfd: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pid of a survivor is recycled while "send SIGKILL?" is asked: nothing is sent to the
+    newcomer, and the report does not claim a SIGKILL was sent."""
     if not pidfd:
         monkeypatch.delattr(os, "pidfd_open", raising=False)  # the non-Linux path: psutil's check
-    old = spawn_listener("tcp", "127.0.0.1", name="ps-old-owner")
+    old = spawn_listener("tcp", "127.0.0.1", name="ps-old-owner", ignore_term=True)
     try:
         target = target_for(old.port)
-        held = kill.KillResult(
-            target, signal.SIGTERM, alive=[kill.Signalled(old.pid, target.create_time, "x")]
-        )
+        flow = kill.KillFlow(killplan.KillPlan.of(target), timeout=0.3)
+        assert [p.pid for p in flow.signal()] == [old.pid]  # it ignores SIGTERM: "send SIGKILL?"
     finally:
-        old.stop()
+        old.stop()  # ... and at the question it dies, and its pid goes to a new process
     new = _respawn_on_pid(old.pid)
     if new is None:
+        flow.close()
         pytest.skip("could not get the same pid again (busy machine)")
     assert isinstance(new, type(old))
     try:
         with pytest.raises(ProcessChanged):
             kill.kill(target, signal.SIGKILL, timeout=0.3)
         with pytest.raises(ProcessChanged):
-            kill.signal_exact(target.pid, target.create_time, signal.SIGKILL, target.name, None)
-        kill.escalate_kill(held, timeout=0.3)  # the SIGKILL step skips the newcomer too
-        assert held.alive == []
+            pidguard.signal_exact(target.pid, target.create_time, signal.SIGKILL, target.name, None)
+        assert flow.escalate() == []  # the SIGKILL step skips the newcomer too
+        report = flow.finish()
+        assert [s.signal for s in report.sent] == [signal.SIGTERM]
+        assert [i.pid for i in report.skipped] == [old.pid]
+        assert not any("sent SIGKILL" in line for line in report.lines()), report.lines()
+        assert any("exited before SIGKILL was sent" in line for line in report.lines())
         assert new.proc.poll() is None and psutil.Process(new.pid).name() == "ps-new-owner"
     finally:
+        flow.close()
         new.stop()
 
 
@@ -447,8 +456,9 @@ for _ in range(3000): time.sleep(0.1)
 
 
 def test_cli_signals_every_owner_before_waiting(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """Owners are signalled together and waited for together (one timeout, not one per owner):
-    each got its SIGTERM while the other was still running, and one SIGKILL round ends both."""
+    """A master and its forked worker share the listener and both ignore SIGTERM: the master gets
+    SIGTERM first, the worker only once the wait is over (each got it while the other still ran),
+    and one SIGKILL round ends both."""
     out = tmp_path / "terms"
     proc = subprocess.Popen([sys.executable, "-c", _PAIR, str(out)], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
@@ -473,8 +483,8 @@ def test_every_process_sharing_the_listener_is_an_owner() -> None:
     port, worker = (int(x) for x in proc.stdout.readline().split())
     try:
         snap = PsutilCollector().collect()
-        assert len(kill.owners_on_port(snap, port)) == 1  # the socket list names one pid per socket
-        owners = kill.owners_on_port(snap, port, shared=True)
+        assert len(killplan.owners_on_port(snap, port)) == 1  # the socket list names one pid per socket
+        owners = killplan.owners_on_port(snap, port, shared=True)
         assert sorted(t.pid for t in owners) == sorted([proc.pid, worker])
         assert all(f"tcp 127.0.0.1:{port} LISTEN" in t.ports for t in owners)
         assert all(("tcp", port) in t.port_numbers for t in owners)
@@ -496,7 +506,7 @@ def test_cli_refuses_a_port_shared_with_its_own_ancestor() -> None:
         code = "import time\nfor _ in range(3000): time.sleep(0.1)"
         child = subprocess.Popen([sys.executable, "-c", code], pass_fds=[lst.fileno()])
         try:
-            wait_for(lambda: kill.inode_holders([_inode(lst)]).get(_inode(lst), set()) >= {child.pid})
+            wait_for(lambda: killplan.inode_holders([_inode(lst)]).get(_inode(lst), set()) >= {child.pid})
             res = run_cli("kill", str(port), "--yes")
             assert res.returncode == 1, res.stderr
             assert "ancestor" in res.stderr

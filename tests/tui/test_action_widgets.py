@@ -14,7 +14,7 @@ import pytest
 from textual.app import App, ComposeResult
 from textual.widgets import Label, Static
 
-from app import kill
+from app import killplan
 from app.collector import PsutilCollector
 from app.model import Proto
 from tests.helpers import child_listener, free_port, needs_ipv6, tcp_server
@@ -36,11 +36,12 @@ async def settle(app: App, pilot) -> None:  # type: ignore[no-untyped-def]
     await pilot.pause()
 
 
-def target_for(port: int) -> kill.KillTarget:
+def target_for(port: int) -> killplan.KillTarget:
     """The owner of the TCP listener on ``port`` (an ephemeral port: on a shared machine another
     process may hold an unrelated socket with the same number, which is not the one wanted)."""
     snap = PsutilCollector().collect()
-    [t] = [t for t in kill.owners_on_port(snap, port, Proto.TCP) if t.ports[0].endswith(f":{port} LISTEN")]
+    owners = killplan.owners_on_port(snap, port, Proto.TCP)
+    [t] = [t for t in owners if t.ports[0].endswith(f":{port} LISTEN")]
     return t
 
 
@@ -127,7 +128,7 @@ async def test_stale_target_is_refused_with_a_notification() -> None:
 
 
 async def test_protected_target_needs_an_explicit_second_confirm() -> None:
-    me = kill.KillTarget.from_pid(os.getpid())
+    me = killplan.KillTarget.from_pid(os.getpid())
     app = Host()
     async with app.run_test() as pilot:
         start_kill(app, me)
@@ -161,9 +162,11 @@ async def test_enter_on_the_sigkill_confirm_does_not_escalate() -> None:
 
 async def test_enter_twice_on_a_protected_target_signals_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     with child_listener("tcp", "127.0.0.1") as child:
-        real = kill.protected_pids
+        real = killplan.protected_pids
         # the child stands in for the shell running portscope (signalling the real one would end the run)
-        monkeypatch.setattr(kill, "protected_pids", lambda: {**real(), child.pid: "an ancestor of portscope"})
+        monkeypatch.setattr(
+            killplan, "protected_pids", lambda: {**real(), child.pid: "an ancestor of portscope"}
+        )
         app = Host()
         async with app.run_test() as pilot:
             start_kill(app, target_for(child.port))
@@ -187,8 +190,8 @@ async def test_enter_twice_on_a_protected_target_signals_nothing(monkeypatch: py
 
 async def test_escape_on_the_protected_confirm_cancels(monkeypatch: pytest.MonkeyPatch) -> None:
     with child_listener("tcp", "127.0.0.1") as child:
-        real = kill.protected_pids
-        monkeypatch.setattr(kill, "protected_pids", lambda: {**real(), child.pid: "init"})
+        real = killplan.protected_pids
+        monkeypatch.setattr(killplan, "protected_pids", lambda: {**real(), child.pid: "init"})
         app = Host()
         async with app.run_test() as pilot:
             start_kill(app, target_for(child.port))

@@ -75,9 +75,9 @@ async def test_kill_on_an_ownerless_row_explains_instead_of_opening_the_dialog()
         key = next(k for k, r in app.model().rows.items() if r.payload.sock.laddr.port == 40000)
         assert app.model().select_key(key)
         await pilot.press("K")
+        await until(pilot, lambda: any("no visible owner" in m for m in messages(app)))
         await pilot.pause()
         assert not isinstance(app.screen, KillModal)
-        assert any("no visible owner" in m for m in messages(app))
 
 
 async def test_t_opens_the_test_panel_on_the_selected_listener() -> None:
