@@ -1,10 +1,9 @@
 """The portscope dashboard: a live, keyboard-driven view over every socket.
 
-Polling: one daemon thread at a time runs ``collector.collect()`` and prepares the row deltas
-(pure data, no widgets), then posts one :class:`SnapshotReady` message; its handler applies the
-deltas to the tables and schedules the next poll ``interval`` seconds after this one finished.
-The thread is a plain daemon thread rather than a Textual thread worker: those run on the event
-loop's default executor, which is joined at exit, so quitting would wait for a slow poll.
+Polling (:class:`app.tui.poller.Poller`): one background thread at a time runs
+``collector.collect()`` and prepares the row deltas (pure data, no widgets), then posts one
+:class:`SnapshotReady` message; its handler hands the result to the poller, which applies it to
+the tables (or keeps it while paused or while a dialog is open) and schedules the next poll.
 """
 
 from __future__ import annotations
@@ -37,6 +36,7 @@ from app.rdns import Resolver, ReverseDNS, system_resolver
 from app.textsafe import printable
 from app.tui.detail import render_detail
 from app.tui.help import HelpScreen
+from app.tui.poller import Poller
 from app.tui.state import (
     RANGE_CHOICES,
     Classifier,
@@ -142,18 +142,18 @@ class PortscopeApp(App[None]):
         self._ifaces = IfaceTracker()
         self.rdns = ReverseDNS(resolver, on_resolved=lambda _ip: self._post(DnsResolved()))
         self.view = "listening"
-        self.paused = False
-        self.polling = False
+        self.poller: Poller[Prepared] = Poller(
+            interval=interval,
+            schedule=self.set_timer,
+            body=self._poll_body,
+            apply=self._apply,
+            can_apply=lambda: not self._modal_open(),
+        )
         self.dns = False
         self.range_choice = "all"
         self.state_choice: str | None = None
         self.filter: Filter | None = None
-        self.poll_count = 0  # snapshots applied
         self.poll_errors: list[str] = []
-        self._poll_thread: threading.Thread | None = None
-        self._poll_timer: Timer | None = None
-        self._pending: Prepared | None = None
-        self._force_apply = False
         self._detail_token = 0
         self._detail_sock: tuple[Sock, Snapshot] | None = None
         # widgets are kept by reference: handlers must work whichever screen is on top
@@ -201,7 +201,7 @@ class PortscopeApp(App[None]):
         inp.compact = True
         self.table().focus()
         self._update_bars()
-        self._start_poll()
+        self.poller.start()
 
     # ------------------------------------------------------------------------ accessors
 
@@ -234,15 +234,6 @@ class PortscopeApp(App[None]):
         except RuntimeError:  # the event loop is closed
             pass
 
-    def _start_poll(self) -> None:
-        self._poll_timer = None
-        if self._poll_thread is not None and self._poll_thread.is_alive():
-            return
-        self.polling = True
-        thread = threading.Thread(target=self._poll_body, name="portscope-poll", daemon=True)
-        self._poll_thread = thread
-        thread.start()
-
     def _poll_body(self) -> None:
         """Runs in the poll thread: no widget is touched here."""
         try:
@@ -258,43 +249,29 @@ class PortscopeApp(App[None]):
                 prepared.interfaces = None
         self._post(SnapshotReady(prepared))
 
-    def _schedule_next(self) -> None:
-        if self._poll_timer is not None:
-            self._poll_timer.stop()
-            self._poll_timer = None
-        if not self.paused:
-            self._poll_timer = self.set_timer(self.interval, self._start_poll)
-
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
-        self.polling = False
-        if (self.paused and not self._force_apply) or self._modal_open():
-            self._pending = message.prepared  # applied on resume / when the modal closes
-            if not self.paused:
-                self.set_timer(0.25, self._retry_pending)
-            return
-        self._force_apply = False
-        self._apply(message.prepared)
-        self._schedule_next()
-
-    def _retry_pending(self) -> None:
-        if self._pending is None or self.paused:
-            return
-        if self._modal_open():
-            self.set_timer(0.25, self._retry_pending)
-            return
-        pending, self._pending = self._pending, None
-        self._apply(pending)
-        self._schedule_next()
+        self.poller.finished(message.prepared)
 
     def on_poll_failed(self, message: PollFailed) -> None:
-        self.polling = False
         self.poll_errors.append(message.error)
         self.notify(printable(message.error, 300), title="poll failed", severity="error")
-        self._schedule_next()
+        self.poller.failed()
+
+    @property
+    def poll_count(self) -> int:
+        """Snapshots applied so far."""
+        return self.poller.applied
+
+    @property
+    def polling(self) -> bool:
+        return self.poller.polling
+
+    @property
+    def paused(self) -> bool:
+        return self.poller.paused
 
     def _apply(self, prepared: Prepared) -> None:
         self.dashboard.apply(prepared)
-        self.poll_count += 1
         if prepared.first:
             for warning in prepared.snapshot.warnings:
                 self.notify(printable(warning, 300), severity="warning", timeout=6)
@@ -503,31 +480,11 @@ class PortscopeApp(App[None]):
     # --------------------------------------------------------------------------- refresh
 
     def action_toggle_pause(self) -> None:
-        self.paused = not self.paused
-        if self.paused:
-            if self._poll_timer is not None:
-                self._poll_timer.stop()
-                self._poll_timer = None
-        else:
-            if self._pending is not None:
-                pending, self._pending = self._pending, None
-                self._apply(pending)
-            if not self.polling:
-                self._start_poll()
+        self.poller.toggle_pause()
         self._update_bars()
 
     def action_refresh_now(self) -> None:
-        if self.polling:
-            self._force_apply = True
-            return
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            self._apply(pending)
-        if self._poll_timer is not None:
-            self._poll_timer.stop()
-            self._poll_timer = None
-        self._force_apply = True
-        self._start_poll()
+        self.poller.refresh_now()
 
     # ------------------------------------------------------------------------------- dns
 
