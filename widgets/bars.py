@@ -1,4 +1,9 @@
-"""One-line bars of the dashboard: the top bar, the range summary and the per-state counts."""
+"""One-line bars of the dashboard: the top bar, the range bar and the per-state bar.
+
+The range and state bars count what the filter lets through (``exposed 1/3``: one of the three
+exposed listeners matches the filter), read from the table model's facet counts, so their
+numbers always agree with the table's rows and group headers.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from rich.text import Text
 from textual.content import Content
 from textual.widgets import Static
+
+from widgets.table_model import TableModel
 
 
 class TopBar(Static):
@@ -41,7 +48,12 @@ class TopBar(Static):
         self.update(text)
 
 
-def _item(label: str, count: int, action: str, active: bool) -> str:
+def count_text(passing: int, total: int, filtered: bool) -> str:
+    """``3`` without a filter, ``1/3`` with one (1 of the 3 match)."""
+    return f"{passing}/{total}" if filtered else str(total)
+
+
+def _item(label: str, count: str, action: str, active: bool) -> str:
     style = "reverse bold" if active else "bold"
     return f"[@click={action}][{style}] {label} [b]{count}[/b] [/][/]"
 
@@ -55,21 +67,24 @@ class RangeBar(Static):
 
     def show(
         self,
+        model: TableModel,
         *,
-        total: int,
-        per_range: Mapping[str, int],
-        exposed: int,
-        ephemeral: int,
+        choices: Sequence[str],
         selected: str,
-        ranges: Sequence[str],
+        filtered: bool,
+        labels: Mapping[str, str] | None = None,
+        action: str = "app.select_range",
     ) -> None:
-        parts = [_item("all", total, "app.select_range('all')", selected == "all")]
-        for name in ranges:
-            parts.append(_item(name, per_range.get(name, 0), f"app.select_range('{name}')", selected == name))
-        parts.append(_item("exposed", exposed, "app.select_range('exposed')", selected == "exposed"))
-        parts.append(
-            _item("in ephemeral", ephemeral, "app.select_range('ephemeral')", selected == "ephemeral")
-        )
+        """``choices`` are facets of the model's rows, and ``all``."""
+        labels = labels or {}
+        parts = []
+        for name in choices:
+            if name == "all":
+                passing, total = model.passing, len(model.rows)
+            else:
+                passing, total = model.facet_passing[name], model.facet_totals[name]
+            text = count_text(passing, total, filtered)
+            parts.append(_item(labels.get(name, name), text, f"{action}('{name}')", selected == name))
         self.update(Content.from_markup("listeners: " + " │".join(parts)))
 
 
@@ -80,11 +95,15 @@ class StateBar(Static):
     StateBar { height: 1; background: $boost; padding: 0 1; }
     """
 
-    def show(self, counts: Mapping[str, int], selected: str | None) -> None:
-        total = sum(counts.values())
-        parts = [_item("all", total, "app.select_state('')", selected is None)]
-        for state, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
-            if not state.replace("_", "").isalnum():
+    def show(
+        self, model: TableModel, selected: str | None, *, filtered: bool, action: str = "app.select_state"
+    ) -> None:
+        totals = model.facet_totals
+        everything = count_text(model.passing, len(model.rows), filtered)
+        parts = [_item("all", everything, f"{action}('')", selected is None)]
+        for state, n in sorted(totals.items(), key=lambda kv: (-kv[1], kv[0])):
+            if n <= 0 or not state.replace("_", "").isalnum():
                 continue  # states come from the kernel via psutil; never markup
-            parts.append(_item(state.lower(), n, f"app.select_state('{state}')", selected == state))
+            text = count_text(model.facet_passing[state], n, filtered)
+            parts.append(_item(state.lower(), text, f"{action}('{state}')", selected == state))
         self.update(Content.from_markup("connections: " + " │".join(parts)))

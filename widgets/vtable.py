@@ -132,9 +132,17 @@ class VTable(ScrollView, can_focus=True):
 
     # ------------------------------------------------------------------------ model sync
 
+    def on_mount(self) -> None:
+        self.model.add_listener(self.model_changed)
+        self.model_changed(anchor=False)
+
+    def on_unmount(self) -> None:
+        self.model.remove_listener(self.model_changed)
+
     def model_changed(self, anchor: bool = True) -> None:
-        """Call after changing the model: resize the scroll area, keep the cursor's row where it
-        was on screen (rows appearing above it do not push it away) and redraw."""
+        """Called by the model after each change (it need not be called by hand): resize the
+        scroll area, keep the cursor's row where it was on screen when ``anchor`` (rows appearing
+        above it do not push it away), else scroll to show the cursor; redraw."""
         old_index = getattr(self, "_drawn_cursor_index", None)
         new_index = self.model.cursor_index
         self.virtual_size = Size(self.size.width, len(self.model.lines) + 1)
@@ -162,12 +170,6 @@ class VTable(ScrollView, can_focus=True):
         elif i >= top + height:
             self.scroll_to(y=i - height + 1, animate=False)
 
-    def _cursor_moved(self) -> None:
-        self._drawn_cursor_index = self.model.cursor_index
-        self._ensure_cursor_visible()
-        self.refresh()
-        self._announce_cursor()
-
     def on_resize(self, event: events.Resize) -> None:
         self.virtual_size = Size(event.size.width, len(self.model.lines) + 1)
         self._ensure_cursor_visible()
@@ -176,43 +178,34 @@ class VTable(ScrollView, can_focus=True):
 
     def action_cursor_up(self) -> None:
         self.model.move_cursor(-1)
-        self._cursor_moved()
 
     def action_cursor_down(self) -> None:
         self.model.move_cursor(1)
-        self._cursor_moved()
 
     def action_cursor_home(self) -> None:
         self.model.move_cursor_to(0)
-        self._cursor_moved()
 
     def action_cursor_end(self) -> None:
         self.model.move_cursor_to(len(self.model.lines) - 1)
-        self._cursor_moved()
 
     def _page(self) -> int:
         return max(1, self.size.height - 2)
 
     def action_page_up(self) -> None:
         self.model.move_cursor(-self._page())
-        self._cursor_moved()
 
     def action_page_down(self) -> None:
         self.model.move_cursor(self._page())
-        self._cursor_moved()
 
     def action_collapse(self) -> None:
         group = self.model.cursor_group()
         if group is not None and self.model.grouped:
             self.model.set_collapsed(group, True)
-            self._cursor_moved()
-            self.model_changed(anchor=False)
 
     def action_expand(self) -> None:
         group = self.model.cursor_group()
         if group is not None and self.model.grouped:
             self.model.set_collapsed(group, False)
-            self.model_changed(anchor=False)
 
     def action_select(self) -> None:
         if not self.model.lines:
@@ -220,7 +213,6 @@ class VTable(ScrollView, can_focus=True):
         key = self.model.lines[self.model.cursor_index]
         if key.startswith(HEADER_PREFIX):
             self.model.toggle_group(key[len(HEADER_PREFIX) :])
-            self.model_changed(anchor=False)
             return
         self.post_message(self.Selected(self, key))
 
@@ -229,7 +221,6 @@ class VTable(ScrollView, can_focus=True):
         if reverse is None:
             reverse = not model.sort_reverse if column == model.sort_column else False
         model.set_sort(column, reverse)
-        self.model_changed(anchor=False)
 
     def visible_columns(self) -> list[tuple[int, int]]:
         width = self.size.width
@@ -254,11 +245,9 @@ class VTable(ScrollView, can_focus=True):
         line = round(self.scroll_y) + offset.y - 1
         if 0 <= line < len(self.model.lines):
             self.model.move_cursor_to(line)
-            self._cursor_moved()
             key = self.model.lines[line]
             if key.startswith(HEADER_PREFIX):
                 self.model.toggle_group(key[len(HEADER_PREFIX) :])
-                self.model_changed(anchor=False)
             elif event.chain >= 2:
                 self.post_message(self.Selected(self, key))
 
@@ -329,6 +318,9 @@ class VTable(ScrollView, can_focus=True):
             value = model.value(row, index)
             fmt = col.format
             text = fmt(value, now) if fmt is not None else ("" if value is None else str(value))
+            facet, glyph = col.badge
+            if facet and facet in row.facets:
+                text = glyph + text
             cell_style = emphasis if col.emphasis is not None and col.emphasis(value) else style
             segments.append(Segment(fit(text, cw, col.align), cell_style))
             segments.append(Segment(" ", style))

@@ -37,14 +37,8 @@ from app.textsafe import printable
 from app.tui.detail import render_detail
 from app.tui.help import HelpScreen
 from app.tui.poller import Poller
-from app.tui.state import (
-    RANGE_CHOICES,
-    Classifier,
-    Dashboard,
-    IfaceTracker,
-    Prepared,
-    sock_predicate,
-)
+from app.tui.rows import Classifier, IfaceTracker
+from app.tui.state import RANGE_CHOICES, Dashboard, Prepared, text_predicate
 from widgets.bars import RangeBar, StateBar, TopBar
 from widgets.events_view import EventsView
 from widgets.free_port import start_free_port
@@ -153,6 +147,7 @@ class PortscopeApp(App[None]):
         self.range_choice = "all"
         self.state_choice: str | None = None
         self.filter: Filter | None = None
+        self._applied_filter: Filter | None = None
         self.poll_errors: list[str] = []
         self._detail_token = 0
         self._detail_sock: tuple[Sock, Snapshot] | None = None
@@ -275,8 +270,6 @@ class PortscopeApp(App[None]):
         if prepared.first:
             for warning in prepared.snapshot.warnings:
                 self.notify(printable(warning, 300), severity="warning", timeout=6)
-        for view in VIEWS:
-            self.table(view).model_changed()
         self._update_bars()
         if self._detail_shown():
             self._schedule_detail()
@@ -323,27 +316,28 @@ class PortscopeApp(App[None]):
             hidden_owners=snap.hidden_owners if snap else 0,
             privileged=snap.privileged if snap else True,
         )
-        summary = d.summary
+        filtered = self.filter is not None
         self._rangebar.show(
-            total=summary.listeners if summary else 0,
-            per_range=summary.per_range if summary else {},
-            exposed=summary.exposed if summary else 0,
-            ephemeral=summary.ephemeral if summary else 0,
+            d.listening,
+            choices=RANGE_CHOICES,
             selected=self.range_choice,
-            ranges=RANGE_CHOICES[1:4],
+            filtered=filtered,
+            labels={"ephemeral": "in ephemeral"},
         )
-        self._statebar.show(d.state_counts, self.state_choice)
+        self._statebar.show(d.connections, self.state_choice, filtered=filtered)
 
     # ------------------------------------------------------------------------ filtering
 
     def _apply_filters(self) -> None:
         d = self.dashboard
-        bounds = d.summary.ephemeral_bounds if d.summary else (32768, 60999)
-        d.listening.set_filter(sock_predicate(self.filter, self.range_choice, bounds))
-        d.connections.set_filter(sock_predicate(self.filter, "all", bounds, self.state_choice))
+        predicate = text_predicate(self.filter)
+        if self.filter is not self._applied_filter:
+            self._applied_filter = self.filter
+            d.listening.set_filter(predicate)
+            d.connections.set_filter(predicate)
+        d.listening.set_selection(None if self.range_choice == "all" else self.range_choice)
+        d.connections.set_selection(self.state_choice)
         self.events_view.set_filter(self.filter or parse_filter(""))
-        self.table("listening").model_changed(anchor=False)
-        self.table("connections").model_changed(anchor=False)
         self._update_bars()
 
     def set_filter_text(self, text: str) -> bool:
@@ -425,7 +419,8 @@ class PortscopeApp(App[None]):
         self._apply_filters()
 
     def action_cycle_state(self) -> None:
-        states = sorted(self.dashboard.state_counts, key=lambda s: (-self.dashboard.state_counts[s], s))
+        totals = self.dashboard.connections.facet_totals
+        states = sorted((s for s, n in totals.items() if n > 0), key=lambda s: (-totals[s], s))
         choices: list[str | None] = [None, *states]
         if self.state_choice not in choices:
             choices.append(self.state_choice)
@@ -444,7 +439,7 @@ class PortscopeApp(App[None]):
             switcher.current = "connections" if view == "connections" else TABLE_IDS[view]
         table = self.table()
         table.focus()
-        self.call_after_refresh(table.model_changed, False)
+        self.call_after_refresh(table.model_changed, False)  # its size is known after the switch
         self.refresh_bindings()
         if self._detail_shown():
             self._schedule_detail()
