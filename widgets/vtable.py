@@ -75,6 +75,7 @@ class VTable(ScrollView, can_focus=True):
         height: 1fr;
         overflow-x: hidden;
         overflow-y: auto;
+        scrollbar-gutter: stable;  /* the scrollbar never covers the last column */
         background: $surface;
     }
     VTable > .vtable--header { background: $panel; color: $text; text-style: bold; }
@@ -127,6 +128,7 @@ class VTable(ScrollView, can_focus=True):
         self.model = model
         self.clock = clock
         self.empty_text = empty_text
+        self.no_match_text = "no rows match the filter (Esc clears it)"
         self._columns_cache: tuple[int, list[tuple[int, int]]] = (-1, [])
         self._last_cursor: str | None = None
 
@@ -222,8 +224,12 @@ class VTable(ScrollView, can_focus=True):
             reverse = not model.sort_reverse if column == model.sort_column else False
         model.set_sort(column, reverse)
 
+    def _content_width(self) -> int:
+        """The width columns may use: the scrollbar's gutter is kept free."""
+        return self.scrollable_content_region.width or self.size.width
+
     def visible_columns(self) -> list[tuple[int, int]]:
-        width = self.size.width
+        width = self._content_width()
         if self._columns_cache[0] != width:
             self._columns_cache = (width, layout_columns(self.model.columns, width))
         return self._columns_cache[1]
@@ -263,7 +269,7 @@ class VTable(ScrollView, can_focus=True):
         if not lines:
             if y == 1:
                 style = base + self.get_component_rich_style("vtable--empty")
-                text = self.empty_text if not self.model.rows else "no rows match the filter (Esc clears it)"
+                text = self.empty_text if not self.model.rows else self.no_match_text
                 return Strip([Segment(fit(" " + text, width), style)], width)
             return Strip.blank(width, base)
         if index >= len(lines):
@@ -284,11 +290,16 @@ class VTable(ScrollView, can_focus=True):
         segments: list[Segment] = []
         for index, cw in self.visible_columns():
             col = model.columns[index]
-            label = col.label
             is_sorted = index == model.sort_column
             if is_sorted:
-                label += " ▼" if model.sort_reverse else " ▲"
-            segments.append(Segment(fit(label, cw, col.align), sorted_style if is_sorted else style))
+                arrow = " ▼" if model.sort_reverse else " ▲"
+                label = col.label + arrow
+                if cell_len(label) > cw:  # cut the label, never the arrow
+                    label = fit(col.label, cw - 2) + arrow if cw > 2 else arrow.strip()
+                text = fit(label, cw, col.align)
+            else:
+                text = fit(col.label, cw, col.align)
+            segments.append(Segment(text, sorted_style if is_sorted else style))
             segments.append(Segment(" ", style))
         return Strip(segments).adjust_cell_length(width, style)
 

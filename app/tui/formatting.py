@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
+from rich.cells import cell_len, set_cell_size
+
 from app.model import ProcessInfo, Sock, format_endpoint
 from app.textsafe import printable
 
@@ -78,3 +80,21 @@ def command_text(cmdline: tuple[str, ...]) -> str:
     """A command line cell (cached: every listener row is rebuilt on each poll, commands rarely
     change)."""
     return printable(" ".join(cmdline), CMD_LIMIT)
+
+
+def wrap(value: str, width: int) -> list[str]:
+    """``value`` in lines of at most ``width`` cells, broken at spaces where it can be."""
+    width = max(1, width)
+    lines: list[str] = []
+    rest = value
+    while cell_len(rest) > width:
+        head = set_cell_size(rest, width)
+        cut = head.rfind(" ")
+        if cut > width // 3:
+            head = head[:cut].rstrip(" ")
+            rest = rest[cut + 1 :].lstrip(" ")
+        else:
+            rest = rest[len(head) :]
+        lines.append(head)
+    lines.append(rest)
+    return lines

@@ -144,10 +144,14 @@ async def test_view_keys() -> None:
             await pilot.press(key)
             assert app.view == view
             assert app.focused is app.table(view)
-        await pilot.press("tab")
+        await pilot.press("4")
+        assert app.view == "events" and app.focused is app.events_view.table
+        await pilot.press("1", "tab")
         assert app.view == "connections"
-        await pilot.press("tab", "tab")
+        await pilot.press("tab", "tab", "tab")  # four views: interfaces, events, listening
         assert app.view == "listening"
+        await pilot.press("shift+tab")
+        assert app.view == "events"
         await pilot.press("shift+tab")
         assert app.view == "interfaces"
 
