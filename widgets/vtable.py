@@ -8,6 +8,7 @@ markup is ever parsed from row data.
 
 from __future__ import annotations
 
+import textwrap
 import time
 from collections.abc import Callable
 from typing import ClassVar
@@ -267,10 +268,11 @@ class VTable(ScrollView, can_focus=True):
         lines = self.model.lines
         index = round(self.scroll_y) + y - 1
         if not lines:
-            if y == 1:
+            text = self.empty_text if not self.model.rows else self.no_match_text
+            wrapped = textwrap.wrap(text, max(8, self._content_width() - 2))  # readable when narrow
+            if 1 <= y <= len(wrapped):
                 style = base + self.get_component_rich_style("vtable--empty")
-                text = self.empty_text if not self.model.rows else self.no_match_text
-                return Strip([Segment(fit(" " + text, width), style)], width)
+                return Strip([Segment(fit(" " + wrapped[y - 1], width), style)], width)
             return Strip.blank(width, base)
         if index >= len(lines):
             return Strip.blank(width, base)

@@ -78,7 +78,7 @@ def conn_columns(remote_format: Callable[[Any, float], str] = fmt_remote) -> tup
         Column("local", "Local", 21, priority=0, flex=1, max_width=47, get=lambda r: str(r.sock.laddr)),
         Column("remote", "Remote", 21, priority=1, flex=2, format=remote_format, get=_remote),
         Column("pid", "PID", 7, priority=4, align="right", format=fmt_pid, get=lambda r: r.sock.pid),
-        Column("process", "Process", 18, priority=3, flex=1, get=lambda r: r.name),
+        Column("process", "Process", 14, priority=3, flex=1, get=lambda r: r.name),
         Column("user", "User", 8, priority=5, get=lambda r: r.user),
         Column("age", "Age", 6, priority=8, align="right", format=fmt_age, age=True),
         Column("command", "Command", 16, priority=9, flex=4, get=_command),

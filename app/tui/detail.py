@@ -65,13 +65,16 @@ class _Writer:
         self.text.append(" " * indent + _cut(value, self.width - indent) + "\n", style=style)
 
 
-def _tree_lines(detail: ProcessDetail) -> list[tuple[str, bool]]:
-    """The process tree as lines: ancestors from pid 1 down, the owner (marked), its descendants.
-    ``(line, is_owner)``."""
+def _tree_lines(detail: ProcessDetail, ancestors: int = 2) -> list[tuple[str, bool]]:
+    """The process tree as lines: pid 1, the nearest ``ancestors`` parents (``…`` for the ones
+    between), the owner (marked) and its descendants. ``(line, is_owner)``."""
+    chain = list(reversed(detail.parents))  # from pid 1 down
+    if len(chain) > ancestors + 1:
+        chain = [chain[0], (0, "…"), *chain[-ancestors:]]
     lines: list[tuple[str, bool]] = []
-    chain = list(reversed(detail.parents))
     for depth, (pid, name) in enumerate(chain):
-        lines.append((("  " * (depth - 1) + "└ " if depth else "") + f"{pid} {printable(name, 40)}", False))
+        label = "…" if pid == 0 else f"{pid} {printable(name, 40)}"
+        lines.append((("  " * (depth - 1) + "└ " if depth else "") + label, False))
     base = len(chain)
     owner = f"{detail.pid} {printable(detail.name, 40)}"
     lines.append((("  " * (base - 1) + "└ " if base else "") + owner, True))

@@ -546,5 +546,6 @@ class MainScreen(Screen[None]):
     def action_free_port(self) -> None:
         start_free_port(self.app)
 
-    def on_resize(self, _event: events.Resize) -> None:
+    def on_resize(self, event: events.Resize) -> None:
+        self.topbar.display = event.size.width >= 60  # narrow: the tabs need the whole line
         self.update_chrome()
