@@ -410,17 +410,6 @@ class TableModel:
         self._sync(row)
         return True
 
-    def clear(self) -> None:
-        self.rows.clear()
-        self._marked.clear()
-        for lst in self._ordered.values():
-            lst.clear()
-        self.facet_totals.clear()
-        self.facet_passing.clear()
-        self.passing = 0
-        self._rebuild_lines()
-        self._changed()
-
     def set_filter(self, predicate: Callable[[Row], bool] | None) -> None:
         """Re-filter every row (a user action: O(rows)). The cursor stays on its row if that still
         shows, else it goes to the first row that does (never to a group header)."""

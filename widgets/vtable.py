@@ -150,7 +150,7 @@ class VTable(ScrollView, can_focus=True):
         new_index = self.model.cursor_index
         self.virtual_size = Size(self.size.width, len(self.model.lines) + 1)
         if anchor and old_index is not None and old_index != new_index:
-            self.scroll_to(y=self.scroll_y + (new_index - old_index), animate=False)
+            self._scroll_now(self.scroll_y + (new_index - old_index))
         self._drawn_cursor_index = new_index
         self._ensure_cursor_visible()
         self.refresh()
@@ -169,9 +169,14 @@ class VTable(ScrollView, can_focus=True):
         i = self.model.cursor_index
         top = round(self.scroll_y)
         if i < top:
-            self.scroll_to(y=i, animate=False)
+            self._scroll_now(i)
         elif i >= top + height:
-            self.scroll_to(y=i - height + 1, animate=False)
+            self._scroll_now(i - height + 1)
+
+    def _scroll_now(self, y: float) -> None:
+        """Scroll at once (not after the next refresh, when a later change may have moved the
+        cursor again) and even before the scrollbar has appeared for the new virtual size."""
+        self.scroll_to(y=y, animate=False, force=True, immediate=True)
 
     def on_resize(self, event: events.Resize) -> None:
         self.virtual_size = Size(event.size.width, len(self.model.lines) + 1)

@@ -97,10 +97,6 @@ class Delta:
     changed: list[str] = field(default_factory=list)
     gone: list[str] = field(default_factory=list)
 
-    @property
-    def size(self) -> int:
-        return len(self.added) + len(self.updated) + len(self.gone)
-
 
 @dataclass(slots=True)
 class Prepared:

@@ -32,7 +32,6 @@ async def select_port(app: PortscopeApp, pilot: object, port: int) -> None:
     await until(pilot, lambda: find() is not None, timeout=30)
     key = find()
     assert key is not None and app.model().select_key(key)
-    app.table().model_changed()
     sel = app.selected_socket()
     assert sel is not None and sel[0].laddr.port == port
 

@@ -75,7 +75,6 @@ async def test_cursor_stays_on_its_row_while_rows_appear_and_vanish_above() -> N
             await until(pilot, lambda: row_for_port(app, target_port) is not None)
             key = row_for_port(app, target_port)
             assert key is not None and app.model().select_key(key)
-            app.table().model_changed()
             others = [spawn_listener("tcp", "127.0.0.1", p, name="ps-tui-above") for p in ports[:-1]]
             try:
                 await until(pilot, lambda: all(row_for_port(app, c.port) for c in others))
