@@ -56,14 +56,24 @@ class Column:
     format: Callable[[Any, float], str] | None = None  # (value, now) -> cell text
     emphasis: Callable[[Any], bool] | None = None  # highlight this cell
     age: bool = False
-    get: Callable[[Any], Any] | None = None  # the cell's value from the row's payload (see values_of)
+    get: Callable[[Any], Any] | None = None  # the cell's value from the row's payload (see values_getter)
     badge: tuple[str, str] = ("", "")  # (facet, glyph): the glyph precedes the cell of rows with it
 
 
-def values_of(columns: Sequence[Column], payload: Any) -> tuple[Any, ...]:
-    """A row's values, one per column, from each column's ``get`` (age columns hold None: their
-    cell is the row's own birth time)."""
-    return tuple(None if c.get is None else c.get(payload) for c in columns)
+def _none(_payload: Any) -> None:
+    return None
+
+
+def values_getter(columns: Sequence[Column]) -> Callable[[Any], tuple[Any, ...]]:
+    """``payload -> values``: a row's values, one per column, from each column's ``get`` (age
+    columns hold None: their cell is the row's own birth time). Built once per column set: it runs
+    for every row of a cold poll."""
+    getters = tuple(c.get or _none for c in columns)
+
+    def values(payload: Any) -> tuple[Any, ...]:
+        return tuple([get(payload) for get in getters])
+
+    return values
 
 
 def column_index(columns: Sequence[Column], key: str) -> int:

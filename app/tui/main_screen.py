@@ -170,7 +170,8 @@ class MainScreen(Screen[None]):
             where = "acts on a socket row: switch to Listening (1) or Connections (2)"
         else:
             places = [f"{VIEW_TITLES[v]} ({VIEWS.index(v) + 1})" for v in a.views]
-            where = f"works in the {' and '.join(places)} view" + ("s" if len(places) > 1 else "")
+            listed = places[0] if len(places) == 1 else ", ".join(places[:-1]) + " and " + places[-1]
+            where = f"works in the {listed} view" + ("s" if len(places) > 1 else "")
         self.app.notify(f"{key} ({name}) {where}", timeout=3, markup=False)
         return False
 
@@ -306,6 +307,11 @@ class MainScreen(Screen[None]):
         self._clear_filter_error()
         self.query_one("#filter-line").set_class(bool(text.strip()), "shown")
         self._apply_filters()
+        return True
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "filter" and self.focused is self.filter_input:
+            return False  # in the box `/` is text (a path in a command line), not the key again
         return True
 
     def action_filter(self) -> None:

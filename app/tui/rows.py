@@ -22,7 +22,10 @@ from app.ports import in_ephemeral
 from app.textsafe import printable
 from app.tui.columns import IFACE_COLUMNS, LISTEN_COLUMNS
 from app.tui.formatting import command_text, owner_cells, sparkline
-from widgets.table_model import Column, RowSpec, values_of
+from widgets.table_model import Column, RowSpec, values_getter
+
+_listen_values = values_getter(LISTEN_COLUMNS)
+_iface_values = values_getter(IFACE_COLUMNS)
 
 
 class Classifier(Protocol):
@@ -82,12 +85,13 @@ def listen_spec(key: str, payload: SockRow, ephemeral: tuple[int, int]) -> RowSp
         facets += ("exposed",)
     if in_ephemeral(sock.laddr.port, ephemeral):
         facets += ("ephemeral",)
-    return RowSpec(key, values_of(LISTEN_COLUMNS, payload), group, payload, facets)
+    return RowSpec(key, _listen_values(payload), group, payload, facets)
 
 
-def conn_spec(key: str, payload: SockRow, columns: tuple[Column, ...]) -> RowSpec:
-    """A connection's row; its facet is its state."""
-    return RowSpec(key, values_of(columns, payload), "", payload, (payload.sock.status,))
+def conn_spec(key: str, payload: SockRow, values: Callable[[SockRow], tuple[object, ...]]) -> RowSpec:
+    """A connection's row (``values`` from :func:`values_getter` of its columns); its facet is its
+    state."""
+    return RowSpec(key, values(payload), "", payload, (payload.sock.status,))
 
 
 @dataclass(slots=True)
@@ -117,7 +121,7 @@ class Preparer:
 
     def __init__(self, exposure: Classifier, conn_columns: tuple[Column, ...]) -> None:
         self.exposure = exposure
-        self.conn_columns = conn_columns
+        self.conn_values = values_getter(conn_columns)
         self.prev: Snapshot | None = None
 
     def prepare(self, snap: Snapshot) -> Prepared:
@@ -126,7 +130,7 @@ class Preparer:
         events = diff(prev, snap)
         keyed = snap.keyed()
         classify = self.exposure.classify
-        columns = self.conn_columns
+        columns = self.conn_values
         listen, conns = Delta(), Delta()
         opened: set[str] = set()
         for ev in events:
@@ -204,7 +208,7 @@ class IfaceTracker:
                 sparkline(self._rx.get(itf.name, ())),
                 sparkline(self._tx.get(itf.name, ())),
             )
-            specs.append(RowSpec(itf.name, values_of(IFACE_COLUMNS, row), "", itf))
+            specs.append(RowSpec(itf.name, _iface_values(row), "", itf))
         for name in [n for n in self._last if n not in seen]:
             self._last.pop(name, None)
             self._rx.pop(name, None)

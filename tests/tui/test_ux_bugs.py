@@ -70,6 +70,8 @@ async def test_keys_typed_right_after_slash_go_to_the_filter(size: tuple[int, in
         assert (model.sort_column, model.sort_reverse) == sort  # `s` did not sort
         assert model.collapsed == set()  # `h` did not fold a group
         assert app.focused is app.screen.query_one("#filter")
+        burst(app, "/x/y")  # in the box, `/` is text (a path in a command line), not the key again
+        await until(pilot, lambda: app.screen.query_one("#filter").value == "shGj/x/y")
 
 
 @pytest.mark.parametrize("size", SIZES, ids=size_ids)
