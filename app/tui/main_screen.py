@@ -310,9 +310,8 @@ class MainScreen(Screen[None]):
         return True
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "filter" and self.focused is self.filter_input:
-            return False  # in the box `/` is text (a path in a command line), not the key again
-        return True
+        # in the box `/` is text (a path in a command line), not the filter key again
+        return not (action == "filter" and self.focused is self.filter_input)
 
     def action_filter(self) -> None:
         """``/``: open the filter line and focus its box *now*, not after a refresh: it is a
