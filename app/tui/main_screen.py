@@ -336,10 +336,12 @@ class MainScreen(Screen[None]):
         self._apply_filters()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input is not self.filter_input:
-            return
+        if event.input is self.filter_input:
+            self._submit(event.value)
+
+    def _submit(self, text: str) -> None:
         try:
-            flt = parse_filter(event.value)
+            flt = parse_filter(text)
         except UsageError as exc:
             # back to the last submitted filter (not the prefix the preview showed); the box keeps
             # the text and the focus, the error stays beside it
@@ -351,7 +353,7 @@ class MainScreen(Screen[None]):
         self.filter = self.submitted = None if flt.is_empty else flt
         self._clear_filter_error()
         self._apply_filters()
-        if not event.value.strip():
+        if not text.strip():
             self.query_one("#filter-line").remove_class("shown")
         self.set_focus(self._pane_focus())
 
