@@ -1,4 +1,6 @@
-"""End to end: the installed ``portscope`` in a real terminal (tmux) finds a listener we opened."""
+"""End to end: the installed ``portscope`` in a real terminal (tmux) finds a listener we opened,
+shows hostile names escaped, and under a few thousand sockets routes every key typed right after
+``/`` to the filter box."""
 
 from __future__ import annotations
 
