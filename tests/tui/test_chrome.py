@@ -25,20 +25,17 @@ from app.collector import PsutilCollector
 from app.tui.app import PortscopeApp
 from app.tui.help import help_text
 from tests.helpers import kill_quietly
-from tests.tui.fixtures import fixed_detail, fixed_interfaces, make_app, until
+from tests.tui.fixtures import (
+    SIZE_IDS,
+    SIZES,
+    fixed_detail,
+    fixed_interfaces,
+    listed_ports,
+    make_app,
+    screen_lines,
+    until,
+)
 from widgets.table_model import HEADER_PREFIX
-
-SIZES = [(80, 24), (60, 20), (40, 10)]
-size_ids = [f"{w}x{h}" for w, h in SIZES]
-
-
-def screen_lines(app: Any) -> list[str]:
-    return [strip.text for strip in app.screen._compositor.render_strips()]
-
-
-def listed_ports(app: Any, view: str = "listening") -> list[int]:
-    model = app.model(view)
-    return [model.rows[k].payload.sock.laddr.port for k in model.lines if not k.startswith(HEADER_PREFIX)]
 
 
 async def started(pilot: Any) -> Any:
@@ -51,7 +48,7 @@ async def started(pilot: Any) -> Any:
 # ------------------------------------------------------------------------------ state shown
 
 
-@pytest.mark.parametrize("size", SIZES, ids=size_ids)
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
 async def test_the_tab_strip_marks_the_active_view(size: tuple[int, int]) -> None:
     app = make_app()
     async with app.run_test(size=size) as pilot:
@@ -71,7 +68,7 @@ async def test_the_tab_strip_marks_the_active_view(size: tuple[int, int]) -> Non
             assert "1 Listening  2 Connections  3 Interfaces  4 Events" in screen_lines(app)[0]
 
 
-@pytest.mark.parametrize("size", SIZES, ids=size_ids)
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
 async def test_only_the_views_own_bar_shows(size: tuple[int, int]) -> None:
     app = make_app()
     async with app.run_test(size=size) as pilot:
@@ -120,7 +117,7 @@ async def test_bars_count_what_the_filter_lets_through_and_match_the_table() -> 
         assert states["established"] == f"{len(listed_ports(app, 'connections'))}/3"
 
 
-@pytest.mark.parametrize("size", SIZES, ids=size_ids)
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
 async def test_empty_state_says_what_matched_nothing_and_how_to_clear_it(size: tuple[int, int]) -> None:
     app = make_app()
     async with app.run_test(size=size) as pilot:
@@ -148,7 +145,7 @@ async def test_empty_groups_hide_while_a_range_is_selected() -> None:
         assert len(headers) == 3
 
 
-@pytest.mark.parametrize("size", SIZES, ids=size_ids)
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
 async def test_after_filtering_the_cursor_is_on_the_first_match_not_a_header(size: tuple[int, int]) -> None:
     app = make_app()
     async with app.run_test(size=size) as pilot:
@@ -237,7 +234,7 @@ async def test_columns_drop_by_priority_and_a_wide_screen_gets_the_command() -> 
         assert "nginx: master process" in "\n".join(screen_lines(app))
 
 
-@pytest.mark.parametrize("size", SIZES, ids=size_ids)
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
 async def test_the_footer_keeps_the_important_keys(size: tuple[int, int]) -> None:
     app = make_app()
     async with app.run_test(size=size) as pilot:

@@ -11,21 +11,17 @@ from typing import Any
 import pytest
 from textual import events
 
-from tests.tui.fixtures import SequenceCollector, make_app, snapshot, tcp, until
-from widgets.table_model import HEADER_PREFIX
-
-SIZES = [(80, 24), (60, 20), (40, 10)]
-size_ids = [f"{w}x{h}" for w, h in SIZES]
-
-
-def screen_lines(app: Any) -> list[str]:
-    """The text of every line on screen, as the terminal shows it."""
-    return [strip.text for strip in app.screen._compositor.render_strips()]
-
-
-def listed_ports(app: Any, view: str = "listening") -> list[int]:
-    model = app.model(view)
-    return [model.rows[k].payload.sock.laddr.port for k in model.lines if not k.startswith(HEADER_PREFIX)]
+from tests.tui.fixtures import (
+    SIZE_IDS,
+    SIZES,
+    SequenceCollector,
+    listed_ports,
+    make_app,
+    screen_lines,
+    snapshot,
+    tcp,
+    until,
+)
 
 
 def burst(app: Any, text: str) -> None:
@@ -42,7 +38,7 @@ def many_listeners(n: int = 60) -> Any:
     return snapshot([*snapshot().sockets, *socks])
 
 
-@pytest.mark.parametrize("size", SIZES, ids=size_ids)
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
 async def test_malformed_filter_keeps_the_last_submitted_filter(size: tuple[int, int]) -> None:
     app = make_app()
     async with app.run_test(size=size) as pilot:
@@ -58,7 +54,7 @@ async def test_malformed_filter_keeps_the_last_submitted_filter(size: tuple[int,
         assert any("pid" in line for line in screen_lines(app)), "the error shows in the filter line"
 
 
-@pytest.mark.parametrize("size", SIZES, ids=size_ids)
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
 async def test_keys_typed_right_after_slash_go_to_the_filter(size: tuple[int, int]) -> None:
     app = make_app()
     async with app.run_test(size=size) as pilot:
@@ -74,7 +70,7 @@ async def test_keys_typed_right_after_slash_go_to_the_filter(size: tuple[int, in
         await until(pilot, lambda: app.screen.query_one("#filter").value == "shGj/x/y")
 
 
-@pytest.mark.parametrize("size", SIZES, ids=size_ids)
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
 async def test_the_scrollbar_does_not_cover_the_last_column(size: tuple[int, int]) -> None:
     app = make_app(SequenceCollector(many_listeners()))
     async with app.run_test(size=size) as pilot:
@@ -93,7 +89,7 @@ async def test_the_scrollbar_does_not_cover_the_last_column(size: tuple[int, int
         assert used <= region.width - table.scrollbar_size_vertical
 
 
-@pytest.mark.parametrize("size", SIZES, ids=size_ids)
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
 async def test_the_sort_arrow_is_never_cut(size: tuple[int, int]) -> None:
     app = make_app()
     async with app.run_test(size=size) as pilot:
@@ -106,7 +102,7 @@ async def test_the_sort_arrow_is_never_cut(size: tuple[int, int]) -> None:
             assert "▲" in header, (model.columns[index].label, header)
 
 
-@pytest.mark.parametrize("size", SIZES, ids=size_ids)
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
 async def test_the_footer_shows_only_keys_that_apply(size: tuple[int, int]) -> None:
     app = make_app()
     async with app.run_test(size=size) as pilot:
@@ -123,7 +119,7 @@ async def test_the_footer_shows_only_keys_that_apply(size: tuple[int, int]) -> N
                 assert title in footer, footer
 
 
-@pytest.mark.parametrize("size", SIZES, ids=size_ids)
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
 async def test_keys_that_do_not_apply_here_say_so(size: tuple[int, int]) -> None:
     app = make_app()
     async with app.run_test(size=size) as pilot:
@@ -143,7 +139,7 @@ async def test_keys_that_do_not_apply_here_say_so(size: tuple[int, int]) -> None
         assert app.state_choice is None and not app.dns and app.range_choice == "all"
 
 
-@pytest.mark.parametrize("size", SIZES, ids=size_ids)
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
 async def test_ctrl_c_quits(size: tuple[int, int]) -> None:
     app = make_app()
     async with app.run_test(size=size) as pilot:
@@ -153,7 +149,7 @@ async def test_ctrl_c_quits(size: tuple[int, int]) -> None:
         assert not app.is_running
 
 
-@pytest.mark.parametrize("size", SIZES, ids=size_ids)
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
 async def test_ctrl_c_quits_from_the_filter_box(size: tuple[int, int]) -> None:
     app = make_app()
     async with app.run_test(size=size) as pilot:
