@@ -9,6 +9,12 @@ compares it). Adding a key is adding one :class:`Action` here and its ``action_*
 dialog is open, so dialogs own their keys), ``app`` (everywhere, dialogs included), ``table``
 (the table widget binds them itself; a test checks it binds exactly these) or ``textual``
 (Textual's own, the command palette).
+
+Every screen key is a *priority* binding: Textual runs those as it reads each key, in order, with
+the focus as it is then. An ordinary binding runs only when the key has bubbled up from the
+focused widget, later, against the focus of that later moment: under load a view key typed just
+before ``/`` would then be checked against the filter box and lost. (The box still gets the
+printable keys while it has the focus: Textual leaves a key to a widget that consumes it.)
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ class Action:
     views: tuple[str, ...] = VIEWS  # where it applies
     footer: int = 0  # footer priority, 1 kept longest; 0: never in the footer
     bound_by: BoundBy = "screen"
-    priority: bool = False  # checked before the focused widget sees the key
+    priority: bool = False  # an app key checked before the focused widget sees it (screen keys all are)
     toggled: str = ""  # the footer's label while what it toggles is on (Pause -> Resume)
 
     def applies(self, view: str) -> bool:
@@ -76,8 +82,8 @@ ACTIONS: tuple[Action, ...] = (
         bound_by="table",
     ),
     # views
-    Action("next_view", ("tab",), "next view", action="next_view", priority=True),
-    Action("prev_view", ("shift+tab",), "previous view", action="prev_view", priority=True),
+    Action("next_view", ("tab",), "next view", action="next_view"),
+    Action("prev_view", ("shift+tab",), "previous view", action="prev_view"),
     Action(
         "listening",
         ("1",),
@@ -117,7 +123,6 @@ ACTIONS: tuple[Action, ...] = (
         title="Filter",
         command="Filter",
         footer=3,
-        priority=True,  # keys typed right after it must reach the box, never the table
     ),
     Action(
         "clear",
@@ -350,6 +355,13 @@ def bindings(bound_by: BoundBy) -> list[BindingType]:
     """The Textual bindings of the actions bound by ``bound_by`` (``screen`` or ``app``). None is
     shown by Textual's footer: the dashboard draws its own (:func:`footer_actions`)."""
     return [
-        Binding(",".join(a.keys), a.action, a.title or a.does, show=False, priority=a.priority, id=a.id)
+        Binding(
+            ",".join(a.keys),
+            a.action,
+            a.title or a.does,
+            show=False,
+            priority=a.priority or bound_by == "screen",
+            id=a.id,
+        )
         for a in actions_for(bound_by)
     ]

@@ -52,6 +52,30 @@ PANE_IDS = {**TABLE_IDS, EVENTS: "events-pane"}
 SHORT_TITLES = {LISTENING: "Listen", "connections": "Conns", INTERFACES: "Ifaces", EVENTS: "Events"}
 RANGE_LABELS = {"ephemeral": "in ephemeral"}
 FILTER_PLACEHOLDER = "filter: text, :8080, pid:1, user:, proc:, range:, state:, exposed, new"
+BOX_ACTIONS = {"filter", "clear", "scroll_detail"}  # their keys belong to the box while it has the focus
+
+
+class FilterBox(Input):
+    """The filter box. Enter and Esc act at once, in the order the keys were typed, and a key that
+    reaches the box after it handed the focus back (typed right after Enter or Esc, on its way
+    meanwhile) is handed on to the app, to go where the focus is now, instead of being typed in."""
+
+    async def _on_key(self, event: events.Key) -> None:
+        screen = self.screen
+        if screen.focused is not self:  # (has_focus follows only when the Blur event is handled)
+            event.stop()
+            event.prevent_default()
+            self.app.post_message(events.Key(event.key, event.character))
+            return
+        if isinstance(screen, MainScreen) and event.key in ("enter", "escape"):
+            event.stop()
+            event.prevent_default()
+            if event.key == "enter":
+                screen.submit_filter(self.value)
+            else:
+                screen.action_clear()
+            return
+        await super()._on_key(event)
 
 
 class MainScreen(Screen[None]):
@@ -90,7 +114,7 @@ class MainScreen(Screen[None]):
         self.topbar = TopBar(id="topbar")
         self.rangebar = RangeBar(id="ranges")
         self.statebar = StateBar(id="states")
-        self.filter_input = Input(placeholder=FILTER_PLACEHOLDER, id="filter", select_on_focus=False)
+        self.filter_input = FilterBox(placeholder=FILTER_PLACEHOLDER, id="filter", select_on_focus=False)
         self.filter_error = Static(id="filter-error", markup=False)
         self.status = StatusLine(id="status")
         self.keys = KeyBar(id="keys")
@@ -310,8 +334,9 @@ class MainScreen(Screen[None]):
         return True
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        # in the box `/` is text (a path in a command line), not the filter key again
-        return not (action == "filter" and self.focused is self.filter_input)
+        # the box's own keys while it has the focus: `/` is text there (a path in a command line),
+        # Esc and Ctrl+U are its editing keys, handled in order with the keys typed before them
+        return not (action in BOX_ACTIONS and self.focused is self.filter_input)
 
     def action_filter(self) -> None:
         """``/``: open the filter line and focus its box *now*, not after a refresh: it is a
@@ -323,11 +348,12 @@ class MainScreen(Screen[None]):
 
     def on_input_changed(self, event: Input.Changed) -> None:
         """A live preview while typing; a text that does not parse leaves the tables as they are
-        and says why in the filter line."""
-        if event.input is not self.filter_input:
+        and says why in the filter line. The box's text *now* counts, not the event's: a change
+        still on its way after Enter or Esc must not bring an old text back."""
+        if event.input is not self.filter_input or not self.query_one("#filter-line").has_class("shown"):
             return
         try:
-            flt = parse_filter(event.value)
+            flt = parse_filter(self.filter_input.value)
         except UsageError as exc:
             self._show_filter_error(str(exc))
             return
@@ -335,11 +361,9 @@ class MainScreen(Screen[None]):
         self.filter = None if flt.is_empty else flt
         self._apply_filters()
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input is self.filter_input:
-            self._submit(event.value)
-
-    def _submit(self, text: str) -> None:
+    def submit_filter(self, text: str) -> None:
+        """Enter in the box: apply and keep ``text``, or keep the last submitted filter and show
+        why ``text`` does not parse."""
         try:
             flt = parse_filter(text)
         except UsageError as exc:
@@ -424,7 +448,9 @@ class MainScreen(Screen[None]):
         self.view = view
         self.query_one("#views", ContentSwitcher).current = PANE_IDS[view]
         self._show_view_chrome()
-        self.set_focus(self._pane_focus())
+        if self.focused is not self.filter_input:
+            # the box keeps the focus: a view key typed just before `/` may be handled after it
+            self.set_focus(self._pane_focus())
         if view in TABLES:
             table = self.table()
             self.call_after_refresh(table.model_changed, False)  # its size is known after the switch

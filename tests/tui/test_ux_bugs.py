@@ -27,7 +27,7 @@ from tests.tui.fixtures import (
 def burst(app: Any, text: str) -> None:
     """Queue keys the way a fast typist (or a loaded machine) delivers them: all at once, before
     the app has handled the first one."""
-    names = {"/": "slash", " ": "space", ":": "colon"}
+    names = {"/": "slash", " ": "space", ":": "colon", "\r": "enter", "\x1b": "escape"}
     for ch in text:
         app.post_message(events.Key(names.get(ch, ch), ch))
 
@@ -66,8 +66,33 @@ async def test_keys_typed_right_after_slash_go_to_the_filter(size: tuple[int, in
         assert (model.sort_column, model.sort_reverse) == sort  # `s` did not sort
         assert model.collapsed == set()  # `h` did not fold a group
         assert app.focused is app.screen.query_one("#filter")
+        await pilot.press("escape")
+        burst(app, "2/ab")  # a view key just before `/`, handled after it: the box keeps the focus
+        await until(pilot, lambda: app.view == "connections")
+        burst(app, "cd")
+        await until(pilot, lambda: app.screen.query_one("#filter").value == "abcd")
+        assert app.focused is app.screen.query_one("#filter") and app.state_choice is None
         burst(app, "/x/y")  # in the box, `/` is text (a path in a command line), not the key again
-        await until(pilot, lambda: app.screen.query_one("#filter").value == "shGj/x/y")
+        await until(pilot, lambda: app.screen.query_one("#filter").value == "abcd/x/y")
+
+
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+async def test_keys_typed_right_after_enter_or_esc_in_the_box_go_to_the_table(size: tuple[int, int]) -> None:
+    app = make_app()
+    async with app.run_test(size=size) as pilot:
+        await until(pilot, lambda: app.poll_count >= 1)
+        model = app.model()
+        column = model.sort_column
+        burst(app, "/:80\rs")  # Enter, then `s` sorts (it does not land in the box)
+        await until(pilot, lambda: model.sort_column != column)
+        assert app.screen.query_one("#filter").value == ":80" and app.filter is not None
+        assert app.filter.text == ":80" and app.focused is app.table()
+        column = model.sort_column
+        burst(app, "/x\x1bs")  # Esc clears, then `s` sorts again
+        await until(pilot, lambda: model.sort_column != column)
+        await pilot.pause()
+        assert app.screen.query_one("#filter").value == "" and app.filter is None
+        assert app.focused is app.table()
 
 
 @pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
