@@ -31,6 +31,8 @@ class ProcessDetail:
     cpu_percent: float | None = None
     memory_rss: int | None = None
     parents: tuple[tuple[int, str], ...] = ()  # (pid, name) from the parent up to pid 1
+    children: tuple[tuple[int, int, str], ...] = ()  # (depth, pid, name) of descendants, depth first
+    more_children: int = 0  # descendants beyond the ones listed
     denied: tuple[str, ...] = ()  # fields the OS refused
     gone: bool = False  # the process exited (before or while reading)
 
@@ -69,6 +71,31 @@ def parent_chain(proc: Any, limit: int = 64) -> tuple[tuple[int, str], ...]:
     return tuple(out)
 
 
+def descendants(pid: int, limit: int = 64) -> tuple[tuple[tuple[int, int, str], ...], int]:
+    """The process tree below ``pid`` (a postmaster's backends, nginx's workers): ``(depth, pid,
+    name)`` depth first, children in pid order, at most ``limit``; and how many more there are.
+    One pass over the process table (not one per process)."""
+    kids: dict[int, list[tuple[int, str]]] = {}
+    for proc in psutil.process_iter(["ppid", "name"]):
+        ppid = proc.info.get("ppid")
+        if ppid is not None and proc.pid != ppid:
+            kids.setdefault(ppid, []).append((proc.pid, proc.info.get("name") or "?"))
+    out: list[tuple[int, int, str]] = []
+    total = 0
+    stack = [(1, child) for child in sorted(kids.get(pid, ()), reverse=True)]
+    seen = {pid}
+    while stack:
+        depth, (child, name) = stack.pop()
+        if child in seen:
+            continue
+        seen.add(child)
+        total += 1
+        if len(out) < limit:
+            out.append((depth, child, name))
+        stack.extend((depth + 1, c) for c in sorted(kids.get(child, ()), reverse=True))
+    return tuple(out), total - len(out)
+
+
 def process_detail(pid: int, cpu_interval: float = 0.1) -> ProcessDetail:
     """Everything the detail pane shows about ``pid``. Blocks for about ``cpu_interval`` seconds
     (CPU % needs two samples)."""
@@ -93,6 +120,10 @@ def process_detail(pid: int, cpu_interval: float = 0.1) -> ProcessDetail:
         parents = parent_chain(proc)
     except _GONE:
         return ProcessDetail(pid, gone=True)
+    try:
+        children, more = descendants(pid)
+    except (psutil.Error, OSError):
+        children, more = (), 0
     return ProcessDetail(
         pid=pid,
         name=name,
@@ -104,6 +135,8 @@ def process_detail(pid: int, cpu_interval: float = 0.1) -> ProcessDetail:
         cpu_percent=cpu,
         memory_rss=int(mem.rss) if mem is not None else None,
         parents=parents,
+        children=children,
+        more_children=more,
         denied=tuple(denied),
     )
 

@@ -16,38 +16,126 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.helpers import Child, has_ipv6, spawn_listener  # noqa: E402
+# The demo servers: child processes with readable names (PR_SET_NAME) holding a loopback listener.
+# TCP ones accept and keep their connections; with "workers", a server forks two idle workers, as
+# nginx or a postgres postmaster do, so the detail pane has a process tree to show. This is the
+# script's own code: it runs with the runtime dependencies only (no pytest, no test helpers).
+DEMO_SERVER = r"""
+import os, socket, sys, time
+proto, host, port, name = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+workers = "workers" in sys.argv[5:]
+def set_name(n):
+    try:
+        import ctypes
+        ctypes.CDLL(None).prctl(15, n.encode()[:15], 0, 0, 0)
+        ctypes.CDLL(None).prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG: gone with the script
+    except Exception:
+        pass
+set_name(name)
+fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+s = socket.socket(fam, socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+if fam == socket.AF_INET6:
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+s.bind((host, port))
+if proto == "tcp":
+    s.listen(64)
+    s.settimeout(0.2)
+if workers:
+    for n in range(2):
+        if os.fork() == 0:
+            s.close()  # the master keeps the listener
+            set_name(name + "-w" + str(n + 1))
+            while os.getppid() != 1:
+                time.sleep(0.5)
+            os._exit(0)
+print(s.getsockname()[1], flush=True)
+held, deadline = [], time.time() + 600
+while time.time() < deadline:
+    if proto == "tcp":
+        try:
+            held.append(s.accept()[0])
+        except OSError:
+            pass
+    else:
+        time.sleep(0.2)
+"""
 
 DEMOS = (
-    ("tcp", "127.0.0.1", 8080, "demo-web"),
-    ("tcp", "127.0.0.1", 5432, "demo-db"),
-    ("tcp", "127.0.0.1", 6379, "demo-cache"),
-    ("udp", "127.0.0.1", 5353, "demo-mdns"),
-    ("tcp", "127.0.0.1", 0, "demo-worker"),
-    ("tcp", "::1", 8443, "demo-api6"),
+    ("tcp", "127.0.0.1", 8080, "demo-web", True),
+    ("tcp", "127.0.0.1", 5432, "demo-db", True),
+    ("tcp", "127.0.0.1", 6379, "demo-cache", False),
+    ("udp", "127.0.0.1", 5353, "demo-mdns", False),
+    ("tcp", "127.0.0.1", 0, "demo-worker", False),
+    ("tcp", "::1", 8443, "demo-api6", False),
 )
 
 
-def start_demos() -> list[Child]:
-    children: list[Child] = []
-    for proto, host, port, name in DEMOS:
+@dataclass
+class Demo:
+    proc: subprocess.Popen[str]
+    port: int
+    host: str
+    name: str
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=10)
+
+
+def has_ipv6() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+def spawn_demo(script: Path, proto: str, host: str, port: int, name: str, workers: bool) -> Demo | None:
+    args = [sys.executable, str(script), proto, host, str(port), name] + (["workers"] if workers else [])
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    if not line.isdigit():  # the port is taken here
+        proc.kill()
+        proc.wait()
+        return None
+    return Demo(proc, int(line), host, name)
+
+
+def start_demos(workdir: Path) -> list[Demo]:
+    script = workdir / "demo_server.py"
+    script.write_text(DEMO_SERVER)
+    demos: list[Demo] = []
+    for proto, host, port, name, workers in DEMOS:
         if ":" in host and not has_ipv6():
             continue
-        try:
-            children.append(spawn_listener(proto, host, port, name=name, accept=True))
-        except RuntimeError:  # the preferred port is taken here: any free port will do
-            children.append(spawn_listener(proto, host, 0, name=name, accept=True))
-    return children
+        demo = spawn_demo(script, proto, host, port, name, workers) or spawn_demo(
+            script,
+            proto,
+            host,
+            0,
+            name,
+            workers,  # the preferred port is taken: any free one
+        )
+        if demo is None:
+            raise SystemExit(f"screenshots: could not start the demo server {name}")
+        demos.append(demo)
+    return demos
 
 
-def connect_to(child: Child, n: int) -> list[socket.socket]:
+def connect_to(child: Demo, n: int) -> list[socket.socket]:
     out = []
     for _ in range(n):
         s = socket.create_connection((child.host, child.port), timeout=5)
@@ -79,7 +167,7 @@ async def wait_until(pilot: object, predicate: Callable[[], object], timeout: fl
         await pilot.pause(0.05)  # type: ignore[attr-defined]
 
 
-async def render(out: Path, size: tuple[int, int], children: list[Child]) -> list[Path]:
+async def render(out: Path, size: tuple[int, int], children: list[Demo]) -> list[Path]:
     from app.tui.app import PortscopeApp
 
     app = PortscopeApp(interval=1.0, blink=False)
@@ -117,12 +205,13 @@ async def render(out: Path, size: tuple[int, int], children: list[Child]) -> lis
         await pilot.pause(0.2)
         shot("interfaces")
         await pilot.press("1")
+        app.set_filter_text("proc:demo")
+        await pilot.pause(0.2)
         key = key_for(web.port)
         if key:
             app.model().select_key(key)
-            app.table().model_changed()
         await pilot.press("enter")
-        await wait_until(pilot, lambda: "sockets held" in str(app.query_one("#detail-text").render()))
+        await wait_until(pilot, lambda: "process tree" in str(app.query_one("#detail-text").render()))
         await pilot.pause(0.2)
         shot("detail")
         await pilot.press("escape", "question_mark")
@@ -140,7 +229,8 @@ def main() -> int:
     width, height = (int(n) for n in args.size.lower().split("x"))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    children = start_demos()
+    workdir = Path(tempfile.mkdtemp(prefix="portscope-demo-"))
+    children = start_demos(workdir)
     clients: list[socket.socket] = []
     try:
         web = next(c for c in children if c.name == "demo-web")
@@ -151,6 +241,7 @@ def main() -> int:
             s.close()
         for c in children:
             c.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
     for svg in svgs:
         png = to_png(svg)
         print(f"wrote {svg}" + (f" and {png.name}" if png else ""))

@@ -8,11 +8,20 @@ sorted list of sort keys (``bisect``), so an insert or delete is a binary search
 ``memmove``; the flat list of visible lines is rebuilt (a few C-level list operations, no
 per-row Python code) only when the set or order of visible rows changed. Nothing is cleared or
 re-rendered wholesale: the widget renders only the lines on screen.
+
+Two narrowings: a *filter* (any predicate, the filter box) and a *selection* (one facet, such as
+a port range or a connection state, the bars above the tables). Rows carry their facets, and the
+model counts them among all rows and among the rows the filter lets through, incrementally, so
+the bars can show ``exposed 1/3`` and agree with the table without a pass over every row.
+
+Whoever draws the model subscribes with :meth:`TableModel.add_listener`: each change bumps
+``version`` and calls the listeners, so no caller has to remember to redraw.
 """
 
 from __future__ import annotations
 
 import bisect
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
@@ -45,9 +54,33 @@ class Column:
     align: Literal["left", "right"] = "left"
     max_width: int = 0  # 0: no limit
     format: Callable[[Any, float], str] | None = None  # (value, now) -> cell text
-    sort_value: Callable[[Any], Any] | None = None
     emphasis: Callable[[Any], bool] | None = None  # highlight this cell
     age: bool = False
+    get: Callable[[Any], Any] | None = None  # the cell's value from the row's payload (see values_getter)
+    badge: tuple[str, str] = ("", "")  # (facet, glyph): the glyph precedes the cell of rows with it
+
+
+def _none(_payload: Any) -> None:
+    return None
+
+
+def values_getter(columns: Sequence[Column]) -> Callable[[Any], tuple[Any, ...]]:
+    """``payload -> values``: a row's values, one per column, from each column's ``get`` (age
+    columns hold None: their cell is the row's own birth time). Built once per column set: it runs
+    for every row of a cold poll."""
+    getters = tuple(c.get or _none for c in columns)
+
+    def values(payload: Any) -> tuple[Any, ...]:
+        return tuple([get(payload) for get in getters])
+
+    return values
+
+
+def column_index(columns: Sequence[Column], key: str) -> int:
+    for i, c in enumerate(columns):
+        if c.key == key:
+            return i
+    raise KeyError(key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,20 +97,35 @@ class RowSpec:
     values: tuple[Any, ...]
     group: str = ""
     payload: Any = None
+    facets: tuple[str, ...] = ()  # what a selection can pick this row by (range, state, ...)
 
 
 class Row:
-    __slots__ = ("born", "group", "key", "listed", "mark", "mark_left", "payload", "sort_key", "values")
+    __slots__ = (
+        "born",
+        "facets",
+        "group",
+        "key",
+        "listed",
+        "mark",
+        "mark_left",
+        "passes",
+        "payload",
+        "sort_key",
+        "values",
+    )
 
     def __init__(self, spec: RowSpec, born: float) -> None:
         self.key = spec.key
         self.values = spec.values
         self.group = spec.group
         self.payload = spec.payload
+        self.facets = spec.facets
         self.born = born
         self.mark = Mark.NONE
         self.mark_left = 0
-        self.listed = False  # present in its group's ordered list (passes the filter)
+        self.passes = True  # passes the filter (counted in ``TableModel.passing``)
+        self.listed = False  # present in its group's ordered list (passes filter and selection)
         self.sort_key: SortKey = ()
 
 
@@ -137,7 +185,8 @@ def layout_columns(columns: Sequence[Column], width: int) -> list[tuple[int, int
 
 
 class TableModel:
-    """Keyed rows in groups, sorted by one column, filtered by a predicate, with a cursor by key."""
+    """Keyed rows in groups, sorted by one column, narrowed by a filter and a selection, with
+    facet counts and a cursor by key."""
 
     def __init__(
         self,
@@ -160,11 +209,32 @@ class TableModel:
         self.sort_column = sort_column
         self.sort_reverse = False
         self._filter: Callable[[Row], bool] | None = None
+        self.selection: str | None = None  # a facet: only rows with it are listed
+        self.facet_totals: Counter[str] = Counter()  # facet -> rows with it
+        self.facet_passing: Counter[str] = Counter()  # facet -> rows with it that pass the filter
+        self.passing = 0  # rows that pass the filter (whatever the selection)
         self.lines: list[str] = []
         self.cursor_key: str | None = None
         self._cursor_index = 0
         self.cursor_chosen = False  # the user moved the cursor (or selected a key)
         self.version = 0  # bumped on every change that can alter what is drawn
+        self._listeners: list[Callable[[bool], None]] = []
+
+    # ------------------------------------------------------------------------- listeners
+
+    def add_listener(self, listener: Callable[[bool], None]) -> None:
+        """``listener(anchor)`` after every change; ``anchor`` is true for a data refresh (keep
+        the cursor's row where it is on screen) and false for a user action (show the cursor)."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[bool], None]) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def _changed(self, anchor: bool = False) -> None:
+        self.version += 1
+        for listener in list(self._listeners):
+            listener(anchor)
 
     # ----------------------------------------------------------------- values and ordering
 
@@ -174,16 +244,18 @@ class TableModel:
         return row.values[column] if column < len(row.values) else None
 
     def _sort_key(self, row: Row) -> SortKey:
-        col = self.columns[self.sort_column]
         value = self.value(row, self.sort_column)
-        if col.age:
+        if self.columns[self.sort_column].age:
             value = -value  # youngest first
-        elif col.sort_value is not None:
-            value = col.sort_value(value)
         return (_norm(value), row.key)
 
-    def _passes(self, row: Row) -> bool:
-        return self._filter is None or self._filter(row)
+    @property
+    def narrowed(self) -> bool:
+        """A filter or a selection is in force."""
+        return self._filter is not None or self.selection is not None
+
+    def _selected(self, row: Row) -> bool:
+        return self.selection is None or self.selection in row.facets
 
     def _list_for(self, group: str) -> list[SortKey]:
         lst = self._ordered.get(group)
@@ -204,9 +276,24 @@ class TableModel:
             del lst[i]
         row.listed = False
 
+    def _tally(self, row: Row, sign: int) -> None:
+        """Count ``row`` in (+1) or out of (-1) the facet counters."""
+        for facet in row.facets:
+            self.facet_totals[facet] += sign
+        if row.passes:
+            self.passing += sign
+            for facet in row.facets:
+                self.facet_passing[facet] += sign
+
     def _sync(self, row: Row) -> bool:
-        """Put ``row`` in or out of the ordered lists per the filter; True if that changed."""
-        want = self._passes(row)
+        """Re-evaluate the filter for ``row`` (counts follow) and put it in or out of the ordered
+        lists per filter and selection; True if its listing changed."""
+        passes = self._filter is None or self._filter(row)
+        if passes != row.passes:
+            self._tally(row, -1)
+            row.passes = passes
+            self._tally(row, 1)
+        want = passes and self._selected(row)
         if want == row.listed:
             return False
         if want:
@@ -214,6 +301,11 @@ class TableModel:
         else:
             self._unlist(row)
         return True
+
+    def _add_row(self, spec: RowSpec, now: float) -> Row:
+        row = self.rows[spec.key] = Row(spec, now)
+        self._tally(row, 1)  # counted as passing until _sync says otherwise
+        return row
 
     def _set_mark(self, row: Row, mark: Mark, ttl: int) -> None:
         row.mark = mark
@@ -237,6 +329,7 @@ class TableModel:
                 self._unlist(r)
         for r in rows:
             self._marked.discard(r.key)
+            self._tally(r, -1)
 
     # ----------------------------------------------------------------------------- updates
 
@@ -274,7 +367,7 @@ class TableModel:
         for spec in added:
             row = self.rows.get(spec.key)
             if row is None:
-                row = self.rows[spec.key] = Row(spec, now)
+                row = self._add_row(spec, now)
             else:  # back from the dead (or re-added): refresh in place
                 row.born = now
                 structural |= self._update(row, spec)
@@ -284,7 +377,7 @@ class TableModel:
         for spec in updated:
             row = self.rows.get(spec.key)
             if row is None:
-                row = self.rows[spec.key] = Row(spec, now)
+                row = self._add_row(spec, now)
                 structural |= self._sync(row)
             else:
                 if row.mark is Mark.GONE:  # it is back
@@ -302,41 +395,43 @@ class TableModel:
                 structural |= self._sync(row)
         if structural:
             self._rebuild_lines()
-        self.version += 1
+        self._changed(anchor=True)
 
     def _update(self, row: Row, spec: RowSpec) -> bool:
-        """Replace a row's values; re-place it if its sort position or group moved."""
-        if row.values == spec.values and row.group == spec.group:
+        """Replace a row's values; re-place it if its sort position, group or facets moved."""
+        if row.values == spec.values and row.group == spec.group and row.facets == spec.facets:
             row.payload = spec.payload
             return False
+        if row.facets != spec.facets:
+            self._tally(row, -1)
+            row.facets = spec.facets
+            self._tally(row, 1)
         old_key, old_group = row.sort_key, row.group
         row.values, row.payload = spec.values, spec.payload
         if not row.listed:
             row.group = spec.group
             return self._sync(row)
         new_key = self._sort_key(row)
-        if new_key == old_key and spec.group == old_group and self._passes(row):
+        if new_key == old_key and spec.group == old_group and self._sync(row) is False:
             return False
-        self._unlist(row)
+        if row.listed:
+            self._unlist(row)
         row.group = spec.group
         self._sync(row)
         return True
 
-    def clear(self) -> None:
-        self.rows.clear()
-        self._marked.clear()
-        for lst in self._ordered.values():
-            lst.clear()
-        self._rebuild_lines()
-        self.version += 1
-
     def set_filter(self, predicate: Callable[[Row], bool] | None) -> None:
-        """Re-filter every row (a user action: O(rows))."""
+        """Re-filter every row (a user action: O(rows)). The cursor stays on its row if that still
+        shows, else it goes to the first row that does (never to a group header)."""
         self._filter = predicate
-        self._rebuild_all()
+        self._rebuild_all(narrowing=True)
 
-    def refilter(self) -> None:
-        self._rebuild_all()
+    def set_selection(self, facet: str | None) -> None:
+        """List only rows with ``facet`` (None: all); the cursor moves as for :meth:`set_filter`."""
+        if facet == self.selection:
+            return
+        self.selection = facet
+        self._rebuild_all(narrowing=True)
 
     def set_sort(self, column: int, reverse: bool = False) -> None:
         column = max(0, min(column, len(self.columns) - 1))
@@ -347,12 +442,21 @@ class TableModel:
         elif reverse != self.sort_reverse:
             self.sort_reverse = reverse
             self._rebuild_lines()
-            self.version += 1
+            self._changed()
 
-    def _rebuild_all(self) -> None:
+    def _rebuild_all(self, narrowing: bool = False) -> None:
         buckets: dict[str, list[SortKey]] = {g.id: [] for g in self.groups}
+        totals: Counter[str] = Counter()
+        passing: Counter[str] = Counter()
+        n_passing = 0
+        flt = self._filter
         for row in self.rows.values():
-            row.listed = self._passes(row)
+            row.passes = flt is None or flt(row)
+            totals.update(row.facets)
+            if row.passes:
+                n_passing += 1
+                passing.update(row.facets)
+            row.listed = row.passes and self._selected(row)
             if row.listed:
                 row.sort_key = self._sort_key(row)
                 bucket = buckets.get(row.group)
@@ -363,16 +467,22 @@ class TableModel:
         for lst in buckets.values():
             lst.sort()
         self._ordered = buckets
+        self.facet_totals, self.facet_passing, self.passing = totals, passing, n_passing
         self._rebuild_lines()
-        self.version += 1
+        if narrowing:
+            self._cursor_to_a_row()
+        self._changed()
 
     # ------------------------------------------------------------------------------- lines
 
     def _rebuild_lines(self) -> None:
         lines: list[str] = []
+        hide_empty = self.narrowed
         for g in self.groups:
             lst = self._ordered.get(g.id, [])
             if self.grouped:
+                if hide_empty and not lst:
+                    continue  # narrowed: a group with nothing in it is noise
                 lines.append(HEADER_PREFIX + g.id)
                 if g.id in self.collapsed:
                     continue
@@ -383,6 +493,17 @@ class TableModel:
         self.lines = lines
         self._place_cursor()
 
+    def _first_row_index(self) -> int:
+        return next((n for n, k in enumerate(self.lines) if not k.startswith(HEADER_PREFIX)), 0)
+
+    def _cursor_to_a_row(self) -> None:
+        row = self.rows.get(self.cursor_key or HEADER_PREFIX)
+        if row is not None and row.listed:
+            return
+        if self.lines:
+            self._cursor_index = self._first_row_index()
+            self.cursor_key = self.lines[self._cursor_index]
+
     def _place_cursor(self) -> None:
         lines = self.lines
         if not lines:
@@ -390,7 +511,7 @@ class TableModel:
             return
         if not self.cursor_chosen:
             # until the user moves it, the cursor sits on the first row (not a group header)
-            first = next((n for n, k in enumerate(lines) if not k.startswith(HEADER_PREFIX)), 0)
+            first = self._first_row_index()
             self._cursor_index = first
             self.cursor_key = lines[first]
             return
@@ -419,7 +540,7 @@ class TableModel:
 
     @property
     def row_count(self) -> int:
-        """Rows that pass the filter."""
+        """Rows listed (that pass the filter and the selection)."""
         return sum(len(lst) for lst in self._ordered.values())
 
     # ------------------------------------------------------------------------------ cursor
@@ -452,7 +573,7 @@ class TableModel:
         self._cursor_index = max(0, min(index, len(self.lines) - 1))
         self.cursor_key = self.lines[self._cursor_index]
         self.cursor_chosen = True
-        self.version += 1
+        self._changed()
 
     def move_cursor(self, delta: int) -> None:
         self.move_cursor_to(self.cursor_index + delta)
@@ -477,7 +598,7 @@ class TableModel:
         else:
             self.collapsed.discard(group)
         self._rebuild_lines()
-        self.version += 1
+        self._changed()
 
     def toggle_group(self, group: str) -> None:
         self.set_collapsed(group, group not in self.collapsed)

@@ -8,6 +8,7 @@ markup is ever parsed from row data.
 
 from __future__ import annotations
 
+import textwrap
 import time
 from collections.abc import Callable
 from typing import ClassVar
@@ -75,6 +76,7 @@ class VTable(ScrollView, can_focus=True):
         height: 1fr;
         overflow-x: hidden;
         overflow-y: auto;
+        scrollbar-gutter: stable;  /* the scrollbar never covers the last column */
         background: $surface;
     }
     VTable > .vtable--header { background: $panel; color: $text; text-style: bold; }
@@ -127,19 +129,28 @@ class VTable(ScrollView, can_focus=True):
         self.model = model
         self.clock = clock
         self.empty_text = empty_text
+        self.no_match_text = "no rows match the filter (Esc clears it)"
         self._columns_cache: tuple[int, list[tuple[int, int]]] = (-1, [])
         self._last_cursor: str | None = None
 
     # ------------------------------------------------------------------------ model sync
 
+    def on_mount(self) -> None:
+        self.model.add_listener(self.model_changed)
+        self.model_changed(anchor=False)
+
+    def on_unmount(self) -> None:
+        self.model.remove_listener(self.model_changed)
+
     def model_changed(self, anchor: bool = True) -> None:
-        """Call after changing the model: resize the scroll area, keep the cursor's row where it
-        was on screen (rows appearing above it do not push it away) and redraw."""
+        """Called by the model after each change (it need not be called by hand): resize the
+        scroll area, keep the cursor's row where it was on screen when ``anchor`` (rows appearing
+        above it do not push it away), else scroll to show the cursor; redraw."""
         old_index = getattr(self, "_drawn_cursor_index", None)
         new_index = self.model.cursor_index
         self.virtual_size = Size(self.size.width, len(self.model.lines) + 1)
         if anchor and old_index is not None and old_index != new_index:
-            self.scroll_to(y=self.scroll_y + (new_index - old_index), animate=False)
+            self._scroll_now(self.scroll_y + (new_index - old_index))
         self._drawn_cursor_index = new_index
         self._ensure_cursor_visible()
         self.refresh()
@@ -158,15 +169,14 @@ class VTable(ScrollView, can_focus=True):
         i = self.model.cursor_index
         top = round(self.scroll_y)
         if i < top:
-            self.scroll_to(y=i, animate=False)
+            self._scroll_now(i)
         elif i >= top + height:
-            self.scroll_to(y=i - height + 1, animate=False)
+            self._scroll_now(i - height + 1)
 
-    def _cursor_moved(self) -> None:
-        self._drawn_cursor_index = self.model.cursor_index
-        self._ensure_cursor_visible()
-        self.refresh()
-        self._announce_cursor()
+    def _scroll_now(self, y: float) -> None:
+        """Scroll at once (not after the next refresh, when a later change may have moved the
+        cursor again) and even before the scrollbar has appeared for the new virtual size."""
+        self.scroll_to(y=y, animate=False, force=True, immediate=True)
 
     def on_resize(self, event: events.Resize) -> None:
         self.virtual_size = Size(event.size.width, len(self.model.lines) + 1)
@@ -176,43 +186,34 @@ class VTable(ScrollView, can_focus=True):
 
     def action_cursor_up(self) -> None:
         self.model.move_cursor(-1)
-        self._cursor_moved()
 
     def action_cursor_down(self) -> None:
         self.model.move_cursor(1)
-        self._cursor_moved()
 
     def action_cursor_home(self) -> None:
         self.model.move_cursor_to(0)
-        self._cursor_moved()
 
     def action_cursor_end(self) -> None:
         self.model.move_cursor_to(len(self.model.lines) - 1)
-        self._cursor_moved()
 
     def _page(self) -> int:
         return max(1, self.size.height - 2)
 
     def action_page_up(self) -> None:
         self.model.move_cursor(-self._page())
-        self._cursor_moved()
 
     def action_page_down(self) -> None:
         self.model.move_cursor(self._page())
-        self._cursor_moved()
 
     def action_collapse(self) -> None:
         group = self.model.cursor_group()
         if group is not None and self.model.grouped:
             self.model.set_collapsed(group, True)
-            self._cursor_moved()
-            self.model_changed(anchor=False)
 
     def action_expand(self) -> None:
         group = self.model.cursor_group()
         if group is not None and self.model.grouped:
             self.model.set_collapsed(group, False)
-            self.model_changed(anchor=False)
 
     def action_select(self) -> None:
         if not self.model.lines:
@@ -220,7 +221,6 @@ class VTable(ScrollView, can_focus=True):
         key = self.model.lines[self.model.cursor_index]
         if key.startswith(HEADER_PREFIX):
             self.model.toggle_group(key[len(HEADER_PREFIX) :])
-            self.model_changed(anchor=False)
             return
         self.post_message(self.Selected(self, key))
 
@@ -229,10 +229,13 @@ class VTable(ScrollView, can_focus=True):
         if reverse is None:
             reverse = not model.sort_reverse if column == model.sort_column else False
         model.set_sort(column, reverse)
-        self.model_changed(anchor=False)
+
+    def _content_width(self) -> int:
+        """The width columns may use: the scrollbar's gutter is kept free."""
+        return self.scrollable_content_region.width or self.size.width
 
     def visible_columns(self) -> list[tuple[int, int]]:
-        width = self.size.width
+        width = self._content_width()
         if self._columns_cache[0] != width:
             self._columns_cache = (width, layout_columns(self.model.columns, width))
         return self._columns_cache[1]
@@ -254,11 +257,9 @@ class VTable(ScrollView, can_focus=True):
         line = round(self.scroll_y) + offset.y - 1
         if 0 <= line < len(self.model.lines):
             self.model.move_cursor_to(line)
-            self._cursor_moved()
             key = self.model.lines[line]
             if key.startswith(HEADER_PREFIX):
                 self.model.toggle_group(key[len(HEADER_PREFIX) :])
-                self.model_changed(anchor=False)
             elif event.chain >= 2:
                 self.post_message(self.Selected(self, key))
 
@@ -272,10 +273,11 @@ class VTable(ScrollView, can_focus=True):
         lines = self.model.lines
         index = round(self.scroll_y) + y - 1
         if not lines:
-            if y == 1:
+            text = self.empty_text if not self.model.rows else self.no_match_text
+            wrapped = textwrap.wrap(text, max(8, self._content_width() - 2))  # readable when narrow
+            if 1 <= y <= len(wrapped):
                 style = base + self.get_component_rich_style("vtable--empty")
-                text = self.empty_text if not self.model.rows else "no rows match the filter (Esc clears it)"
-                return Strip([Segment(fit(" " + text, width), style)], width)
+                return Strip([Segment(fit(" " + wrapped[y - 1], width), style)], width)
             return Strip.blank(width, base)
         if index >= len(lines):
             return Strip.blank(width, base)
@@ -295,11 +297,16 @@ class VTable(ScrollView, can_focus=True):
         segments: list[Segment] = []
         for index, cw in self.visible_columns():
             col = model.columns[index]
-            label = col.label
             is_sorted = index == model.sort_column
             if is_sorted:
-                label += " ▼" if model.sort_reverse else " ▲"
-            segments.append(Segment(fit(label, cw, col.align), sorted_style if is_sorted else style))
+                arrow = " ▼" if model.sort_reverse else " ▲"
+                label = col.label + arrow
+                if cell_len(label) > cw:  # cut the label, never the arrow
+                    label = fit(col.label, cw - 2) + arrow if cw > 2 else arrow.strip()
+                text = fit(label, cw, col.align)
+            else:
+                text = fit(col.label, cw, col.align)
+            segments.append(Segment(text, sorted_style if is_sorted else style))
             segments.append(Segment(" ", style))
         return Strip(segments).adjust_cell_length(width, style)
 
@@ -329,6 +336,9 @@ class VTable(ScrollView, can_focus=True):
             value = model.value(row, index)
             fmt = col.format
             text = fmt(value, now) if fmt is not None else ("" if value is None else str(value))
+            facet, glyph = col.badge
+            if facet and facet in row.facets:
+                text = glyph + text
             cell_style = emphasis if col.emphasis is not None and col.emphasis(value) else style
             segments.append(Segment(fit(text, cw, col.align), cell_style))
             segments.append(Segment(" ", style))

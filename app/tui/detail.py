@@ -1,4 +1,10 @@
-"""The detail pane's text: a socket, its owning process and the other sockets it holds.
+"""The detail pane: a socket, its owning process, the process tree around it and its sockets.
+
+:class:`DetailPane` is a widget with its own worker: hand it the selected socket with
+:meth:`DetailPane.show_socket` and it reads the process (blocking psutil calls) in a thread
+worker, debounced while the cursor moves; a result for a row the cursor has left is dropped.
+It scrolls (``Ctrl+D`` / ``Ctrl+U`` from the table, or the arrows when it has the focus) and
+renders for its own width: long values wrap with a hanging indent under their label.
 
 Everything from the process (name, exe, cwd, cmdline, user) is untrusted: escaped with
 :func:`app.textsafe.printable` and appended to a rich ``Text`` as plain text, never markup.
@@ -7,20 +13,26 @@ Everything from the process (name, exe, cwd, cmdline, user) is untrusted: escape
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
+from rich.cells import cell_len, set_cell_size
 from rich.text import Text
+from textual import events
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.timer import Timer
+from textual.widgets import Static
+from textual.worker import Worker, WorkerState
 
 from app.model import Snapshot, Sock
-from app.procdetail import ProcessDetail, SocketsOf, format_bytes
+from app.procdetail import ProcessDetail, SocketsOf, format_bytes, sockets_of
 from app.textsafe import printable
+from app.tui.formatting import wrap
 
 MAX_OTHER_SOCKETS = 200
-
-
-def _field(text: Text, label: str, value: str, style: str = "") -> None:
-    text.append(f"{label:<9}", style="bold")
-    text.append(value, style=style)
-    text.append("\n")
+LABEL = 9  # the label column; continuation lines are indented this far
+DEBOUNCE = 0.15  # seconds the cursor must rest on a row before its process is read
 
 
 def sock_line(sock: Sock) -> str:
@@ -30,6 +42,66 @@ def sock_line(sock: Sock) -> str:
     return f"{line}  {sock.status}"
 
 
+def _cut(line: str, width: int) -> str:
+    return line if cell_len(line) <= width else set_cell_size(line, max(0, width - 1)) + "…"
+
+
+class _Writer:
+    """Appends label/value fields to a Text, values wrapped under a hanging indent."""
+
+    def __init__(self, width: int) -> None:
+        self.text = Text()
+        self.width = max(LABEL + 8, width)
+
+    def field(self, label: str, value: str, style: str = "") -> None:
+        self.text.append(f"{label:<{LABEL}}", style="bold")
+        for n, line in enumerate(wrap(value, self.width - LABEL)):
+            if n:
+                self.text.append(" " * LABEL)
+            self.text.append(line, style=style)
+            self.text.append("\n")
+
+    def line(self, value: str, style: str = "", indent: int = 0) -> None:
+        self.text.append(" " * indent + _cut(value, self.width - indent) + "\n", style=style)
+
+
+def _tree_lines(detail: ProcessDetail, ancestors: int = 2) -> list[tuple[str, bool]]:
+    """The process tree as lines: pid 1, the nearest ``ancestors`` parents (``…`` for the ones
+    between), the owner (marked) and its descendants. ``(line, is_owner)``."""
+    chain = list(reversed(detail.parents))  # from pid 1 down
+    if len(chain) > ancestors + 1:
+        chain = [chain[0], (0, "…"), *chain[-ancestors:]]
+    lines: list[tuple[str, bool]] = []
+    for depth, (pid, name) in enumerate(chain):
+        label = "…" if pid == 0 else f"{pid} {printable(name, 40)}"
+        lines.append((("  " * (depth - 1) + "└ " if depth else "") + label, False))
+    base = len(chain)
+    owner = f"{detail.pid} {printable(detail.name, 40)}"
+    lines.append((("  " * (base - 1) + "└ " if base else "") + owner, True))
+    kids = detail.children
+    for n, (depth, pid, name) in enumerate(kids):
+        later = [d for d, _, _ in kids[n + 1 :] if d <= depth]
+        last = not later or later[0] < depth
+        prefix = ""
+        for level in range(1, depth):
+            # a vertical bar where an ancestor at that level still has siblings to come
+            ancestor_open = any(d == level for d in _until_shallower(kids, n, level))
+            prefix += "│ " if ancestor_open else "  "
+        indent = "  " * base
+        lines.append((indent + prefix + ("└ " if last else "├ ") + f"{pid} {printable(name, 40)}", False))
+    return lines
+
+
+def _until_shallower(kids: tuple[tuple[int, int, str], ...], n: int, level: int) -> list[int]:
+    """Depths of the entries after ``n`` up to the first one shallower than ``level``."""
+    out: list[int] = []
+    for d, _, _ in kids[n + 1 :]:
+        if d < level:
+            break
+        out.append(d)
+    return out
+
+
 def render_detail(
     sock: Sock,
     snapshot: Snapshot,
@@ -37,52 +109,159 @@ def render_detail(
     others: SocketsOf | None,
     *,
     loading: bool = False,
+    width: int = 80,
 ) -> Text:
-    text = Text()
-    text.append(sock_line(sock) + "\n", style="bold")
-    _field(text, "range", f"{sock.range.value}" + ("  (in ephemeral)" if snapshot.in_ephemeral(sock) else ""))
+    w = _Writer(width)
+    w.line(sock_line(sock), style="bold")
+    w.field("range", f"{sock.range.value}" + ("  (in ephemeral)" if snapshot.in_ephemeral(sock) else ""))
     if sock.pid is None:
-        text.append("\nno visible owner", style="yellow")
+        w.text.append("\nno visible owner", style="yellow")
         if not snapshot.privileged:
-            text.append(" (run as root to see all owners)", style="yellow")
-        text.append("\n")
-        return text
+            w.text.append(" (run as root to see all owners)", style="yellow")
+        w.text.append("\n")
+        return w.text
     owner = snapshot.owner(sock)
-    text.append("\n")
-    _field(text, "pid", str(sock.pid))
+    w.text.append("\n")
+    w.field("pid", str(sock.pid))
     if detail is None:
         if owner is not None:
-            _field(text, "name", printable(owner.name, 200))
-            _field(text, "user", printable(owner.username, 64))
-        text.append("loading process details…\n" if loading else "", style="dim")
+            w.field("name", printable(owner.name, 200))
+            w.field("user", printable(owner.username, 64))
+        if loading:
+            w.line("loading process details…", style="dim")
     else:
         if detail.gone:
-            text.append("the process has exited\n", style="yellow")
-        _field(text, "name", printable(detail.name or (owner.name if owner else ""), 200))
-        _field(text, "user", printable(detail.username, 64))
-        _field(text, "exe", printable(detail.exe, 400))
-        _field(text, "cwd", printable(detail.cwd, 400))
+            w.line("the process has exited", style="yellow")
+        w.field("name", printable(detail.name or (owner.name if owner else ""), 200))
+        w.field("user", printable(detail.username, 64))
+        w.field("exe", printable(detail.exe, 400))
+        w.field("cwd", printable(detail.cwd, 400))
         started = (
             time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(detail.create_time))
             if detail.create_time
             else "?"
         )
-        _field(text, "started", started)
-        cpu = f"{detail.cpu_percent:.1f} %" if detail.cpu_percent is not None else "?"
-        _field(text, "cpu", cpu)
-        _field(text, "memory", format_bytes(detail.memory_rss) + " resident")
-        chain = " <- ".join(f"{pid} {printable(name, 40)}" for pid, name in detail.parents)
-        _field(text, "parents", chain or "-")
-        text.append("cmdline\n", style="bold")
-        text.append("  " + (printable(" ".join(detail.cmdline), 2000) or "-") + "\n")
+        w.field("started", started)
+        w.field("cpu", f"{detail.cpu_percent:.1f} %" if detail.cpu_percent is not None else "?")
+        w.field("memory", format_bytes(detail.memory_rss) + " resident")
+        w.field("cmdline", printable(" ".join(detail.cmdline), 2000) or "-")
+        if not detail.gone:
+            n = len(detail.children) + detail.more_children
+            w.text.append(f"\nprocess tree ({n} below it)\n", style="bold")
+            for line, is_owner in _tree_lines(detail):
+                w.line(line, style="bold" if is_owner else "", indent=2)
+            if detail.more_children:
+                w.line(f"… {detail.more_children} more", style="dim", indent=2)
         if detail.denied:
-            text.append(f"not readable: {', '.join(detail.denied)}\n", style="dim")
+            w.field("denied", ", ".join(detail.denied), style="dim")
     if others is not None:
-        text.append(f"\nsockets held ({others.total})\n", style="bold")
+        w.text.append(f"\nsockets held ({others.total})\n", style="bold")
         for shown, other in enumerate((*others.listening, *others.connections)):
             if shown >= MAX_OTHER_SOCKETS:
-                text.append(f"  … {others.total - shown} more\n", style="dim")
+                w.line(f"… {others.total - shown} more", style="dim", indent=2)
                 break
             mark = "*" if other == sock else " "
-            text.append(f" {mark}{sock_line(other)}\n")
-    return text
+            w.line(f" {mark}{sock_line(other)}")
+    return w.text
+
+
+@dataclass(slots=True)
+class _Shown:
+    sock: Sock
+    snap: Snapshot
+    detail: ProcessDetail | None = None
+    others: SocketsOf | None = None
+    loading: bool = False
+
+
+class DetailPane(VerticalScroll, can_focus=True):
+    """The selected socket's owner; ``show_socket(None)`` says what to select instead."""
+
+    def __init__(
+        self,
+        process_detail: Callable[[int], ProcessDetail],
+        *,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        super().__init__(id=id, classes=classes)
+        self._process_detail = process_detail
+        self._shown: _Shown | None = None
+        self._timer: Timer | None = None
+        self._token = 0
+        self._wanted: tuple[Sock, Snapshot] | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="detail-text")
+
+    @property
+    def text_widget(self) -> Static:
+        return self.query_one("#detail-text", Static)
+
+    @property
+    def shown(self) -> bool:
+        return self.has_class("shown")
+
+    def show_socket(self, selected: tuple[Sock, Snapshot] | None, *, now: bool = False) -> None:
+        """Show ``selected`` (the row's socket and its snapshot); debounced unless ``now``."""
+        self._wanted = selected
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+        if now:
+            self._load()
+        else:
+            self._timer = self.set_timer(DEBOUNCE, self._load)
+
+    def scroll_page(self, direction: int) -> None:
+        """Half a page down (1) or up (-1): ``Ctrl+D`` / ``Ctrl+U``."""
+        step = max(1, self.scrollable_content_region.height // 2)
+        self.scroll_to(y=self.scroll_y + direction * step, animate=False)
+
+    def _load(self) -> None:
+        self._timer = None
+        self._token += 1
+        selected = self._wanted
+        if selected is None:
+            self._shown = None
+            self.text_widget.update("select a socket row to see its owner")
+            return
+        sock, snap = selected
+        self._shown = _Shown(sock, snap, loading=sock.pid is not None)
+        self._redraw()
+        if sock.pid is None:
+            return
+        pid, token = sock.pid, self._token
+        read = self._process_detail
+
+        def work() -> tuple[int, ProcessDetail, SocketsOf]:
+            try:
+                return token, read(pid), sockets_of(snap, pid)
+            except Exception as exc:  # never let the pane's worker die silently
+                return token, ProcessDetail(pid, denied=(f"error: {exc}",)), SocketsOf(pid)
+
+        self.run_worker(work, thread=True, exclusive=True, group="detail", exit_on_error=False)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != "detail" or event.state is not WorkerState.SUCCESS:
+            return
+        result = event.worker.result
+        if result is None:
+            return
+        token, detail, others = result
+        if token != self._token or self._shown is None:
+            return  # the cursor moved on meanwhile
+        self._shown.detail, self._shown.others, self._shown.loading = detail, others, False
+        self._redraw()
+
+    def on_resize(self, _event: events.Resize) -> None:
+        self._redraw()
+
+    def _redraw(self) -> None:
+        s = self._shown
+        if s is None:
+            return
+        width = self.scrollable_content_region.width or 40
+        self.text_widget.update(
+            render_detail(s.sock, s.snap, s.detail, s.others, loading=s.loading, width=width)
+        )

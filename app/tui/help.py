@@ -1,42 +1,20 @@
-"""Every key of the dashboard, in one table (the help screen and the README come from here)."""
+"""The help screen: every key (from the action table, :mod:`app.tui.actions`) and filter term.
+
+On a narrow screen the columns stack: each key on its own line, what it does indented below.
+"""
 
 from __future__ import annotations
 
-from rich.table import Table
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-# (keys, what it does, where)
-KEYS: tuple[tuple[str, str, str], ...] = (
-    ("↑ ↓  j k", "move the cursor", "tables"),
-    ("g G  Home End", "first / last row", "tables"),
-    ("PgUp PgDn", "page up / down", "tables"),
-    ("← →  h l", "collapse / expand the range group", "listening"),
-    ("Enter", "detail pane for the row (on a group header: collapse/expand)", "tables"),
-    ("mouse", "click a row to select, a header to sort, a group to fold", "tables"),
-    ("Tab  Shift+Tab", "next / previous view", "all"),
-    ("1 2 3", "listening / connections / interfaces view", "all"),
-    ("/", "filter (Enter to apply, Esc to clear)", "all"),
-    ("Esc", "clear the filter, close the detail pane", "all"),
-    ("s  S", "sort by the next column / reverse the order", "tables"),
-    ("[ ]", "select the previous / next range (all, well-known, …)", "listening"),
-    ("c", "cycle the state filter (e.g. only CLOSE_WAIT)", "connections"),
-    ("d", "reverse DNS of remote addresses on/off", "connections"),
-    ("K", "kill the owner of the row (a dialog shows what will be signalled; asks first)", "tables"),
-    ("t", "test the row's port: connect, latency, banner, HTTP, TLS, UDP", "tables"),
-    ("p", "scan a port range on a host", "all"),
-    ("f", "find a free port and copy it", "all"),
-    ("e  4", "show / hide this session's events (opened, closed, changed)", "all"),
-    ("space", "pause / resume live refresh", "all"),
-    ("r", "refresh now", "all"),
-    ("Ctrl+P", "command palette (every action)", "all"),
-    ("?", "this help", "all"),
-    ("q", "quit", "all"),
-)
+from app.tui.actions import ACTIONS, keys_label, where_label
+from app.tui.formatting import wrap
 
 FILTER_TERMS: tuple[tuple[str, str], ...] = (
     ("word", "process, user, command line, address or port contains it"),
@@ -52,33 +30,59 @@ FILTER_TERMS: tuple[tuple[str, str], ...] = (
     ("-TERM", "negation of any term"),
 )
 
-__all__ = ["FILTER_TERMS", "KEYS", "HelpScreen", "help_text"]
+MARKS = (
+    ("green / yellow / red", "new / changed / closed (for a few refreshes)"),
+    ("◦ before a port", "the port is in the ephemeral range (the kernel may hand it to a client)"),
+    ("mouse", "click a row to select, a header to sort, a group to fold, a tab or bar item"),
+)
+
+STACK_BELOW = 72  # content width under which the columns stack
+
+__all__ = ["FILTER_TERMS", "HelpScreen", "help_text"]
 
 
-def help_table() -> Table:
-    table = Table(box=None, show_header=True, header_style="bold", pad_edge=False, expand=False)
-    table.add_column("key", style="bold cyan", no_wrap=True)
-    table.add_column("does")
-    table.add_column("in", style="dim", no_wrap=True)
-    for keys, what, where in KEYS:
-        table.add_row(Text(keys), Text(what), Text(where))
-    return table
+def key_rows() -> list[tuple[str, str, str]]:
+    return [(keys_label(a), a.does, where_label(a.views)) for a in ACTIONS]
 
 
-def filter_table() -> Table:
-    table = Table(box=None, show_header=True, header_style="bold", pad_edge=False, expand=False)
-    table.add_column("filter term", style="bold cyan", no_wrap=True)
-    table.add_column("matches")
-    for term, what in FILTER_TERMS:
-        table.add_row(Text(term), Text(what))
-    return table
+def _section(text: Text, title: str, rows: list[tuple[str, str, str]], width: int) -> None:
+    """Wide: key | what it does (where), wrapped under its own column. Narrow: the key on its
+    own line, what it does indented below."""
+    text.append(title + "\n", style="bold underline")
+    stacked = width < STACK_BELOW
+    indent = 4 if stacked else max(len(k) for k, _, _ in rows) + 2
+    for key, does, where in rows:
+        text.append(key if stacked else key.ljust(indent), style="bold cyan")
+        if stacked:
+            text.append("\n" + " " * indent)
+        lines = wrap(does, width - indent)
+        where_text = f"({where})" if where else ""
+        if where_text and len(lines[-1]) + 2 + len(where_text) > width - indent:
+            lines.append("")
+        for n, line in enumerate(lines):
+            if n:
+                text.append(" " * indent)
+            text.append(line)
+            if where_text and n == len(lines) - 1:
+                text.append(("  " if line else "") + where_text, style="dim")
+            text.append("\n")
+
+
+def render_help(width: int) -> Text:
+    text = Text()
+    _section(text, "keys", key_rows(), width)
+    text.append("\n")
+    _section(
+        text, "filter terms (combine them; all must match)", [(t, w, "") for t, w in FILTER_TERMS], width
+    )
+    text.append("\n")
+    _section(text, "marks", [(m, w, "") for m, w in MARKS], width)
+    return text
 
 
 def help_text() -> str:
-    """Plain text of the help (for tests)."""
-    lines = [f"{k}  {w}  ({where})" for k, w, where in KEYS]
-    lines += [f"{t}  {w}" for t, w in FILTER_TERMS]
-    return "\n".join(lines)
+    """Plain text of the help, unwrapped (for tests)."""
+    return render_help(10_000).plain
 
 
 class HelpScreen(ModalScreen[None]):
@@ -91,7 +95,7 @@ class HelpScreen(ModalScreen[None]):
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
     HelpScreen > VerticalScroll {
-        width: 90; max-width: 100%; height: auto; max-height: 100%;
+        width: 110; max-width: 100%; height: auto; max-height: 100%;
         border: round $accent; background: $surface; padding: 0 1;
     }
     HelpScreen .title { text-style: bold; color: $accent; }
@@ -100,9 +104,18 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll():
             yield Static("portscope keys  (Esc, q or ? to close)", classes="title")
-            yield Static(help_table())
-            yield Static("")
-            yield Static(filter_table())
+            yield Static(id="help-body")
+
+    def on_resize(self, _event: events.Resize) -> None:
+        self.call_after_refresh(self._layout)
+
+    def on_mount(self) -> None:
+        self._layout()
+
+    def _layout(self) -> None:
+        scroll = self.query_one(VerticalScroll)
+        width = scroll.content_region.width or min(106, self.size.width - 4)
+        self.query_one("#help-body", Static).update(render_help(max(20, width - 1)))
 
     def action_dismiss_help(self) -> None:
         self.dismiss(None)

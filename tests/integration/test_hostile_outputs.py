@@ -522,14 +522,7 @@ OUTPUTS = [
     # the dashboard
     Output("dashboard-views", None, lambda _: dashboard_views(), lambda t, v: escaped(t, v, FIVE)),
     Output("dashboard-toasts", None, lambda _: dashboard_toasts(), lambda t, v: escaped(t, v, FIVE)),
-    pytest.param(
-        Output("dashboard-system-toasts", None, lambda _: dashboard_system_toasts(), _a_toast_shows),
-        id="dashboard-system-toasts",
-        # app/tui/app.py notifies a poll failure (line ~292) and collector warnings (~300) with
-        # markup on: "[/]" in system text ends the dashboard with a MarkupError. Reported to the
-        # lead; strict, so the fix shows up here.
-        marks=pytest.mark.xfail(reason="notify() of system text without markup=False", strict=True),
-    ),
+    Output("dashboard-system-toasts", None, lambda _: dashboard_system_toasts(), _a_toast_shows),
 ]
 
 

@@ -188,3 +188,21 @@ async def until(pilot: object, predicate: Callable[[], object], timeout: float =
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         await pause(0.02)
+
+
+# sizes every bug test runs at (issue #13)
+SIZES = [(80, 24), (60, 20), (40, 10)]
+SIZE_IDS = [f"{w}x{h}" for w, h in SIZES]
+
+
+def screen_lines(app: object) -> list[str]:
+    """The text of every line on screen, as the terminal shows it (scrollbars, toasts and all)."""
+    return [strip.text for strip in app.screen._compositor.render_strips()]  # type: ignore[attr-defined]
+
+
+def listed_ports(app: object, view: str = "listening") -> list[int]:
+    """The local ports of the rows the table lists (group headers left out), in order."""
+    from widgets.table_model import HEADER_PREFIX
+
+    model = app.model(view)  # type: ignore[attr-defined]
+    return [model.rows[k].payload.sock.laddr.port for k in model.lines if not k.startswith(HEADER_PREFIX)]

@@ -1,16 +1,22 @@
-"""End to end: the installed ``portscope`` in a real terminal (tmux) finds a listener we opened."""
+"""End to end: the installed ``portscope`` in a real terminal (tmux) finds a listener we opened,
+shows hostile names escaped, and under a few thousand sockets routes every key typed right after
+``/`` to the filter box."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shlex
 import shutil
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -142,3 +148,55 @@ def test_hostile_process_name_cannot_touch_the_terminal() -> None:
         _tmux("send-keys", "-t", session, "q")
         done = wait_for(lambda: _screen_with(session, "PORTSCOPE-EXIT="), timeout=20)
         assert "PORTSCOPE-EXIT=0" in done
+
+
+def _bench_load() -> ModuleType:
+    """bench/load.py (socket load in child processes, loopback only), loaded by path."""
+    path = Path(__file__).resolve().parents[2] / "bench" / "load.py"
+    spec = importlib.util.spec_from_file_location("portscope_e2e_load", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def _box_opens_and_closes(session: str) -> None:
+    """Wait until the app reads keys: ``/`` opens the filter box (start-up keys can be lost),
+    Esc closes it again."""
+    for _ in range(10):
+        _tmux("send-keys", "-t", session, "/")
+        try:
+            wait_for(lambda: "filter: text" in _screen(session), timeout=2)
+            break
+        except AssertionError:
+            continue
+    _tmux("send-keys", "-t", session, "Escape")
+    wait_for(lambda: "filter: text" not in _screen(session), timeout=10)
+
+
+def test_keys_typed_right_after_slash_reach_the_filter_under_load() -> None:
+    """Under a few thousand sockets, ``/`` and a filter typed at once (one write to the terminal):
+    every key reaches the box, none goes to the table (``s`` would sort, ``h`` fold a group, ``p``
+    open the scan dialog, ``r`` refresh, ``c`` ...)."""
+    typed = "proc:ps-bench"
+    with _bench_load().Load(3000, 10), dashboard_in_tmux() as session:
+        _box_opens_and_closes(session)
+        wait_for(lambda: "ps-bench-load" in _screen(session), timeout=30)
+        box = re.compile(rf"(?m)^{re.escape(typed)}\s")  # the box holds every key typed
+
+        def applied() -> str | None:
+            screen = _screen(session)
+            return screen if box.search(screen) and f"filter: {typed} " in screen else None
+
+        for attempt in range(3):
+            _tmux("send-keys", "-t", session, "-l", "/" + typed)
+            screen = wait_for(applied, timeout=30)
+            assert "Port ▲" in screen, (attempt, screen)  # `s` did not sort
+            assert "▸" not in screen, (attempt, screen)  # `h` did not fold a group
+            assert "ps-bench-load" in screen
+            _tmux("send-keys", "-t", session, "Escape")
+            wait_for(lambda: "filter: " + typed not in _screen(session), timeout=10)
+        _tmux("send-keys", "-t", session, "q")
+        done = wait_for(lambda: _screen_with(session, "PORTSCOPE-EXIT="), timeout=20)
+        assert "PORTSCOPE-EXIT=0" in done and "Traceback" not in done

@@ -103,3 +103,46 @@ def test_small_terminal(snap_compare: Any) -> None:
         await pilot.pause()
 
     assert snap_compare(make_app(), terminal_size=(60, 15), run_before=run)
+
+
+def test_tab_strip_and_status_line(snap_compare: Any) -> None:
+    """Connections at 80x24 with everything in force: the active tab, the state bar counting what
+    the filter lets through, and the status line (filter, counts, sort, state, paused, dns)."""
+
+    async def run(pilot: Any) -> None:
+        app = pilot.app
+        await until(pilot, lambda: app.poll_count >= 1)
+        await pilot.press("2", "c", "d", "space")
+        await pilot.press("slash", *"proc:node", "enter")
+        app.clear_notifications()
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=run)
+
+
+def test_empty_state(snap_compare: Any) -> None:
+    async def run(pilot: Any) -> None:
+        await until(pilot, lambda: pilot.app.poll_count >= 1)
+        await pilot.press("slash", *"zzzz", "enter")
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=run)
+
+
+def test_bad_filter_error_inline(snap_compare: Any) -> None:
+    async def run(pilot: Any) -> None:
+        app = pilot.app
+        await until(pilot, lambda: app.poll_count >= 1)
+        await pilot.press("slash", *"exposed", "enter", "slash", *" pid:x", "enter")
+        app.clear_notifications()
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=run)
+
+
+def test_tiny_terminal(snap_compare: Any) -> None:
+    async def run(pilot: Any) -> None:
+        await until(pilot, lambda: pilot.app.poll_count >= 1)
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=(40, 10), run_before=run)

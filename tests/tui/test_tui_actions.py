@@ -32,7 +32,6 @@ async def select_port(app: PortscopeApp, pilot: object, port: int) -> None:
     await until(pilot, lambda: find() is not None, timeout=30)
     key = find()
     assert key is not None and app.model().select_key(key)
-    app.table().model_changed()
     sel = app.selected_socket()
     assert sel is not None and sel[0].laddr.port == port
 
@@ -118,9 +117,9 @@ async def test_events_pane_lists_changes_and_follows_the_filter() -> None:
     app = make_app(collector, interval=0.1)
     async with app.run_test(size=(120, 36)) as pilot:
         pane = app.events_view
-        assert not pane.has_class("shown")
+        assert app.view != "events" and not pane.display
         await pilot.press("e")
-        assert pane.has_class("shown")
+        assert app.view == "events" and pane.display
         await until(pilot, lambda: len(pane.events) == 2)
         assert {e.sock.laddr.port for e in pane.events} == {9999, 7000}
         assert all(e.kind.value == "opened" for e in pane.events)
@@ -128,7 +127,7 @@ async def test_events_pane_lists_changes_and_follows_the_filter() -> None:
         await pilot.pause()
         assert [e.sock.laddr.port for e in pane.visible_events] == [7000]
         await pilot.press("4")
-        assert not pane.has_class("shown")
+        assert app.view == "listening" and not pane.display  # back to the view before
 
 
 async def test_first_poll_is_the_starting_point_not_events() -> None:
@@ -161,7 +160,15 @@ async def test_every_action_is_in_the_command_palette() -> None:
     async with app.run_test(size=(120, 36)) as pilot:
         await until(pilot, lambda: app.poll_count >= 1)
         titles = {c.title for c in app.get_system_commands(app.screen)}
-        for title in ("Kill owner", "Test port", "Scan ports", "Free port", "Events", "Filter", "Help"):
+        for title in (
+            "Kill what holds the port",
+            "Test port",
+            "Scan ports",
+            "Free port",
+            "Events",
+            "Filter",
+            "Help",
+        ):
             assert title in titles
 
 

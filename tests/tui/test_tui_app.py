@@ -75,7 +75,6 @@ async def test_cursor_stays_on_its_row_while_rows_appear_and_vanish_above() -> N
             await until(pilot, lambda: row_for_port(app, target_port) is not None)
             key = row_for_port(app, target_port)
             assert key is not None and app.model().select_key(key)
-            app.table().model_changed()
             others = [spawn_listener("tcp", "127.0.0.1", p, name="ps-tui-above") for p in ports[:-1]]
             try:
                 await until(pilot, lambda: all(row_for_port(app, c.port) for c in others))
@@ -144,10 +143,14 @@ async def test_view_keys() -> None:
             await pilot.press(key)
             assert app.view == view
             assert app.focused is app.table(view)
-        await pilot.press("tab")
+        await pilot.press("4")
+        assert app.view == "events" and app.focused is app.events_view.table
+        await pilot.press("1", "tab")
         assert app.view == "connections"
-        await pilot.press("tab", "tab")
+        await pilot.press("tab", "tab", "tab")  # four views: interfaces, events, listening
         assert app.view == "listening"
+        await pilot.press("shift+tab")
+        assert app.view == "events"
         await pilot.press("shift+tab")
         assert app.view == "interfaces"
 

@@ -36,15 +36,19 @@ def test_every_command_is_documented() -> None:
         assert f"### `portscope {name}" in README, name
 
 
-def test_every_dashboard_key_is_documented() -> None:
-    from app.tui.help import FILTER_TERMS, KEYS
+def test_the_key_table_is_the_action_table() -> None:
+    """README's key table is exactly what the action table generates (scripts/readme_keys.py
+    writes it), and every filter term the help lists is documented."""
+    from app.tui.actions import ACTIONS, key_label, readme_key_table
+    from app.tui.help import FILTER_TERMS
 
-    table = README[README.index("| key | does |") :]
-    for keys, _what, _where in KEYS:
-        for key in keys.split():
-            if key in ("mouse",):
-                continue
-            assert f"`{key}`" in table, key
+    begin = README.index("<!-- keys:begin")
+    start = README.index("\n", begin) + 1
+    end = README.index("<!-- keys:end -->")
+    assert README[start:end].strip("\n") == readme_key_table()
+    for a in ACTIONS:
+        for key in a.keys:
+            assert f"`{key_label(key)}`" in README[start:end], key
     for term, _what in FILTER_TERMS:
         first = term.split()[0]
         assert f"`{first}" in README, term

@@ -7,15 +7,10 @@ import random
 
 from app.filtering import parse_filter
 from app.model import Endpoint
-from app.tui.state import (
-    L_CONNS,
-    L_PROCESS,
-    Dashboard,
-    IfaceTracker,
-    established_counter,
-    sock_predicate,
-    sparkline,
-)
+from app.tui.columns import L_CONNS, L_PROCESS
+from app.tui.formatting import sparkline
+from app.tui.rows import IfaceTracker, established_counter
+from app.tui.state import Dashboard, text_predicate
 from tests.tui.fixtures import (
     BASE_SOCKETS,
     NOW,
@@ -198,8 +193,13 @@ def test_dashboard_rows_groups_and_marks_from_snapshots() -> None:
     assert by_port[8080].values[L_CONNS] == 1  # one ESTABLISHED to it
     assert by_port[55000].values[L_PROCESS] == "[red]x\\x1b[2J"  # escaped, literal
     assert all(r.mark is Mark.NONE for r in lst.rows.values())
-    assert d.summary is not None and d.summary.per_range == {"well-known": 2, "registered": 4, "dynamic": 1}
-    assert d.summary.exposed == 2 and d.summary.ephemeral == 2  # 40000 and 55000
+    totals = lst.facet_totals
+    assert {r: totals[r] for r in ("well-known", "registered", "dynamic")} == {
+        "well-known": 2,
+        "registered": 4,
+        "dynamic": 1,
+    }
+    assert totals["exposed"] == 2 and totals["ephemeral"] == 2  # 40000 and 55000
     d.apply_snapshot(second_snapshot())
     by_port = {r.values[2]: r for r in lst.rows.values()}
     assert by_port[8443].mark is Mark.NEW
@@ -218,8 +218,9 @@ def test_socket_predicate_terms() -> None:
     d = Dashboard(FixedExposure(), clock=lambda: NOW)
     d.apply_snapshot(snapshot())
 
-    def ports(text: str, model: TableModel = d.listening, **kw: object) -> set[int]:
-        model.set_filter(sock_predicate(parse_filter(text) if text else None, **kw))  # type: ignore[arg-type]
+    def ports(text: str, model: TableModel = d.listening, selection: str | None = None) -> set[int]:
+        model.set_filter(text_predicate(parse_filter(text) if text else None))
+        model.set_selection(selection)
         return {model.rows[k].payload.sock.laddr.port for k in keys(model)}
 
     assert ports(":8080") == {8080}
@@ -231,10 +232,10 @@ def test_socket_predicate_terms() -> None:
     assert ports("exposed") == {80}
     assert ports("udp") == {5353}
     assert ports("-tcp") == {5353}
-    assert ports("", range_choice="well-known") == {80}
-    assert ports("", range_choice="ephemeral", ephemeral=(32768, 60999)) == {40000, 55000}
+    assert ports("", selection="well-known") == {80}
+    assert ports("", selection="ephemeral") == {40000, 55000}
     assert ports("state:close_wait", d.connections) == {42000}
-    assert ports("", d.connections, state="TIME_WAIT") == {43000}
+    assert ports("", d.connections, selection="TIME_WAIT") == {43000}
 
 
 def test_interfaces_rates_and_sparklines() -> None:
