@@ -212,6 +212,16 @@ class FastCollector:
         self._reader = None
         raise CollectorUnavailable("cannot list sockets: " + ("; ".join(failures) or "no socket source"))
 
+    def set_netns(self, netns: Literal["current", "all"]) -> None:
+        """Switch between this namespace only and every namespace (the dashboard's ``n``): the next
+        poll lists the other namespaces' sockets as opened, or as closed when switching back."""
+        if netns == "all" and self.namespaces is None:
+            self.namespaces = Namespaces(self.stats)
+        elif netns == "current" and self.namespaces is not None:
+            self.namespaces.close()
+            self.namespaces = None
+            self._sorted = None  # their records must go: rebuild from this namespace's read
+
     def _current_ns(self) -> dict[int, NetnsInfo] | None:
         if self._here is None:
             inode = netns_inode()

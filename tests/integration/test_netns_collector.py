@@ -47,3 +47,15 @@ def test_a_listener_in_another_namespace_is_listed_and_labelled() -> None:
         proc.wait(timeout=10)
         wait_for(lambda: not [s for s in collector.collect().sockets if s.netns == sock.netns], timeout=15)
         collector.close()
+
+
+def test_switching_to_every_namespace_and_back_at_run_time() -> None:
+    with netns_listener("unshare", "--net") as (proc, _port):
+        collector = FastCollector()
+        assert inside(collector.collect(), proc.pid) == []
+        collector.set_netns("all")
+        assert [s.pid for s in inside(collector.collect(), proc.pid)] == [proc.pid]
+        collector.set_netns("current")
+        snap = collector.collect()
+        assert inside(snap, proc.pid) == [] and not [s for s in snap.sockets if s.netns]
+        collector.close()
