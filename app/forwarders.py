@@ -114,6 +114,24 @@ def forward_of(
         return None
 
 
+_PROGRAMS = frozenset(
+    {"ssh", "autossh", "docker-proxy", "rootlessport", "rootlessport-child", "pasta", "pasta.avx2"}
+    | {"slirp4netns", "socat"}
+)
+
+
+def might_forward(cmdline: Sequence[str] | None) -> bool:
+    """Whether :func:`forward_of` can find a forward in this argv at all (its program is a known
+    forwarder): a cheap check per process, so that the per-socket parse runs only for those."""
+    if not cmdline or isinstance(cmdline, str | bytes) or not isinstance(cmdline[0], str):
+        return False
+    arg0 = cmdline[0]
+    if arg0.startswith(("sshd: ", "sshd-session: ")):
+        return True
+    prog = _base(arg0)
+    return prog in _PROGRAMS or (prog in _KUBECTL_PROGS and "port-forward" in cmdline)
+
+
 def _clean(cmdline: Sequence[str] | None) -> list[str]:
     if not cmdline or isinstance(cmdline, str | bytes):
         return []

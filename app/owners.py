@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from app.forwarders import Forward, forward_of
+from app.forwarders import Forward, forward_of, might_forward
 from app.model import ProcessInfo, Snapshot, Sock
 from app.service import CONTAINER, Service, service_of, socket_activation
 
@@ -35,6 +35,7 @@ class OwnerFacts:
         self._ask = ask_engines
         self._activation: dict[tuple[int, str, str, int], Service | None] = {}
         self._forwards: dict[tuple[int, float, int], Forward | None] = {}
+        self._forwarders: dict[tuple[int, float], bool] = {}  # is the process a forwarder at all
 
     # -- the blocking part ----------------------------------------------------------------------
 
@@ -88,6 +89,14 @@ class OwnerFacts:
         """Where the owner of ``sock`` forwards it to, if it is a known forwarder."""
         info = snapshot.owner(sock)
         if info is None:
+            return None
+        pkey = (info.pid, info.create_time)
+        maybe = self._forwarders.get(pkey)
+        if maybe is None:
+            if len(self._forwarders) > 65536:
+                self._forwarders.clear()
+            maybe = self._forwarders[pkey] = might_forward(info.cmdline)
+        if not maybe:
             return None
         key = (info.pid, info.create_time, sock.laddr.port)
         if key not in self._forwards:

@@ -160,10 +160,12 @@ def iter_socket_json(
     (Proto, Family and PortRange are StrEnums: their C-encoded text is their value's.)"""
     procs: dict[int | None, str] = {}
     places: dict[str, str] = {}
-    # owners/service/forward/netns: a block per (owner, local port, namespace), or per socket
-    # when it is shared (its holder list is its own)
-    extras: dict[tuple[int | None, int, int], str] = {}
+    # owners/service/forward/netns: one block per (owner, namespace, forward) (the forward is
+    # None but for forwarders), or per socket when it is shared (its holder list is its own) or
+    # pid 1's (socket activation names a unit per listener)
+    extras: dict[tuple[int | None, int, object], str] = {}
     shared = snapshot.holders
+    forward = facts.forward if facts is not None else None
     in_eph = snapshot.in_ephemeral
     owner = snapshot.owner
     classify = exposure.classify
@@ -180,7 +182,7 @@ def iter_socket_json(
         if sock.inode in shared or pid == 1:
             extra = _extra_block(sock, snapshot, facts)
         else:
-            ekey = (pid, port, sock.netns)
+            ekey = (pid, sock.netns, forward(snapshot, sock) if forward is not None else None)
             extra = extras.get(ekey)  # type: ignore[assignment]
             if extra is None:
                 extra = extras[ekey] = _extra_block(sock, snapshot, facts)

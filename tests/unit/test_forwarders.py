@@ -241,3 +241,19 @@ def test_huge_argv_is_cheap_and_safe() -> None:
     argv = ("ssh", *(["-L", "1:a:2"] * 100_000), "h")
     fwd = forward_of(argv, 1)
     assert fwd is not None and fwd.target == "a:2"
+
+
+@given(
+    st.lists(st.text(max_size=20), max_size=6)
+    | st.lists(
+        st.sampled_from(["ssh", "-L", "8080:x:80", "kubectl", "port-forward", "socat", "-N"]), max_size=6
+    ),
+    st.none() | st.integers(1, 65535),
+)
+def test_might_forward_is_false_only_where_forward_of_finds_nothing(
+    argv: list[str], port: int | None
+) -> None:
+    from app.forwarders import forward_of, might_forward
+
+    if not might_forward(argv):
+        assert forward_of(argv, port) is None
