@@ -21,7 +21,10 @@ from app.backends.base import (
     sort_key,
     sort_sockets,
 )
-from app.backends.portable import PsutilCollector, sock_from_psutil
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from app.backends.portable import PsutilCollector, sock_from_psutil
 
 __all__ = [
     "Collector",
@@ -38,13 +41,29 @@ __all__ = [
 ]
 
 
+def __getattr__(name: str) -> object:
+    """The portable backend is imported on first use only (psutil costs ~10 ms of start-up that
+    the Linux backend does not need)."""
+    if name in ("PsutilCollector", "sock_from_psutil"):
+        from app.backends import portable
+
+        return getattr(portable, name)
+    raise AttributeError(name)
+
+
+def _portable() -> Collector:
+    from app.backends.portable import PsutilCollector
+
+    return PsutilCollector()
+
+
 def default_collector() -> Collector:
     """The best collector for this platform: the netlink fast path on Linux when available.
 
     ``PORTSCOPE_COLLECTOR=psutil`` forces the portable collector (to compare, or to work around
     a problem in the fast path)."""
     if os.environ.get("PORTSCOPE_COLLECTOR", "").strip().lower() == "psutil":
-        return PsutilCollector()
+        return _portable()
     if sys.platform.startswith("linux"):
         try:
             from app.fast.collector import FastCollector
@@ -52,7 +71,7 @@ def default_collector() -> Collector:
             pass
         else:
             try:
-                return FastCollector(fallback=PsutilCollector)
+                return FastCollector(fallback=_portable)
             except Exception:  # any failure to set up the fast path: use the portable one
                 pass
-    return PsutilCollector()
+    return _portable()

@@ -195,3 +195,73 @@ def read_cmdline(pid: int, proc: str = PROC) -> tuple[str, ...] | None:
     while len(parts) > 1 and not parts[-1]:
         parts.pop()  # the terminating NUL, and an argv rewrite's padding
     return tuple(os.fsdecode(p) for p in parts)
+
+
+_BOOT: list[float] = []  # /proc/stat btime, read once per process
+_CLK_TCK: list[int] = []
+
+
+def boot_time(proc: str = PROC) -> float:
+    """The system boot time (seconds since the epoch) as psutil computes it (/proc/stat btime)."""
+    if not _BOOT:
+        value = 0.0
+        try:
+            with open(f"{proc}/stat", "rb") as f:
+                for line in f:
+                    if line.startswith(b"btime"):
+                        value = float(line.split()[1])
+                        break
+        except (OSError, ValueError, IndexError):
+            pass
+        _BOOT.append(value)
+    return _BOOT[0]
+
+
+def clock_ticks() -> int:
+    if not _CLK_TCK:
+        try:
+            _CLK_TCK.append(os.sysconf("SC_CLK_TCK"))
+        except (ValueError, OSError):
+            _CLK_TCK.append(100)
+    return _CLK_TCK[0]
+
+
+def create_time(st: Stat, proc: str = PROC) -> float:
+    """A process's start time in seconds since the epoch, computed exactly as psutil does, so the
+    two never disagree about a process's identity."""
+    return (float(st.start_ticks) / clock_ticks()) + boot_time(proc)
+
+
+def comm(pid: int, proc: str = PROC) -> str | None:
+    """The process name the kernel keeps (/proc/PID/stat's comm, at most 15 bytes)."""
+    try:
+        with open(f"{proc}/{pid}/stat", "rb") as f:
+            raw = f.read(4096)
+    except OSError:
+        return None
+    start, end = raw.find(b"("), raw.rfind(b")")
+    return os.fsdecode(raw[start + 1 : end]) if 0 <= start < end else None
+
+
+def real_uid(pid: int, proc: str = PROC) -> int | None:
+    try:
+        with open(f"{proc}/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Uid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def exe_path(pid: int, proc: str = PROC) -> str:
+    """The executable's path ("" when unreadable); a deleted binary's " (deleted)" suffix is kept
+    only while a file of that exact name exists (as psutil does)."""
+    try:
+        path = os.readlink(f"{proc}/{pid}/exe")
+    except OSError:
+        return ""
+    path = path.split("\x00")[0]
+    if path.endswith(" (deleted)") and not os.path.exists(path):
+        path = path[:-10]
+    return path

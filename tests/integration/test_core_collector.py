@@ -3,8 +3,10 @@ plus faults injected for one process at a time (never a faked main path)."""
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -243,9 +245,36 @@ def assert_victim_counted_rest_intact(snap: Snapshot, victim: Any, bystander: An
 def test_owner_lookup_fault_for_one_pid(
     monkeypatch: pytest.MonkeyPatch, two_children: tuple[Any, Any], make: Callable[[int], Exception]
 ) -> None:
+    """psutil's view of a process that cannot be read (the lookup elsewhere than Linux)."""
     victim, bystander = two_children
+    monkeypatch.setattr(app.processes, "_LINUX", False)
     monkeypatch.setattr(psutil, "Process", _faulty_process_class(victim.pid, make))
     snap = PsutilCollector().collect()
+    assert_victim_counted_rest_intact(snap, victim, bystander)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc")
+@pytest.mark.parametrize(
+    "errno_", [errno.ENOENT, errno.EACCES, errno.ESRCH], ids=["gone", "denied", "exited"]
+)
+def test_owner_lookup_fault_in_proc_for_one_pid(
+    monkeypatch: pytest.MonkeyPatch, two_children: tuple[Any, Any], errno_: int
+) -> None:
+    """The Linux lookup reads /proc/PID/stat: that read failing for one pid (it exited, or is not
+    ours to read) drops just that owner."""
+    from app.fast import procfs
+
+    victim, bystander = two_children
+    real_open = os.open
+
+    def faulty_open(path: Any, *args: Any, **kwargs: Any) -> int:
+        if str(path) == f"/proc/{victim.pid}/stat":
+            raise OSError(errno_, os.strerror(errno_))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(procfs.os, "open", faulty_open)
+    snap = PsutilCollector().collect()
+    monkeypatch.undo()
     assert_victim_counted_rest_intact(snap, victim, bystander)
 
 
