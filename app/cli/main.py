@@ -28,7 +28,21 @@ if TYPE_CHECKING:
     from typing import IO, Any
 
 # The order of subcommands in --help; any other app/cli/cmd_*.py module is listed after these.
-ORDER = ("list", "who", "ifaces", "kill", "test", "scan", "free", "watch", "baseline")
+ORDER = (
+    "list",
+    "who",
+    "explain",
+    "ifaces",
+    "kill",
+    "close",
+    "test",
+    "scan",
+    "free",
+    "watch",
+    "baseline",
+    "metrics",
+    "serve",
+)
 # Commands for which SIGTERM is the normal way to stop: exit 0 (``None`` is the dashboard).
 STOPPED_BY_SIGTERM = (None, "watch")
 
