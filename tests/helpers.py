@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import atexit
+import io
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
+import psutil
 import pytest
 
 _CHILD = r"""
@@ -413,3 +417,87 @@ def can_unshare(*flags: str) -> bool:
 
 
 needs_mount_ns = pytest.mark.skipif(not can_unshare("--mount"), reason="needs root and unshare --mount")
+
+
+# --- a container engine (podman) and an sshd, for the fixtures in conftest.py ------------------------
+
+SSHD = "/usr/sbin/sshd"
+
+
+@dataclass
+class Engine:
+    sock: str
+    podman: list[str]  # podman with this engine's storage flags
+    cid: str
+    image: str
+    port: int
+
+
+def podman_base(tmp: Path) -> list[str]:
+    return [
+        "podman",
+        "--root",
+        str(tmp / "root"),
+        "--runroot",
+        str(tmp / "run"),
+        "--tmpdir",
+        str(tmp / "tmp"),
+        "--storage-driver",
+        "vfs",
+        "--cgroup-manager",
+        "cgroupfs",
+        "--events-backend",
+        "file",
+    ]
+
+
+def tiny_image_tar() -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        data = b"portscope test image\n"
+        info = tarfile.TarInfo("hello.txt")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def engine_answers(sock: str) -> bool:
+    from app.containers import EngineError, api_get
+
+    try:
+        return api_get(sock, "/_ping", timeout=0.5)[0] == 200
+    except EngineError:
+        return False
+
+
+def listening_ports(pid: int) -> set[int]:
+    proc = psutil.Process(pid)
+    conns = proc.net_connections("tcp") if hasattr(proc, "net_connections") else proc.connections("tcp")
+    return {c.laddr.port for c in conns if c.status == psutil.CONN_LISTEN}
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(timeout=10)
+
+
+def connects(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def ssh_client(sshd: tuple[int, str], *forward_args: str) -> subprocess.Popen[bytes]:
+    port, key = sshd
+    argv = [
+        "ssh",
+        *forward_args,
+        *("-i", key, "-p", str(port)),
+        *("-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"),
+        *("-o", "BatchMode=yes", "-o", "ExitOnForwardFailure=yes", "-o", "LogLevel=ERROR"),
+        "root@127.0.0.1",
+    ]
+    return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
