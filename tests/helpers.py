@@ -5,6 +5,8 @@ from __future__ import annotations
 import atexit
 import io
 import os
+import queue
+import select
 import shutil
 import signal
 import socket
@@ -300,6 +302,71 @@ def spawn_zombie_leader() -> Child:
     raise RuntimeError("the zombie-leader child's main thread did not exit")
 
 
+# Binds a listener, forks N workers that keep it; prints "port worker_pids..."; on a line on stdin
+# the parent exits (the workers stay until their stdin closes... they watch a pipe).
+PREFORK = r"""
+import os, socket, sys, time
+n = int(sys.argv[1])
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(16)
+r, w = os.pipe()
+kids = []
+for _ in range(n):
+    pid = os.fork()
+    if pid == 0:
+        os.close(w)
+        os.read(r, 1)  # until the test closes the parent's stdin and the pipe's write end is gone
+        time.sleep(0.5)
+        os._exit(0)
+    kids.append(pid)
+os.close(r)
+print(s.getsockname()[1], *kids, flush=True)
+sys.stdin.readline()
+"""
+
+
+@contextmanager
+def prefork_listener(workers: int = 3) -> Iterator[tuple[subprocess.Popen[str], int, list[int]]]:
+    """A pre-fork server: the parent binds 127.0.0.1, forks ``workers`` children that keep the
+    socket. Yields (parent, port, worker pids); kills them all by pid afterwards."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", PREFORK, str(workers)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    kids: list[int] = []
+    try:
+        assert proc.stdout is not None
+        port_s, *kids_s = proc.stdout.readline().split()
+        kids = sorted(int(k) for k in kids_s)
+        yield proc, int(port_s), kids
+    finally:
+        for pid in kids:
+            kill_quietly(pid)
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+@contextmanager
+def growing_listener(name: str = "ps-grow") -> Iterator[Child]:
+    """A child in this namespace listening on 127.0.0.1 that opens one more listener each time
+    :func:`more` asks (so a test can move it into a cgroup first and then watch a new socket)."""
+    fd, script = tempfile.mkstemp(suffix=".py", prefix="portscope-grow-")
+    with os.fdopen(fd, "w") as f:
+        f.write(LISTENER)
+    os.chmod(script, 0o644)
+    proc = subprocess.Popen(
+        [sys.executable, "-u", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        yield Child(proc, int(proc.stdout.readline()), "tcp", "127.0.0.1", name)
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+        os.unlink(script)
+
+
 # A listener that prints its port, then opens one more listener each time it reads a line.
 LISTENER = r"""
 import socket, sys
@@ -417,6 +484,90 @@ def can_unshare(*flags: str) -> bool:
 
 
 needs_mount_ns = pytest.mark.skipif(not can_unshare("--mount"), reason="needs root and unshare --mount")
+
+
+# --- a running `portscope watch` -------------------------------------------------------------------
+
+DEADLINE = 20.0
+
+
+class Live:
+    """A running ``portscope watch``: stdout is read in this thread with select() and a deadline (so
+    the test can close it at any time); stderr is pumped by a thread."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.proc = proc
+        self.err: list[str] = []
+        self._err_q: queue.Queue[str] = queue.Queue()
+        self._buf = b""
+        assert proc.stdout is not None and proc.stderr is not None
+        self._out_fd = proc.stdout.fileno()
+        threading.Thread(target=self._pump, args=(proc.stderr, self._err_q), daemon=True).start()
+
+    @staticmethod
+    def _pump(stream: io.TextIOBase, q: queue.Queue[str]) -> None:
+        try:
+            for line in stream:
+                q.put(line)
+        except (ValueError, OSError):
+            pass
+
+    def stderr_line(self, contains: str) -> str:
+        deadline = time.monotonic() + DEADLINE
+        while time.monotonic() < deadline:
+            try:
+                line = self._err_q.get(timeout=0.1)
+            except queue.Empty:
+                if self.proc.poll() is not None:
+                    break
+                continue
+            self.err.append(line)
+            if contains in line:
+                return line
+        raise AssertionError(f"no stderr line with {contains!r}; got {self.err!r}")
+
+    def stdout_until(self, match: Callable[[str], bool]) -> str:
+        deadline = time.monotonic() + DEADLINE
+        seen: list[str] = []
+        while time.monotonic() < deadline:
+            while b"\n" in self._buf:
+                raw, self._buf = self._buf.split(b"\n", 1)
+                line = raw.decode()
+                seen.append(line)
+                if match(line):
+                    return line
+            ready, _, _ = select.select([self._out_fd], [], [], 0.1)
+            if ready:
+                chunk = os.read(self._out_fd, 65536)
+                if not chunk:
+                    break
+                self._buf += chunk
+        raise AssertionError(f"no matching stdout line within {DEADLINE}s; got {seen!r}")
+
+    def all_stderr(self) -> str:
+        while True:
+            try:
+                self.err.append(self._err_q.get(timeout=0.5))
+            except queue.Empty:
+                return "".join(self.err)
+
+
+@contextmanager
+def watching(*args: str) -> Iterator[Live]:
+    proc = subprocess.Popen(
+        [*portscope_cmd(), "watch", "--interval", "0.2", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    live = Live(proc)
+    try:
+        live.stderr_line("watching")  # the first snapshot is taken: changes from now on are events
+        yield live
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
 
 
 # --- a container engine (podman) and an sshd, for the fixtures in conftest.py ------------------------
