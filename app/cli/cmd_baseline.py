@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-
 from typing import TYPE_CHECKING
 
 from app import exitcodes
@@ -23,8 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "baseline",
         help="save the listening ports, or report drift from a saved baseline (exit 3)",
         description="Record the listeners (proto, address, port, process name, user, service and "
-        "container image; not pids) and later compare against them. diff exits 0 when nothing drifted, 3 when something did, "
-        "2 when the baseline cannot be read.",
+        "container image; not pids) and later compare against them. diff exits 0 when nothing "
+        "drifted, 3 when something did, 2 when the baseline cannot be read.",
     )
     actions = p.add_subparsers(dest="action", metavar="ACTION", parser_class=type(p), required=True)
     save = actions.add_parser("save", help="write the current listeners to FILE ('-' for stdout)")

@@ -455,7 +455,9 @@ def _table(
 
 
 def heading(text: str, color: bool) -> str:
-    return paint(text, "heading", color)
+    """A heading line (``── registered 1024-49151 (3 sockets)``), cut to the terminal's width."""
+    width = terminal_width()
+    return paint(_cut(text, width) if width is not None else text, "heading", color)
 
 
 def grouped_socket_table(
@@ -503,7 +505,8 @@ def holder_lines(sock: Sock, snapshot: Snapshot, facts: OwnerFacts | None) -> li
         if i == 0:
             parts.append("primary")
         out.append("  ".join(parts))
-    return out
+    width = terminal_width()
+    return [_cut(line, width) for line in out] if width is not None else out
 
 
 def _csv_field(text: str) -> str:

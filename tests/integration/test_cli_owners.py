@@ -184,7 +184,6 @@ def test_watch_netns_all_reports_a_new_listener_in_another_namespace() -> None:
         assert ev["socket"]["netns"]["current"] is False and ev["socket"]["pid"] == proc.pid
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(why_not() is not None, reason=why_not() or "")
 @needs_unshare
 def test_netns_all_unprivileged_reads_its_own_and_says_what_it_skipped() -> None:
