@@ -224,7 +224,8 @@ class Watch:
         self._counters: tuple[int, int] | None = None  # the host's ListenOverflows, ListenDrops
 
     def _collect(self) -> tuple[Snapshot, Snapshot]:
-        """(the whole snapshot, the part in scope)."""
+        """(its listeners, the part in scope): the queue checks need only the listeners (their row
+        keys are the same in any part that holds them)."""
         snap = self.collector.collect()
         for line in snap.warnings:
             if line not in self._warned:  # each distinct diagnostic once, not every poll
@@ -235,26 +236,27 @@ class Watch:
             # engines' APIs and systemd, at most once per their caches' lifetime; caches every
             # owner's service, so a closed socket's event still names it
             self.facts.prepare(snap, part.sockets)
-        return snap, part
+        listeners = part if self.scope == "listening" or not self.stats else restrict(snap, "listening")
+        return listeners, part
 
     def start(self) -> Snapshot:
         """Take the first snapshot: what is already there is the starting point, not an event
         (also a queue that is full already; its overflows from now on are events)."""
-        whole, self._prev = self._collect()
+        listeners, self._prev = self._collect()
         if self.stats:
-            self._full = full_queues(whole)
-            self._counters = whole.listen_counters
+            self._full = full_queues(listeners)
+            self._counters = listeners.listen_counters
         return self._prev
 
-    def _overflow_events(self, whole: Snapshot) -> list[QueueOverflow]:
-        counters = whole.listen_counters
+    def _overflow_events(self, listeners: Snapshot) -> list[QueueOverflow]:
+        counters = listeners.listen_counters
         rose = 0
         if counters is not None and self._counters is not None:
             rose = max(0, counters[0] - self._counters[0])
         if counters is not None:
             self._counters = counters
-        found = queue_overflows(whole, self._full, rose)
-        self._full = full_queues(whole)
+        found = queue_overflows(listeners, self._full, rose)
+        self._full = full_queues(listeners)
         return found
 
     def poll(self) -> list[AnyEvent]:
@@ -262,12 +264,12 @@ class Watch:
         if self._prev is None:
             self.start()
             return []
-        whole, cur = self._collect()
+        listeners, cur = self._collect()
         prev = self._prev
         assert prev is not None
         events: list[AnyEvent] = list(diff(prev, cur))
         if self.stats:
-            events.extend(self._overflow_events(whole))
+            events.extend(self._overflow_events(listeners))
         self._prev = cur
         if events:
             self.emit(events, cur, prev)

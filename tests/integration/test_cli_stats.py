@@ -4,6 +4,7 @@ event, and one clear line where only the portable backend runs."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -245,3 +246,37 @@ def test_format_bytes() -> None:
         "2.5MiB",
         "1.0TiB",
     ]
+
+
+@pytest.mark.parametrize("scope", ["listening", "all", "connections"])
+def test_the_watch_loop_reports_overflows_in_any_scope(scope: str) -> None:
+    """In-process, with the real collector: a queue that fills between two polls is one event (the
+    listener's row key as in the whole snapshot), and a queue that stays full is not news."""
+    from app.fast.collector import FastCollector
+    from app.watch import Watch
+
+    out = io.StringIO()
+    collector = FastCollector(stats=True)
+    watch = Watch(collector, scope=scope, out=out, as_json=True, stats=True)  # type: ignore[arg-type]
+    with ExitStack() as stack:
+        srv = stack.enter_context(socket.socket())
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(2)
+        port = srv.getsockname()[1]
+        watch.start()
+        for _ in range(5):
+            c = stack.enter_context(socket.socket())
+            c.setblocking(False)
+            c.connect_ex(("127.0.0.1", port))
+
+        def overflowed() -> list[QueueOverflow]:
+            return [
+                e for e in watch.poll() if isinstance(e, QueueOverflow) and e.sock and e.sock.port == port
+            ]
+
+        [ev] = wait_for(overflowed, timeout=10)
+        assert ev.key == f"tcp:127.0.0.1:{port}" and ev.max == 2 and (ev.current or 0) >= 2
+        later = [e for e in watch.poll() if isinstance(e, QueueOverflow) and e.sock and e.sock.port == port]
+        assert all(e.overflows for e in later)  # only the host's new overflows, never "still full"
+    collector.close()
+    assert "queue-overflow" in out.getvalue()
