@@ -93,7 +93,7 @@ def _command_in(argv: Sequence[str]) -> str | None:
     """The subcommand named in ``argv`` (before parsing: SIGTERM may arrive during it)."""
     args = iter(argv)
     for arg in args:
-        if arg == "--interval":
+        if arg in ("--interval", "--color", "--colour"):  # the top-level options that take a value
             next(args, None)
         elif not arg.startswith("-"):
             return arg
