@@ -7,7 +7,7 @@ import io
 import shutil
 import sys
 import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from app.cli.color import exposure_style, paint, state_style
@@ -262,12 +262,11 @@ def netns_cell(sock: Sock, snapshot: Snapshot) -> str:
 
 
 def row_styles(
-    sock: Sock, exposure: ExposureMap, row: Sequence[str], headers: Sequence[str]
+    sock: Sock, exposure: ExposureMap, row: Sequence[str], col: Mapping[str, int]
 ) -> list[str | None]:
     """The colour role of each cell of ``row`` (see app/cli/color.py): exposure beyond loopback,
-    states, a marked queue, a hidden owner, the ephemeral note."""
+    states, a marked queue, a hidden owner, the ephemeral note. ``col``: header -> index."""
     styles: list[str | None] = [None] * len(row)
-    col = {h: i for i, h in enumerate(headers)}
     styles[col["STATE"]] = state_style(sock.status)
     place = exposure.classify(sock.laddr.ip)
     if place.beyond_loopback or place.kind.value == "unknown":
@@ -442,15 +441,11 @@ def _table(
     cache: OwnerCells = {}
     services: dict[int, str] = {}
     rows = [socket_row(s, snapshot, exposure, cache, layout, services) for s in socks]
-    lines = render(
-        rows,
-        headers,
-        terminal_width(),
-        [row_styles(s, exposure, r, headers) for s, r in zip(socks, rows, strict=True)]
-        if layout.color
-        else None,
-        layout.color,
-    )
+    styles = None
+    if layout.color:
+        col = {h: i for i, h in enumerate(headers)}
+        styles = [row_styles(s, exposure, r, col) for s, r in zip(socks, rows, strict=True)]
+    lines = render(rows, headers, terminal_width(), styles, layout.color)
     return lines, rows
 
 
