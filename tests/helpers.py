@@ -486,6 +486,59 @@ def can_unshare(*flags: str) -> bool:
 needs_mount_ns = pytest.mark.skipif(not can_unshare("--mount"), reason="needs root and unshare --mount")
 
 
+# --- TCP traffic on loopback ---------------------------------------------------------------------
+
+
+@contextmanager
+def connected_pair() -> Iterator[tuple[socket.socket, socket.socket, socket.socket]]:
+    """(listener, client, accepted server end) on 127.0.0.1, owned by this process."""
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:
+        srv = stack.enter_context(socket.socket())
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(8)
+        client = stack.enter_context(socket.create_connection(srv.getsockname()))
+        server, _ = srv.accept()
+        stack.enter_context(server)
+        yield srv, client, server
+
+
+def move(src: socket.socket, dst: socket.socket, n: int) -> None:
+    """Send ``n`` bytes from ``src`` and read every one of them at ``dst``."""
+    sender = threading.Thread(target=src.sendall, args=(b"x" * n,))
+    sender.start()
+    got = 0
+    while got < n:
+        chunk = dst.recv(1 << 16)
+        assert chunk
+        got += len(chunk)
+    sender.join()
+
+
+def echo(conn: socket.socket) -> None:
+    """A :func:`tcp_server` handler that sends back what it receives."""
+    while data := conn.recv(4096):
+        conn.sendall(data)
+
+
+# --- reading the CLI's aligned tables ----------------------------------------------------------------
+
+
+def table_columns(header: str) -> dict[str, int]:
+    """Column name -> where it starts in an aligned table's header line."""
+    import re
+
+    return {m.group(0): m.start() for m in re.finditer(r"\S+", header)}
+
+
+def table_cell(line: str, cols: dict[str, int], name: str) -> str:
+    """The text of column ``name`` in an aligned row (up to where the next column starts)."""
+    start = cols[name]
+    later = [p for p in sorted(cols.values()) if p > start]
+    return line[start : later[0] if later else None].strip()
+
+
 # --- a running `portscope watch` -------------------------------------------------------------------
 
 DEADLINE = 20.0

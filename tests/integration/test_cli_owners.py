@@ -11,7 +11,6 @@ import os
 import pwd
 import re
 import shutil
-import socket
 import subprocess
 import sys
 
@@ -22,6 +21,7 @@ from app.cli.table import CSV_COLUMNS, CSV_NETNS_COLUMNS, SOCKET_COLUMNS
 from tests.cgroups import MOUNTS, moved_into, needs_root
 from tests.helpers import (
     child_listener,
+    echo,
     free_port,
     growing_listener,
     listening_ports,
@@ -31,6 +31,8 @@ from tests.helpers import (
     run_cli,
     ssh_client,
     stop_process,
+    table_cell,
+    table_columns,
     tcp_server,
     wait_for,
     watching,
@@ -56,22 +58,9 @@ def strip_ours(text: str) -> str:
     return OURS.sub("", text)
 
 
-def columns(header: str) -> dict[str, int]:
-    """Column name -> its start in the aligned table's header line."""
-    return {m.group(0): m.start() for m in re.finditer(r"\S+", header)}
-
-
-def cell(line: str, cols: dict[str, int], name: str) -> str:
-    """The text of column ``name`` in an aligned row (up to where the next column starts)."""
-    order = sorted(cols.values())
-    start = cols[name]
-    later = [p for p in order if p > start]
-    return line[start : later[0] if later else None].strip()
-
-
 def rows_on_port(table: str, port: int) -> tuple[dict[str, int], list[str]]:
     lines = table.splitlines()
-    return columns(lines[0]), [line for line in lines[1:] if f":{port} " in line]
+    return table_columns(lines[0]), [line for line in lines[1:] if f":{port} " in line]
 
 
 def csv_records(text: str) -> list[dict[str, str]]:
@@ -87,8 +76,8 @@ def test_a_prefork_listener_shows_its_master_plus_n_and_who_lists_every_holder()
         assert res.returncode == 0, res.stderr
         cols, [row] = rows_on_port(res.stdout, port)
         assert tuple(res.stdout.splitlines()[0].split()) == SOCKET_COLUMNS
-        assert cell(row, cols, "PID") == str(master.pid)  # the master, not a worker
-        assert re.fullmatch(r"\S+ \+3", cell(row, cols, "PROCESS")), row
+        assert table_cell(row, cols, "PID") == str(master.pid)  # the master, not a worker
+        assert re.fullmatch(r"\S+ \+3", table_cell(row, cols, "PROCESS")), row
         [rec] = csv_records(run_cli("list", "--port", str(port), "--csv").stdout)
         assert rec["holders"] == " ".join(map(str, [master.pid, *kids])) and rec["pid"] == str(master.pid)
 
@@ -116,8 +105,8 @@ def test_service_column_and_csv_name_the_unit_of_a_listener_in_a_unit_cgroup() -
     ):
         res = run_cli("list", "--port", str(child.port))
         cols, [row] = rows_on_port(res.stdout, child.port)
-        assert cell(row, cols, "SERVICE") == "ps-cli-demo.service"
-        assert cell(row, cols, "PROCESS") == "ps-cli-unit"  # not shared, no forward: the name alone
+        assert table_cell(row, cols, "SERVICE") == "ps-cli-demo.service"
+        assert table_cell(row, cols, "PROCESS") == "ps-cli-unit"  # not shared, no forward: the name alone
         [rec] = csv_records(run_cli("list", "--port", str(child.port), "--csv").stdout)
         assert rec["service"] == "ps-cli-demo.service" and rec["holders"] == str(child.pid)
         assert rec["forward"] == ""
@@ -151,9 +140,9 @@ def test_netns_all_lists_a_listener_inside_unshare_net_with_its_namespace() -> N
         res = run_cli("list", "--netns", "all", "--port", str(port))
         assert res.returncode == 0, res.stderr
         cols, rows = rows_on_port(res.stdout, port)
-        [row] = [r for r in rows if cell(r, cols, "PID") == str(proc.pid)]
+        [row] = [r for r in rows if table_cell(r, cols, "PID") == str(proc.pid)]
         assert "NETNS" in cols and cols["NETNS"] < cols["LOCAL"]
-        label = cell(row, cols, "NETNS")
+        label = table_cell(row, cols, "NETNS")
         assert label and label != "current"
 
         data = json.loads(run_cli("list", "--netns", "all", "--port", str(port), "--json").stdout)
@@ -207,13 +196,8 @@ def test_netns_all_on_the_psutil_backend_says_it_lists_this_namespace_only() -> 
 # --- forwarders ---------------------------------------------------------------------------------
 
 
-def _echo(conn: socket.socket) -> None:
-    while data := conn.recv(4096):
-        conn.sendall(data)
-
-
 def test_an_ssh_tunnel_shows_its_target_beside_the_process(sshd: tuple[int, str]) -> None:
-    with tcp_server(_echo) as target:
+    with tcp_server(echo) as target:
         local = free_port()
         client = ssh_client(sshd, "-N", "-L", f"127.0.0.1:{local}:127.0.0.1:{target}")
         try:
@@ -222,7 +206,7 @@ def test_an_ssh_tunnel_shows_its_target_beside_the_process(sshd: tuple[int, str]
             label = f"ssh tunnel → 127.0.0.1:{target} via root@127.0.0.1 port {sshd[0]}"
             res = run_cli("list", "--port", str(local))
             cols, [row] = rows_on_port(res.stdout, local)
-            assert cell(row, cols, "PROCESS") == f"ssh ({label})"
+            assert table_cell(row, cols, "PROCESS") == f"ssh ({label})"
             [rec] = csv_records(run_cli("list", "--port", str(local), "--csv").stdout)
             assert rec["forward"] == label and rec["process"] == "ssh"
             who = run_cli("who", str(local))

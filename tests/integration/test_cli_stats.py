@@ -10,7 +10,6 @@ import os
 import re
 import socket
 import sys
-import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
@@ -22,36 +21,11 @@ from app.events import EventKind, QueueOverflow, full_queues, queue_overflows
 from app.exposure import ExposureMap
 from app.model import Endpoint, Family, ProcessInfo, Proto, Snapshot, Sock
 from app.watch import EVENT_KEYS, OVERFLOW_KEYS, event_dict, event_line
-from tests.helpers import run_cli, wait_for, watching
+from tests.helpers import connected_pair, move, run_cli, table_cell, table_columns, wait_for, watching
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="netlink sock_diag")
 MIB = 1 << 20
 PSUTIL = {**os.environ, "PORTSCOPE_COLLECTOR": "psutil"}
-
-
-@contextmanager
-def connected_pair() -> Iterator[tuple[socket.socket, socket.socket, socket.socket]]:
-    """(listener, client, accepted server end) on 127.0.0.1, owned by this process."""
-    with ExitStack() as stack:
-        srv = stack.enter_context(socket.socket())
-        srv.bind(("127.0.0.1", 0))
-        srv.listen(8)
-        client = stack.enter_context(socket.create_connection(srv.getsockname()))
-        server, _ = srv.accept()
-        stack.enter_context(server)
-        yield srv, client, server
-
-
-def move(src: socket.socket, dst: socket.socket, n: int) -> None:
-    """Send ``n`` bytes from ``src`` and read every one of them at ``dst``."""
-    sender = threading.Thread(target=src.sendall, args=(b"x" * n,))
-    sender.start()
-    got = 0
-    while got < n:
-        chunk = dst.recv(1 << 16)
-        assert chunk
-        got += len(chunk)
-    sender.join()
 
 
 @contextmanager
@@ -67,17 +41,6 @@ def full_listener(backlog: int, extra: int = 3) -> Iterator[tuple[socket.socket,
             c.setblocking(False)
             c.connect_ex(("127.0.0.1", port))
         yield srv, port
-
-
-def columns(header: str) -> dict[str, int]:
-    return {m.group(0): m.start() for m in re.finditer(r"\S+", header)}
-
-
-def cell(line: str, cols: dict[str, int], name: str) -> str:
-    starts = sorted(cols.values())
-    start = cols[name]
-    later = [p for p in starts if p > start]
-    return line[start : later[0] if later else None].strip()
 
 
 def test_list_stats_shows_the_bytes_that_moved_each_way() -> None:
@@ -101,14 +64,14 @@ def test_list_stats_shows_the_bytes_that_moved_each_way() -> None:
 
         table = run_cli("list", "--all", "--stats", "--port", str(port))
         lines = table.stdout.splitlines()
-        cols = columns(lines[0])
+        cols = table_columns(lines[0])
         assert list(cols)[5:10] == list(STATS_COLUMNS)  # after EXPOSURE
         [row] = [line for line in lines if "ESTABLISHED" in line]
-        assert (cell(row, cols, "RX"), cell(row, cols, "TX")) == ("1.0MiB", "2.0MiB")
-        assert cell(row, cols, "RETRANS") == "0" and cell(row, cols, "RTT").endswith("ms")
-        assert cell(row, cols, "QUEUE") == ""
+        assert (table_cell(row, cols, "RX"), table_cell(row, cols, "TX")) == ("1.0MiB", "2.0MiB")
+        assert table_cell(row, cols, "RETRANS") == "0" and table_cell(row, cols, "RTT").endswith("ms")
+        assert table_cell(row, cols, "QUEUE") == ""
         [lrow] = [line for line in lines if "LISTEN" in line]
-        assert cell(lrow, cols, "QUEUE") == "0/8" and cell(lrow, cols, "RX") == ""
+        assert table_cell(lrow, cols, "QUEUE") == "0/8" and table_cell(lrow, cols, "RX") == ""
         csv_out = run_cli("list", "--all", "--stats", "--csv", "--port", str(port)).stdout.splitlines()
         head = csv_out[0].split(",")
         [rec] = [dict(zip(head, r.split(","), strict=True)) for r in csv_out[1:] if ",ESTABLISHED," in r]
@@ -121,10 +84,10 @@ def test_who_stats_marks_a_full_accept_queue() -> None:
         res = run_cli("who", str(port), "--stats")
         assert res.returncode == 0, res.stderr
         lines = res.stdout.splitlines()
-        cols = columns(lines[0])
+        cols = table_columns(lines[0])
         [row] = [line for line in lines if "LISTEN" in line]
-        current = int(cell(row, cols, "QUEUE").split("/")[0])
-        assert current >= backlog and cell(row, cols, "QUEUE") == f"{current}/{backlog}!"
+        current = int(table_cell(row, cols, "QUEUE").split("/")[0])
+        assert current >= backlog and table_cell(row, cols, "QUEUE") == f"{current}/{backlog}!"
         data = json.loads(run_cli("who", str(port), "--stats", "--json").stdout)
         [listener] = [s for s in data["sockets"] if s["state"] == "LISTEN"]
         assert listener["queue"]["max"] == backlog and listener["queue"]["current"] >= backlog
@@ -139,7 +102,7 @@ def test_a_queue_below_80_percent_is_not_marked() -> None:
         def queue_cell() -> str:
             lines = run_cli("list", "--stats", "--port", str(port)).stdout.splitlines()
             [row] = [line for line in lines if "LISTEN" in line]
-            return cell(row, columns(lines[0]), "QUEUE")
+            return table_cell(row, table_columns(lines[0]), "QUEUE")
 
         assert wait_for(lambda: (q := queue_cell()) == "7/10" and q)
 

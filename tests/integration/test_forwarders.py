@@ -15,12 +15,7 @@ import psutil
 import pytest
 
 from app.forwarders import forward_of
-from tests.helpers import free_port, listening_ports, ssh_client, stop_process, tcp_server, wait_for
-
-
-def _echo(conn: socket.socket) -> None:
-    while data := conn.recv(4096):
-        conn.sendall(data)
+from tests.helpers import echo, free_port, listening_ports, ssh_client, stop_process, tcp_server, wait_for
 
 
 def through(port: int, payload: bytes = b"ping") -> bytes:
@@ -30,7 +25,7 @@ def through(port: int, payload: bytes = b"ping") -> bytes:
 
 
 def test_ssh_local_forward_is_labelled_with_its_target(sshd: tuple[int, str]) -> None:
-    with tcp_server(_echo) as target:
+    with tcp_server(echo) as target:
         local = free_port()
         client = ssh_client(sshd, "-N", "-L", f"127.0.0.1:{local}:127.0.0.1:{target}")
         try:
@@ -53,7 +48,7 @@ def test_ssh_local_forward_is_labelled_with_its_target(sshd: tuple[int, str]) ->
 def test_several_forwards_in_one_ssh_each_listener_gets_its_own(sshd: tuple[int, str]) -> None:
     """Combined flags (-NL), -o LocalForward with a space, and -D, in one real ssh client: the
     listener's port picks the forward."""
-    with tcp_server(_echo) as t1, tcp_server(_echo) as t2:
+    with tcp_server(echo) as t1, tcp_server(echo) as t2:
         p1, p2, p3 = free_port(), free_port(), free_port()
         client = ssh_client(
             sshd,
@@ -81,7 +76,7 @@ def test_several_forwards_in_one_ssh_each_listener_gets_its_own(sshd: tuple[int,
 
 @pytest.mark.skipif(shutil.which("socat") is None, reason="socat is not installed (Debian package socat)")
 def test_socat_forward_is_labelled() -> None:
-    with tcp_server(_echo) as target:
+    with tcp_server(echo) as target:
         local = free_port()
         proc = subprocess.Popen(
             ["socat", f"TCP-LISTEN:{local},bind=127.0.0.1,fork,reuseaddr", f"TCP:127.0.0.1:{target}"],
