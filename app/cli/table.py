@@ -392,22 +392,42 @@ def render(
     its escape sequence: widths and cuts are measured on the text alone, so the columns line up
     as without colour, and a sequence never lands inside a cell's text."""
     widths = [cell_width(h) for h in headers]
+    measured: list[list[int]] = []  # each row's cell widths, measured once
     for row in rows:
-        for i, cell in enumerate(row[:-1]):
-            widths[i] = max(widths[i], cell_width(cell))
-    lines = []
-    all_rows = [list(headers), *rows]
-    for n, row in enumerate(all_rows):
-        parts = [_pad(cell, widths[i]) for i, cell in enumerate(row[:-1])]
-        line = "  ".join([*parts, row[-1]]).rstrip()
-        if not color:
-            lines.append(_cut(line, width) if width is not None else line)
+        cws = [cell_width(cell) for cell in row]
+        measured.append(cws)
+        for i, w in enumerate(cws[:-1]):
+            if w > widths[i]:
+                widths[i] = w
+    lines = [_plain_line(list(headers), [cell_width(h) for h in headers], widths, width)]
+    for n, row in enumerate(rows):
+        cws = measured[n]
+        if not color or not styles:
+            lines.append(_plain_line(row, cws, widths, width))
             continue
-        if n == 0 or not styles:  # the header stays plain, as a pipe would show it
-            lines.append(_cut(line, width) if width is not None else line)
+        row_styles = styles[n]
+        line = _plain_line(row, cws, widths, None)
+        cut = width is not None and cell_width(line) > width
+        if cut or any(st and row[i][-1:].isspace() for i, st in enumerate(row_styles[: len(row)])):
+            # cut, or a styled cell the line's rstrip may reach into: place each sequence by count
+            lines.append(_painted(line, row, widths, row_styles, width))
             continue
-        lines.append(_painted(line, row, widths, styles[n - 1], width))
+        last = len(row) - 1
+        parts = [
+            paint(cell, row_styles[i] if i < len(row_styles) else None, True)
+            + (" " * (widths[i] - cws[i]) if i < last else "")
+            for i, cell in enumerate(row)
+        ]
+        lines.append("  ".join(parts).rstrip())
     return lines
+
+
+def _plain_line(row: Sequence[str], cws: Sequence[int], widths: Sequence[int], width: int | None) -> str:
+    last = len(row) - 1
+    line = "  ".join(
+        [cell + " " * (widths[i] - cws[i]) if i < last else cell for i, cell in enumerate(row)]
+    ).rstrip()
+    return _cut(line, width) if width is not None else line
 
 
 def _painted(line: str, row: Sequence[str], widths: Sequence[int], styles: Styles, width: int | None) -> str:
