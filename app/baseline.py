@@ -6,10 +6,16 @@ Identity rules (documented in the README):
   Connections come and go and are never part of it.
 * A listener is identified by ``(proto, address, port)``; the address is canonicalised
   (``0:0::0`` is ``::``), and ``0.0.0.0`` and ``::`` are different listeners.
-* Pids are not recorded: a restarted service (new pid, same program) is not drift.
-* ``changed`` = the same endpoint held by another process name or user. Several processes on one
-  endpoint (SO_REUSEPORT workers) are recorded as their sorted, comma-joined distinct names.
-  A name or user that is unknown on either side (empty: not visible without root) is not compared.
+* Pids are not recorded: a restarted service (new pid, same program) is not drift, nor is a
+  container restarted with a new pid (same name, same image).
+* ``changed`` = the same endpoint held by another process name or user, or by another service
+  (the systemd unit or container name) or container image. Several processes on one endpoint
+  (SO_REUSEPORT workers) are recorded as their sorted, comma-joined distinct names (services and
+  images too). A value that is unknown on either side (empty: not visible without root, not
+  recorded by a version 1 file, no engine API to name the image) is not compared, and neither is
+  a login session's scope (``session-3.scope``: a new one on every login, not a service).
+* Version 2 files add ``service`` and ``image`` to each listener; version 1 files (without them)
+  are still read.
 * Unconnected UDP sockets on a port in the OS ephemeral range (``/proc/sys/net/ipv4/
   ip_local_port_range`` on Linux) are left out by default: they are almost always clients (DNS
   resolvers, NTP, mDNS queries) whose port changes on every restart and would make a baseline
@@ -26,18 +32,23 @@ import datetime as dt
 import ipaddress
 import json
 import os
+import re
 import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.errors import UsageError
 from app.fileout import describe, write_atomic
-from app.model import UDP_BOUND, Proto, Snapshot, format_endpoint
+from app.model import UDP_BOUND, Proto, Snapshot, Sock, format_endpoint
 from app.textsafe import printable
 
+if TYPE_CHECKING:
+    from app.owners import OwnerFacts
+
 FORMAT = "portscope-baseline"
-VERSION = 1
+VERSION = 2
+READS = (1, 2)  # the versions this code reads
 MAX_BYTES = 32 * 1024 * 1024
 
 Identity = tuple[str, str, int]
@@ -45,13 +56,16 @@ Identity = tuple[str, str, int]
 
 @dataclass(frozen=True, slots=True, order=True)
 class Entry:
-    """One listener in a baseline. ``process`` and ``user`` are "" when unknown."""
+    """One listener in a baseline. ``process``, ``user``, ``service`` (unit or container name) and
+    ``image`` (a container's) are "" when unknown or none."""
 
     proto: str
     address: str
     port: int
     process: str = ""
     user: str = ""
+    service: str = ""
+    image: str = ""
 
     @property
     def identity(self) -> Identity:
@@ -68,7 +82,13 @@ class Entry:
             "port": self.port,
             "process": self.process,
             "user": self.user,
+            "service": self.service,
+            "image": self.image,
         }
+
+    def owner_dict(self) -> dict[str, str]:
+        """Who holds it: the ``before`` / ``after`` of a change."""
+        return {"process": self.process, "user": self.user, "service": self.service, "image": self.image}
 
 
 @dataclass(frozen=True)
@@ -103,10 +123,26 @@ def _joined(values: Iterable[str]) -> str:
     return ",".join(sorted({v for v in values if v}))
 
 
-def entries_from_snapshot(snapshot: Snapshot, include_ephemeral_udp: bool = False) -> list[Entry]:
-    """The listeners of ``snapshot`` as baseline entries, one per (proto, address, port)."""
+def _service_of(snapshot: Snapshot, sock: Sock, facts: OwnerFacts | None) -> tuple[str, str]:
+    """(service name, image) of the listener's owner, raw; ("", "") when none or not known."""
+    if facts is None:
+        return "", ""
+    svc = facts.service(snapshot, sock)
+    if svc is None:
+        return "", ""
+    name = (svc.unit or "") if svc.kind == "socket" else svc.name
+    return name, svc.image or ""
+
+
+def entries_from_snapshot(
+    snapshot: Snapshot, include_ephemeral_udp: bool = False, facts: OwnerFacts | None = None
+) -> list[Entry]:
+    """The listeners of ``snapshot`` as baseline entries, one per (proto, address, port); with
+    ``facts`` (prepared for the snapshot) their services and images too."""
     names: dict[Identity, list[str]] = {}
     users: dict[Identity, list[str]] = {}
+    services: dict[Identity, list[str]] = {}
+    images: dict[Identity, list[str]] = {}
     for sock in snapshot.listeners:
         if (
             not include_ephemeral_udp
@@ -123,19 +159,32 @@ def entries_from_snapshot(snapshot: Snapshot, include_ephemeral_udp: bool = Fals
         owner = snapshot.owner(sock)
         names.setdefault(ident, []).append(owner.name if owner else "")
         users.setdefault(ident, []).append(owner.username if owner else "")
+        service, image = _service_of(snapshot, sock, facts)
+        services.setdefault(ident, []).append(service)
+        images.setdefault(ident, []).append(image)
     return sorted(
         (
-            Entry(p, a, port, _joined(names[(p, a, port)]), _joined(users[(p, a, port)]))
+            Entry(
+                p,
+                a,
+                port,
+                _joined(names[(p, a, port)]),
+                _joined(users[(p, a, port)]),
+                _joined(services[(p, a, port)]),
+                _joined(images[(p, a, port)]),
+            )
             for p, a, port in names
         ),
         key=_order,
     )
 
 
-def make_baseline(snapshot: Snapshot, include_ephemeral_udp: bool = False) -> Baseline:
+def make_baseline(
+    snapshot: Snapshot, include_ephemeral_udp: bool = False, facts: OwnerFacts | None = None
+) -> Baseline:
     created = dt.datetime.fromtimestamp(snapshot.taken_at, dt.UTC).isoformat(timespec="seconds")
     return Baseline(
-        listeners=tuple(entries_from_snapshot(snapshot, include_ephemeral_udp)),
+        listeners=tuple(entries_from_snapshot(snapshot, include_ephemeral_udp, facts)),
         include_ephemeral_udp=include_ephemeral_udp,
         created=created,
         host=socket.gethostname(),
@@ -206,7 +255,9 @@ def _entry(raw: object, where: str) -> Entry:
         raise _Shape(f"{where}.port must be from 1 to 65535, not {port if abs(port) < 10**9 else '…'}")
     process = _field(raw, "process", where, str, "")
     user = _field(raw, "user", where, str, "")
-    return Entry(proto.lower(), address, port, process, user)
+    service = _field(raw, "service", where, str, "")
+    image = _field(raw, "image", where, str, "")
+    return Entry(proto.lower(), address, port, process, user, service, image)
 
 
 def parse_baseline(data: bytes, name: str = "baseline") -> Baseline:
@@ -241,10 +292,9 @@ def _from_doc(doc: object) -> Baseline:
             "make one with 'portscope baseline save FILE')"
         )
     version = _field(doc, "version", "baseline", int)
-    if version != VERSION:
-        raise _Shape(
-            f"version {version if abs(version) < 10**9 else '…'} is not supported (this is {VERSION})"
-        )
+    if version not in READS:
+        shown = version if abs(version) < 10**9 else "…"
+        raise _Shape(f"version {shown} is not supported (this reads {', '.join(map(str, READS))})")
     include = _field(doc, "include_ephemeral_udp", "baseline", bool, False)
     raw_list = _field(doc, "listeners", "baseline", list)
     entries: dict[Identity, Entry] = {}
@@ -305,6 +355,26 @@ def _differs(a: str, b: str) -> bool:
     return bool(a and b and a != b)
 
 
+_SESSION_SCOPE = re.compile(r"session-[^,]*\.scope")
+
+
+def _service_differs(a: str, b: str) -> bool:
+    """Services differ when both are known and neither is a login session's scope (a shell's
+    program lands in a new ``session-N.scope`` on every login)."""
+    if _SESSION_SCOPE.fullmatch(a) or _SESSION_SCOPE.fullmatch(b):
+        return False
+    return _differs(a, b)
+
+
+def _owner_differs(old: Entry, now: Entry) -> bool:
+    return (
+        _differs(old.process, now.process)
+        or _differs(old.user, now.user)
+        or _service_differs(old.service, now.service)
+        or _differs(old.image, now.image)
+    )
+
+
 def compare(baseline: Iterable[Entry], current: Iterable[Entry]) -> Drift:
     """What changed from ``baseline`` to ``current`` under the identity rules above."""
     before = {e.identity: e for e in baseline}
@@ -314,7 +384,7 @@ def compare(baseline: Iterable[Entry], current: Iterable[Entry]) -> Drift:
         old = before.get(ident)
         if old is None:
             drift.added.append(now)
-        elif _differs(old.process, now.process) or _differs(old.user, now.user):
+        elif _owner_differs(old, now):
             drift.changed.append((old, now))
     drift.removed = [e for ident, e in before.items() if ident not in after]
     drift.added.sort(key=_order)
@@ -323,9 +393,12 @@ def compare(baseline: Iterable[Entry], current: Iterable[Entry]) -> Drift:
     return drift
 
 
+DRIFT_SCHEMA = 2  # 2: entries and before/after have service and image
+
+
 def drift_dict(drift: Drift, path: str) -> dict[str, Any]:
     return {
-        "schema": 1,
+        "schema": DRIFT_SCHEMA,
         "baseline": path,
         "drift": drift.drifted,
         "added": [e.as_dict() for e in drift.added],
@@ -335,8 +408,8 @@ def drift_dict(drift: Drift, path: str) -> dict[str, Any]:
                 "proto": old.proto,
                 "address": old.address,
                 "port": old.port,
-                "before": {"process": old.process, "user": old.user},
-                "after": {"process": new.process, "user": new.user},
+                "before": old.owner_dict(),
+                "after": new.owner_dict(),
             }
             for old, new in drift.changed
         ],
@@ -345,7 +418,11 @@ def drift_dict(drift: Drift, path: str) -> dict[str, Any]:
 
 def _who(e: Entry) -> str:
     name = printable(e.process, 60) or "?"
-    return f"{name} ({printable(e.user, 24)})" if e.user else name
+    text = f"{name} ({printable(e.user, 24)})" if e.user else name
+    service = [printable(e.service, 60)] if e.service else []
+    if e.image:
+        service.append(f"image {printable(e.image, 80)}")
+    return f"{text} [{', '.join(service)}]" if service else text
 
 
 def drift_lines(drift: Drift) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Literal
 
 from app.backends.base import (
     Collector,
@@ -57,11 +58,14 @@ def _portable() -> Collector:
     return PsutilCollector()
 
 
-def default_collector() -> Collector:
+def default_collector(*, stats: bool = False, netns: Literal["current", "all"] = "current") -> Collector:
     """The best collector for this platform: the netlink fast path on Linux when available.
 
-    ``PORTSCOPE_COLLECTOR=psutil`` forces the portable collector (to compare, or to work around
-    a problem in the fast path)."""
+    ``stats``: also read TCP info, queues and the host's listen counters (:mod:`app.health`);
+    ``netns="all"``: also every other network namespace. Only the Linux backend can: the portable
+    one ignores both (its snapshots have ``stats`` None and one namespace), and the command says
+    what is missing. ``PORTSCOPE_COLLECTOR=psutil`` forces the portable collector (to compare, or
+    to work around a problem in the fast path)."""
     if os.environ.get("PORTSCOPE_COLLECTOR", "").strip().lower() == "psutil":
         return _portable()
     if sys.platform.startswith("linux"):
@@ -71,7 +75,7 @@ def default_collector() -> Collector:
             pass
         else:
             try:
-                return FastCollector(fallback=_portable)
+                return FastCollector(fallback=_portable, stats=stats, netns=netns)
             except Exception:  # any failure to set up the fast path: use the portable one
                 pass
     return _portable()

@@ -18,6 +18,11 @@ Identity rules:
 
 Each event carries the key of its row (:meth:`Snapshot.keyed`): the current snapshot's key,
 or for ``closed`` the previous snapshot's, so the dashboard can highlight the row.
+
+``queue-overflow`` (:func:`queue_overflows`, from snapshots taken with stats) is not a change of a
+socket but of its load: a TCP listener's accept queue reached 80% of its backlog (it was below at
+the previous poll), or the host counted accept-queue overflows (``TcpExt ListenOverflows``) since
+the previous poll, i.e. connections it dropped because a queue was full.
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Literal
 
-from app.model import ProcessInfo, Snapshot, Sock
+from app.health import queue, queue_marked
+from app.model import LISTEN, ProcessInfo, Proto, Snapshot, Sock
 
 if TYPE_CHECKING:
     from app.exposure import ExposureMap
@@ -39,6 +45,7 @@ class EventKind(StrEnum):
     CLOSED = "closed"
     OWNER_CHANGED = "owner-changed"
     STATE_CHANGED = "state-changed"
+    QUEUE_OVERFLOW = "queue-overflow"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +57,63 @@ class Event:
     owner: ProcessInfo | None  # its owner now (for CLOSED: as last seen)
     before: Sock | None = None  # for OWNER_CHANGED / STATE_CHANGED: the socket as it was
     before_owner: ProcessInfo | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueOverflow:
+    """A ``queue-overflow`` event: ``sock`` is the listener whose accept queue holds ``current`` of
+    at most ``max`` connections; ``overflows`` is how many connections the host dropped from full
+    accept queues since the previous poll. ``sock`` is ``None`` when the host counted overflows but
+    no listener's queue was waiting at this poll (it drained in between)."""
+
+    time: float
+    key: str | None
+    sock: Sock | None
+    owner: ProcessInfo | None
+    current: int | None
+    max: int | None
+    overflows: int
+
+    kind = EventKind.QUEUE_OVERFLOW
+
+
+def full_queues(snapshot: Snapshot) -> set[str]:
+    """Row keys of the TCP listeners whose accept queue is at least 80% of its backlog."""
+    out = set()
+    for sock, key in zip(snapshot.sockets, snapshot.keys, strict=True):
+        if (
+            sock.proto is Proto.TCP
+            and sock.status == LISTEN
+            and queue_marked(queue(snapshot.stats, sock.inode))
+        ):
+            out.add(key)
+    return out
+
+
+def queue_overflows(snapshot: Snapshot, full_before: set[str], overflows: int) -> list[QueueOverflow]:
+    """The ``queue-overflow`` events of ``snapshot`` (taken with stats): each TCP listener whose
+    queue is newly at 80% of its backlog (not in ``full_before``, :func:`full_queues` of the
+    previous poll), and, when the host's ListenOverflows rose by ``overflows`` since then, each
+    listener of this namespace with connections waiting (or one host-wide event if none has).
+    Pure: the same inputs give the same events."""
+    events: list[QueueOverflow] = []
+    if snapshot.stats is None:
+        return events
+    now = snapshot.taken_at
+    for sock, key in zip(snapshot.sockets, snapshot.keys, strict=True):
+        if sock.proto is not Proto.TCP or sock.status != LISTEN:
+            continue
+        q = queue(snapshot.stats, sock.inode)
+        if q is None:
+            continue
+        newly_full = queue_marked(q) and key not in full_before
+        # the host's counter is this namespace's (/proc/net/netstat): blame only its listeners
+        waiting_in_overflow = overflows > 0 and q.current > 0 and not sock.netns
+        if newly_full or waiting_in_overflow:
+            events.append(QueueOverflow(now, key, sock, snapshot.owner(sock), q.current, q.max, overflows))
+    if overflows > 0 and not any(e.sock is not None and not e.sock.netns for e in events):
+        events.append(QueueOverflow(now, None, None, None, None, None, overflows))
+    return events
 
 
 Scope = Literal["all", "listening", "connections"]
@@ -173,7 +237,13 @@ def exposed_openings(events: Iterable[Event], exposure: ExposureMap) -> list[Eve
 
 def changed_keys(events: Sequence[Event]) -> dict[str, EventKind]:
     """Row key -> the most notable event kind on it (for the dashboard's highlighting)."""
-    rank = {EventKind.CLOSED: 0, EventKind.STATE_CHANGED: 1, EventKind.OWNER_CHANGED: 2, EventKind.OPENED: 3}
+    rank = {
+        EventKind.QUEUE_OVERFLOW: 0,
+        EventKind.CLOSED: 1,
+        EventKind.STATE_CHANGED: 2,
+        EventKind.OWNER_CHANGED: 3,
+        EventKind.OPENED: 4,
+    }
     out: dict[str, EventKind] = {}
     for e in events:
         if e.key not in out or rank[e.kind] > rank[out[e.key]]:

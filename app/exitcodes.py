@@ -6,7 +6,8 @@
 | 1    | NEGATIVE    | a clean "no": nothing uses the port, port closed, none free, ...    |
 | 2    | USAGE       | bad input: malformed argument, unreadable file, unresolvable host   |
 | 3    | DRIFT       | `baseline diff` found listeners that drifted from the baseline      |
-| 69   | UNAVAILABLE | no socket source works here (netlink refused and /proc/net hidden)  |
+| 69   | UNAVAILABLE | no socket source works here (netlink refused and /proc/net hidden), |
+|      |             | or --stats where the netlink backend is not in use                  |
 | 74   | OUTPUT      | output could not be written: stdout closed, disk full, I/O error    |
 | 130  | INTERRUPT   | interrupted with Ctrl-C                                             |
 | 143  | TERMINATED  | stopped by SIGTERM (watch and the dashboard exit 0: that is how   |

@@ -16,8 +16,6 @@ module, inside their ``run()``.
 
 from __future__ import annotations
 
-import os
-import sys
 import threading
 import time
 from collections import Counter
@@ -312,18 +310,9 @@ def stats_collector() -> Collector:
     """The best collector that also reads queues and the host's listen counters: the Linux
     backend with stats (psutil as its fallback, and everywhere else, where those series are
     absent). ``PORTSCOPE_COLLECTOR=psutil`` forces the portable one, as for every command."""
-    from app.collector import PsutilCollector, default_collector
+    from app.collector import default_collector
 
-    if os.environ.get("PORTSCOPE_COLLECTOR", "").strip().lower() == "psutil":
-        return PsutilCollector()
-    if sys.platform.startswith("linux"):
-        try:
-            from app.fast.collector import FastCollector
-
-            return FastCollector(stats=True, fallback=PsutilCollector)
-        except Exception:  # the fast path cannot start here: whatever the factory picks
-            pass
-    return default_collector()
+    return default_collector(stats=True)
 
 
 def exposition(registry: CollectorRegistry) -> str:

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 
 from app.forwarders import Forward, forward_of, might_forward
 from app.model import ProcessInfo, Snapshot, Sock
-from app.service import CONTAINER, Service, service_of, socket_activation
+from app.service import CONTAINER, SOCKET, Service, service_of, socket_activation
+from app.textsafe import printable
 
 if TYPE_CHECKING:
     from app.containers import ContainerIndex
@@ -119,3 +120,21 @@ def _activation(sock: Sock) -> Service | None:
 def owner_dict(info: ProcessInfo) -> dict[str, object]:
     """One holder in JSON: pid, name, user."""
     return {"pid": info.pid, "name": info.name, "user": info.username}
+
+
+def forward_text(fwd: Forward) -> str:
+    """A forward's label as raw text (not escaped): for CSV, whose writer escapes every cell once.
+    Everything else shows :meth:`Forward.label`."""
+    return fwd._text()
+
+
+SERVICE_LIMIT = 40
+
+
+def service_name(svc: Service, limit: int | None = SERVICE_LIMIT) -> str:
+    """What people call a service, escaped and cut: the unit or container name, for a
+    socket-activated listener its ``.socket`` unit. (``Service.label`` says more: the engine, the
+    image.)"""
+    if svc.kind == SOCKET:
+        return printable(svc.unit, limit) if svc.unit else "socket activation"
+    return printable(svc.name, limit)

@@ -1,7 +1,10 @@
 """The stable JSON shape of sockets and snapshots (``list --json``, ``who --json``, events).
 
 Version 2 (added to each socket: ``owners``, ``service``, ``forward``, ``netns``). Pinned by
-tests/integration/test_json_shape.py: add keys only with a version bump.
+tests/integration/test_json_shape.py: add keys only with a version bump. With ``stats`` (the
+``--stats`` option) each socket has two more keys, last: ``tcp_info`` (:class:`app.health.TcpInfo`
+of a TCP socket, else null) and ``queue`` (a TCP listener's accept queue ``{current, max}``, else
+null); without it the shape is exactly schema 2's.
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ from typing import Any
 
 from app import __version__
 from app.exposure import ExposureMap
-from app.model import ProcessInfo, Snapshot, Sock
+from app.health import TcpInfo, queue, tcp_info
+from app.model import LISTEN, ProcessInfo, Proto, Snapshot, Sock
 from app.owners import OwnerFacts, owner_dict
 
 SCHEMA_VERSION = 2
@@ -53,15 +57,27 @@ def owner_blocks(
     return owners, svc.as_dict() if svc else None, fwd.as_dict() if fwd else None
 
 
+def stats_blocks(sock: Sock, snapshot: Snapshot) -> tuple[TcpInfo | None, dict[str, int] | None]:
+    """(tcp_info, queue) of ``sock`` for ``--stats``: the TCP info of a TCP socket, the accept queue
+    of a TCP listener; ``None`` where there is none (UDP, a socket without a file descriptor)."""
+    if sock.proto is not Proto.TCP:
+        return None, None
+    info = tcp_info(snapshot.stats, sock.inode)
+    q = queue(snapshot.stats, sock.inode) if sock.status == LISTEN else None
+    return info, None if q is None else {"current": q.current, "max": q.max}
+
+
 def sock_dict(
     sock: Sock,
     snapshot: Snapshot,
     exposure: ExposureMap,
     key: str | None = None,
     facts: OwnerFacts | None = None,
+    *,
+    stats: bool = False,
 ) -> dict[str, Any]:
     owners, service, forward = owner_blocks(sock, snapshot, facts)
-    return {
+    out: dict[str, Any] = {
         "key": key or sock.endpoint_key,
         "proto": sock.proto.value,
         "family": sock.family.value,
@@ -79,6 +95,11 @@ def sock_dict(
         "forward": forward,
         "netns": netns_dict(sock, snapshot),
     }
+    if stats:
+        info, q = stats_blocks(sock, snapshot)
+        out["tcp_info"] = None if info is None else info.as_dict()
+        out["queue"] = q
+    return out
 
 
 def snapshot_dict(
@@ -86,6 +107,8 @@ def snapshot_dict(
     socks: list[Sock],
     exposure: ExposureMap,
     facts: OwnerFacts | None = None,
+    *,
+    stats: bool = False,
     **extra: Any,
 ) -> dict[str, Any]:
     keys = snapshot.keyed()
@@ -100,7 +123,7 @@ def snapshot_dict(
         "warnings": list(snapshot.warnings),
         "ephemeral_range": list(snapshot.ephemeral),
         **extra,
-        "sockets": [sock_dict(s, snapshot, exposure, key_of.get(id(s)), facts) for s in socks],
+        "sockets": [sock_dict(s, snapshot, exposure, key_of.get(id(s)), facts, stats=stats) for s in socks],
     }
 
 
@@ -131,6 +154,7 @@ _SOCK_KEYS = (
     "forward",
     "netns",
 )
+_STATS_KEYS = ("tcp_info", "queue")  # after _SOCK_KEYS, with stats
 _SOCK_INDENT = "    "  # sockets sit at depth 2 of the document
 _INNER = "\n      "  # a socket's keys, and what a nested block is re-indented by
 
@@ -149,12 +173,47 @@ def _endpoint_block(ip: str, port: int) -> str:
     )
 
 
+def _number(value: float | int | None) -> str:
+    """A number as json.dumps writes it (TcpInfo holds ints, floats and None only)."""
+    if value is None:
+        return "null"
+    if type(value) is float:
+        return float.__repr__(value)
+    return int.__repr__(value)
+
+
+def _stats_text(sock: Sock, snapshot: Snapshot) -> str:
+    info, q = stats_blocks(sock, snapshot)
+    if info is None:
+        info_text = "null"
+    else:
+        info_text = (
+            "{"
+            + ",".join(
+                _INNER + '  "' + name + '": ' + _number(value)
+                for name, value in zip(TcpInfo._fields, info, strict=True)
+            )
+            + _INNER
+            + "}"
+        )
+    if q is None:
+        q_text = "null"
+    else:
+        q_text = (
+            "{" + _INNER + '  "current": ' + int.__repr__(q["current"]) + ","
+            + _INNER + '  "max": ' + int.__repr__(q["max"]) + _INNER + "}"
+        )  # fmt: skip
+    return "," + _INNER + '"tcp_info": ' + info_text + "," + _INNER + '"queue": ' + q_text
+
+
 def iter_socket_json(
     socks: list[Sock],
     snapshot: Snapshot,
     exposure: ExposureMap,
     keys: list[str | None],
     facts: OwnerFacts | None = None,
+    *,
+    stats: bool = False,
 ) -> Iterator[str]:
     """Each socket's text as ``json.dumps(sock_dict(...), indent=2)`` nested in the document.
     (Proto, Family and PortRange are StrEnums: their C-encoded text is their value's.)"""
@@ -201,6 +260,7 @@ def iter_socket_json(
             + "," + _INNER + '"pid": ' + ("null" if pid is None else int.__repr__(pid))
             + "," + _INNER + '"process": ' + proc
             + extra
+            + (_stats_text(sock, snapshot) if stats else "")
             + "\n" + _SOCK_INDENT + "}"
         )  # fmt: skip
 
@@ -222,24 +282,26 @@ def iter_snapshot_json(
     *,
     chunk: int = 500,
     facts: OwnerFacts | None = None,
+    stats: bool = False,
     **extra: Any,
 ) -> Iterator[str]:
-    """The text of ``json.dumps(snapshot_dict(snapshot, socks, exposure, facts, **extra),
-    indent=2)``, in pieces of about ``chunk`` sockets (write each as it comes: bounded memory)."""
+    """The text of ``json.dumps(snapshot_dict(snapshot, socks, exposure, facts, stats=stats,
+    **extra), indent=2)``, in pieces of about ``chunk`` sockets (write each as it comes: bounded
+    memory)."""
     head = json.dumps(snapshot_dict(snapshot, [], exposure, **extra), indent=2)
     if not socks:
         yield head
         return
     tail = '"sockets": []\n}'
     if not head.endswith(tail):  # only if someone moves "sockets": then the slow, sure way
-        yield json.dumps(snapshot_dict(snapshot, socks, exposure, facts, **extra), indent=2)
+        yield json.dumps(snapshot_dict(snapshot, socks, exposure, facts, stats=stats, **extra), indent=2)
         return
     yield head[: -len(tail)] + '"sockets": [\n'
     key_of = {id(s): k for k, s in snapshot.keyed().items()}
     keys = [key_of.get(id(s)) for s in socks]
     parts: list[str] = []
     sep = ""
-    for text in iter_socket_json(socks, snapshot, exposure, keys, facts):
+    for text in iter_socket_json(socks, snapshot, exposure, keys, facts, stats=stats):
         parts.append(text)
         if len(parts) >= chunk:
             yield sep + ",\n".join(parts)

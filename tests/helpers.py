@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import atexit
+import io
 import os
+import queue
 import random
+import select
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
+import psutil
 import pytest
 
 _CHILD = r"""
@@ -324,6 +330,71 @@ def spawn_zombie_leader() -> Child:
     raise RuntimeError("the zombie-leader child's main thread did not exit")
 
 
+# Binds a listener, forks N workers that keep it; prints "port worker_pids..."; on a line on stdin
+# the parent exits (the workers stay until their stdin closes... they watch a pipe).
+PREFORK = r"""
+import os, socket, sys, time
+n = int(sys.argv[1])
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(16)
+r, w = os.pipe()
+kids = []
+for _ in range(n):
+    pid = os.fork()
+    if pid == 0:
+        os.close(w)
+        os.read(r, 1)  # until the test closes the parent's stdin and the pipe's write end is gone
+        time.sleep(0.5)
+        os._exit(0)
+    kids.append(pid)
+os.close(r)
+print(s.getsockname()[1], *kids, flush=True)
+sys.stdin.readline()
+"""
+
+
+@contextmanager
+def prefork_listener(workers: int = 3) -> Iterator[tuple[subprocess.Popen[str], int, list[int]]]:
+    """A pre-fork server: the parent binds 127.0.0.1, forks ``workers`` children that keep the
+    socket. Yields (parent, port, worker pids); kills them all by pid afterwards."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", PREFORK, str(workers)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    kids: list[int] = []
+    try:
+        assert proc.stdout is not None
+        port_s, *kids_s = proc.stdout.readline().split()
+        kids = sorted(int(k) for k in kids_s)
+        yield proc, int(port_s), kids
+    finally:
+        for pid in kids:
+            kill_quietly(pid)
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+@contextmanager
+def growing_listener(name: str = "ps-grow") -> Iterator[Child]:
+    """A child in this namespace listening on 127.0.0.1 that opens one more listener each time
+    :func:`more` asks (so a test can move it into a cgroup first and then watch a new socket)."""
+    fd, script = tempfile.mkstemp(suffix=".py", prefix="portscope-grow-")
+    with os.fdopen(fd, "w") as f:
+        f.write(LISTENER)
+    os.chmod(script, 0o644)
+    proc = subprocess.Popen(
+        [sys.executable, "-u", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        yield Child(proc, int(proc.stdout.readline()), "tcp", "127.0.0.1", name)
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+        os.unlink(script)
+
+
 # A listener that prints its port, then opens one more listener each time it reads a line.
 LISTENER = r"""
 import socket, sys
@@ -595,3 +666,224 @@ def supervised_listener() -> Iterator[Supervisor]:
         yield sup
     finally:
         sup.stop()
+
+
+# --- TCP traffic on loopback ---------------------------------------------------------------------
+
+
+@contextmanager
+def connected_pair() -> Iterator[tuple[socket.socket, socket.socket, socket.socket]]:
+    """(listener, client, accepted server end) on 127.0.0.1, owned by this process."""
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:
+        srv = stack.enter_context(socket.socket())
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(8)
+        client = stack.enter_context(socket.create_connection(srv.getsockname()))
+        server, _ = srv.accept()
+        stack.enter_context(server)
+        yield srv, client, server
+
+
+def move(src: socket.socket, dst: socket.socket, n: int) -> None:
+    """Send ``n`` bytes from ``src`` and read every one of them at ``dst``."""
+    sender = threading.Thread(target=src.sendall, args=(b"x" * n,))
+    sender.start()
+    got = 0
+    while got < n:
+        chunk = dst.recv(1 << 16)
+        assert chunk
+        got += len(chunk)
+    sender.join()
+
+
+def echo(conn: socket.socket) -> None:
+    """A :func:`tcp_server` handler that sends back what it receives."""
+    while data := conn.recv(4096):
+        conn.sendall(data)
+
+
+# --- reading the CLI's aligned tables ----------------------------------------------------------------
+
+
+def table_columns(header: str) -> dict[str, int]:
+    """Column name -> where it starts in an aligned table's header line."""
+    import re
+
+    return {m.group(0): m.start() for m in re.finditer(r"\S+", header)}
+
+
+def table_cell(line: str, cols: dict[str, int], name: str) -> str:
+    """The text of column ``name`` in an aligned row (up to where the next column starts)."""
+    start = cols[name]
+    later = [p for p in sorted(cols.values()) if p > start]
+    return line[start : later[0] if later else None].strip()
+
+
+# --- a running `portscope watch` -------------------------------------------------------------------
+
+DEADLINE = 20.0
+
+
+class Live:
+    """A running ``portscope watch``: stdout is read in this thread with select() and a deadline (so
+    the test can close it at any time); stderr is pumped by a thread."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.proc = proc
+        self.err: list[str] = []
+        self._err_q: queue.Queue[str] = queue.Queue()
+        self._buf = b""
+        assert proc.stdout is not None and proc.stderr is not None
+        self._out_fd = proc.stdout.fileno()
+        threading.Thread(target=self._pump, args=(proc.stderr, self._err_q), daemon=True).start()
+
+    @staticmethod
+    def _pump(stream: io.TextIOBase, q: queue.Queue[str]) -> None:
+        try:
+            for line in stream:
+                q.put(line)
+        except (ValueError, OSError):
+            pass
+
+    def stderr_line(self, contains: str) -> str:
+        deadline = time.monotonic() + DEADLINE
+        while time.monotonic() < deadline:
+            try:
+                line = self._err_q.get(timeout=0.1)
+            except queue.Empty:
+                if self.proc.poll() is not None:
+                    break
+                continue
+            self.err.append(line)
+            if contains in line:
+                return line
+        raise AssertionError(f"no stderr line with {contains!r}; got {self.err!r}")
+
+    def stdout_until(self, match: Callable[[str], bool]) -> str:
+        deadline = time.monotonic() + DEADLINE
+        seen: list[str] = []
+        while time.monotonic() < deadline:
+            while b"\n" in self._buf:
+                raw, self._buf = self._buf.split(b"\n", 1)
+                line = raw.decode()
+                seen.append(line)
+                if match(line):
+                    return line
+            ready, _, _ = select.select([self._out_fd], [], [], 0.1)
+            if ready:
+                chunk = os.read(self._out_fd, 65536)
+                if not chunk:
+                    break
+                self._buf += chunk
+        raise AssertionError(f"no matching stdout line within {DEADLINE}s; got {seen!r}")
+
+    def all_stderr(self) -> str:
+        while True:
+            try:
+                self.err.append(self._err_q.get(timeout=0.5))
+            except queue.Empty:
+                return "".join(self.err)
+
+
+@contextmanager
+def watching(*args: str) -> Iterator[Live]:
+    proc = subprocess.Popen(
+        [*portscope_cmd(), "watch", "--interval", "0.2", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    live = Live(proc)
+    try:
+        live.stderr_line("watching")  # the first snapshot is taken: changes from now on are events
+        yield live
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+
+
+# --- a container engine (podman) and an sshd, for the fixtures in conftest.py ------------------------
+
+SSHD = "/usr/sbin/sshd"
+
+
+@dataclass
+class Engine:
+    sock: str
+    podman: list[str]  # podman with this engine's storage flags
+    cid: str
+    image: str
+    port: int
+
+
+def podman_base(tmp: Path) -> list[str]:
+    return [
+        "podman",
+        "--root",
+        str(tmp / "root"),
+        "--runroot",
+        str(tmp / "run"),
+        "--tmpdir",
+        str(tmp / "tmp"),
+        "--storage-driver",
+        "vfs",
+        "--cgroup-manager",
+        "cgroupfs",
+        "--events-backend",
+        "file",
+    ]
+
+
+def tiny_image_tar() -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        data = b"portscope test image\n"
+        info = tarfile.TarInfo("hello.txt")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def engine_answers(sock: str) -> bool:
+    from app.containers import EngineError, api_get
+
+    try:
+        return api_get(sock, "/_ping", timeout=0.5)[0] == 200
+    except EngineError:
+        return False
+
+
+def listening_ports(pid: int) -> set[int]:
+    proc = psutil.Process(pid)
+    conns = proc.net_connections("tcp") if hasattr(proc, "net_connections") else proc.connections("tcp")
+    return {c.laddr.port for c in conns if c.status == psutil.CONN_LISTEN}
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(timeout=10)
+
+
+def connects(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def ssh_client(sshd: tuple[int, str], *forward_args: str) -> subprocess.Popen[bytes]:
+    port, key = sshd
+    argv = [
+        "ssh",
+        *forward_args,
+        *("-i", key, "-p", str(port)),
+        *("-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"),
+        *("-o", "BatchMode=yes", "-o", "ExitOnForwardFailure=yes", "-o", "LogLevel=ERROR"),
+        "root@127.0.0.1",
+    ]
+    return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -6,19 +6,24 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from app import exitcodes
 from app.cli.common import warn
 from app.textsafe import printable
+
+if TYPE_CHECKING:
+    from app.model import Snapshot
+    from app.owners import OwnerFacts
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "baseline",
         help="save the listening ports, or report drift from a saved baseline (exit 3)",
-        description="Record the listeners (proto, address, port, process name, user; not pids) and "
-        "later compare against them. diff exits 0 when nothing drifted, 3 when something did, "
-        "2 when the baseline cannot be read.",
+        description="Record the listeners (proto, address, port, process name, user, service and "
+        "container image; not pids) and later compare against them. diff exits 0 when nothing "
+        "drifted, 3 when something did, 2 when the baseline cannot be read.",
     )
     actions = p.add_subparsers(dest="action", metavar="ACTION", parser_class=type(p), required=True)
     save = actions.add_parser("save", help="write the current listeners to FILE ('-' for stdout)")
@@ -45,12 +50,22 @@ def _hidden_note(snapshot_hidden: int, privileged: bool) -> None:
         warn("some owners are not visible without root: their process name and user are not compared")
 
 
-def run_save(args: argparse.Namespace) -> int:
-    from app.baseline import make_baseline, save
+def _listeners() -> tuple[Snapshot, OwnerFacts]:
+    """The current listeners and the facts that name their services (engines asked, once)."""
     from app.collector import default_collector
+    from app.owners import OwnerFacts
 
     snapshot = default_collector().collect()
-    baseline = make_baseline(snapshot, args.include_ephemeral_udp)
+    facts = OwnerFacts()
+    facts.prepare(snapshot, snapshot.listeners)
+    return snapshot, facts
+
+
+def run_save(args: argparse.Namespace) -> int:
+    from app.baseline import make_baseline, save
+
+    snapshot, facts = _listeners()
+    baseline = make_baseline(snapshot, args.include_ephemeral_udp, facts)
     save(baseline, args.file)  # '-' is stdout; see app/fileout.py for what else is accepted
     if args.file != "-":
         n = len(baseline.listeners)
@@ -61,12 +76,11 @@ def run_save(args: argparse.Namespace) -> int:
 
 def run_diff(args: argparse.Namespace) -> int:
     from app.baseline import compare, drift_dict, drift_lines, entries_from_snapshot, load_baseline
-    from app.collector import default_collector
 
     baseline = load_baseline(args.file)  # UsageError -> one line, exit 2
-    snapshot = default_collector().collect()
+    snapshot, facts = _listeners()
     include = args.include_ephemeral_udp or baseline.include_ephemeral_udp
-    drift = compare(baseline.listeners, entries_from_snapshot(snapshot, include))
+    drift = compare(baseline.listeners, entries_from_snapshot(snapshot, include, facts))
     if args.json:
         json.dump(drift_dict(drift, args.file), sys.stdout, indent=2)
         sys.stdout.write("\n")

@@ -6,7 +6,17 @@ import argparse
 import sys
 
 from app import exitcodes
-from app.cli.common import pid_arg, port_arg, range_arg, warn
+from app.cli.common import (
+    add_netns_option,
+    add_stats_option,
+    check_snapshot,
+    color_on,
+    open_collector,
+    pid_arg,
+    port_arg,
+    range_arg,
+    warn,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,6 +48,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--exposed", action="store_true", help="only sockets reachable beyond loopback")
     p.add_argument("--port", type=port_arg, help="only this local port")
     p.add_argument("--pid", type=pid_arg, help="only sockets owned by this pid")
+    add_netns_option(p)
+    add_stats_option(
+        p,
+        "TCP health: RTT, retransmits, bytes received/sent of connections, accept queues of "
+        "listeners (JSON: tcp_info and queue); Linux netlink only",
+    )
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="JSON (stable shape, see README)")
     fmt.add_argument("--csv", action="store_true", help="CSV (formula-like cells neutralised)")
@@ -45,15 +61,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.cli.table import CSV_COLUMNS, csv_row, grouped_socket_table, iter_csv
-    from app.collector import default_collector, filter_kind
+    from app.cli.table import Layout, csv_row, grouped_socket_table, iter_csv, needs_netns_column
+    from app.collector import filter_kind
     from app.exposure import ExposureMap
     from app.model import Proto
     from app.owners import OwnerFacts
     from app.serialize import iter_snapshot_json
 
     wanted_range = args.port_range
-    snapshot = default_collector().collect(port=args.port)
+    snapshot = open_collector(args).collect(port=args.port)
+    check_snapshot(snapshot, args)
     exposure = ExposureMap()
     socks = filter_kind(snapshot, args.kind)
     if args.proto:
@@ -65,19 +82,23 @@ def run(args: argparse.Namespace) -> int:
     if args.pid is not None:
         socks = [s for s in socks if s.pid == args.pid]
 
+    facts = OwnerFacts()
+    facts.prepare(snapshot, socks)  # container engines, systemd: blocking, fine in a one-shot
     if args.json:
         write = sys.stdout.write
-        facts = OwnerFacts()
-        facts.prepare(snapshot, socks)
-        for text in iter_snapshot_json(snapshot, socks, exposure, facts=facts):  # = json.dump(indent=2)
+        # = json.dump(indent=2)
+        for text in iter_snapshot_json(snapshot, socks, exposure, facts=facts, stats=args.stats):
             write(text)
         write("\n")
     elif args.csv:
-        for text in iter_csv((csv_row(s, snapshot, exposure) for s in socks), CSV_COLUMNS):
+        # the CSV's columns follow the command line, not what the host has (a stable header)
+        layout = Layout(facts=facts, netns=args.netns == "all", stats=args.stats)
+        for text in iter_csv((csv_row(s, snapshot, exposure, layout) for s in socks), layout.csv_headers()):
             sys.stdout.write(text)
     else:
+        layout = Layout(facts=facts, netns=needs_netns_column(socks), stats=args.stats, color=color_on(args))
         if socks:
-            sys.stdout.write("\n".join(grouped_socket_table(socks, snapshot, exposure)) + "\n")
+            sys.stdout.write("\n".join(grouped_socket_table(socks, snapshot, exposure, layout)) + "\n")
         else:
             warn("no sockets match")
     for line in snapshot.warnings:

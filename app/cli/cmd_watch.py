@@ -1,5 +1,6 @@
-"""``portscope watch``: print one line per socket event (opened, closed, owner/state changed) until
-Ctrl-C or SIGTERM; NDJSON with ``--json``; ``--log FILE`` appends NDJSON, fsync'ed per poll."""
+"""``portscope watch``: print one line per socket event (opened, closed, owner/state changed; with
+``--stats`` also queue-overflow) until Ctrl-C or SIGTERM; NDJSON with ``--json``; ``--log FILE``
+appends NDJSON, fsync'ed per poll."""
 
 from __future__ import annotations
 
@@ -10,7 +11,14 @@ from types import FrameType
 from typing import Any
 
 from app import exitcodes
-from app.cli.common import interval_arg, warn
+from app.cli.common import (
+    add_netns_option,
+    add_stats_option,
+    check_snapshot,
+    interval_arg,
+    open_collector,
+    warn,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,20 +53,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(scope="listening")
     p.add_argument("--json", action="store_true", help="one JSON object per event (NDJSON, see README)")
     p.add_argument("--log", metavar="FILE", help="also append every event as NDJSON to FILE")
+    add_netns_option(p)
+    add_stats_option(
+        p,
+        "also report queue-overflow: a listener's accept queue at 80%% of its backlog, or connections "
+        "the host dropped from full queues; JSON sockets get tcp_info and queue; Linux netlink only",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.collector import default_collector
     from app.fileout import open_append
+    from app.owners import OwnerFacts
     from app.watch import Watch
 
+    collector = open_collector(args)  # --stats without netlink: one line, exit 69
     # --log '' is a mistake, not "no log"; a FIFO or a directory is refused (never blocks)
     log = open_append(args.log, what="log file") if args.log is not None else None
     interrupted = False
     try:
         watch = Watch(
-            default_collector(),
+            collector,
             scope=args.scope,
             interval=args.watch_interval,
             out=sys.stdout,
@@ -66,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
             log=log,
             log_name=args.log or "",
             warn=warn,
+            facts=OwnerFacts(),
+            stats=args.stats,
         )
 
         def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -79,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
             previous[sig] = signal.signal(sig, on_signal)
         try:
             first = watch.start()
+            check_snapshot(first, args)
             n = len(first.sockets)
             what = {"listening": "listening socket", "connections": "connection", "all": "socket"}
             warn(

@@ -6,7 +6,15 @@ import argparse
 import sys
 
 from app import exitcodes
-from app.cli.common import port_arg, warn
+from app.cli.common import (
+    add_netns_option,
+    add_stats_option,
+    check_snapshot,
+    color_on,
+    open_collector,
+    port_arg,
+    warn,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,34 +25,48 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("port", type=port_arg, metavar="PORT")
     p.add_argument("--proto", choices=("tcp", "udp"), help="only this protocol")
+    add_netns_option(p)
+    add_stats_option(
+        p,
+        "TCP health: RTT, retransmits, bytes of each connection, the listener's accept queue; "
+        "Linux netlink only",
+    )
     p.add_argument("--json", action="store_true", help="JSON (same socket shape as list --json)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.cli.table import socket_table
-    from app.collector import default_collector, sort_sockets
+    from app.cli.table import Layout, heading, holder_lines, needs_netns_column, socket_table
+    from app.collector import sort_sockets
     from app.exposure import ExposureMap
     from app.model import Proto
     from app.owners import OwnerFacts
     from app.serialize import iter_snapshot_json
 
-    snapshot = default_collector().collect(port=args.port)
+    snapshot = open_collector(args).collect(port=args.port)
+    check_snapshot(snapshot, args)
     exposure = ExposureMap()
     socks = snapshot.on_port(args.port, Proto(args.proto) if args.proto else None)
     socks = sorted(sort_sockets(socks), key=lambda s: not s.listening)  # listeners first
+    facts = OwnerFacts()
+    facts.prepare(snapshot, socks)
     if args.json:
-        facts = OwnerFacts()
-        facts.prepare(snapshot, socks)
-        for text in iter_snapshot_json(snapshot, socks, exposure, facts=facts, port=args.port):
+        for text in iter_snapshot_json(
+            snapshot, socks, exposure, facts=facts, stats=args.stats, port=args.port
+        ):
             sys.stdout.write(text)
         sys.stdout.write("\n")
     elif socks:
-        header, *rows = socket_table(socks, snapshot, exposure)
+        color = color_on(args)
+        layout = Layout(facts=facts, netns=needs_netns_column(socks), stats=args.stats, color=color)
+        header, *rows = socket_table(socks, snapshot, exposure, layout)
         n = len(socks)
         place = port_place(args.port, snapshot.ephemeral)
-        heading = f"── port {args.port}: {place} ({n} socket{'s' if n != 1 else ''})"
-        sys.stdout.write("\n".join([header, heading, *rows]) + "\n")
+        lines = [header, heading(f"── port {args.port}: {place} ({n} socket{'s' if n != 1 else ''})", color)]
+        for sock, row in zip(socks, rows, strict=True):
+            lines.append(row)
+            lines.extend(holder_lines(sock, snapshot, facts))  # every sharer, primary first
+        sys.stdout.write("\n".join(lines) + "\n")
     for line in snapshot.warnings:
         warn(line)
     if not socks:

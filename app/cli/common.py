@@ -6,11 +6,16 @@ import argparse
 import re
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from app.errors import UsageError
+from app.errors import CollectorUnavailable, UsageError
 from app.parsing import parse_port, parse_range_name
 from app.ports import PortRange
 from app.textsafe import diagnostic, quoted
+
+if TYPE_CHECKING:
+    from app.backends.base import Collector
+    from app.model import Snapshot
 
 
 def port_arg(text: str) -> int:
@@ -79,3 +84,60 @@ def positive_int(text: str) -> int:
 def warn(message: str) -> None:
     """A diagnostic line on stderr (never stdout: stdout is for data), escaped and cut."""
     sys.stderr.write(f"portscope: {diagnostic(message)}\n")
+
+
+# --- options several commands share: --netns, --stats, --color --------------------------------
+
+
+def add_netns_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--netns",
+        choices=("current", "all"),
+        default="current",
+        help="network namespaces to read: the one portscope runs in (default) or all (as root: every "
+        "namespace; otherwise your own); Linux netlink only",
+    )
+
+
+def add_stats_option(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--stats", action="store_true", help=what)
+
+
+STATS_NEED = "--stats needs the Linux netlink backend (sock_diag)"
+NETNS_NEED = "--netns all needs the Linux netlink backend: only this network namespace is listed"
+
+
+def open_collector(args: argparse.Namespace) -> Collector:
+    """The collector for ``args.stats`` / ``args.netns``. ``--stats`` where only the portable backend
+    runs is :class:`~app.errors.CollectorUnavailable` (one line, exit 69) before anything is read."""
+    from app.collector import default_collector
+
+    stats = bool(getattr(args, "stats", False))
+    collector = default_collector(stats=stats, netns=getattr(args, "netns", "current"))
+    source = getattr(collector, "source", "psutil")
+    if stats and source != "netlink":
+        _close(collector)
+        raise CollectorUnavailable(f"{STATS_NEED}; this one reads {source}")
+    return collector
+
+
+def _close(collector: Collector) -> None:
+    close = getattr(collector, "close", None)
+    if close is not None:
+        close()
+
+
+def check_snapshot(snapshot: Snapshot, args: argparse.Namespace) -> None:
+    """What the snapshot lacks of what ``args`` asked for: stats (an error: the numbers asked for
+    are not there) or other namespaces (a warning: the listing is right for this namespace)."""
+    if getattr(args, "stats", False) and snapshot.stats is None:
+        raise CollectorUnavailable(f"{STATS_NEED}; this one reads {snapshot.source}")
+    if getattr(args, "netns", "current") == "all" and snapshot.source != "netlink":
+        warn(NETNS_NEED)
+
+
+def color_on(args: argparse.Namespace) -> bool:
+    """Colour for standard output, by ``--color``, ``NO_COLOR`` and whether it is a terminal."""
+    from app.cli.color import wants_color
+
+    return wants_color(getattr(args, "color", "auto"), sys.stdout)

@@ -28,7 +28,21 @@ if TYPE_CHECKING:
     from typing import IO, Any
 
 # The order of subcommands in --help; any other app/cli/cmd_*.py module is listed after these.
-ORDER = ("list", "who", "ifaces", "kill", "test", "scan", "free", "watch", "baseline")
+ORDER = (
+    "list",
+    "who",
+    "explain",
+    "ifaces",
+    "kill",
+    "close",
+    "test",
+    "scan",
+    "free",
+    "watch",
+    "baseline",
+    "metrics",
+    "serve",
+)
 # Commands for which SIGTERM is the normal way to stop: exit 0 (``None`` is the dashboard).
 STOPPED_BY_SIGTERM = (None, "watch")
 
@@ -85,7 +99,7 @@ def _command_in(argv: Sequence[str]) -> str | None:
     """The subcommand named in ``argv`` (before parsing: SIGTERM may arrive during it)."""
     args = iter(argv)
     for arg in args:
-        if arg == "--interval":
+        if arg in ("--interval", "--color", "--colour"):  # the top-level options that take a value
             next(args, None)
         elif not arg.startswith("-"):
             return arg

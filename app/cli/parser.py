@@ -9,6 +9,7 @@ import importlib
 import sys
 
 from app import __version__, exitcodes
+from app.cli.color import add_color_option
 from app.cli.common import interval_arg
 from app.textsafe import diagnostic
 
@@ -45,6 +46,7 @@ def build_parser() -> Parser:
         action="store_true",
         help="dashboard: bell and notification when a new listener is reachable beyond loopback",
     )
+    add_color_option(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for name in command_names():
         module = importlib.import_module(f"app.cli.cmd_{name}")
@@ -52,4 +54,6 @@ def build_parser() -> Parser:
     for command in sub.choices.values():  # `portscope who --version` works too
         if "--version" not in command._option_string_actions:
             command.add_argument("--version", action="version", version=f"portscope {__version__}")
+        if "--color" not in command._option_string_actions:  # a global option, after the command too
+            add_color_option(command, top=False)
     return parser

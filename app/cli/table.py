@@ -7,11 +7,16 @@ import io
 import shutil
 import sys
 import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 
+from app.cli.color import exposure_style, paint, state_style
 from app.exposure import ExposureMap
-from app.model import Family, Snapshot, Sock
+from app.health import Queue, queue, queue_marked, tcp_info
+from app.model import Family, Proto, Snapshot, Sock
+from app.owners import OwnerFacts, forward_text, service_name
 from app.ports import PortRange
+from app.service import SOCKET, Service
 from app.textsafe import csv_cell, printable
 
 SOCKET_COLUMNS = (
@@ -23,9 +28,14 @@ SOCKET_COLUMNS = (
     "PID",
     "PROCESS",
     "USER",
+    "SERVICE",
     "NOTE",
     "COMMAND",
 )
+# With sockets of other network namespaces in the table: their namespace, after PROTO.
+NETNS_COLUMN = "NETNS"
+# With --stats, after EXPOSURE: a connection's RTT, retransmissions and bytes; a listener's queue.
+STATS_COLUMNS = ("RTT", "RETRANS", "RX", "TX", "QUEUE")
 
 # CSV is for spreadsheets and scripts: addresses split into ip and port, nothing cut short.
 CSV_COLUMNS = (
@@ -44,15 +54,58 @@ CSV_COLUMNS = (
     "process",
     "user",
     "command",
+    "service",
+    "holders",
+    "forward",
 )
+CSV_NETNS_COLUMNS = ("netns", "netns_label")  # with --netns all
+CSV_STATS_COLUMNS = ("rtt_ms", "retrans", "bytes_received", "bytes_sent", "queue_current", "queue_max")
 
 NAME_LIMIT = 40
 USER_LIMIT = 24
+SERVICE_LIMIT = 40
+FORWARD_LIMIT = 80
+NETNS_LIMIT = 40
 # A command line can be megabytes (or a hostile 10,000-character argument); the table shows the
 # start of it. `list --json` has the whole thing.
 COMMAND_LIMIT = 400
 
 _ORDER = {r: i for i, r in enumerate(PortRange)}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What a socket table shows beyond the base columns: owner facts (SERVICE, forwards; without
+    them those cells are empty), the namespace column, the --stats columns, colour."""
+
+    facts: OwnerFacts | None = None
+    netns: bool = False
+    stats: bool = False
+    color: bool = False
+
+    def headers(self) -> tuple[str, ...]:
+        cols = list(SOCKET_COLUMNS)
+        if self.stats:
+            at = cols.index("EXPOSURE") + 1
+            cols[at:at] = STATS_COLUMNS
+        if self.netns:
+            cols.insert(1, NETNS_COLUMN)
+        return tuple(cols)
+
+    def csv_headers(self) -> tuple[str, ...]:
+        return (
+            CSV_COLUMNS
+            + (CSV_NETNS_COLUMNS if self.netns else ())
+            + (CSV_STATS_COLUMNS if self.stats else ())
+        )
+
+
+PLAIN = Layout()
+
+
+def needs_netns_column(socks: Iterable[Sock]) -> bool:
+    """A NETNS column is shown when some socket is not in the namespace portscope runs in."""
+    return any(s.netns for s in socks)
 
 
 # A process owns many sockets (20k sockets may belong to 100 processes) and escaping a long
@@ -80,32 +133,161 @@ def _owner_cells(sock: Sock, snapshot: Snapshot, cache: OwnerCells | None) -> tu
     return cells
 
 
+def service_cell(svc: Service | None) -> str:
+    """The SERVICE cell: the unit or container name (a socket-activated listener: its .socket unit),
+    escaped and cut."""
+    return "" if svc is None else service_name(svc, SERVICE_LIMIT)
+
+
+def extra_holders(sock: Sock, snapshot: Snapshot) -> int:
+    """How many visible processes besides the primary owner hold ``sock`` (the "+N")."""
+    if not sock.inode or sock.inode not in snapshot.holders:
+        return 0
+    return max(0, len(snapshot.holders_of(sock)) - 1)
+
+
+def process_cell(name: str, sock: Sock, snapshot: Snapshot, facts: OwnerFacts | None) -> str:
+    """The PROCESS cell: the primary owner's name, ``+N`` when N more processes hold the socket (a
+    pre-fork server's workers), and a forwarder's label: ``ssh (ssh tunnel → 127.0.0.1:8088 via
+    user@host)``."""
+    n = extra_holders(sock, snapshot)
+    if n:
+        name = f"{name} +{n}"
+    if facts is not None and sock.pid is not None:
+        fwd = facts.forward(snapshot, sock)
+        if fwd is not None:
+            name = f"{name} ({fwd.label(FORWARD_LIMIT)})"
+    return name
+
+
+def format_bytes(n: int | None) -> str:
+    """``512B``, ``1.5KiB``, ``2.0MiB``: ASCII, one decimal from KiB up."""
+    if n is None:
+        return "-"
+    if n < 1024:
+        return f"{n}B"
+    value = float(n)
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        value /= 1024
+        if value < 1024 or unit == "TiB":
+            return f"{value:.1f}{unit}"
+    return f"{n}B"  # pragma: no cover
+
+
+def format_rtt(ms: float | None) -> str:
+    if ms is None:
+        return "-"
+    return f"{ms:.1f}ms" if ms >= 10 else f"{ms:.2f}ms"
+
+
+def queue_cell(q: Queue | None) -> tuple[str, bool]:
+    """``3/128``, and whether it is marked (at least 80% of the backlog: ``4/4!``)."""
+    if q is None:
+        return "-", False
+    marked = queue_marked(q)
+    return f"{q.current}/{q.max}{'!' if marked else ''}", marked
+
+
+def stats_cells(sock: Sock, snapshot: Snapshot) -> list[str]:
+    """RTT, RETRANS, RX, TX, QUEUE of one socket: a TCP connection's numbers from its tcp_info,
+    a TCP listener's accept queue; empty where a column does not apply, ``-`` where the kernel
+    gave nothing (a socket without a file descriptor)."""
+    if sock.proto is not Proto.TCP:
+        return ["", "", "", "", ""]
+    if sock.listening:
+        text, _marked = queue_cell(queue(snapshot.stats, sock.inode))
+        return ["", "", "", "", text]
+    info = tcp_info(snapshot.stats, sock.inode)
+    if info is None:
+        return ["-", "-", "-", "-", ""]
+    retrans = "-" if info.total_retrans is None else str(info.total_retrans)
+    return [
+        format_rtt(info.rtt_ms),
+        retrans,
+        format_bytes(info.bytes_received),
+        format_bytes(info.bytes_sent),
+        "",
+    ]
+
+
 def socket_row(
-    sock: Sock, snapshot: Snapshot, exposure: ExposureMap, cache: OwnerCells | None = None
+    sock: Sock,
+    snapshot: Snapshot,
+    exposure: ExposureMap,
+    cache: OwnerCells | None = None,
+    layout: Layout = PLAIN,
+    services: dict[int, str] | None = None,
 ) -> list[str]:
     """One table row; every untrusted string escaped and cut to its column's limit. Pass the
-    same ``cache`` for the rows of one snapshot to escape each owner's strings once."""
+    same ``cache`` (and ``services``) for the rows of one snapshot to escape each owner's strings
+    once."""
     proto = sock.proto.value + ("6" if sock.family is Family.IPV6 else "")
     note = "ephemeral" if sock.listening and snapshot.in_ephemeral(sock) else ""
     name, user, command = _owner_cells(sock, snapshot, cache)
-    return [
+    facts = layout.facts
+    service = ""
+    if facts is not None and sock.pid is not None:
+        hit = services.get(sock.pid) if services is not None and sock.pid != 1 else None
+        if hit is None:
+            hit = service_cell(facts.service(snapshot, sock))
+            if services is not None and sock.pid != 1:  # pid 1: socket activation, per socket
+                services[sock.pid] = hit
+        service = hit
+    row = [
         proto,
         printable(str(sock.laddr)),  # an IPv6 scope id is an interface name: untrusted
         printable(str(sock.raddr)) if sock.raddr else "*",
         sock.status,
         exposure.classify(sock.laddr.ip).label,
         str(sock.pid) if sock.pid is not None else "-",
-        name,
+        process_cell(name, sock, snapshot, facts),
         user,
+        service,
         note,
         command,
     ]
+    if layout.stats:
+        row[5:5] = stats_cells(sock, snapshot)
+    if layout.netns:
+        row.insert(1, netns_cell(sock, snapshot))
+    return row
 
 
-def csv_row(sock: Sock, snapshot: Snapshot, exposure: ExposureMap) -> list[object]:
+def netns_cell(sock: Sock, snapshot: Snapshot) -> str:
+    info = snapshot.namespaces.get(sock.netns)
+    if info is None:
+        return "current" if not sock.netns else f"netns {sock.netns}"
+    label = info.label  # escaped text already
+    return label if len(label) <= NETNS_LIMIT else label[: NETNS_LIMIT - 1] + "…"
+
+
+def row_styles(
+    sock: Sock, exposure: ExposureMap, row: Sequence[str], col: Mapping[str, int]
+) -> list[str | None]:
+    """The colour role of each cell of ``row`` (see app/cli/color.py): exposure beyond loopback,
+    states, a marked queue, a hidden owner, the ephemeral note. ``col``: header -> index."""
+    styles: list[str | None] = [None] * len(row)
+    styles[col["STATE"]] = state_style(sock.status)
+    place = exposure.classify(sock.laddr.ip)
+    if place.beyond_loopback or place.kind.value == "unknown":
+        styles[col["EXPOSURE"]] = exposure_style(place.kind.value)
+    if "QUEUE" in col and row[col["QUEUE"]].endswith("!"):
+        styles[col["QUEUE"]] = "trouble"
+    if row[col["PROCESS"]] == "?":
+        styles[col["PROCESS"]] = "dim"
+    if row[col["NOTE"]]:
+        styles[col["NOTE"]] = "note"
+    return styles
+
+
+def csv_row(sock: Sock, snapshot: Snapshot, exposure: ExposureMap, layout: Layout = PLAIN) -> list[object]:
     """One CSV record of raw values (:func:`to_csv` escapes and neutralises them once)."""
     owner = snapshot.owner(sock)
-    return [
+    facts = layout.facts
+    svc = facts.service(snapshot, sock) if facts is not None else None
+    fwd = facts.forward(snapshot, sock) if facts is not None else None
+    holders = snapshot.holders_of(sock) if owner is not None else ()
+    row: list[object] = [
         sock.proto.value,
         sock.family.value,
         sock.laddr.ip,
@@ -121,6 +303,42 @@ def csv_row(sock: Sock, snapshot: Snapshot, exposure: ExposureMap) -> list[objec
         owner.name if owner else "",
         owner.username if owner else "",
         owner.command if owner else "",
+        _raw_service(svc),
+        " ".join(str(p) for p in holders),
+        forward_text(fwd) if fwd is not None else "",
+    ]
+    if layout.netns:
+        info = snapshot.namespaces.get(sock.netns)
+        row += [info.inode if info else "", (info.name or info.label) if info else ""]
+    if layout.stats:
+        row += _csv_stats(sock, snapshot)
+    return row
+
+
+def _raw_service(svc: Service | None) -> str:
+    if svc is None:
+        return ""
+    if svc.kind == SOCKET:
+        return svc.unit or ""
+    return svc.name
+
+
+def _csv_stats(sock: Sock, snapshot: Snapshot) -> list[object]:
+    if sock.proto is not Proto.TCP:
+        return ["", "", "", "", "", ""]
+    if sock.listening:
+        q = queue(snapshot.stats, sock.inode)
+        return ["", "", "", "", *((q.current, q.max) if q else ("", ""))]
+    info = tcp_info(snapshot.stats, sock.inode)
+    if info is None:
+        return ["", "", "", "", "", ""]
+    return [
+        "" if info.rtt_ms is None else info.rtt_ms,
+        "" if info.total_retrans is None else info.total_retrans,
+        "" if info.bytes_received is None else info.bytes_received,
+        "" if info.bytes_sent is None else info.bytes_sent,
+        "",
+        "",
     ]
 
 
@@ -140,46 +358,129 @@ def _pad(text: str, width: int) -> str:
     return text + " " * (width - cell_width(text))
 
 
-def _cut(line: str, width: int) -> str:
-    if cell_width(line) <= width:
-        return line
-    out: list[str] = []
+def _fit(line: str, width: int | None) -> tuple[int, bool]:
+    """How many characters of ``line`` fit in ``width`` columns, and whether it is cut (then the
+    kept part leaves one column for an ellipsis)."""
+    if width is None or cell_width(line) <= width:
+        return len(line), False
     used = 0
-    for ch in line:
+    for i, ch in enumerate(line):
         w = cell_width(ch)
         if used + w > width - 1:
-            break
-        out.append(ch)
+            return i, True
         used += w
-    return "".join(out) + "…"
+    return len(line), False  # pragma: no cover: the whole line fits after all
 
 
-def render(rows: Sequence[Sequence[str]], headers: Sequence[str], width: int | None = None) -> list[str]:
-    """Align ``rows`` under ``headers``; each line is cut to ``width`` columns when given."""
+def _cut(line: str, width: int) -> str:
+    keep, cut = _fit(line, width)
+    return line[:keep] + "…" if cut else line
+
+
+Styles = Sequence[str | None]
+
+
+def render(
+    rows: Sequence[Sequence[str]],
+    headers: Sequence[str],
+    width: int | None = None,
+    styles: Sequence[Styles] | None = None,
+    color: bool = False,
+) -> list[str]:
+    """Align ``rows`` under ``headers``; each line is cut to ``width`` columns when given. With
+    ``color``, each cell whose entry in ``styles`` (one list per row) names a role is wrapped in
+    its escape sequence: widths and cuts are measured on the text alone, so the columns line up
+    as without colour, and a sequence never lands inside a cell's text."""
     widths = [cell_width(h) for h in headers]
+    measured: list[list[int]] = []  # each row's cell widths, measured once
     for row in rows:
-        for i, cell in enumerate(row[:-1]):
-            widths[i] = max(widths[i], cell_width(cell))
-    lines = []
-    for row in [list(headers), *rows]:
-        parts = [_pad(cell, widths[i]) for i, cell in enumerate(row[:-1])]
-        line = "  ".join([*parts, row[-1]]).rstrip()
-        if width is not None:
-            line = _cut(line, width)
-        lines.append(line)
+        cws = [cell_width(cell) for cell in row]
+        measured.append(cws)
+        for i, w in enumerate(cws[:-1]):
+            if w > widths[i]:
+                widths[i] = w
+    lines = [_plain_line(list(headers), [cell_width(h) for h in headers], widths, width)]
+    for n, row in enumerate(rows):
+        cws = measured[n]
+        if not color or not styles:
+            lines.append(_plain_line(row, cws, widths, width))
+            continue
+        row_styles = styles[n]
+        line = _plain_line(row, cws, widths, None)
+        cut = width is not None and cell_width(line) > width
+        if cut or any(st and row[i][-1:].isspace() for i, st in enumerate(row_styles[: len(row)])):
+            # cut, or a styled cell the line's rstrip may reach into: place each sequence by count
+            lines.append(_painted(line, row, widths, row_styles, width))
+            continue
+        last = len(row) - 1
+        parts = [
+            paint(cell, row_styles[i] if i < len(row_styles) else None, True)
+            + (" " * (widths[i] - cws[i]) if i < last else "")
+            for i, cell in enumerate(row)
+        ]
+        lines.append("  ".join(parts).rstrip())
     return lines
+
+
+def _plain_line(row: Sequence[str], cws: Sequence[int], widths: Sequence[int], width: int | None) -> str:
+    last = len(row) - 1
+    line = "  ".join(
+        [cell + " " * (widths[i] - cws[i]) if i < last else cell for i, cell in enumerate(row)]
+    ).rstrip()
+    return _cut(line, width) if width is not None else line
+
+
+def _painted(line: str, row: Sequence[str], widths: Sequence[int], styles: Styles, width: int | None) -> str:
+    """``line`` (the aligned plain text of ``row``) with each styled cell's text wrapped in its
+    sequence, cut to ``width`` exactly as the plain line would be."""
+    keep, cut = _fit(line, width)
+    out: list[str] = []
+    pos = 0
+    for i, cell in enumerate(row):
+        if pos >= keep:
+            break
+        text = cell[: keep - pos]
+        out.append(paint(text, styles[i] if i < len(styles) else None, True))
+        pos += len(cell)
+        if i < len(row) - 1:
+            gap = " " * (widths[i] - cell_width(cell)) + "  "
+            gap = gap[: max(0, keep - pos)]
+            out.append(gap)
+            pos += widths[i] - cell_width(cell) + 2
+    return "".join(out) + ("…" if cut else "")
 
 
 def terminal_width() -> int | None:
     return shutil.get_terminal_size((200, 24)).columns if sys.stdout.isatty() else None
 
 
-def grouped_socket_table(socks: list[Sock], snapshot: Snapshot, exposure: ExposureMap) -> list[str]:
+def _table(
+    socks: list[Sock], snapshot: Snapshot, exposure: ExposureMap, layout: Layout
+) -> tuple[list[str], list[list[str]]]:
+    headers = layout.headers()
+    cache: OwnerCells = {}
+    services: dict[int, str] = {}
+    rows = [socket_row(s, snapshot, exposure, cache, layout, services) for s in socks]
+    styles = None
+    if layout.color:
+        col = {h: i for i, h in enumerate(headers)}
+        styles = [row_styles(s, exposure, r, col) for s, r in zip(socks, rows, strict=True)]
+    lines = render(rows, headers, terminal_width(), styles, layout.color)
+    return lines, rows
+
+
+def heading(text: str, color: bool) -> str:
+    """A heading line (``── registered 1024-49151 (3 sockets)``), cut to the terminal's width."""
+    width = terminal_width()
+    return paint(_cut(text, width) if width is not None else text, "heading", color)
+
+
+def grouped_socket_table(
+    socks: list[Sock], snapshot: Snapshot, exposure: ExposureMap, layout: Layout = PLAIN
+) -> list[str]:
     """Sockets as one aligned table with a heading line per IANA range (in range order)."""
     socks = sorted(socks, key=lambda s: _ORDER[s.range])  # stable: keeps the order within a range
-    cache: OwnerCells = {}
-    rows = [socket_row(s, snapshot, exposure, cache) for s in socks]
-    lines = render(rows, SOCKET_COLUMNS, terminal_width())
+    lines, _rows = _table(socks, snapshot, exposure, layout)
     header, body = lines[0], lines[1:]
     out = [header]
     current: PortRange | None = None
@@ -190,15 +491,37 @@ def grouped_socket_table(socks: list[Sock], snapshot: Snapshot, exposure: Exposu
         if sock.range is not current:
             current = sock.range
             n = counts[current]
-            out.append(f"── {current.heading} ({n} socket{'s' if n != 1 else ''})")
+            out.append(heading(f"── {current.heading} ({n} socket{'s' if n != 1 else ''})", layout.color))
         out.append(line)
     return out
 
 
-def socket_table(socks: list[Sock], snapshot: Snapshot, exposure: ExposureMap) -> list[str]:
-    cache: OwnerCells = {}
-    rows = [socket_row(s, snapshot, exposure, cache) for s in socks]
-    return render(rows, SOCKET_COLUMNS, terminal_width())
+def socket_table(
+    socks: list[Sock], snapshot: Snapshot, exposure: ExposureMap, layout: Layout = PLAIN
+) -> list[str]:
+    lines, _rows = _table(socks, snapshot, exposure, layout)
+    return lines
+
+
+def holder_lines(sock: Sock, snapshot: Snapshot, facts: OwnerFacts | None) -> list[str]:
+    """One line per process holding ``sock`` (primary first) when more than one does: pid, name,
+    user, service. For ``who``, under the socket's row."""
+    holders = OwnerFacts.holders(snapshot, sock)
+    if len(holders) < 2:
+        return []
+    out = []
+    for i, info in enumerate(holders):
+        branch = "└─" if i == len(holders) - 1 else "├─"
+        user = f" ({printable(info.username, USER_LIMIT)})" if info.username else ""
+        svc = service_cell(facts.process_service(info)) if facts is not None else ""
+        parts = [f"    {branch} pid {info.pid} {printable(info.name, NAME_LIMIT) or '-'}{user}"]
+        if svc:
+            parts.append(svc)
+        if i == 0:
+            parts.append("primary")
+        out.append("  ".join(parts))
+    width = terminal_width()
+    return [_cut(line, width) for line in out] if width is not None else out
 
 
 def _csv_field(text: str) -> str:

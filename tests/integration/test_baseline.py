@@ -7,6 +7,7 @@ import os
 import pwd
 import random
 import socket
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +29,18 @@ from app.collector import PsutilCollector
 from app.errors import UsageError
 from app.model import Endpoint, Family, ProcessInfo, Proto, Snapshot, Sock
 from app.ports import ephemeral_range, in_ephemeral
-from tests.helpers import child_listener, run_cli, spawn_listener
+from app.service import service_of
+from tests.cgroups import moved_into, needs_root
+from tests.helpers import Engine, child_listener, run_cli, spawn_listener, tiny_image_tar
 
 USER = pwd.getpwuid(os.getuid()).pw_name
+
+
+def service_of_child(pid: int) -> str:
+    """The service the baseline records for a test's child: wherever the test runner lives (no
+    unit on a bare VM, a session scope or CI's unit elsewhere)."""
+    svc = service_of(pid)
+    return "" if svc is None else svc.name
 
 
 def _ours(report: dict[str, Any], port: int) -> dict[str, list[Any]]:
@@ -41,13 +51,22 @@ def test_save_records_listeners_without_pids(tmp_path: Path) -> None:
     path = tmp_path / "base.json"
     with child_listener("tcp", "127.0.0.1", name="ps-base-save") as child:
         res = run_cli("baseline", "save", str(path))
+        service = service_of_child(child.pid)
     assert res.returncode == 0, res.stderr
     assert res.stdout == ""  # the file is the data; the note goes to stderr
     doc = json.loads(path.read_text())
-    assert doc["format"] == "portscope-baseline" and doc["version"] == 1
+    assert doc["format"] == "portscope-baseline" and doc["version"] == 2
     mine = [e for e in doc["listeners"] if e["port"] == child.port]
     assert mine == [
-        {"proto": "tcp", "address": "127.0.0.1", "port": child.port, "process": "ps-base-save", "user": USER}
+        {
+            "proto": "tcp",
+            "address": "127.0.0.1",
+            "port": child.port,
+            "process": "ps-base-save",
+            "user": USER,
+            "service": service,
+            "image": "",
+        }
     ]
     assert "pid" not in path.read_text()
 
@@ -79,11 +98,20 @@ def test_diff_reports_added_and_removed_and_exits_3(tmp_path: Path) -> None:
         res = run_cli("baseline", "diff", str(path), "--json")
         human = run_cli("baseline", "diff", str(path))
         with_eph = run_cli("baseline", "diff", str(path), "--json", "--include-ephemeral-udp")
+        service = service_of_child(new.pid)
     assert res.returncode == 3, res.stderr
     report = json.loads(res.stdout)
-    assert report["drift"] is True and report["schema"] == 1
+    assert report["drift"] is True and report["schema"] == 2
     assert _ours(report, new.port)["added"] == [
-        {"proto": "udp", "address": "127.0.0.1", "port": new.port, "process": "ps-base-new", "user": USER}
+        {
+            "proto": "udp",
+            "address": "127.0.0.1",
+            "port": new.port,
+            "process": "ps-base-new",
+            "user": USER,
+            "service": service,
+            "image": "",
+        }
     ]
     assert [e["process"] for e in _ours(report, gone.port)["removed"]] == ["ps-base-gone"]
     # an unconnected UDP socket on an ephemeral port looks like a client: not drift by default
@@ -111,14 +139,15 @@ def test_restarted_service_with_a_new_pid_is_not_drift(tmp_path: Path) -> None:
         assert _ours(json.loads(res.stdout), port) == {"added": [], "removed": [], "changed": []}
     with child_listener("tcp", "127.0.0.1", port, name="ps-base-other") as other:
         res = run_cli("baseline", "diff", str(path), "--json")
+        service = service_of_child(other.pid)
     assert res.returncode == 3
     assert _ours(json.loads(res.stdout), port)["changed"] == [
         {
             "proto": "tcp",
             "address": "127.0.0.1",
             "port": port,
-            "before": {"process": "ps-base-svc", "user": USER},
-            "after": {"process": "ps-base-other", "user": USER},
+            "before": {"process": "ps-base-svc", "user": USER, "service": service, "image": ""},
+            "after": {"process": "ps-base-other", "user": USER, "service": service, "image": ""},
         }
     ]
     assert other.pid
@@ -265,12 +294,14 @@ _entry = st.fixed_dictionaries(
         "port": _json | st.integers(-5, 70000),
         "process": _json,
         "user": _json,
+        "service": _json,
+        "image": _json,
     },
 )
 _doc = st.fixed_dictionaries(
     {"format": st.just("portscope-baseline") | _json},
     optional={
-        "version": st.just(1) | _json,
+        "version": st.sampled_from([1, 2]) | _json,
         "listeners": st.lists(_entry | _json, max_size=4) | _json,
         "include_ephemeral_udp": st.booleans() | _json,
     },
@@ -310,3 +341,141 @@ def test_valid_document_loads(tmp_path: Path) -> None:
     base = load_baseline(str(path))
     assert base.listeners == (Entry("tcp", "::", 22), Entry("udp", "::1", 53, "dns", "x"))
     assert not base.include_ephemeral_udp
+
+
+# --- services and images (baseline version 2) ---------------------------------------------------
+
+
+def test_services_and_images_are_compared_when_known_on_both_sides() -> None:
+    web1 = Entry("tcp", "0.0.0.0", 80, "nginx", "root", "web", "nginx:1.25")
+    restarted = Entry("tcp", "0.0.0.0", 80, "nginx", "root", "web", "nginx:1.25")  # new pid: same entry
+    assert not compare([web1], [restarted]).drifted
+    new_image = Entry("tcp", "0.0.0.0", 80, "nginx", "root", "web", "nginx:1.26")
+    assert compare([web1], [new_image]).changed == [(web1, new_image)]
+    other = Entry("tcp", "0.0.0.0", 80, "nginx", "root", "other-web", "nginx:1.25")
+    assert compare([web1], [other]).changed
+    unit = Entry("tcp", "::", 22, "sshd", "root", "ssh.service")
+    assert compare([unit], [Entry("tcp", "::", 22, "sshd", "root", "sshd-alt.service")]).changed
+    # unknown on one side (a version 1 file, no engine API for the image, no root): not compared
+    assert not compare([Entry("tcp", "0.0.0.0", 80, "nginx", "root")], [web1]).drifted
+    assert not compare([web1], [Entry("tcp", "0.0.0.0", 80, "nginx", "root", "web", "")]).drifted
+    # a login session's scope changes with every login: not a change of service
+    dev = Entry("tcp", "127.0.0.1", 3000, "node", "me", "session-3.scope")
+    assert not compare([dev], [Entry("tcp", "127.0.0.1", 3000, "node", "me", "session-7.scope")]).drifted
+
+
+def test_version_1_files_are_read_and_version_2_round_trips(tmp_path: Path) -> None:
+    v1 = tmp_path / "v1.json"
+    v1.write_text(
+        json.dumps(
+            {
+                "format": "portscope-baseline",
+                "version": 1,
+                "listeners": [
+                    {"proto": "tcp", "address": "::", "port": 22, "process": "sshd", "user": "root"}
+                ],
+            }
+        )
+    )
+    old = load_baseline(str(v1))
+    assert old.listeners == (Entry("tcp", "::", 22, "sshd", "root", "", ""),)
+    now = [Entry("tcp", "::", 22, "sshd", "root", "ssh.service", "")]
+    assert not compare(old.listeners, now).drifted  # version 1 knew no services: nothing to compare
+    base = Baseline(listeners=tuple(now), created="x", host="h")
+    doc = json.loads(dumps(base))
+    assert doc["version"] == 2 and doc["listeners"][0]["service"] == "ssh.service"
+    assert parse_baseline(dumps(base).encode()).listeners == base.listeners
+    with pytest.raises(UsageError, match="version 3 is not supported"):
+        parse_baseline(json.dumps({**doc, "version": 3}).encode())
+
+
+CID1 = "a1" * 32
+CID2 = "b2" * 32
+
+
+def _hierarchy() -> str:
+    from tests.cgroups import MOUNTS
+
+    for kind in ("v2", "v1-systemd"):
+        if kind in MOUNTS:
+            return kind
+    pytest.skip("no cgroup v2 or v1 name=systemd mount")
+
+
+@needs_root
+def test_a_container_restarted_with_a_new_pid_is_not_drift_another_container_is(tmp_path: Path) -> None:
+    """Real listeners moved into real cgroups named as Docker names a container's scope: the
+    container's restart (a new pid in the same container) is not drift; another container on the
+    same port is, although process and user are the same."""
+    kind = _hierarchy()
+    path = tmp_path / "base.json"
+    with child_listener("tcp", "127.0.0.1", name="ps-base-ctr") as first:
+        port = first.port
+        with moved_into(first, kind, f"docker-{CID1}.scope"):
+            assert run_cli("baseline", "save", str(path)).returncode == 0
+    [mine] = [e for e in json.loads(path.read_text())["listeners"] if e["port"] == port]
+    assert mine["service"] == CID1[:12] and mine["process"] == "ps-base-ctr"  # no engine: the short id
+    with child_listener("tcp", "127.0.0.1", port, name="ps-base-ctr") as again:
+        assert again.pid != first.pid
+        with moved_into(again, kind, f"docker-{CID1}.scope"):
+            res = run_cli("baseline", "diff", str(path), "--json")
+    assert _ours(json.loads(res.stdout), port) == {"added": [], "removed": [], "changed": []}, res.stderr
+    with (
+        child_listener("tcp", "127.0.0.1", port, name="ps-base-ctr") as other,
+        moved_into(other, kind, f"docker-{CID2}.scope"),
+    ):
+        res = run_cli("baseline", "diff", str(path), "--json")
+        human = run_cli("baseline", "diff", str(path))
+    assert res.returncode == 3
+    [change] = _ours(json.loads(res.stdout), port)["changed"]
+    assert change["before"]["service"] == CID1[:12] and change["after"]["service"] == CID2[:12]
+    assert any(line.startswith("changed") and f"[{CID2[:12]}]" in line for line in human.stdout.splitlines())
+
+
+@needs_root
+def test_a_container_with_another_image_is_drift(tmp_path: Path, engine: Engine) -> None:
+    """The names and images come from a real engine's API (podman system service): the container
+    "web" restarted (a new pid) is not drift; "web" re-created from another image is."""
+    kind = _hierarchy()
+    env = {**os.environ, "DOCKER_HOST": f"unix://{engine.sock}"}
+    path = tmp_path / "base.json"
+    with child_listener("tcp", "127.0.0.1", name="ps-base-img") as first:
+        port = first.port
+        with moved_into(first, kind, f"libpod-{engine.cid}.scope"):
+            assert run_cli("baseline", "save", str(path), env=env).returncode == 0
+    [mine] = [e for e in json.loads(path.read_text())["listeners"] if e["port"] == port]
+    assert (mine["service"], mine["image"]) == ("web", engine.image)
+    with (
+        child_listener("tcp", "127.0.0.1", port, name="ps-base-img") as again,
+        moved_into(again, kind, f"libpod-{engine.cid}.scope"),
+    ):
+        res = run_cli("baseline", "diff", str(path), "--json", env=env)
+    assert _ours(json.loads(res.stdout), port)["changed"] == [], res.stderr
+    # "web" again, from another image: a new container id, the same name
+    image2 = "localhost/portscope-test:2"
+    tar = tmp_path / "image2.tar"
+    tar.write_bytes(tiny_image_tar())
+    subprocess.run([*engine.podman, "import", str(tar), image2], check=True, capture_output=True, timeout=120)
+    subprocess.run([*engine.podman, "rm", "--force", "web"], check=True, capture_output=True, timeout=60)
+    made = subprocess.run(
+        [*engine.podman, "create", "--name", "web", image2, "/hello.txt"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    cid2 = made.stdout.strip().splitlines()[-1]
+    with (
+        child_listener("tcp", "127.0.0.1", port, name="ps-base-img") as other,
+        moved_into(other, kind, f"libpod-{cid2}.scope"),
+    ):
+        res = run_cli("baseline", "diff", str(path), "--json", env=env)
+    assert res.returncode == 3, res.stderr
+    [change] = _ours(json.loads(res.stdout), port)["changed"]
+    assert change["before"] == {
+        "process": "ps-base-img",
+        "user": USER,
+        "service": "web",
+        "image": engine.image,
+    }
+    assert change["after"] == {"process": "ps-base-img", "user": USER, "service": "web", "image": image2}

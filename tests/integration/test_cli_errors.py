@@ -275,6 +275,16 @@ def test_sigterm_early_in_watch_exits_0(delay: float) -> None:
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize("delay", [0.045, 0.06])
+def test_sigterm_early_in_watch_after_the_global_color_option_exits_0(delay: float) -> None:
+    """``--color WHEN`` takes a value: ``never`` is not the command, ``watch`` is (exit 0)."""
+    code, err = _signal_during_start(
+        ["--color", "never", "watch", "--interval", "0.2"], signal.SIGTERM, delay
+    )
+    assert code == 0, (code, err)
+    assert "Traceback" not in err
+
+
 def _our_traceback(err: str) -> bool:
     """A traceback through portscope's code. Ctrl-C in the few milliseconds between Python's
     start and the first line of app/cli/main.py (the console script's own ``import re``) is out

@@ -7,119 +7,24 @@ small unix-socket servers in the test."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
-import tarfile
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from app.containers import ContainerIndex, EngineError, PortBinding, api_get, engine_sockets, list_containers
+from app.containers import ContainerIndex, EngineError, PortBinding, engine_sockets, list_containers
 from app.forwarders import forward_of
 from app.service import parse_cgroup
-from tests.helpers import free_port, wait_for
-
-
-@dataclass
-class Engine:
-    sock: str
-    podman: list[str]  # podman with this engine's storage flags
-    cid: str
-    image: str
-    port: int
-
-
-def _podman_base(tmp: Path) -> list[str]:
-    return [
-        "podman",
-        "--root",
-        str(tmp / "root"),
-        "--runroot",
-        str(tmp / "run"),
-        "--tmpdir",
-        str(tmp / "tmp"),
-        "--storage-driver",
-        "vfs",
-        "--cgroup-manager",
-        "cgroupfs",
-        "--events-backend",
-        "file",
-    ]
-
-
-def _tiny_image_tar() -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        data = b"portscope test image\n"
-        info = tarfile.TarInfo("hello.txt")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
-@pytest.fixture(scope="module")
-def engine() -> Iterator[Engine]:
-    if shutil.which("podman") is None:
-        pytest.skip("podman is not installed (Debian package podman)")
-    if os.geteuid() != 0:
-        pytest.skip("the test runs podman as root with its own storage")
-    tmp = Path(tempfile.mkdtemp(prefix="portscope-podman-"))
-    podman = _podman_base(tmp)
-    sock = str(tmp / "api.sock")
-    service: subprocess.Popen[bytes] | None = None
-    image = "localhost/portscope-test:1"
-    created = False
-    try:
-        (tmp / "image.tar").write_bytes(_tiny_image_tar())
-        res = subprocess.run(
-            [*podman, "import", str(tmp / "image.tar"), image], capture_output=True, timeout=120
-        )
-        if res.returncode != 0:
-            pytest.skip(f"podman import failed here: {res.stderr.decode()[-200:]}")
-        port = free_port()
-        res = subprocess.run(
-            [*podman, "create", "--name", "web", "-p", f"127.0.0.1:{port}:80", image, "/hello.txt"],
-            capture_output=True,
-            timeout=120,
-        )
-        if res.returncode != 0:
-            pytest.skip(f"podman create failed here: {res.stderr.decode()[-200:]}")
-        created = True
-        cid = res.stdout.decode().strip().splitlines()[-1]
-        service = subprocess.Popen(
-            [*podman, "system", "service", "--time=0", f"unix://{sock}"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        wait_for(lambda: service.poll() is not None or _answers(sock), timeout=30)
-        if service.poll() is not None:
-            pytest.skip(f"podman system service did not start: {service.stderr.read().decode()[-200:]}")  # type: ignore[union-attr]
-        yield Engine(sock, podman, cid, image, port)
-    finally:
-        if service is not None and service.poll() is None:
-            service.kill()
-            service.wait(timeout=10)
-        if created:
-            subprocess.run([*podman, "rm", "--force", "web"], capture_output=True, timeout=60)
-        subprocess.run([*podman, "rmi", "--force", image], capture_output=True, timeout=60)
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _answers(sock: str) -> bool:
-    try:
-        return api_get(sock, "/_ping", timeout=0.5)[0] == 200
-    except EngineError:
-        return False
+from tests.helpers import Engine, wait_for
 
 
 def test_container_name_image_and_ports_from_the_real_api(engine: Engine) -> None:

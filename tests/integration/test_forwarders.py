@@ -10,22 +10,12 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
 
 import psutil
 import pytest
 
 from app.forwarders import forward_of
-from tests.helpers import free_port, tcp_server, wait_for
-
-SSHD = "/usr/sbin/sshd"
-
-
-def _echo(conn: socket.socket) -> None:
-    while data := conn.recv(4096):
-        conn.sendall(data)
+from tests.helpers import echo, free_port, listening_ports, ssh_client, stop_process, tcp_server, wait_for
 
 
 def through(port: int, payload: bytes = b"ping") -> bytes:
@@ -34,97 +24,8 @@ def through(port: int, payload: bytes = b"ping") -> bytes:
         return s.recv(4096)
 
 
-def listening_ports(pid: int) -> set[int]:
-    proc = psutil.Process(pid)
-    conns = proc.net_connections("tcp") if hasattr(proc, "net_connections") else proc.connections("tcp")
-    return {c.laddr.port for c in conns if c.status == psutil.CONN_LISTEN}
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.kill()
-    proc.wait(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def sshd() -> Iterator[tuple[int, str]]:
-    """(port, client key path) of a real sshd on 127.0.0.1 that lets root in with that key only."""
-    if not os.path.exists(SSHD) or shutil.which("ssh") is None or shutil.which("ssh-keygen") is None:
-        pytest.skip("openssh-server and openssh-client are needed (sshd, ssh, ssh-keygen)")
-    if os.geteuid() != 0:
-        pytest.skip("sshd must start as root to log a user in")
-    tmp = Path(tempfile.mkdtemp(prefix="portscope-sshd-"))
-    made_privsep = False
-    proc: subprocess.Popen[bytes] | None = None
-    try:
-        for name in ("hostkey", "clientkey"):
-            subprocess.run(
-                ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp / name)],
-                check=True,
-                capture_output=True,
-            )
-        (tmp / "authorized_keys").write_text((tmp / "clientkey.pub").read_text())
-        port = free_port()
-        (tmp / "sshd_config").write_text(
-            "\n".join(
-                [
-                    f"Port {port}",
-                    "ListenAddress 127.0.0.1",
-                    f"HostKey {tmp / 'hostkey'}",
-                    f"PidFile {tmp / 'sshd.pid'}",
-                    f"AuthorizedKeysFile {tmp / 'authorized_keys'}",
-                    "PermitRootLogin prohibit-password",
-                    "PubkeyAuthentication yes",
-                    "PasswordAuthentication no",
-                    "KbdInteractiveAuthentication no",
-                    "UsePAM no",
-                    "StrictModes no",  # the temp dir's modes are not sshd's business here
-                    "AllowTcpForwarding yes",
-                    "LogLevel ERROR",
-                    "",
-                ]
-            )
-        )
-        if not os.path.isdir("/run/sshd"):  # Debian's sshd needs its privilege separation dir
-            os.mkdir("/run/sshd", 0o755)
-            made_privsep = True
-        proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(tmp / "sshd_config")], stderr=subprocess.PIPE)
-        wait_for(lambda: proc.poll() is not None or _connects(port), timeout=15)
-        if proc.poll() is not None:
-            err = proc.stderr.read().decode() if proc.stderr else ""
-            pytest.skip(f"sshd did not start: {err.strip()[:200]}")
-        yield port, str(tmp / "clientkey")
-    finally:
-        if proc is not None:
-            _stop(proc)  # type: ignore[arg-type]
-        if made_privsep:
-            os.rmdir("/run/sshd")
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _connects(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def ssh_client(sshd: tuple[int, str], *forward_args: str) -> subprocess.Popen[bytes]:
-    port, key = sshd
-    argv = [
-        "ssh",
-        *forward_args,
-        *("-i", key, "-p", str(port)),
-        *("-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"),
-        *("-o", "BatchMode=yes", "-o", "ExitOnForwardFailure=yes", "-o", "LogLevel=ERROR"),
-        "root@127.0.0.1",
-    ]
-    return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
 def test_ssh_local_forward_is_labelled_with_its_target(sshd: tuple[int, str]) -> None:
-    with tcp_server(_echo) as target:
+    with tcp_server(echo) as target:
         local = free_port()
         client = ssh_client(sshd, "-N", "-L", f"127.0.0.1:{local}:127.0.0.1:{target}")
         try:
@@ -141,13 +42,13 @@ def test_ssh_local_forward_is_labelled_with_its_target(sshd: tuple[int, str]) ->
                 "via": f"root@127.0.0.1 port {sshd[0]}",
             }
         finally:
-            _stop(client)
+            stop_process(client)
 
 
 def test_several_forwards_in_one_ssh_each_listener_gets_its_own(sshd: tuple[int, str]) -> None:
     """Combined flags (-NL), -o LocalForward with a space, and -D, in one real ssh client: the
     listener's port picks the forward."""
-    with tcp_server(_echo) as t1, tcp_server(_echo) as t2:
+    with tcp_server(echo) as t1, tcp_server(echo) as t2:
         p1, p2, p3 = free_port(), free_port(), free_port()
         client = ssh_client(
             sshd,
@@ -170,12 +71,12 @@ def test_several_forwards_in_one_ssh_each_listener_gets_its_own(sshd: tuple[int,
             assert socks is not None and socks.kind == "ssh-dynamic"
             assert socks.label() == f"ssh SOCKS proxy via root@127.0.0.1 port {sshd[0]}"
         finally:
-            _stop(client)
+            stop_process(client)
 
 
 @pytest.mark.skipif(shutil.which("socat") is None, reason="socat is not installed (Debian package socat)")
 def test_socat_forward_is_labelled() -> None:
-    with tcp_server(_echo) as target:
+    with tcp_server(echo) as target:
         local = free_port()
         proc = subprocess.Popen(
             ["socat", f"TCP-LISTEN:{local},bind=127.0.0.1,fork,reuseaddr", f"TCP:127.0.0.1:{target}"],
@@ -188,7 +89,7 @@ def test_socat_forward_is_labelled() -> None:
             assert fwd is not None and fwd.label() == f"socat → 127.0.0.1:{target}"
             assert fwd.listen == f"127.0.0.1:{local}"
         finally:
-            _stop(proc)
+            stop_process(proc)
 
 
 def test_a_hostile_argv_of_a_real_process_is_escaped() -> None:
@@ -206,4 +107,4 @@ def test_a_hostile_argv_of_a_real_process_is_escaped() -> None:
         label = fwd.label()
         assert label == "ssh tunnel → \\x1b]0;pwned\\x07\\x1b[2J\\u202e:80 via host"
     finally:
-        _stop(proc)  # type: ignore[arg-type]
+        stop_process(proc)  # type: ignore[arg-type]

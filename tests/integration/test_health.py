@@ -8,9 +8,7 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -19,35 +17,10 @@ from app import health
 from app.fast.collector import FastCollector
 from app.fast.tcpinfo import read_listen_counters
 from app.model import Snapshot, Sock
-from tests.helpers import wait_for
+from tests.helpers import connected_pair, move, wait_for
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="netlink sock_diag")
 MIB = 1 << 20
-
-
-@contextmanager
-def connected_pair() -> Iterator[tuple[socket.socket, socket.socket, socket.socket]]:
-    """(listener, client, accepted server end) on 127.0.0.1."""
-    with ExitStack() as stack:
-        srv = stack.enter_context(socket.socket())
-        srv.bind(("127.0.0.1", 0))
-        srv.listen(8)
-        client = stack.enter_context(socket.create_connection(srv.getsockname()))
-        server, _ = srv.accept()
-        stack.enter_context(server)
-        yield srv, client, server
-
-
-def move(src: socket.socket, dst: socket.socket, n: int) -> None:
-    """Send ``n`` bytes from ``src`` and read them all at ``dst``."""
-    sender = threading.Thread(target=src.sendall, args=(b"x" * n,))
-    sender.start()
-    got = 0
-    while got < n:
-        chunk = dst.recv(1 << 16)
-        assert chunk
-        got += len(chunk)
-    sender.join()
 
 
 def sock_for(snap: Snapshot, s: socket.socket) -> Sock:

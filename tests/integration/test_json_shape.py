@@ -13,6 +13,7 @@ from typing import Any
 
 from app import __version__
 from app.exposure import ExposureMap
+from app.health import TcpInfo
 from app.model import Endpoint, Family, ProcessInfo, Proto, Snapshot, Sock
 from app.serialize import SCHEMA_VERSION, snapshot_dict, sock_dict
 from tests.helpers import child_listener, listening_socket, run_cli, wait_for
@@ -46,6 +47,23 @@ SOCKET = {
     "forward",
     "netns",
 }
+# With --stats, two more keys on every socket (and only then):
+STATS = {"tcp_info", "queue"}
+TCP_INFO = {
+    "rtt_ms",
+    "rttvar_ms",
+    "retrans",
+    "total_retrans",
+    "bytes_sent",
+    "bytes_acked",
+    "bytes_received",
+    "delivery_rate",
+    "cwnd",
+    "unacked",
+    "last_send_ms",
+    "last_recv_ms",
+}
+QUEUE = {"current", "max"}
 OWNER = {"pid", "name", "user"}
 SERVICE = {"kind", "name", "id", "image", "unit", "engine"}
 FORWARD = {"kind", "target", "via"}
@@ -68,7 +86,7 @@ INTERFACE = {
 ADDRESS = {"family", "address", "netmask", "prefixlen"}
 
 
-def check_top(data: dict[str, Any], extra: frozenset[str] = frozenset()) -> None:
+def check_top(data: dict[str, Any], extra: frozenset[str] = frozenset(), stats: bool = False) -> None:
     assert set(data) == TOP | extra
     assert data["schema"] == SCHEMA_VERSION == 2
     assert data["portscope"] == __version__
@@ -80,11 +98,23 @@ def check_top(data: dict[str, Any], extra: frozenset[str] = frozenset()) -> None
     lo, hi = data["ephemeral_range"]
     assert isinstance(lo, int) and isinstance(hi, int) and lo <= hi
     for s in data["sockets"]:
-        check_socket(s)
+        check_socket(s, stats)
 
 
-def check_socket(s: dict[str, Any]) -> None:
-    assert set(s) == SOCKET
+def check_socket(s: dict[str, Any], stats: bool = False) -> None:
+    assert set(s) == (SOCKET | STATS if stats else SOCKET)
+    if stats:
+        assert list(s)[-2:] == ["tcp_info", "queue"]  # last, after schema 2's keys
+        info, queue = s["tcp_info"], s["queue"]
+        assert info is None or (set(info) == TCP_INFO and list(info) == list(TcpInfo._fields))
+        if info is not None:
+            assert all(v is None or (isinstance(v, int | float) and v >= 0) for v in info.values())
+            assert isinstance(info["rtt_ms"], float) and isinstance(info["bytes_sent"], int)
+        if s["proto"] == "udp":
+            assert info is None and queue is None
+        assert queue is None or (set(queue) == QUEUE and all(isinstance(v, int) for v in queue.values()))
+        if queue is not None:
+            assert s["state"] == "LISTEN"
     assert isinstance(s["key"], str) and s["key"].startswith(s["proto"] + ":")
     assert s["proto"] in ("tcp", "udp") and s["family"] in ("ipv4", "ipv6")
     assert set(s["local"]) == ENDPOINT and isinstance(s["local"]["port"], int)
@@ -205,6 +235,30 @@ def test_list_all_json_shape_with_listener_connection_and_ownerless_socket() -> 
         assert len({s["key"] for s in data["sockets"]}) == len(data["sockets"])  # keys are unique
 
 
+def test_list_json_with_stats_adds_tcp_info_and_queue_and_nothing_else() -> None:
+    with ExitStack() as stack:
+        srv = stack.enter_context(listening_socket("tcp", "127.0.0.1"))
+        port = srv.getsockname()[1]
+        stack.enter_context(socket.create_connection(("127.0.0.1", port), timeout=5))
+        stack.enter_context(srv.accept()[0])
+        stack.enter_context(listening_socket("udp", "127.0.0.1"))
+        res = run_cli("list", "--all", "--json", "--stats")
+        assert res.returncode == 0, res.stderr
+        data = json.loads(res.stdout)
+        check_top(data, stats=True)
+        mine = [s for s in data["sockets"] if port in (s["local"]["port"], (s["remote"] or {}).get("port"))]
+        [listener] = [s for s in mine if s["state"] == "LISTEN"]
+        assert listener["queue"] == {"current": 0, "max": 16} and listener["tcp_info"] is not None
+        conns = [s for s in mine if s["state"] == "ESTABLISHED"]
+        assert len(conns) == 2 and all(c["queue"] is None and c["tcp_info"] for c in conns)
+        assert any(s["proto"] == "udp" for s in data["sockets"])
+        # without --stats: exactly schema 2, no stats keys
+        plain = json.loads(run_cli("list", "--all", "--json").stdout)
+        check_top(plain)
+        who = json.loads(run_cli("who", str(port), "--json", "--stats").stdout)
+        check_top(who, frozenset({"port"}), stats=True)
+
+
 def test_who_json_shape() -> None:
     with child_listener("udp", "127.0.0.1") as child:
         res = run_cli("who", str(child.port), "--json")
@@ -232,3 +286,46 @@ def test_ifaces_json_shape() -> None:
             assert set(a) == ADDRESS
             assert a["family"] in ("ipv4", "ipv6")
             assert a["prefixlen"] is None or isinstance(a["prefixlen"], int)
+
+
+def test_stats_keys_exactly() -> None:
+    listener = Sock(Proto.TCP, Family.IPV4, Endpoint("127.0.0.1", 8080), None, "LISTEN", None, 11)
+    conn = Sock(
+        Proto.TCP,
+        Family.IPV4,
+        Endpoint("127.0.0.1", 8080),
+        Endpoint("127.0.0.1", 5000),
+        "ESTABLISHED",
+        None,
+        12,
+    )
+    udp = Sock(Proto.UDP, Family.IPV4, Endpoint("127.0.0.1", 53), None, "BOUND", None, 13)
+    # raw rows as the netlink reader keeps them: rqueue, wqueue, inode, then tcp_info's fields
+    # (retransmits, unacked, last_sent, last_recv, rtt us, rttvar us, cwnd, total_retrans,
+    # bytes_acked, bytes_received, delivery_rate, bytes_sent)
+    stats = {
+        11: (3, 128, 11, 0, 0, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0),
+        12: (0, 0, 12, 1, 2, 30, 40, 1250, 500, 10, 7, 1048577, 2097152, 99, 1048576),
+        13: (0, 0, 13),
+    }
+    snap = Snapshot(taken_at=1.0, sockets=(listener, conn, udp), processes={}, stats=stats)
+    emap = ExposureMap()
+    assert sock_dict(conn, snap, emap, stats=True)["tcp_info"] == {
+        "rtt_ms": 1.25,
+        "rttvar_ms": 0.5,
+        "retrans": 1,
+        "total_retrans": 7,
+        "bytes_sent": 1048576,
+        "bytes_acked": 1048577,
+        "bytes_received": 2097152,
+        "delivery_rate": 99,
+        "cwnd": 10,
+        "unacked": 2,
+        "last_send_ms": 30,
+        "last_recv_ms": 40,
+    }
+    assert sock_dict(conn, snap, emap, stats=True)["queue"] is None
+    assert sock_dict(listener, snap, emap, stats=True)["queue"] == {"current": 3, "max": 128}
+    assert sock_dict(udp, snap, emap, stats=True)["tcp_info"] is None
+    assert sock_dict(udp, snap, emap, stats=True)["queue"] is None
+    assert set(sock_dict(conn, snap, emap)) == SOCKET  # without stats: schema 2 exactly

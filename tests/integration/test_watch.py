@@ -5,14 +5,8 @@ from __future__ import annotations
 import io
 import json
 import os
-import queue
-import select
 import signal
-import subprocess
-import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +15,8 @@ from app.events import Event, EventKind, diff, restrict
 from app.exposure import ExposureMap
 from app.model import Endpoint, Family, ProcessInfo, Proto, Sock
 from app.watch import EVENT_KEYS, Watch, event_dict, event_line, reader_gone
-from tests.helpers import child_listener, portscope_cmd, run_cli, spawn_listener
+from tests.helpers import DEADLINE, child_listener, run_cli, spawn_listener, watching
 
-DEADLINE = 20.0
 SOCKET_KEYS = {
     "key",
     "proto",
@@ -43,85 +36,6 @@ SOCKET_KEYS = {
     "netns",
 }
 PROCESS_KEYS = {"pid", "ppid", "name", "exe", "cmdline", "user", "create_time"}
-
-
-class Live:
-    """A running ``portscope watch``: stdout is read in this thread with select() and a deadline (so
-    the test can close it at any time); stderr is pumped by a thread."""
-
-    def __init__(self, proc: subprocess.Popen[str]) -> None:
-        self.proc = proc
-        self.err: list[str] = []
-        self._err_q: queue.Queue[str] = queue.Queue()
-        self._buf = b""
-        assert proc.stdout is not None and proc.stderr is not None
-        self._out_fd = proc.stdout.fileno()
-        threading.Thread(target=self._pump, args=(proc.stderr, self._err_q), daemon=True).start()
-
-    @staticmethod
-    def _pump(stream: io.TextIOBase, q: queue.Queue[str]) -> None:
-        try:
-            for line in stream:
-                q.put(line)
-        except (ValueError, OSError):
-            pass
-
-    def stderr_line(self, contains: str) -> str:
-        deadline = time.monotonic() + DEADLINE
-        while time.monotonic() < deadline:
-            try:
-                line = self._err_q.get(timeout=0.1)
-            except queue.Empty:
-                if self.proc.poll() is not None:
-                    break
-                continue
-            self.err.append(line)
-            if contains in line:
-                return line
-        raise AssertionError(f"no stderr line with {contains!r}; got {self.err!r}")
-
-    def stdout_until(self, match: Callable[[str], bool]) -> str:
-        deadline = time.monotonic() + DEADLINE
-        seen: list[str] = []
-        while time.monotonic() < deadline:
-            while b"\n" in self._buf:
-                raw, self._buf = self._buf.split(b"\n", 1)
-                line = raw.decode()
-                seen.append(line)
-                if match(line):
-                    return line
-            ready, _, _ = select.select([self._out_fd], [], [], 0.1)
-            if ready:
-                chunk = os.read(self._out_fd, 65536)
-                if not chunk:
-                    break
-                self._buf += chunk
-        raise AssertionError(f"no matching stdout line within {DEADLINE}s; got {seen!r}")
-
-    def all_stderr(self) -> str:
-        while True:
-            try:
-                self.err.append(self._err_q.get(timeout=0.5))
-            except queue.Empty:
-                return "".join(self.err)
-
-
-@contextmanager
-def watching(*args: str) -> Iterator[Live]:
-    proc = subprocess.Popen(
-        [*portscope_cmd(), "watch", "--interval", "0.2", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    live = Live(proc)
-    try:
-        live.stderr_line("watching")  # the first snapshot is taken: changes from now on are events
-        yield live
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=10)
 
 
 def _event_for(port: int, kind: str) -> Callable[[str], bool]:

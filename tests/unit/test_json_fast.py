@@ -25,6 +25,7 @@ from app.cli.table import (
     CSV_COLUMNS,
     NAME_LIMIT,
     USER_LIMIT,
+    Layout,
     csv_row,
     grouped_socket_table,
     iter_csv,
@@ -35,6 +36,7 @@ from app.cli.table import (
 from app.collector import default_collector, filter_kind
 from app.exposure import ExposureMap
 from app.model import Endpoint, Family, ProcessInfo, Proto, Snapshot, Sock
+from app.owners import OwnerFacts
 from app.serialize import iter_snapshot_json, snapshot_dict, sock_dict
 from app.textsafe import csv_cell, printable
 from tests.helpers import Child, kill_quietly, spawn_listener_with_args
@@ -60,8 +62,9 @@ def plain_csv(rows: Sequence[Sequence[object]], headers: Sequence[str]) -> str:
     return buf.getvalue()
 
 
-def plain_row(sock: Sock, snap: Snapshot, emap: ExposureMap) -> list[str]:
-    """The table row as it was before owner caching (the reference)."""
+def plain_row(sock: Sock, snap: Snapshot, emap: ExposureMap, facts: OwnerFacts | None = None) -> list[str]:
+    """The table row without any caching (the reference): the owner's cells escaped per row, the
+    "+N" of other holders, a forwarder's label, the service from ``facts``."""
     owner = snap.owner(sock)
     if owner is not None:
         name = printable(owner.name, NAME_LIMIT) or "-"
@@ -69,6 +72,17 @@ def plain_row(sock: Sock, snap: Snapshot, emap: ExposureMap) -> list[str]:
         name = "?"
     else:
         name = "-"
+    holders = snap.holders_of(sock) if sock.inode in snap.holders else ()
+    if len(holders) > 1:
+        name += f" +{len(holders) - 1}"
+    svc = fwd = None
+    if facts is not None and sock.pid is not None:
+        fwd, svc = facts.forward(snap, sock), facts.service(snap, sock)
+    if fwd is not None:
+        name += f" ({fwd.label(80)})"
+    service = ""
+    if svc is not None:
+        service = printable(svc.unit if svc.kind == "socket" else svc.name, 40)
     return [
         sock.proto.value + ("6" if sock.family is Family.IPV6 else ""),
         str(sock.laddr),
@@ -78,6 +92,7 @@ def plain_row(sock: Sock, snap: Snapshot, emap: ExposureMap) -> list[str]:
         str(sock.pid) if sock.pid is not None else "-",
         name,
         printable(owner.username, USER_LIMIT) if owner else "",
+        service,
         "ephemeral" if sock.listening and snap.in_ephemeral(sock) else "",
         printable(owner.command, COMMAND_LIMIT) if owner else "",
     ]
@@ -169,6 +184,24 @@ def snapshots(draw: st.DrawFn) -> tuple[Snapshot, list[Sock]]:
                 draw(st.integers(0, 2**32)),
             )
         )
+    # some sockets shared by several processes, and stats as the netlink reader keeps them: queues
+    # only, or queues and tcp_info (of any length: None where the kernel's struct ended)
+    holders = {
+        s.inode: (s.pid, *draw(st.lists(st.sampled_from(pids), max_size=3)))
+        for s in socks
+        if s.inode and s.pid is not None and draw(st.booleans())
+    }
+    counts = st.none() | st.integers(0, 2**64 - 1)
+    stats = {
+        s.inode: (
+            draw(st.integers(0, 4096)),
+            draw(st.integers(0, 4096)),
+            s.inode,
+            *(draw(st.sampled_from([(), tuple(draw(counts) for _ in range(12))]))),
+        )
+        for s in socks
+        if s.inode and draw(st.booleans())
+    }
     snap = Snapshot(
         taken_at=draw(st.floats(min_value=0, max_value=2e9)),
         sockets=tuple(socks),
@@ -178,6 +211,8 @@ def snapshots(draw: st.DrawFn) -> tuple[Snapshot, list[Sock]]:
         ephemeral=(32768, 60999),
         source=draw(st.sampled_from(["netlink", "psutil"])),
         privileged=draw(st.booleans()),
+        holders=holders,
+        stats=stats if draw(st.booleans()) else None,
     )
     subset = draw(st.lists(st.sampled_from(socks), max_size=len(socks))) if socks else []
     return snap, draw(st.sampled_from([list(socks), subset]))
@@ -197,6 +232,22 @@ def test_generated_snapshots_same_text(case: tuple[Snapshot, list[Sock]], port: 
     assert [socket_row(s, snap, EMAP) for s in socks] == [plain_row(s, snap, EMAP) for s in socks]
     rows = [csv_row(s, snap, EMAP) for s in socks]
     assert to_csv(rows, CSV_COLUMNS) == plain_csv(rows, CSV_COLUMNS)
+    # --stats: the same text as json.dumps, with tcp_info and queue on each socket
+    assert fast_json(snap, socks, EMAP, stats=True, **extra) == plain_json(
+        snap, socks, EMAP, stats=True, **extra
+    )
+    # with owner facts (services from the cgroups of pids that mostly do not exist, forwards)
+    facts = OwnerFacts(ask_engines=False)
+    assert fast_json(snap, socks, EMAP, facts=facts) == plain_json(snap, socks, EMAP, facts=facts)
+    layout = Layout(facts=facts, netns=True, stats=True)
+    cached.clear()
+    services: dict[int, str] = {}
+    got = [socket_row(s, snap, EMAP, cached, layout, services) for s in socks]
+    assert [r[:1] + r[2:6] + r[11:] for r in got] == [plain_row(s, snap, EMAP, facts) for s in socks]
+    rows = [csv_row(s, snap, EMAP, layout) for s in socks]
+    headers = layout.csv_headers()
+    assert all(len(r) == len(headers) for r in rows)
+    assert to_csv(rows, headers) == plain_csv(rows, headers)
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 7])
