@@ -491,6 +491,30 @@ def _who_each(p: Processes, *extra: str) -> list[str]:
     return [text for c in p.children.values() for text in p.run("who", str(c.port), *extra)]
 
 
+def _each(p: Processes, command: str, *extra: str) -> list[str]:
+    """``portscope COMMAND PORT ...`` for every hostile child's port."""
+    return [text for c in p.children.values() for text in p.run(command, str(c.port), *extra)]
+
+
+def escaped_in_json(texts: list[str], value: str) -> bool:
+    """The escaped value (printable's text, as metrics labels carry it) is in a JSON string."""
+    wanted = printable(value)[:FIVE]
+    for text in texts:
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            continue
+        if any(wanted in s for s in _strings(doc)):
+            return True
+    return False
+
+
+def in_exposition(texts: list[str], value: str) -> bool:
+    """The escaped value is a label value of the Prometheus text (which doubles backslashes)."""
+    wanted = printable(value)[:FIVE].replace("\\", "\\\\")
+    return any(wanted in t for t in texts)
+
+
 IFACES = tuple(IFACE_VALUES)
 # watch's text lines show the process name (comm), which the listener child sets from a str: a
 # value with invalid UTF-8 cannot be its name (its command line, in the NDJSON, has it)
@@ -506,6 +530,18 @@ OUTPUTS = [
     Output("who-json", "processes", lambda p: _who_each(p, "--json"), in_json),
     Output("watch-text", None, lambda _: _watch_processes(False), lambda t, v: escaped(t, v, FIVE), NAMED),
     Output("watch-ndjson", None, lambda _: _watch_processes(True), in_json),
+    Output("explain-text", "processes", lambda p: _each(p, "explain", "--timeout", "0.3"), escaped),
+    Output("explain-json", "processes", lambda p: _each(p, "explain", "--timeout", "0.3", "--json"), in_json),
+    Output("kill-plan-text", "processes", lambda p: _each(p, "kill", "--dry-run"), escaped),
+    Output("kill-plan-json", "processes", lambda p: _each(p, "kill", "--dry-run", "--json"), in_json),
+    Output("metrics-text", "processes", lambda p: p.run("metrics"), in_exposition, NAMED),
+    Output(
+        "metrics-json",
+        "processes",
+        lambda p: p.run("metrics", "--json"),
+        escaped_in_json,
+        NAMED,
+    ),
     # an interface's name
     Output("list-exposure", "interfaces", lambda o: o["list"], lambda t, v: escaped(t, v, FIVE), IFACES),
     Output("list-json-exposure", "interfaces", lambda o: o["list-json"], in_json, IFACES),
