@@ -489,12 +489,16 @@ def _edit(text: str, data: dict[str, Any], key: str, value: Any | None) -> str:
             comment = _comment_after(lines[start], key, data.get(key)) if end == start + 1 else ""
             lines[start:end] = [new_line + comment + ending]
     elif new_line is not None:
-        if top < len(lines):
-            lines.insert(top, new_line + newline)
-        else:
+        # After the last line of the top-level table that holds anything (so the comments and
+        # blank lines that introduce a [table] stay with it), or at the end.
+        filled = [i for i in range(top) if lines[i].strip() and not lines[i].lstrip().startswith("#")]
+        at = filled[-1] + 1 if filled else top
+        if at == len(lines):
             if lines and not lines[-1].endswith(("\n", "\r")):
                 lines[-1] += newline
             lines.append(new_line + newline)
+        else:  # lines[at - 1] is followed by a line, so it ends in a newline
+            lines.insert(at, new_line + newline)
     return "".join(lines)
 
 

@@ -1,10 +1,19 @@
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 
 import pytest
+
+# A developer's own ~/.config/portscope/config.toml must not change what the tests see: the tests
+# (and every portscope they start) read an empty config directory unless a test sets its own.
+_CONFIG_HOME = tempfile.mkdtemp(prefix="portscope-test-config-")
+os.environ["XDG_CONFIG_HOME"] = _CONFIG_HOME
+atexit.register(shutil.rmtree, _CONFIG_HOME, True)
 
 
 @pytest.fixture
