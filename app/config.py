@@ -546,7 +546,9 @@ def _change(key: str, value: Any | None, path: str | None) -> str:
             raise ValueError("the rewritten file would not hold the same settings")
     except (ValueError, tomllib.TOMLDecodeError) as exc:
         reason = str(exc) if not isinstance(exc, tomllib.TOMLDecodeError) else "it would not parse"
-        raise UsageError(f"cannot rewrite the config file {shown} safely ({reason}): edit it by hand") from None
+        raise UsageError(
+            f"cannot rewrite the config file {shown} safely ({reason}): edit it by hand"
+        ) from None
     from app.fileout import write_atomic
 
     directory = os.path.dirname(path)
@@ -554,9 +556,7 @@ def _change(key: str, value: Any | None, path: str | None) -> str:
         try:
             os.makedirs(directory, mode=0o700, exist_ok=True)
         except OSError as exc:
-            raise UsageError(
-                f"cannot create {printable(directory)}: {exc.strerror or exc}"
-            ) from None
+            raise UsageError(f"cannot create {printable(directory)}: {exc.strerror or exc}") from None
     write_atomic(path, new_text, what="config file")
     return path
 

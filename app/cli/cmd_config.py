@@ -82,7 +82,7 @@ def apply_config(parser: argparse.ArgumentParser, sub: argparse._SubParsersActio
         if target is None:
             continue
         for action in target._actions:
-            if action.dest == dest and action.type is not None:
+            if action.dest == dest and callable(action.type):
                 action.type = _noting(action.type, dest, given)
         if config.source(key) != "default":
             target.set_defaults(**{dest: config.get(key)})
@@ -133,7 +133,10 @@ def show_text(config: Config) -> str:
 
     state = "" if config.exists else " (no such file: every value is a default)"
     lines = [f"# {printable(config.path)}{state}"]
-    body = [(f"{key} = {printable(toml_value(value), backslashes=False)}", source) for key, value, source in config.items()]
+    body = [
+        (f"{key} = {printable(toml_value(value), backslashes=False)}", source)
+        for key, value, source in config.items()
+    ]
     width = max(len(text) for text, _ in body)
     lines += [f"{text.ljust(width)}  # {source}" for text, source in body]
     return "\n".join(lines)

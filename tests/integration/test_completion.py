@@ -36,7 +36,9 @@ def bash_complete(script: Path, *words: str) -> list[str]:
         f"COMP_LINE='{' '.join(words)}'; COMP_POINT=${{#COMP_LINE}}; _shtab_portscope; "
         'printf "%s\\n" "${COMPREPLY[@]}"'
     )
-    res = subprocess.run(["bash", "--norc", "--noprofile", "-c", program], capture_output=True, text=True, timeout=30)
+    res = subprocess.run(
+        ["bash", "--norc", "--noprofile", "-c", program], capture_output=True, text=True, timeout=30
+    )
     assert res.returncode == 0, res.stderr
     return [line for line in res.stdout.splitlines() if line]
 

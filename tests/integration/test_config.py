@@ -138,7 +138,9 @@ def test_an_unreadable_file_never_blocks_and_is_one_line(home: Path, make: objec
     assert res.stdout.splitlines()[1] == "interval = 2              # default"
 
 
-def test_the_file_sets_the_parsers_defaults_and_flags_win(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_file_sets_the_parsers_defaults_and_flags_win(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The dashboard's --interval, watch's --interval and kill's --timeout (in process: the real
     parser, reading the real file)."""
     from app.cli.parser import build_parser
@@ -241,7 +243,7 @@ def test_save_setting_follows_a_symlink_and_keeps_it(tmp_path: Path) -> None:
 def test_save_setting_refuses_what_it_cannot_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     path.write_text('"theme" = "nord"\n')  # a quoted key: not a line this writer replaces
-    with pytest.raises(UsageError, match="cannot rewrite the config file .* safely .*edit it by hand"):
+    with pytest.raises(UsageError, match=r"cannot rewrite the config file .* safely .*edit it by hand"):
         save_setting("theme", "dracula", str(path))
     assert path.read_text() == '"theme" = "nord"\n'
     with pytest.raises(UsageError, match="unknown setting 'colour'"):

@@ -203,7 +203,9 @@ def edit(text: str, key: str, value: object) -> str:
 
 def test_edit_replaces_the_line_and_keeps_comments_order_and_other_keys() -> None:
     text = '# mine\n\ninterval = 5   # faster\ncolour = "x"\ntheme = "nord"\n'
-    assert edit(text, "interval", 1.5) == '# mine\n\ninterval = 1.5   # faster\ncolour = "x"\ntheme = "nord"\n'
+    assert (
+        edit(text, "interval", 1.5) == '# mine\n\ninterval = 1.5   # faster\ncolour = "x"\ntheme = "nord"\n'
+    )
     assert edit(text, "theme", "dracula").endswith('theme = "dracula"\n')
     assert edit(text, "theme", None) == '# mine\n\ninterval = 5   # faster\ncolour = "x"\n'
 
@@ -227,7 +229,9 @@ def test_edit_a_value_over_several_lines() -> None:
 
 
 def test_edit_keeps_crlf() -> None:
-    assert edit("interval = 5\r\ntheme = 'nord'\r\n", "interval", 2.5) == "interval = 2.5\r\ntheme = 'nord'\r\n"
+    assert (
+        edit("interval = 5\r\ntheme = 'nord'\r\n", "interval", 2.5) == "interval = 2.5\r\ntheme = 'nord'\r\n"
+    )
 
 
 def test_edit_refuses_what_it_cannot_keep() -> None:
