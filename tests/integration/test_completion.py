@@ -180,3 +180,16 @@ def test_zsh_completes(tmp_path: Path) -> None:
         "portscope config set hidden_columns ",
         "portscope who --json ",
     ]
+
+
+@pytest.mark.slow
+def test_the_start_up_benchmark_runs() -> None:
+    """bench/startup_deps.py (the measure behind "shtab is imported only by completion"): it runs
+    and reports every row; no timing is asserted."""
+    bench = Path(__file__).resolve().parents[2] / "bench" / "startup_deps.py"
+    res = subprocess.run(
+        [sys.executable, str(bench), "--rounds", "1"], capture_output=True, text=True, timeout=300
+    )
+    assert res.returncode == 0, res.stderr
+    rows = [line.split()[0] for line in res.stdout.splitlines()[1:]]
+    assert rows == ["start-up", "app.config", "shtab", "platformdirs", "tomllib"]
