@@ -11,7 +11,10 @@ import pytest
 
 # A developer's own ~/.config/portscope/config.toml must not change what the tests see: the tests
 # (and every portscope they start) read an empty config directory unless a test sets its own.
+# Searchable by everyone: the unprivileged tests run portscope as nobody, which must find no file
+# there (not be refused the directory).
 _CONFIG_HOME = tempfile.mkdtemp(prefix="portscope-test-config-")
+os.chmod(_CONFIG_HOME, 0o755)
 os.environ["XDG_CONFIG_HOME"] = _CONFIG_HOME
 atexit.register(shutil.rmtree, _CONFIG_HOME, True)
 

@@ -93,15 +93,17 @@ def apply_config(parser: argparse.ArgumentParser, sub: argparse._SubParsersActio
 # ------------------------------------------------------------------------------------- commands
 
 
-def _config(args: argparse.Namespace) -> Config:
+def config_in_force(args: argparse.Namespace) -> Config:
+    """``args.config`` with the values given as flags on the top-level parser marked as such
+    (``portscope --interval 5 config show``; the dashboard can use it the same way)."""
     config: Config = args.config
-    if "interval" in args.config_flags:  # `portscope --interval 5 config show`
+    if "interval" in args.config_flags:
         config.override("interval", args.interval)
     return config
 
 
 def run_path(args: argparse.Namespace) -> int:
-    config = _config(args)
+    config = config_in_force(args)
     if args.json:
         import json
 
@@ -143,7 +145,7 @@ def show_text(config: Config) -> str:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    config = _config(args)
+    config = config_in_force(args)
     if args.json:
         import json
 

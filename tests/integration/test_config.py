@@ -18,6 +18,7 @@ import pytest
 from app.config import load_config, save_setting, unset_setting
 from app.errors import UsageError
 from tests.helpers import child_listener, run_cli
+from tests.unprivileged import unprivileged_runner, why_not
 
 
 @pytest.fixture
@@ -136,6 +137,22 @@ def test_an_unreadable_file_never_blocks_and_is_one_line(home: Path, make: objec
     assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stderr
     assert str(path) in res.stderr and "Traceback" not in res.stderr
     assert res.stdout.splitlines()[1] == "interval = 2              # default"
+
+
+@pytest.mark.skipif(why_not() is not None, reason=why_not() or "")
+def test_a_file_the_user_may_not_read_is_one_line(home: Path) -> None:
+    path = write(home, "interval = 5\n")
+    os.chmod(home, 0o755)
+    os.chmod(home / "portscope", 0o755)
+    os.chmod(path, 0o600)  # root's, read by nobody
+    env = {**os.environ, "XDG_CONFIG_HOME": str(home)}
+    line = f"portscope: cannot read the config file {path}: Permission denied; using the defaults\n"
+    with unprivileged_runner() as cmd:
+        res = subprocess.run([*cmd, "config", "show"], capture_output=True, text=True, env=env, timeout=60)
+        assert (res.returncode, res.stderr) == (2, line)
+        assert "interval = 2 " in res.stdout
+        res = subprocess.run([*cmd, "ifaces", "--json"], capture_output=True, text=True, env=env, timeout=60)
+        assert (res.returncode, res.stderr) == (0, line)
 
 
 def test_the_file_sets_the_parsers_defaults_and_flags_win(
