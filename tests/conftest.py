@@ -3,6 +3,7 @@ on this machine only (a unix socket, 127.0.0.1), made and removed per module."""
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
@@ -128,6 +129,16 @@ def sshd() -> Iterator[tuple[int, str]]:
         if made_privsep:
             os.rmdir("/run/sshd")
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+# A developer's own ~/.config/portscope/config.toml must not change what the tests see: the tests
+# (and every portscope they start) read an empty config directory unless a test sets its own.
+# Searchable by everyone: the unprivileged tests run portscope as nobody, which must find no file
+# there (not be refused the directory).
+_CONFIG_HOME = tempfile.mkdtemp(prefix="portscope-test-config-")
+os.chmod(_CONFIG_HOME, 0o755)
+os.environ["XDG_CONFIG_HOME"] = _CONFIG_HOME
+atexit.register(shutil.rmtree, _CONFIG_HOME, True)
 
 
 @pytest.fixture

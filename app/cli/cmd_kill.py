@@ -41,6 +41,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--signal",
         dest="signal_name",
         default="TERM",
+        type=lambda s: {"1": "HUP", "2": "INT", "9": "KILL", "15": "TERM"}.get(
+            s.strip(), s.strip().upper().removeprefix("SIG")
+        ),
+        choices=("TERM", "INT", "HUP", "KILL"),
         metavar="SIG",
         help="TERM (default), INT, HUP or KILL",
     )

@@ -42,6 +42,8 @@ ORDER = (
     "baseline",
     "metrics",
     "serve",
+    "config",
+    "completion",
 )
 # Commands for which SIGTERM is the normal way to stop: exit 0 (``None`` is the dashboard).
 STOPPED_BY_SIGTERM = (None, "watch")

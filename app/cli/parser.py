@@ -51,6 +51,9 @@ def build_parser() -> Parser:
     for name in command_names():
         module = importlib.import_module(f"app.cli.cmd_{name}")
         module.register(sub)
+    from app.cli.cmd_config import apply_config
+
+    apply_config(parser, sub)  # the config file's values as defaults: flags still win
     for command in sub.choices.values():  # `portscope who --version` works too
         if "--version" not in command._option_string_actions:
             command.add_argument("--version", action="version", version=f"portscope {__version__}")
