@@ -68,10 +68,11 @@ LISTEN_COLUMNS = (
         align="right",
         get=lambda r: r.sock.laddr.port,
         badge=("ephemeral", EPHEMERAL_BADGE),
+        marks=((QUEUE_FULL, QUEUE_GLYPH),),  # the queue mark where the Queue column does not fit
     ),
     Column("exposure", "Exposure", 14, priority=5, emphasis=_not_local, get=lambda r: r.exposure.label),
     Column("pid", "PID", 7, priority=4, align="right", format=fmt_pid, get=lambda r: r.sock.pid),
-    Column("process", "Process", 18, priority=2, flex=1, get=lambda r: r.process),
+    Column("process", "Process", 18, priority=2, flex=2, get=lambda r: r.process),
     Column("user", "User", 8, priority=6, get=lambda r: r.user),
     Column("netns", "Netns", 12, priority=3, max_width=24, get=lambda r: r.netns),
     Column("service", "Service", 14, priority=11, flex=1, max_width=32, get=lambda r: r.service_name),
@@ -88,7 +89,7 @@ LISTEN_COLUMNS = (
     ),
     Column("conns", "Conns", 5, priority=8, align="right", get=lambda r: r.conns, reverse_first=True),
     Column("age", "Age", 6, priority=10, align="right", format=fmt_age, age=True),
-    Column("command", "Command", 16, priority=12, flex=4, get=_command),
+    Column("command", "Command", 24, priority=12, flex=4, get=_command),
 )
 L_PORT = column_index(LISTEN_COLUMNS, "port")
 L_PROCESS = column_index(LISTEN_COLUMNS, "process")
@@ -164,7 +165,7 @@ def conn_columns(remote_format: Callable[[Any, float], str] = fmt_remote) -> tup
         Column("netns", "Netns", 12, priority=6, max_width=24, get=lambda r: r.netns),
         Column("service", "Service", 14, priority=12, flex=1, max_width=32, get=lambda r: r.service_name),
         Column("age", "Age", 6, priority=11, align="right", format=fmt_age, age=True),
-        Column("command", "Command", 16, priority=13, flex=4, get=_command),
+        Column("command", "Command", 24, priority=13, flex=4, get=_command),
     )
 
 
