@@ -280,7 +280,10 @@ class Preparer:
         netns = ""
         if self.netns_rows:
             info = snap.namespaces.get(sock.netns)
-            netns = (info.label if info is not None else str(sock.netns))[:NETNS_LIMIT]
+            if info is not None:
+                netns = info.label[:NETNS_LIMIT]  # (escaped by the collector)
+            else:
+                netns = str(sock.netns) if sock.netns else "current"
         stats = snap.stats
         rx = tx = rtt = None
         retrans = None

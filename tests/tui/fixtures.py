@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from app.exposure import Exposure, classify
 from app.forwarders import Forward
 from app.interfaces import Address, Interface
-from app.model import Endpoint, Family, ProcessInfo, Proto, Snapshot, Sock
+from app.model import Endpoint, Family, NetnsInfo, ProcessInfo, Proto, Snapshot, Sock
 from app.procdetail import ProcessDetail
 from app.service import CONTAINER, UNIT, Service
 
@@ -196,6 +196,7 @@ def health_snapshot(step: int = 0) -> Snapshot:
         ephemeral=EPHEMERAL,
         privileged=True,
         holders={1001: (101, 102, 103)},
+        namespaces={0: NetnsInfo(4026531840, "host", None, True)},
         stats=health_stats(step),
         listen_counters=(10, 10),
     )
