@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical
 from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
@@ -35,7 +35,7 @@ CLOSE_CSS = """
 CloseModal {
     align: center middle;
 }
-CloseModal > #dialog {
+CloseModal > #close-dialog {
     width: 90%;
     max-width: 100;
     height: auto;
@@ -45,17 +45,14 @@ CloseModal > #dialog {
     padding: 0 1;
 }
 CloseModal #title {
-    dock: top;
     width: 1fr;
     height: auto;
     text-style: bold;
 }
-CloseModal #body {
+CloseModal #close-body {
     height: auto;
-    max-height: 100%;
 }
 CloseModal .buttons {
-    dock: bottom;
     height: auto;
     margin-top: 1;
     align: right middle;
@@ -122,12 +119,9 @@ class CloseModal(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         r = self.request
-        with Vertical(id="dialog"):
+        with Vertical(id="close-dialog"):
             yield Label(Text("Close this TCP connection?"), id="title")
-            with Horizontal(classes="buttons"):
-                yield Button("Close connection (y)", id="close", variant="error", compact=True)
-                yield Button("Cancel (Esc/n)", id="cancel", compact=True)
-            with VerticalScroll(id="body"):
+            with Vertical(id="close-body"):
                 lines = [
                     f"local    {format_endpoint(*r.local)}",
                     f"remote   {format_endpoint(*r.remote)}",
@@ -139,6 +133,9 @@ class CloseModal(ModalScreen[bool]):
                     f"same as: {r.cli()}",
                 ]
                 yield Static(Text("\n".join(lines)), id="details")
+            with Horizontal(classes="buttons"):
+                yield Button("Close connection (y)", id="close", variant="error", compact=True)
+                yield Button("Cancel (Esc/n)", id="cancel", compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#close", Button).focus()

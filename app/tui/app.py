@@ -11,9 +11,9 @@ and forwards, TCP health and rates are worked out there too), then posts one
 the tables (or keeps it while paused or while a dialog is open) and schedules the next poll.
 
 The collector reads TCP stats (queues, tcp_info) on every poll, whichever view is shown: both
-socket views show them (Queue; Rx/s, Tx/s, RTT, Retrans), rates need two consecutive polls, and
-the poll thread's whole work (collect, diff, rows) grows by about a fifth with them at 20k sockets
-(the collect alone by about half), on a background thread the keys never wait for.
+socket views show them (Queue; Rx/s, Tx/s, RTT, Retrans), rates need two consecutive polls (a
+switch would blank them for a poll each time), and their cost is the poll thread's, which the
+keys never wait for.
 """
 
 from __future__ import annotations
