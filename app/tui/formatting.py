@@ -66,12 +66,12 @@ def fmt_rate_cell(rate: Any, _now: float = 0.0) -> str:
 
 
 def fmt_rtt(ms: Any, _now: float = 0.0) -> str:
-    """A round-trip time: ``0.04ms``, ``12ms``, ``1.2s`` (``-`` when not known)."""
+    """A round-trip time: ``40µs``, ``2.5ms``, ``12ms``, ``1.2s`` (``-`` when not known)."""
     if ms is None:
         return "-"
     value = float(ms)
     if value < 1:
-        return f"{value:.2f}ms"
+        return f"{value * 1000:.0f}µs"
     if value < 10:
         return f"{value:.1f}ms"
     if value < 1000:

@@ -41,7 +41,10 @@ MARKS = (
     ("+2 after a process", "two more processes hold the socket (a pre-fork server's workers)"),
     (f"{STALLED_GLYPH} before a state", "stalled: unacked data and no progress for several polls"),
     (f"{STORM_GLYPH} before a state", "a retransmit storm since the last poll"),
-    (f"{QUEUE_GLYPH} before a queue or port", "the accept queue is 80% full, or the host dropped connections"),
+    (
+        f"{QUEUE_GLYPH} before a queue or port",
+        "the accept queue is 80% full, or the host dropped connections",
+    ),
     ("mouse", "click a row to select, a header to sort, a group to fold, a tab or bar item"),
 )
 

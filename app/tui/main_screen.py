@@ -24,7 +24,8 @@ from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Input, Static
 
 from app.errors import UsageError
-from app.filtering import Filter, parse_filter
+from app.events import Event, EventKind
+from app.filtering import Filter, FilterRow, parse_filter
 from app.model import Proto, Snapshot, Sock
 from app.textsafe import printable
 from app.tui import actions as act
@@ -218,10 +219,19 @@ class MainScreen(Screen[None]):
     def after_poll(self, prepared: Prepared) -> None:
         """A poll was applied to the tables: the bars, the status line and the detail follow."""
         if prepared.events:
-            self.events_view.add_events(prepared.events, self.portscope.exposure)  # type: ignore[arg-type]
+            self.events_view.add_events(prepared.events, self.portscope.exposure, self._event_filter_row)  # type: ignore[arg-type]
         if self.detail.shown:
             self.detail.show_socket(self._detail_target())
         self.update_chrome()
+
+    def _event_filter_row(self, event: Event) -> FilterRow | None:
+        """What the filter looks at for an event: its row's (service, forward, namespace too)."""
+        d = self.portscope.dashboard
+        model = d.listening if event.sock.listening else d.connections
+        row = model.rows.get(event.key)
+        if row is None or not isinstance(row.payload, SockRow) or row.payload.sock.pid != event.sock.pid:
+            return None
+        return row.payload.filter_row(new=event.kind is EventKind.OPENED)
 
     # ------------------------------------------------------------------------- the chrome
 

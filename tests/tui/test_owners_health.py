@@ -445,3 +445,32 @@ async def test_x_on_a_listener_says_where_it_works() -> None:
         await pilot.pause()
         assert not isinstance(app.screen, CloseModal)
         assert any("Connections" in m for m in notifications(app))
+
+
+async def test_the_events_view_filters_by_unit_and_tunnel_too() -> None:
+    from dataclasses import replace
+
+    from tests.tui.fixtures import HEALTH_SOCKETS, TUNNEL_PID, health_snapshot, tcp
+
+    later = replace(
+        health_snapshot(1),
+        sockets=(
+            *HEALTH_SOCKETS,
+            tcp("127.0.0.1", 8081, pid=101, inode=1005),
+            tcp("127.0.0.1", 9100, pid=TUNNEL_PID, inode=1006),
+        ),
+    )
+    app = make_app(SequenceCollector(health_snapshot(0), later))
+    async with app.run_test(size=(120, 30)) as pilot:
+        await until(pilot, lambda: app.poll_count >= 1)
+        await pilot.press("r")
+        await until(pilot, lambda: app.poll_count >= 2)
+        await pilot.press("4")
+        view = app.events_view
+        assert sorted(e.sock.laddr.port for e in view.events) == [8081, 9100]
+        app.set_filter_text("unit:nginx")
+        await pilot.pause()
+        assert [e.sock.laddr.port for e in view.visible_events] == [8081]
+        app.set_filter_text("tunnel")
+        await pilot.pause()
+        assert [e.sock.laddr.port for e in view.visible_events] == [9100]

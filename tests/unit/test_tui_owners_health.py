@@ -155,3 +155,19 @@ def test_the_connections_view_at_80_columns_keeps_state_endpoints_process_and_ra
     assert "service" in shown and "queue" in shown and "command" not in shown
     shown = [d.listening.columns[i].key for i, _w in d.listening.layout(100)]
     assert "service" not in shown and "exposure" in shown  # the service goes first
+
+
+def test_health_cells_fit_their_columns() -> None:
+    from app.tui.formatting import fmt_rate_cell, fmt_rtt
+
+    assert [fmt_rate_cell(v) for v in (None, 0, 850, 12.3 * 1024, 512 * 1024, 1.2 * 1024**2)] == [
+        "-",
+        "0",
+        "850B",
+        "12.3K",
+        "512K",
+        "1.2M",
+    ]
+    assert [fmt_rtt(v) for v in (None, 0.005, 2.5, 35, 1500)] == ["-", "5µs", "2.5ms", "35ms", "1.5s"]
+    rates = [0.3, 999, 1023.9, 99.95 * 1024, 1023.9 * 1024, 999.9 * 1024**2, 5000 * 1024**3]
+    assert all(len(fmt_rate_cell(v)) <= 6 for v in rates)  # the Rx/s and Tx/s columns are 6 wide
