@@ -10,10 +10,11 @@ In the same thread it asks :class:`app.owners.OwnerFacts` who the owners are (th
 container engines, systemctl) and follows TCP health with :class:`app.health.HealthTracker`
 (rates between two polls, stalls, retransmit storms, the host's accept-queue overflows).
 
-Work per poll: every listener row is rebuilt (few; the table model touches only the rows whose
-values changed); a connection row is rebuilt only when it opened, changed state or owner, or
-when what it shows of its health changed (:func:`app.health.shown_health` of two polls compared
-as sets): an idle connection costs nothing after its first poll.
+Work per poll: a listener row is rebuilt only when what it shows may have changed (its socket,
+owner, connection count, queue, holders, service, forward or exposure); a connection row only
+when it opened, changed state or owner, or when what it shows of its health changed
+(:func:`app.health.shown_health` of two polls compared as sets). Rows not rebuilt are not handed
+to the table at all, so the UI thread's work follows what changed.
 """
 
 from __future__ import annotations
@@ -248,6 +249,7 @@ class Preparer:
         self._shown: dict[int, Shown] = {}  # inode -> what its row shows of its health
         self._netns_rows = False
         self._rebuild_conns = False
+        self._listen_cache: dict[str, tuple[Sock, tuple[object, ...]]] = {}  # key -> (sock, inputs)
 
     @property
     def netns_rows(self) -> bool:
@@ -328,6 +330,42 @@ class Preparer:
             queue_full=full,
         )
 
+    def _listeners(self, snap: Snapshot, keyed: Mapping[str, Sock], opened: set[str], listen: Delta) -> None:
+        """Every listener's row, rebuilt only when what it shows may have changed: the same socket
+        object (the collector keeps those of unchanged sockets), owner, connection count, queue,
+        holders, service, forward and exposure as last poll keep last poll's row, which is then
+        not handed to the table at all."""
+        count = established_counter(snap)
+        stats = snap.stats
+        facts = self.facts
+        overflowed = self.health.overflows > 0
+        classify = self.exposure.classify
+        cache: dict[str, tuple[Sock, tuple[object, ...]]] = {}
+        old = self._listen_cache
+        for key, sock in keyed.items():
+            if not sock.listening:
+                continue
+            entry = stats.get(sock.inode) if stats and sock.inode else None
+            pid = sock.pid
+            inputs: tuple[object, ...] = (
+                snap.processes.get(pid) if pid is not None else None,
+                count(sock),
+                entry[:2] if entry is not None else None,
+                overflowed,
+                snap.holders.get(sock.inode) if sock.inode else None,
+                facts.service(snap, sock) if facts is not None and pid is not None else None,
+                facts.forward(snap, sock) if facts is not None and pid is not None else None,
+                classify(sock.laddr.ip),
+                snap.namespaces.get(sock.netns) if self._netns_rows else None,
+            )
+            cache[key] = (sock, inputs)
+            last = old.get(key)
+            if last is not None and last[0] is sock and last[1] == inputs and key not in opened:
+                continue  # nothing it shows changed
+            spec = listen_spec(key, self.row(sock, snap, inputs[1]), snap.ephemeral)  # type: ignore[arg-type]
+            (listen.added if key in opened else listen.updated).append(spec)
+        self._listen_cache = cache
+
     # --------------------------------------------------------------------------- prepare
 
     def prepare(self, snap: Snapshot) -> Prepared:
@@ -393,12 +431,7 @@ class Preparer:
             for key, sock in keyed.items():
                 if not sock.listening and key not in built:
                     conns.updated.append(conn_spec(key, self.row(sock, snap), columns))
-        count = established_counter(snap)
-        for key, sock in keyed.items():
-            if not sock.listening:
-                continue
-            spec = listen_spec(key, self.row(sock, snap, count(sock)), snap.ephemeral)
-            (listen.added if key in opened else listen.updated).append(spec)
+        self._listeners(snap, keyed, opened, listen)
         self.prev = snap
         moving = {i: v[0] for i, v in shown.items() if v[0].rx or v[0].tx}
         health = HealthView(moving, tracker, tracker.overflows)

@@ -171,3 +171,19 @@ def test_health_cells_fit_their_columns() -> None:
     assert [fmt_rtt(v) for v in (None, 0.005, 2.5, 35, 1500)] == ["-", "5µs", "2.5ms", "35ms", "1.5s"]
     rates = [0.3, 999, 1023.9, 99.95 * 1024, 1023.9 * 1024, 999.9 * 1024**2, 5000 * 1024**3]
     assert all(len(fmt_rate_cell(v)) <= 6 for v in rates)  # the Rx/s and Tx/s columns are 6 wide
+
+
+def test_a_poll_hands_the_table_only_listeners_whose_cells_may_have_changed() -> None:
+    from dataclasses import replace
+
+    preparer = Preparer(FixedExposure(), conn_columns(), FixedFacts())
+    first = preparer.prepare(health_snapshot(0))
+    assert len(first.listen.added) == 5
+    again = preparer.prepare(health_snapshot(1))  # the same listeners, queues and owners
+    assert not again.listen.added and not again.listen.updated
+    snap = health_snapshot(2)
+    stats = dict(snap.stats or {})
+    stats[1003] = (7, 128, 1003)  # 8080's accept queue grew
+    moved = preparer.prepare(replace(snap, stats=stats))
+    assert [s.payload.sock.laddr.port for s in moved.listen.updated] == [8080]
+    assert moved.listen.updated[0].payload.queue == QueueCell(7, 128)
