@@ -474,3 +474,42 @@ async def test_the_events_view_filters_by_unit_and_tunnel_too() -> None:
         app.set_filter_text("tunnel")
         await pilot.pause()
         assert [e.sock.laddr.port for e in view.visible_events] == [9100]
+
+
+class NetnsCollector(SequenceCollector):
+    """Fixed snapshots with ``set_netns``: with every namespace on, the collector says what it
+    skipped, as the real one does without root (a fault injected: this machine runs as root)."""
+
+    SKIPPED = "skipped 2 namespaces of other users (only root may enter them) [bold]x"
+
+    def __init__(self) -> None:
+        super().__init__(*health_snapshots(2))
+        self.modes: list[str] = []
+
+    def set_netns(self, mode: str) -> None:
+        self.modes.append(mode)
+
+    def collect(self, *, port: int | None = None) -> Any:
+        from dataclasses import replace
+
+        snap = super().collect(port=port)
+        if self.modes and self.modes[-1] == "all":
+            return replace(snap, warnings=(self.SKIPPED,))
+        return snap
+
+
+async def test_n_unprivileged_shows_the_collectors_warning_as_plain_text() -> None:
+    collector = NetnsCollector()
+    app = make_app(collector)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: app.poll_count >= 1)
+        await pilot.press("n")
+        await until(pilot, lambda: collector.modes == ["all"])
+        await until(pilot, lambda: NetnsCollector.SKIPPED in notifications(app))
+        note = next(n for n in app._notifications if n.message == NetnsCollector.SKIPPED)
+        assert note.markup is False  # "[bold]" stays literal
+        assert "every netns" in screen(app)
+        await pilot.press("n")
+        await until(pilot, lambda: collector.modes == ["all", "current"])
+        await until(pilot, lambda: "only this network namespace" in notifications(app))
+        assert app.poll_errors == []
