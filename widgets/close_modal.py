@@ -2,7 +2,7 @@
 
 ``start_close(app, request)`` opens :class:`CloseModal`, which names both endpoints, the state and
 the owner, and says what happens (the peer sees a reset, the process keeps running). It owns its
-keys while open: ``y`` confirms; ``Enter`` presses the focused button (it starts on "Close", so
+keys while open (the buttons stay on screen; the text scrolls on a small one): ``y`` confirms; ``Enter`` presses the focused button (it starts on "Close", so
 ``Enter`` confirms only on that explicit button; on "Cancel" it cancels); ``Tab`` and the arrows
 move between the buttons; ``Esc`` and ``n`` cancel. It dismisses with True (close) or False.
 
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
@@ -51,8 +51,10 @@ CloseModal #title {
 }
 CloseModal #close-body {
     height: auto;
+    max-height: 100%;
 }
 CloseModal .buttons {
+    dock: bottom;
     height: auto;
     margin-top: 1;
     align: right middle;
@@ -121,7 +123,7 @@ class CloseModal(ModalScreen[bool]):
         r = self.request
         with Vertical(id="close-dialog"):
             yield Label(Text("Close this TCP connection?"), id="title")
-            with Vertical(id="close-body"):
+            with VerticalScroll(id="close-body"):
                 lines = [
                     f"local    {format_endpoint(*r.local)}",
                     f"remote   {format_endpoint(*r.remote)}",

@@ -257,8 +257,6 @@ class PortscopeApp(App[None]):
 
     def _apply(self, prepared: Prepared) -> None:
         switched = prepared.netns_switched
-        if switched is not None:
-            self.dashboard.show_netns(switched == "all")
         self.dashboard.apply(prepared)
         if prepared.first or switched is not None:
             for warning in prepared.snapshot.warnings:

@@ -127,15 +127,13 @@ class Selected:
 def _health(w: _Writer, row: SockRow, health: HealthView | None) -> None:
     """A connection's rates, RTT, retransmits and marks; a listener's accept queue."""
     sock = row.sock
-    if row.queue is not None:
+    if row.queue is not None and row.queue_full:  # (a queue that is not is on the range line)
         q = row.queue
-        text = f"{q.current}/{q.max} waiting for accept()"
-        if row.queue_full:
-            text = f"{QUEUE_GLYPH} {text}: 80% full or more"
-            overflows = health.overflows if health is not None else 0
-            if overflows:
-                text += f"; the host counted {overflows} overflows since the last poll"
-        w.field("queue", text, style="bold red" if row.queue_full else "")
+        text = f"{QUEUE_GLYPH} {q.current}/{q.max} waiting for accept(): 80% full or more"
+        overflows = health.overflows if health is not None else 0
+        if overflows:
+            text += f"; the host counted {overflows} overflows since the last poll"
+        w.field("queue", text, style="bold red")
     if sock.listening or row.rx is None:
         return
     parts = [f"rx {fmt_rate(row.rx)}", f"tx {fmt_rate(row.tx)}"]
@@ -197,7 +195,10 @@ def render_detail(
 ) -> Text:
     w = _Writer(width)
     w.line(sock_line(sock), style="bold")
-    w.field("range", f"{sock.range.value}" + ("  (in ephemeral)" if snapshot.in_ephemeral(sock) else ""))
+    where = f"{sock.range.value}" + ("  (in ephemeral)" if snapshot.in_ephemeral(sock) else "")
+    if row is not None and row.queue is not None and not row.queue_full:
+        where += f" · accept queue {row.queue.current}/{row.queue.max}"
+    w.field("range", where)
     if row is not None:
         _health(w, row, health)
     if sock.pid is None:

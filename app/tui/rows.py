@@ -221,6 +221,7 @@ class Prepared:
     events: list[Event] = field(default_factory=list)  # empty on the first poll (the starting point)
     health: HealthView = field(default_factory=lambda: HealthView({}))
     netns_switched: str | None = None  # "all" / "current": key n took effect with this poll
+    netns_rows: bool = False  # its rows name their namespace (every namespace was read)
 
 
 class Preparer:
@@ -372,7 +373,10 @@ class Preparer:
         first = self.prev is None
         prev = self.prev or empty_snapshot()
         if self.facts is not None:
-            self.facts.prepare(snap)  # blocking (engines, systemctl): this is the poll thread
+            try:
+                self.facts.prepare(snap)  # blocking (engines, systemctl): this is the poll thread
+            except Exception:  # who the owners belong to is a courtesy: never fail a poll for it
+                pass
         tracker = self.health
         tracker.update(snap.stats, snap.taken_at, snap.listen_counters)
         events = diff(prev, snap)
@@ -435,7 +439,16 @@ class Preparer:
         self.prev = snap
         moving = {i: v[0] for i, v in shown.items() if v[0].rx or v[0].tx}
         health = HealthView(moving, tracker, tracker.overflows)
-        return Prepared(snap, keyed, first, listen, conns, events=[] if first else reported, health=health)
+        return Prepared(
+            snap,
+            keyed,
+            first,
+            listen,
+            conns,
+            events=[] if first else reported,
+            health=health,
+            netns_rows=self._netns_rows,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -65,6 +65,7 @@ class Dashboard:
         self.health = HealthView({})  # the last applied poll's
 
     def apply(self, prepared: Prepared) -> None:
+        self.show_netns_column(prepared.netns_rows)  # the column follows what the rows say
         now = self.clock()
         mark = not prepared.first
         for model, delta in ((self.listening, prepared.listen), (self.connections, prepared.conns)):
@@ -91,8 +92,12 @@ class Dashboard:
         return prepared
 
     def show_netns(self, on: bool) -> None:
-        """Show the Netns column (and fill each row's namespace) while every namespace is read."""
+        """Fill each row's namespace from the next prepared poll on, and show the Netns column
+        (headless callers; the app sets the preparer's side in its poll thread)."""
         self.preparer.netns_rows = on
+        self.show_netns_column(on)
+
+    def show_netns_column(self, on: bool) -> None:
         hidden = set() if on else {NETNS}
         self.listening.set_hidden(hidden)
         self.connections.set_hidden(hidden)

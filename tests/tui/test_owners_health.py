@@ -24,6 +24,8 @@ from app.tui.columns import C_TX, L_PROCESS, L_QUEUE, L_SERVICE, QUEUE_FULL
 from tests.cgroups import MOUNTS, moved_into, needs_root
 from tests.helpers import child_listener, needs_netns, netns_listener, prefork_server
 from tests.tui.fixtures import (
+    SIZE_IDS,
+    SIZES,
     SequenceCollector,
     fixed_interfaces,
     health_snapshots,
@@ -513,3 +515,18 @@ async def test_n_unprivileged_shows_the_collectors_warning_as_plain_text() -> No
         await until(pilot, lambda: collector.modes == ["all", "current"])
         await until(pilot, lambda: "only this network namespace" in notifications(app))
         assert app.poll_errors == []
+
+
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+async def test_the_close_dialog_keeps_its_buttons_on_screen(size: tuple[int, int]) -> None:
+    app = make_app(SequenceCollector(*health_snapshots(2)))
+    async with app.run_test(size=size) as pilot:
+        await until(pilot, lambda: app.poll_count >= 1)
+        await pilot.press("2", "X")
+        await until(pilot, lambda: isinstance(app.screen, CloseModal))
+        await pilot.pause()
+        text = screen(app)
+        assert "Close connection (y)" in text
+        assert "127.0.0.1:41000" in text  # the row's local endpoint, named
+        await pilot.press("n")
+        await until(pilot, lambda: not isinstance(app.screen, CloseModal))
