@@ -2,9 +2,10 @@
 
 ``start_close(app, request)`` opens :class:`CloseModal`, which names both endpoints, the state and
 the owner, and says what happens (the peer sees a reset, the process keeps running). It owns its
-keys while open (the buttons stay on screen; the text scrolls on a small one): ``y`` confirms; ``Enter`` presses the focused button (it starts on "Close", so
-``Enter`` confirms only on that explicit button; on "Cancel" it cancels); ``Tab`` and the arrows
-move between the buttons; ``Esc`` and ``n`` cancel. It dismisses with True (close) or False.
+keys while open (the buttons stay on screen; the text scrolls on a small one): ``y`` confirms;
+``Enter`` presses the focused button (it starts on "Close", so ``Enter`` confirms only on that
+explicit button; on "Cancel" it cancels); ``Tab`` and the arrows move between the buttons; ``Esc``
+and ``n`` cancel. It dismisses with True (close) or False.
 
 On a confirm the closer runs in a thread worker: by default :func:`close_connection`, the same
 domain functions as the CLI (:func:`app.close.find`, then :func:`app.close.destroy`, which raises

@@ -22,7 +22,14 @@ from app.close import CloseFailed
 from app.tui.app import PortscopeApp, dashboard_collector
 from app.tui.columns import C_TX, L_PROCESS, L_QUEUE, L_SERVICE, QUEUE_FULL
 from tests.cgroups import MOUNTS, moved_into, needs_root
-from tests.helpers import child_listener, needs_netns, netns_listener, prefork_server
+from tests.helpers import (
+    ask_client,
+    child_listener,
+    needs_netns,
+    netns_listener,
+    prefork_server,
+    two_connections,
+)
 from tests.tui.fixtures import (
     SIZE_IDS,
     SIZES,
@@ -317,54 +324,6 @@ async def test_a_listener_with_more_waiting_connections_than_its_backlog_is_mark
 
 # --------------------------------------------------------------------------- #15: X closes one
 
-_CLIENT = r"""
-import socket, sys
-port = int(sys.argv[1])
-conns = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
-print(" ".join(str(c.getsockname()[1]) for c in conns), flush=True)
-for line in sys.stdin:
-    i = int(line)
-    try:
-        conns[i].sendall(b"ping\n")
-        print("sent", i, flush=True)
-    except OSError as exc:
-        print("error", i, exc.errno, flush=True)
-"""
-
-
-@contextmanager
-def two_connections() -> Iterator[tuple[subprocess.Popen[str], list[int], list[socket.socket], int]]:
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(4)
-    port = srv.getsockname()[1]
-    child = subprocess.Popen(
-        [sys.executable, "-c", _CLIENT, str(port)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    accepted: list[socket.socket] = []
-    try:
-        assert child.stdout is not None
-        ports = [int(p) for p in child.stdout.readline().split()]
-        accepted = [srv.accept()[0] for _ in range(2)]
-        by_peer = {a.getpeername()[1]: a for a in accepted}
-        accepted = [by_peer[p] for p in ports]  # accepted[i] is the server end of the child's conns[i]
-        for a in accepted:
-            a.settimeout(5)
-        yield child, ports, accepted, port
-    finally:
-        child.kill()
-        child.wait()
-        for a in accepted:
-            a.close()
-        srv.close()
-
-
-def ask(child: subprocess.Popen[str], i: int) -> str:
-    assert child.stdin is not None and child.stdout is not None
-    child.stdin.write(f"{i}\n")
-    child.stdin.flush()
-    return child.stdout.readline().strip()
-
 
 async def open_close_dialog(pilot: Any, app: PortscopeApp, local_port: int, server_port: int) -> CloseModal:
     await pilot.press("2")
@@ -391,12 +350,14 @@ async def test_x_closes_exactly_that_connection_and_the_process_and_its_other_co
             await until(pilot, lambda: any(m.startswith("closed tcp") for m in notifications(app)))
         message = next(m for m in notifications(app) if m.startswith("closed tcp"))
         assert f":{ports[0]} -> 127.0.0.1:{server_port}" in message and "keeps running" in message
-        with pytest.raises((ConnectionResetError, ConnectionAbortedError)):  # the peer sees a reset
-            if accepted[0].recv(16) == b"":
-                raise ConnectionResetError("EOF")
+        try:
+            seen: bytes | None = accepted[0].recv(16)  # (a timeout here: nothing was closed)
+        except (ConnectionResetError, ConnectionAbortedError):
+            seen = None
+        assert seen in (None, b"")  # the peer sees the reset (or EOF)
         assert child.poll() is None  # the process lives
-        assert ask(child, 0).startswith("error 0")  # its closed socket is gone
-        assert ask(child, 1) == "sent 1"  # its other connection works
+        assert ask_client(child, 0).startswith("error 0")  # its closed socket is gone
+        assert ask_client(child, 1) == "sent 1"  # its other connection works
         assert accepted[1].recv(16) == b"ping\n"
 
 
@@ -417,8 +378,8 @@ async def test_x_then_esc_cancels_and_nothing_is_closed() -> None:
             await until(pilot, lambda: not isinstance(app.screen, CloseModal))
             await pilot.pause(0.3)
             assert not closed
-        assert ask(child, 0) == "sent 0" and accepted[0].recv(16) == b"ping\n"
-        assert ask(child, 1) == "sent 1" and accepted[1].recv(16) == b"ping\n"
+        assert ask_client(child, 0) == "sent 0" and accepted[0].recv(16) == b"ping\n"
+        assert ask_client(child, 1) == "sent 1" and accepted[1].recv(16) == b"ping\n"
 
 
 async def test_x_unprivileged_shows_the_one_line_reason_and_the_app_goes_on() -> None:
