@@ -214,7 +214,6 @@ class PortscopeApp(App[None]):
         self._netns_read = wanted
         preparer = self.dashboard.preparer
         preparer.netns_rows = wanted
-        preparer.quiet_netns = True
         return "all" if wanted else "current"
 
     def _poll_body(self) -> None:

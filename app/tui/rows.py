@@ -44,7 +44,6 @@ NO_FLAGS: frozenset[str] = frozenset()
 SERVICE_LIMIT = 40
 FORWARD_LIMIT = 60
 NETNS_LIMIT = 40
-_VIEW_KINDS = (EventKind.OPENED, EventKind.CLOSED)
 
 
 class Classifier(Protocol):
@@ -224,14 +223,33 @@ class Prepared:
     netns_rows: bool = False  # its rows name their namespace (every namespace was read)
 
 
+def _in_view_events(events: list[Event], prev: Snapshot, snap: Snapshot) -> list[Event]:
+    """``events`` without the sockets that opened or closed only because their namespace came
+    into view or went out of it between ``prev`` and ``snap``."""
+    entering = snap.namespaces.keys() - prev.namespaces.keys()
+    leaving = prev.namespaces.keys() - snap.namespaces.keys()
+    if not entering and not leaving:
+        return events
+    return [
+        e
+        for e in events
+        if not e.sock.netns
+        or not (
+            (e.kind is EventKind.OPENED and e.sock.netns in entering)
+            or (e.kind is EventKind.CLOSED and e.sock.netns in leaving)
+        )
+    ]
+
+
 class Preparer:
     """Diffs each snapshot against the previous one and builds row deltas. Not thread-safe: one
     poll at a time (the dashboard never runs two).
 
     ``facts`` (``None``: no services or forwards) and ``health`` are asked in the poll thread.
     ``netns_rows``: show each socket's namespace (the app sets it while every namespace is read);
-    ``quiet_netns``: the next poll's opened / closed sockets of other namespaces are the switch
-    of ``n``, not events (they are not reported, the rows still come and go)."""
+    Sockets of a network namespace that comes into view (``n``, or a reader that could open it
+    only now) or goes out of it are not reported as opened / closed: only the rows come and go.
+    """
 
     def __init__(
         self,
@@ -245,7 +263,6 @@ class Preparer:
         self.facts = facts
         self.health = health if health is not None else HealthTracker()
         self.prev: Snapshot | None = None
-        self.quiet_netns = False
         self._conn_keys: dict[int, str] = {}  # inode -> connection row key
         self._shown: dict[int, Shown] = {}  # inode -> what its row shows of its health
         self._netns_rows = False
@@ -380,10 +397,7 @@ class Preparer:
         tracker = self.health
         tracker.update(snap.stats, snap.taken_at, snap.listen_counters)
         events = diff(prev, snap)
-        reported = events
-        if self.quiet_netns:  # the switch of `n`: other namespaces' sockets came into / out of view
-            self.quiet_netns = False
-            reported = [e for e in events if not (e.sock.netns and e.kind in _VIEW_KINDS)]
+        reported = _in_view_events(events, prev, snap) if snap.namespaces or prev.namespaces else events
         keyed = snap.keyed()
         columns = self.conn_values
         conn_keys = self._conn_keys

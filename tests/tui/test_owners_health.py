@@ -46,6 +46,7 @@ from widgets.table_model import HEADER_PREFIX
 
 linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the Linux collector (netlink)")
 pytestmark = linux
+LIVE = 30.0  # seconds for a real socket to show up: a loaded host's first poll is slow
 
 
 def live_app(**kwargs: Any) -> PortscopeApp:
@@ -83,7 +84,7 @@ async def test_a_prefork_listener_shows_plus_two_and_the_detail_lists_every_hold
     with prefork_server(str(tmp_path), workers=2) as server:
         app = live_app()
         async with app.run_test(size=(140, 44)) as pilot:
-            await until(pilot, lambda: listener_row(app, server.port) is not None)
+            await until(pilot, lambda: listener_row(app, server.port) is not None, timeout=LIVE)
             row = listener_row(app, server.port)
             assert row.payload.sock.pid == server.pid  # the master is the primary owner
             assert row.values[L_PROCESS] == "ps-prefork +2"
@@ -118,8 +119,8 @@ async def test_a_listener_in_a_unit_cgroup_shows_its_service_and_unit_filters_it
     ):
         app = live_app()
         async with app.run_test(size=(140, 30)) as pilot:
-            await until(pilot, lambda: listener_row(app, child.port) is not None)
-            await until(pilot, lambda: listener_row(app, other.port) is not None)
+            await until(pilot, lambda: listener_row(app, child.port) is not None, timeout=LIVE)
+            await until(pilot, lambda: listener_row(app, other.port) is not None, timeout=LIVE)
             row = listener_row(app, child.port)
             assert row.values[L_SERVICE] == "ps-tui-demo.service"
             assert listener_row(app, other.port).values[L_SERVICE] != "ps-tui-demo.service"
@@ -143,7 +144,7 @@ async def test_n_shows_a_listener_of_another_namespace_with_its_namespace_and_hi
     with netns_listener("unshare", "--net") as (_proc, port):
         app = live_app()
         async with app.run_test(size=(140, 30)) as pilot:
-            await until(pilot, lambda: app.poll_count >= 2)
+            await until(pilot, lambda: app.poll_count >= 2, timeout=LIVE)
             assert not in_other_ns(port)
             assert "Netns" not in screen_lines(app)[2]  # the column header line
             await pilot.press("n")
@@ -255,7 +256,11 @@ async def test_rates_of_a_real_connection_while_data_flows_then_zero_and_tx_sort
         async with app.run_test(size=(140, 30)) as pilot:
             await pilot.press("2")
             app.set_filter_text(f":{port}")
-            await until(pilot, lambda: conn_row(app, busy) is not None and conn_row(app, idle) is not None)
+            await until(
+                pilot,
+                lambda: conn_row(app, busy) is not None and conn_row(app, idle) is not None,
+                timeout=LIVE,
+            )
             await until(pilot, lambda: (conn_row(app, busy).payload.tx or 0) > 100_000)
             # the server's end of the busy connection receives what the child sends
             server_end = next(
@@ -297,7 +302,7 @@ async def test_a_listener_with_more_waiting_connections_than_its_backlog_is_mark
         app = live_app()
         async with app.run_test(size=(140, 30)) as pilot:
             app.set_filter_text(f":{port}")
-            await until(pilot, lambda: listener_row(app, port) is not None)
+            await until(pilot, lambda: listener_row(app, port) is not None, timeout=LIVE)
             await until(pilot, lambda: QUEUE_FULL in listener_row(app, port).flags)
             row = listener_row(app, port)
             queue = row.values[L_QUEUE]
@@ -328,7 +333,7 @@ async def test_a_listener_with_more_waiting_connections_than_its_backlog_is_mark
 async def open_close_dialog(pilot: Any, app: PortscopeApp, local_port: int, server_port: int) -> CloseModal:
     await pilot.press("2")
     app.set_filter_text(f":{server_port}")
-    await until(pilot, lambda: conn_row(app, local_port) is not None)
+    await until(pilot, lambda: conn_row(app, local_port) is not None, timeout=LIVE)
     assert app.model().select_key(conn_row(app, local_port).key)
     await pilot.press("X")
     await until(pilot, lambda: isinstance(app.screen, CloseModal))

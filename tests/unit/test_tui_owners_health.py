@@ -187,3 +187,25 @@ def test_a_poll_hands_the_table_only_listeners_whose_cells_may_have_changed() ->
     moved = preparer.prepare(replace(snap, stats=stats))
     assert [s.payload.sock.laddr.port for s in moved.listen.updated] == [8080]
     assert moved.listen.updated[0].payload.queue == QueueCell(7, 128)
+
+
+def test_sockets_of_a_namespace_coming_into_view_are_rows_not_events() -> None:
+    from dataclasses import replace
+
+    from app.model import Endpoint, Family, NetnsInfo, Proto, Sock
+
+    def in_ns(port: int) -> Sock:
+        return Sock(Proto.TCP, Family.IPV4, Endpoint("127.0.0.1", port), None, "LISTEN", 404, 9000 + port, 77)
+
+    here = {0: NetnsInfo(1, "host", None, True)}
+    both = {**here, 77: NetnsInfo(77, "container web", None, False)}
+    base = health_snapshot(0)
+    preparer = Preparer(FixedExposure(), conn_columns(), FixedFacts())
+    preparer.prepare(replace(base, namespaces=here))
+    shown = preparer.prepare(replace(base, sockets=(*base.sockets, in_ns(80)), namespaces=both))
+    assert [s.payload.sock.netns for s in shown.listen.added] == [77]  # the row comes
+    assert not shown.events  # but nothing "opened": it only came into view
+    later = preparer.prepare(replace(base, sockets=(*base.sockets, in_ns(80), in_ns(81)), namespaces=both))
+    assert [(e.kind.value, e.sock.laddr.port) for e in later.events] == [("opened", 81)]  # a real one
+    hidden = preparer.prepare(replace(base, namespaces=here))
+    assert len(hidden.listen.gone) == 2 and not hidden.events
