@@ -261,7 +261,7 @@ async def test_rates_of_a_real_connection_while_data_flows_then_zero_and_tx_sort
                 lambda: conn_row(app, busy) is not None and conn_row(app, idle) is not None,
                 timeout=LIVE,
             )
-            await until(pilot, lambda: (conn_row(app, busy).payload.tx or 0) > 100_000)
+            await until(pilot, lambda: (conn_row(app, busy).payload.tx or 0) > 100_000, timeout=LIVE)
             # the server's end of the busy connection receives what the child sends
             server_end = next(
                 r for r in rows_on_port(app, port, "connections") if r.payload.sock.raddr.port == busy
@@ -274,8 +274,14 @@ async def test_rates_of_a_real_connection_while_data_flows_then_zero_and_tx_sort
             await pilot.pause()
             model = app.model("connections")
             assert model.sort_reverse  # the busiest first
-            first = next(k for k in model.lines if not k.startswith(HEADER_PREFIX))
-            assert model.rows[first].payload.sock.laddr.port == busy
+
+            def first() -> Any:
+                return model.rows[next(k for k in model.lines if not k.startswith(HEADER_PREFIX))]
+
+            # the first row is the one sending (only the busy connection sends; a poll in which
+            # a starved sender sent nothing ties them all at 0, so wait for one that did)
+            await until(pilot, lambda: (first().payload.tx or 0) > 0, timeout=LIVE)
+            assert first().payload.sock.laddr.port == busy
             assert "Tx/s ▼" in screen(app)
             assert child.stdin is not None and child.stdout is not None
             child.stdin.write("stop\n")
@@ -303,7 +309,8 @@ async def test_a_listener_with_more_waiting_connections_than_its_backlog_is_mark
         async with app.run_test(size=(140, 30)) as pilot:
             app.set_filter_text(f":{port}")
             await until(pilot, lambda: listener_row(app, port) is not None, timeout=LIVE)
-            await until(pilot, lambda: QUEUE_FULL in listener_row(app, port).flags)
+            await until(pilot, lambda: QUEUE_FULL in listener_row(app, port).flags, timeout=LIVE)
+            await pilot.pause()
             row = listener_row(app, port)
             queue = row.values[L_QUEUE]
             assert queue.max == 2 and queue.current >= 2
