@@ -14,6 +14,10 @@ substring). Terms narrow further; all terms must match:
 | ``proto:udp`` / ``tcp``/``udp``| that protocol                                                |
 | ``exposed``                   | reachable beyond loopback                                    |
 | ``new``                       | appeared recently (highlighted as new)                       |
+| ``unit:nginx``                | the owner's systemd unit (or socket unit) contains ``nginx``  |
+| ``container:web``             | the owner's container (name, id or image) contains ``web``    |
+| ``netns:host``                | the socket's network namespace (label or name) contains it   |
+| ``tunnel``                    | the owner is a forwarder (``ssh -L``, kubectl, docker-proxy…) |
 | ``-TERM``                     | negation of any term or word                                 |
 
 :func:`parse_filter` raises :class:`~app.errors.UsageError` with one line on a malformed term.
@@ -31,7 +35,22 @@ from app.parsing import parse_port, parse_range, parse_range_name
 from app.ports import PortRange
 from app.textsafe import printable, quoted
 
-FILTER_TERMS = ("port:", "pid:", "user:", "proc:", "range:", "state:", "proto:", "exposed", "new", ":PORT")
+FILTER_TERMS = (
+    "port:",
+    "pid:",
+    "user:",
+    "proc:",
+    "range:",
+    "state:",
+    "proto:",
+    "unit:",
+    "container:",
+    "netns:",
+    "exposed",
+    "new",
+    "tunnel",
+    ":PORT",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +70,11 @@ class FilterRow:
     range: PortRange
     exposed: bool
     new: bool = False
+    # who the owner belongs to (app.owners.OwnerFacts), when the caller knows it: raw strings
+    unit: str = ""  # the systemd unit (a socket unit for socket activation; a container's scope)
+    container: str = ""  # the container's name, id and image, space separated
+    netns: str = ""  # the network namespace's label and name, space separated
+    forward: str = ""  # a forwarder's label (ssh tunnel → ..., kubectl port-forward → ...)
 
     def haystack(self) -> str:
         return " ".join(
@@ -65,11 +89,24 @@ class FilterRow:
                 str(self.pid or ""),
                 self.state,
                 self.proto,
+                self.unit,
+                self.container,
+                self.forward,
             )
         ).lower()
 
 
-def row_for(sock: Sock, owner: ProcessInfo | None, exposed: bool, new: bool = False) -> FilterRow:
+def row_for(
+    sock: Sock,
+    owner: ProcessInfo | None,
+    exposed: bool,
+    new: bool = False,
+    *,
+    unit: str = "",
+    container: str = "",
+    netns: str = "",
+    forward: str = "",
+) -> FilterRow:
     return FilterRow(
         proto=sock.proto.value,
         local_ip=sock.laddr.ip,
@@ -84,6 +121,10 @@ def row_for(sock: Sock, owner: ProcessInfo | None, exposed: bool, new: bool = Fa
         range=sock.range,
         exposed=exposed,
         new=new,
+        unit=unit,
+        container=container,
+        netns=netns,
+        forward=forward,
     )
 
 
@@ -133,6 +174,8 @@ def _term(token: str) -> Predicate:
         return lambda r: r.exposed
     if low == "new":
         return lambda r: r.new
+    if low == "tunnel":
+        return lambda r: bool(r.forward)
     if low in ("tcp", "udp"):
         return lambda r: r.proto == low
     if low.startswith(":") and len(low) > 1:
@@ -155,6 +198,9 @@ def _term(token: str) -> Predicate:
         if key in ("proc", "process", "name"):
             needle = value.lower()
             return lambda r: needle in r.process.lower() or needle in r.command.lower()
+        if key in ("unit", "container", "netns"):
+            needle = value.lower()
+            return lambda r: needle in getattr(r, key).lower()
         if key == "range":
             rng = parse_range_name(value)
             return lambda r: r.range is rng
@@ -170,7 +216,8 @@ def _term(token: str) -> Predicate:
             needle = token.lower()
             return lambda r: needle in f"{r.local_ip}:{r.local_port}".lower() or needle in r.haystack()
         raise UsageError(
-            f"unknown filter term {key + ':'!r}: use port:, pid:, user:, proc:, range:, state:, proto:"
+            f"unknown filter term {key + ':'!r}: use port:, pid:, user:, proc:, range:, state:, proto:, "
+            "unit:, container:, netns:"
         )
     needle = low
     return lambda r: needle in r.haystack()

@@ -194,3 +194,26 @@ def queue_marked(q: Queue | None, overflowed: bool = False) -> bool:
     if q is None or q.max <= 0:
         return False
     return q.current >= QUEUE_FULL * q.max or (overflowed and q.current > 0)
+
+
+# --- what a dashboard row shows of a connection (additive helper for app/tui) ---------------------
+
+# positions in a stats row (3 + the index in app.fast.tcpinfo.RAW_FIELDS): rtt (µs), total_retrans
+RAW_RTT = 3 + 4
+RAW_TOTAL_RETRANS = 3 + 7
+
+Shown = tuple[Rates, int | None, int | None, bool, bool]
+
+
+def shown_health(stats: Mapping[int, RawStats] | None, tracker: HealthTracker) -> dict[int, Shown]:
+    """Per tracked connection what a dashboard row shows of it: ``(rates, rtt µs, total
+    retransmits, stalled, storm)``, in one pass. Comparing two polls' results (``a.items() -
+    b.items()``) names the connections whose shown values changed, so only their rows are rebuilt."""
+    if not stats:
+        return {}
+    get = stats.get
+    return {
+        inode: (h.rates, row[RAW_RTT], row[RAW_TOTAL_RETRANS], h.stall_polls >= STALL_POLLS, h.storm)
+        for inode, h in tracker.conns.items()
+        if (row := get(inode)) is not None and len(row) > RAW_TOTAL_RETRANS
+    }

@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,9 +27,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 # The demo servers: child processes with readable names (PR_SET_NAME) holding a loopback listener.
-# TCP ones accept and keep their connections; with "workers", a server forks two idle workers, as
-# nginx or a postgres postmaster do, so the detail pane has a process tree to show. This is the
-# script's own code: it runs with the runtime dependencies only (no pytest, no test helpers).
+# TCP ones accept, keep and read their connections; with "workers", a server forks two idle
+# workers that keep its listener, as nginx's or a pre-fork server's do, so the listening view shows
+# "+2" and the detail pane every holder and a process tree. This is the script's own code: it runs
+# with the runtime dependencies only (no pytest, no test helpers).
 DEMO_SERVER = r"""
 import os, socket, sys, time
 proto, host, port, name = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
@@ -52,8 +54,7 @@ if proto == "tcp":
     s.settimeout(0.2)
 if workers:
     for n in range(2):
-        if os.fork() == 0:
-            s.close()  # the master keeps the listener
+        if os.fork() == 0:  # the worker keeps the listener (it never accepts: the master does)
             set_name(name + "-w" + str(n + 1))
             while os.getppid() != 1:
                 time.sleep(0.5)
@@ -63,9 +64,17 @@ held, deadline = [], time.time() + 600
 while time.time() < deadline:
     if proto == "tcp":
         try:
-            held.append(s.accept()[0])
+            conn = s.accept()[0]
+            conn.setblocking(False)
+            held.append(conn)
         except OSError:
             pass
+        for conn in held:  # read what clients send, so their rates show
+            try:
+                while conn.recv(1 << 20):
+                    pass
+            except OSError:
+                pass
     else:
         time.sleep(0.2)
 """
@@ -143,6 +152,30 @@ def connect_to(child: Demo, n: int) -> list[socket.socket]:
     return out
 
 
+class Talker:
+    """Sends on one connection from a thread until stopped, so Rx/s and Tx/s show real rates."""
+
+    def __init__(self, conn: socket.socket) -> None:
+        self.conn = conn
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        chunk = b"x" * 32768
+        self.conn.settimeout(1)
+        while not self.stopped.is_set():
+            try:
+                self.conn.sendall(chunk)
+            except OSError:
+                return
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join(timeout=5)
+
+
 def to_png(svg: Path) -> Path | None:
     """rsvg-convert drops the non-breaking spaces Textual writes: use plain preserved spaces."""
     tool = shutil.which("rsvg-convert")
@@ -188,6 +221,9 @@ async def render(out: Path, size: tuple[int, int], children: list[Demo]) -> list
 
     async with app.run_test(size=size) as pilot:
         await wait_until(pilot, lambda: all(key_for(p) for p in demo_ports) and app.poll_count >= 2)
+        await wait_until(
+            pilot, lambda: any((r.payload.tx or 0) > 0 for r in app.model("connections").rows.values())
+        )
         await pilot.press("space")  # pause: a still picture
         await pilot.pause(0.3)
         app.set_filter_text("proc:demo")
@@ -199,6 +235,9 @@ async def render(out: Path, size: tuple[int, int], children: list[Demo]) -> list
         shot("filter")
         await pilot.press("escape", "2")
         app.set_filter_text(f":{web.port}")
+        model = app.model("connections")
+        tx = next(i for i, c in enumerate(model.columns) if c.key == "tx")
+        app.main.sort_by_column("connections", tx)  # the top talkers first
         await pilot.pause(0.2)
         shot("connections")
         await pilot.press("escape", "3")
@@ -235,7 +274,11 @@ def main() -> int:
     try:
         web = next(c for c in children if c.name == "demo-web")
         clients = connect_to(web, 3)
-        svgs = asyncio.run(render(out, (width, height), children))
+        talker = Talker(clients[0])
+        try:
+            svgs = asyncio.run(render(out, (width, height), children))
+        finally:
+            talker.stop()
     finally:
         for s in clients:
             s.close()

@@ -887,3 +887,60 @@ def ssh_client(sshd: tuple[int, str], *forward_args: str) -> subprocess.Popen[by
         "root@127.0.0.1",
     ]
     return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+# A child with two client connections to the test's listener; it sends a line on either on demand.
+_TWO_CLIENTS = r"""
+import socket, sys
+port = int(sys.argv[1])
+conns = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
+print(" ".join(str(c.getsockname()[1]) for c in conns), flush=True)
+for line in sys.stdin:
+    i = int(line)
+    try:
+        conns[i].sendall(b"ping\n")
+        print("sent", i, flush=True)
+    except OSError as exc:
+        print("error", i, exc.errno, flush=True)
+"""
+
+
+@contextmanager
+def two_connections() -> Iterator[tuple[subprocess.Popen[str], list[int], list[socket.socket], int]]:
+    """A child with two client connections to a listener of the test's own on loopback; it sends
+    "ping" on one when told (:func:`ask_client`). Yields (child, its two local ports, the two
+    accepted server ends in the same order, the listener's port)."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    port = srv.getsockname()[1]
+    child = subprocess.Popen(
+        [sys.executable, "-c", _TWO_CLIENTS, str(port)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    accepted: list[socket.socket] = []
+    try:
+        assert child.stdout is not None
+        ports = [int(p) for p in child.stdout.readline().split()]
+        accepted = [srv.accept()[0] for _ in range(2)]
+        by_peer = {a.getpeername()[1]: a for a in accepted}
+        accepted = [by_peer[p] for p in ports]  # accepted[i] is the server end of the child's conns[i]
+        for a in accepted:
+            a.settimeout(5)
+        yield child, ports, accepted, port
+    finally:
+        child.kill()
+        child.wait()
+        for a in accepted:
+            a.close()
+        srv.close()
+
+
+def ask_client(child: subprocess.Popen[str], i: int) -> str:
+    """Make the child send on its connection ``i``: "sent i", or "error i ERRNO" if it is gone."""
+    assert child.stdin is not None and child.stdout is not None
+    child.stdin.write(f"{i}\n")
+    child.stdin.flush()
+    return child.stdout.readline().strip()

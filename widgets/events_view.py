@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from rich.text import Text
@@ -146,13 +146,22 @@ class EventsView(Widget):
     def filter(self) -> Filter:
         return self._filter
 
-    def add_events(self, events: Sequence[Event], exposure: ExposureMap) -> None:
-        """Add one poll's events (in diff order); they appear above the older ones."""
+    def add_events(
+        self,
+        events: Sequence[Event],
+        exposure: ExposureMap,
+        describe: Callable[[Event], FilterRow | None] | None = None,
+    ) -> None:
+        """Add one poll's events (in diff order); they appear above the older ones. ``describe``
+        gives what the filter looks at for an event when the caller knows more (its row's service,
+        forward and namespace, for ``unit:``, ``container:``, ``netns:`` and ``tunnel``)."""
         if not events:
             return
         for event in reversed(events):  # the batch keeps its own order, above the older ones
-            exposed = exposure.classify(event.sock.laddr.ip).beyond_loopback
-            row = row_for(event.sock, event.owner, exposed, new=event.kind is EventKind.OPENED)
+            row = describe(event) if describe is not None else None
+            if row is None:
+                exposed = exposure.classify(event.sock.laddr.ip).beyond_loopback
+                row = row_for(event.sock, event.owner, exposed, new=event.kind is EventKind.OPENED)
             entry = _Entry(next(self._seq), event, row, event_cells(event))
             self._entries.appendleft(entry)
             self.total_seen += 1

@@ -58,6 +58,10 @@ class Column:
     age: bool = False
     get: Callable[[Any], Any] | None = None  # the cell's value from the row's payload (see values_getter)
     badge: tuple[str, str] = ("", "")  # (facet, glyph): the glyph precedes the cell of rows with it
+    # (flag, glyph): a row with that flag shows the glyph before this cell, in the alert style (a
+    # mark is never colour alone); flags are not facets: the bars never count them
+    marks: tuple[tuple[str, str], ...] = ()
+    reverse_first: bool = False  # sorting by it starts descending (rates: the busiest first)
 
 
 def _none(_payload: Any) -> None:
@@ -98,12 +102,14 @@ class RowSpec:
     group: str = ""
     payload: Any = None
     facets: tuple[str, ...] = ()  # what a selection can pick this row by (range, state, ...)
+    flags: frozenset[str] = frozenset()  # marks drawn by the columns' ``marks`` (stalled, queue full)
 
 
 class Row:
     __slots__ = (
         "born",
         "facets",
+        "flags",
         "group",
         "key",
         "listed",
@@ -121,6 +127,7 @@ class Row:
         self.group = spec.group
         self.payload = spec.payload
         self.facets = spec.facets
+        self.flags = spec.flags
         self.born = born
         self.mark = Mark.NONE
         self.mark_left = 0
@@ -219,6 +226,7 @@ class TableModel:
         self.cursor_chosen = False  # the user moved the cursor (or selected a key)
         self.version = 0  # bumped on every change that can alter what is drawn
         self._listeners: list[Callable[[bool], None]] = []
+        self.hidden: frozenset[str] = frozenset()  # keys of columns not shown whatever the width
 
     # ------------------------------------------------------------------------- listeners
 
@@ -235,6 +243,24 @@ class TableModel:
         self.version += 1
         for listener in list(self._listeners):
             listener(anchor)
+
+    # --------------------------------------------------------------------------- columns
+
+    def set_hidden(self, keys: Iterable[str]) -> None:
+        """Hide the columns with these keys (a Netns column while only one namespace is read)."""
+        hidden = frozenset(keys)
+        if hidden != self.hidden:
+            self.hidden = hidden
+            self._changed()
+
+    def shown_columns(self) -> list[int]:
+        """Indices of the columns not hidden."""
+        return [i for i, c in enumerate(self.columns) if c.key not in self.hidden]
+
+    def layout(self, width: int) -> list[tuple[int, int]]:
+        """:func:`layout_columns` of the columns not hidden: ``[(column_index, width)]``."""
+        shown = self.shown_columns()
+        return [(shown[i], w) for i, w in layout_columns([self.columns[i] for i in shown], width)]
 
     # ----------------------------------------------------------------- values and ordering
 
@@ -399,6 +425,7 @@ class TableModel:
 
     def _update(self, row: Row, spec: RowSpec) -> bool:
         """Replace a row's values; re-place it if its sort position, group or facets moved."""
+        row.flags = spec.flags  # drawn, never sorted or counted: no re-placing
         if row.values == spec.values and row.group == spec.group and row.facets == spec.facets:
             row.payload = spec.payload
             return False

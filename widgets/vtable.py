@@ -23,7 +23,7 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from widgets.table_model import HEADER_PREFIX, Column, Mark, Row, TableModel, layout_columns
+from widgets.table_model import HEADER_PREFIX, Column, Mark, Row, TableModel
 
 _MARK_CLASS = {
     Mark.NEW: "vtable--new",
@@ -68,6 +68,7 @@ class VTable(ScrollView, can_focus=True):
         "vtable--changed",
         "vtable--gone",
         "vtable--emphasis",
+        "vtable--alert",
         "vtable--empty",
     }
 
@@ -88,6 +89,7 @@ class VTable(ScrollView, can_focus=True):
     VTable > .vtable--changed { color: $warning; }
     VTable > .vtable--gone { color: $error; text-style: strike; }
     VTable > .vtable--emphasis { color: $warning; }
+    VTable > .vtable--alert { color: $error; text-style: bold; }
     VTable > .vtable--empty { color: $text-muted; }
     """
 
@@ -130,7 +132,10 @@ class VTable(ScrollView, can_focus=True):
         self.clock = clock
         self.empty_text = empty_text
         self.no_match_text = "no rows match the filter (Esc clears it)"
-        self._columns_cache: tuple[int, list[tuple[int, int]]] = (-1, [])
+        self._columns_cache: tuple[tuple[int, frozenset[str]], list[tuple[int, int]]] = (
+            (-1, frozenset()),
+            [],
+        )
         self._last_cursor: str | None = None
 
     # ------------------------------------------------------------------------ model sync
@@ -227,7 +232,10 @@ class VTable(ScrollView, can_focus=True):
     def sort_by(self, column: int, reverse: bool | None = None) -> None:
         model = self.model
         if reverse is None:
-            reverse = not model.sort_reverse if column == model.sort_column else False
+            if column == model.sort_column:
+                reverse = not model.sort_reverse
+            else:
+                reverse = model.columns[column].reverse_first
         model.set_sort(column, reverse)
 
     def _content_width(self) -> int:
@@ -235,9 +243,10 @@ class VTable(ScrollView, can_focus=True):
         return self.scrollable_content_region.width or self.size.width
 
     def visible_columns(self) -> list[tuple[int, int]]:
-        width = self._content_width()
-        if self._columns_cache[0] != width:
-            self._columns_cache = (width, layout_columns(self.model.columns, width))
+        """``[(column_index, width)]`` of what fits now (hidden columns left out)."""
+        key = (self._content_width(), self.model.hidden)
+        if self._columns_cache[0] != key:
+            self._columns_cache = (key, self.model.layout(key[0]))
         return self._columns_cache[1]
 
     # ----------------------------------------------------------------------------- mouse
@@ -326,8 +335,11 @@ class VTable(ScrollView, can_focus=True):
         if cursor:
             style = style + self.get_component_rich_style("vtable--cursor")
         emphasis = style + self.get_component_rich_style("vtable--emphasis") if not mark_class else style
+        alert = style + self.get_component_rich_style("vtable--alert")
         if cursor:
             emphasis = emphasis + self.get_component_rich_style("vtable--cursor")
+            alert = alert + self.get_component_rich_style("vtable--cursor")
+        flags = row.flags
         now = self.clock()
         model = self.model
         segments: list[Segment] = []
@@ -340,6 +352,10 @@ class VTable(ScrollView, can_focus=True):
             if facet and facet in row.facets:
                 text = glyph + text
             cell_style = emphasis if col.emphasis is not None and col.emphasis(value) else style
+            if flags and col.marks:
+                glyphs = "".join(g for flag, g in col.marks if flag in flags)
+                if glyphs:
+                    text, cell_style = glyphs + text, alert
             segments.append(Segment(fit(text, cw, col.align), cell_style))
             segments.append(Segment(" ", style))
         return Strip(segments).adjust_cell_length(width, style)

@@ -198,6 +198,16 @@ ACTIONS: tuple[Action, ...] = (
         footer=4,
     ),
     Action(
+        "close",
+        ("X",),
+        "close the row's TCP connection, keeping its process (as portscope close; asks first; needs root)",
+        action="close_connection",
+        title="Close conn",
+        command="Close this connection",
+        views=(CONNECTIONS,),
+        footer=6,
+    ),
+    Action(
         "test",
         ("t",),
         "test the row's port: connect, latency, banner, HTTP, TLS, UDP",
@@ -216,6 +226,16 @@ ACTIONS: tuple[Action, ...] = (
         command="Explain this port",
         views=SOCKETS,
         footer=7,
+    ),
+    Action(
+        "netns",
+        ("n",),
+        "every network namespace on / off (containers' own sockets; a Netns column says where)",
+        action="toggle_netns",
+        title="Netns",
+        command="Every network namespace",
+        views=SOCKETS,
+        footer=15,
     ),
     Action(
         "scan",

@@ -5,14 +5,22 @@ reverse DNS, interface rates) and the poll cycle, and shows them on its one scre
 :class:`~app.tui.main_screen.MainScreen`, which owns the layout and the view keys.
 
 Polling (:class:`app.tui.poller.Poller`): one background thread at a time runs
-``collector.collect()`` and prepares the row deltas (pure data, no widgets), then posts one
+``collector.collect()`` and prepares the row deltas (pure data, no widgets: the owners' services
+and forwards, TCP health and rates are worked out there too), then posts one
 :class:`SnapshotReady` message; its handler hands the result to the poller, which applies it to
 the tables (or keeps it while paused or while a dialog is open) and schedules the next poll.
+
+The collector reads TCP stats (queues, tcp_info) on every poll, whichever view is shown: both
+socket views show them (Queue; Rx/s, Tx/s, RTT, Retrans), rates need two consecutive polls (a
+switch would blank them for a poll each time), and their cost is the poll thread's, which the
+keys never wait for.
 """
 
 from __future__ import annotations
 
+import os
 import socket
+import sys
 import time
 from collections.abc import Callable, Iterable
 from functools import partial
@@ -22,7 +30,7 @@ from textual.app import App, SystemCommand
 from textual.message import Message
 from textual.screen import Screen
 
-from app.collector import Collector, default_collector
+from app.collector import Collector, PsutilCollector, default_collector
 from app.events import exposed_openings
 from app.exposure import ExposureMap
 from app.filtering import Filter
@@ -36,11 +44,33 @@ from app.tui.actions import ACTIONS, TABLES, VIEW_TITLES
 from app.tui.help import HelpScreen
 from app.tui.main_screen import MainScreen
 from app.tui.poller import Poller
-from app.tui.rows import Classifier, IfaceTracker
+from app.tui.rows import Classifier, Facts, IfaceTracker
 from app.tui.state import Dashboard, Prepared
+from widgets.close_modal import Closer, close_connection
 from widgets.events_view import EventsView
 from widgets.table_model import TableModel
 from widgets.vtable import VTable
+
+
+def dashboard_collector() -> Collector:
+    """The dashboard's collector: the Linux fast path reading TCP stats too (queues and tcp_info,
+    for the Queue, Rx/s, Tx/s, RTT and Retrans columns), else the platform's default."""
+    if os.environ.get("PORTSCOPE_COLLECTOR", "").strip().lower() != "psutil" and sys.platform.startswith(
+        "linux"
+    ):
+        try:
+            from app.fast.collector import FastCollector
+
+            return FastCollector(stats=True, fallback=PsutilCollector)
+        except Exception:  # any failure to set up the fast path: the default chain decides
+            pass
+    return default_collector()
+
+
+def owner_facts() -> Facts:
+    from app.owners import OwnerFacts
+
+    return OwnerFacts()
 
 
 class SnapshotReady(Message):
@@ -80,9 +110,11 @@ class PortscopeApp(App[None]):
         resolver: Resolver = system_resolver,
         blink: bool = True,
         alert_exposed: bool = False,
+        facts: Facts | None = None,
+        closer: Closer = close_connection,
     ) -> None:
         super().__init__()
-        self.collector: Collector = collector if collector is not None else default_collector()
+        self.collector: Collector = collector if collector is not None else dashboard_collector()
         self.interval = interval
         self.clock = clock
         self.hostname = hostname if hostname is not None else socket.gethostname()
@@ -93,7 +125,12 @@ class PortscopeApp(App[None]):
         self.alert_exposed = alert_exposed
         self.exposed_alerts = 0  # new listeners beyond loopback announced (--alert-exposed)
         self.dns = False
-        self.dashboard = Dashboard(self.exposure, clock, self._remote_text)
+        self.dashboard = Dashboard(
+            self.exposure, clock, self._remote_text, facts=facts if facts is not None else owner_facts()
+        )
+        self.closer = closer  # X: closes one connection (tests inject faults here)
+        self.netns_all = False  # every network namespace is read (key n); the poll thread switches
+        self._netns_read = False  # what the collector reads now (poll thread)
         self._ifaces = IfaceTracker()
         self.rdns = ReverseDNS(resolver, on_resolved=lambda _ip: self._post(DnsResolved()))
         self.poll_errors: list[str] = []
@@ -164,11 +201,28 @@ class PortscopeApp(App[None]):
         except RuntimeError:  # the event loop is closed
             pass
 
+    @property
+    def can_switch_netns(self) -> bool:
+        return callable(getattr(self.collector, "set_netns", None))
+
+    def _switch_netns(self) -> str | None:
+        """(poll thread) Follow ``netns_all`` (key n): "all" / "current" when it switched now."""
+        wanted = self.netns_all
+        if wanted == self._netns_read:
+            return None
+        self.collector.set_netns("all" if wanted else "current")  # type: ignore[attr-defined]
+        self._netns_read = wanted
+        preparer = self.dashboard.preparer
+        preparer.netns_rows = wanted
+        return "all" if wanted else "current"
+
     def _poll_body(self) -> None:
         """Runs in the poll thread: no widget is touched here."""
         try:
+            switched = self._switch_netns() if self.can_switch_netns else None
             snap = self.collector.collect()
             prepared = self.dashboard.preparer.prepare(snap)
+            prepared.netns_switched = switched
         except Exception as exc:
             self._post(PollFailed(f"{type(exc).__name__}: {exc}"))
             return
@@ -201,13 +255,35 @@ class PortscopeApp(App[None]):
         return self.poller.paused
 
     def _apply(self, prepared: Prepared) -> None:
+        switched = prepared.netns_switched
         self.dashboard.apply(prepared)
-        if prepared.first:
+        if prepared.first or switched is not None:
             for warning in prepared.snapshot.warnings:
-                self.notify(printable(warning, 300), severity="warning", timeout=6, markup=False)
+                self.notify(printable(warning, 300), severity="warning", timeout=8, markup=False)
+        if switched is not None:
+            self._netns_notice(prepared, switched)
         self.main.after_poll(prepared)
         if prepared.events and self.alert_exposed:
             self._alert_exposed(prepared)
+
+    def _netns_notice(self, prepared: Prepared, switched: str) -> None:
+        if switched != "all":
+            self.notify("only this network namespace", title="namespaces", markup=False)
+            return
+        spaces = prepared.snapshot.namespaces
+        others = sum(1 for info in spaces.values() if not info.current)
+        socks = sum(1 for s in prepared.snapshot.sockets if s.netns)
+        self.notify(
+            f"every network namespace: {others} besides this one, {socks} sockets in them",
+            title="namespaces",
+            markup=False,
+        )
+
+    def toggle_netns(self) -> None:
+        """Key n: read every network namespace, or only this one again (from the next poll)."""
+        self.netns_all = not self.netns_all
+        self.poller.refresh_now()
+        self.main.update_chrome()
 
     def _alert_exposed(self, prepared: Prepared) -> None:
         """--alert-exposed: ring the bell and notify for each new listener beyond loopback."""
@@ -270,7 +346,7 @@ class PortscopeApp(App[None]):
         if view in TABLES:
             model = self.main.model()
             for index, col in enumerate(model.columns):
-                if col.label:
+                if col.label and col.key not in model.hidden:
                     yield SystemCommand(
                         f"Sort by {col.label}",
                         f"{VIEW_TITLES[view]}: sort by {col.label} (s next column, S reverses)",

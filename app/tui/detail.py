@@ -1,4 +1,5 @@
-"""The detail pane: a socket, its owning process, the process tree around it and its sockets.
+"""The detail pane: a socket, its health, its owning process, what it belongs to, the process
+tree around it and its sockets.
 
 :class:`DetailPane` is a widget with its own worker: hand it the selected socket with
 :meth:`DetailPane.show_socket` and it reads the process (blocking psutil calls) in a thread
@@ -8,6 +9,12 @@ renders for its own width: long values wrap with a hanging indent under their la
 
 Everything from the process (name, exe, cwd, cmdline, user) is untrusted: escaped with
 :func:`app.textsafe.printable` and appended to a rich ``Text`` as plain text, never markup.
+
+"belongs to" names the service (unit or container) and the command that stops it for good, every
+process holding the socket (the primary owner first) and a forwarder's target; for a connection,
+its rates, RTT and retransmits with a throughput sparkline, and the owner's totals (bytes/s and
+connections over all of its sockets). These come from the row (prepared in the poll thread) and
+the poll's :class:`~app.tui.rows.HealthView`; nothing here blocks.
 """
 
 from __future__ import annotations
@@ -25,12 +32,17 @@ from textual.timer import Timer
 from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
-from app.model import Snapshot, Sock
+from app.model import ProcessInfo, Snapshot, Sock
+from app.owners import OwnerFacts
 from app.procdetail import ProcessDetail, SocketsOf, format_bytes, sockets_of
 from app.textsafe import printable
-from app.tui.formatting import wrap
+from app.tui.columns import QUEUE_GLYPH, STALLED_GLYPH, STORM_GLYPH
+from app.tui.formatting import fmt_rate, fmt_rtt, sparkline, wrap
+from app.tui.rows import HealthView, SockRow
 
 MAX_OTHER_SOCKETS = 200
+MAX_HOLDERS = 20  # holders listed in "belongs to"; the rest are counted
+SPARK_WIDTH = 30
 LABEL = 9  # the label column; continuation lines are indented this far
 DEBOUNCE = 0.15  # seconds the cursor must rest on a row before its process is read
 
@@ -102,6 +114,74 @@ def _until_shallower(kids: tuple[tuple[int, int, str], ...], n: int, level: int)
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class Selected:
+    """What the pane shows: the socket, its snapshot, its row's payload and the poll's health."""
+
+    sock: Sock
+    snap: Snapshot
+    row: SockRow | None = None
+    health: HealthView | None = None
+
+
+def _health(w: _Writer, row: SockRow, health: HealthView | None) -> None:
+    """A connection's rates, RTT, retransmits and marks; a listener's accept queue."""
+    sock = row.sock
+    if row.queue is not None and row.queue_full:  # (a queue that is not is on the range line)
+        q = row.queue
+        text = f"{QUEUE_GLYPH} {q.current}/{q.max} waiting for accept(): 80% full or more"
+        overflows = health.overflows if health is not None else 0
+        if overflows:
+            text += f"; the host counted {overflows} overflows since the last poll"
+        w.field("queue", text, style="bold red")
+    if sock.listening or row.rx is None:
+        return
+    parts = [f"rx {fmt_rate(row.rx)}", f"tx {fmt_rate(row.tx)}"]
+    if row.rtt is not None:
+        parts.append(f"rtt {fmt_rtt(row.rtt)}")
+    if row.retrans is not None:
+        parts.append(f"retrans {row.retrans}")
+    w.field("health", " · ".join(parts))
+    if row.stalled:
+        w.field("", f"{STALLED_GLYPH} stalled: unacked data and no progress for several polls", "bold red")
+    if row.storm:
+        w.field("", f"{STORM_GLYPH} retransmit storm since the last poll", "bold red")
+    history = health.history(sock.inode) if health is not None else ()
+    if history:
+        w.field(
+            "rx/s",
+            sparkline([r.rx for r in history], SPARK_WIDTH) + f"  max {fmt_rate(max(r.rx for r in history))}",
+        )
+        w.field(
+            "tx/s",
+            sparkline([r.tx for r in history], SPARK_WIDTH) + f"  max {fmt_rate(max(r.tx for r in history))}",
+        )
+
+
+def _belongs_to(w: _Writer, row: SockRow, holders: list[ProcessInfo]) -> None:
+    """The service and its stop command, every holder, the forward."""
+    w.text.append("\nbelongs to\n", style="bold")
+    svc = row.service
+    if svc is not None:
+        w.field("service", svc.label())
+        stop = svc.stop_command()
+        if stop:
+            w.field("stop", stop)
+    else:
+        w.field("service", "no systemd unit or container", style="dim")
+    if row.forward is not None:
+        w.field("forward", row.forward.label())
+    if row.netns:
+        w.field("netns", row.netns)
+    n = len(holders)
+    w.field("holders", f"{n} process{'es' if n != 1 else ''}" + (" (primary owner first)" if n > 1 else ""))
+    for i, info in enumerate(holders[:MAX_HOLDERS]):
+        who = f"{info.pid} {printable(info.name, 40)} ({printable(info.username, 32) or '?'})"
+        w.line(who + ("  primary" if i == 0 and n > 1 else ""), indent=2, style="bold" if i == 0 else "")
+    if n > MAX_HOLDERS:
+        w.line(f"+{n - MAX_HOLDERS} more", indent=2, style="dim")
+
+
 def render_detail(
     sock: Sock,
     snapshot: Snapshot,
@@ -110,10 +190,17 @@ def render_detail(
     *,
     loading: bool = False,
     width: int = 80,
+    row: SockRow | None = None,
+    health: HealthView | None = None,
 ) -> Text:
     w = _Writer(width)
     w.line(sock_line(sock), style="bold")
-    w.field("range", f"{sock.range.value}" + ("  (in ephemeral)" if snapshot.in_ephemeral(sock) else ""))
+    where = f"{sock.range.value}" + ("  (in ephemeral)" if snapshot.in_ephemeral(sock) else "")
+    if row is not None and row.queue is not None and not row.queue_full:
+        where += f" · accept queue {row.queue.current}/{row.queue.max}"
+    w.field("range", where)
+    if row is not None:
+        _health(w, row, health)
     if sock.pid is None:
         w.text.append("\nno visible owner", style="yellow")
         if not snapshot.privileged:
@@ -154,6 +241,14 @@ def render_detail(
                 w.line(f"… {detail.more_children} more", style="dim", indent=2)
         if detail.denied:
             w.field("denied", ", ".join(detail.denied), style="dim")
+    if row is not None:
+        _belongs_to(w, row, OwnerFacts.holders(snapshot, sock))
+    if others is not None and health is not None:
+        rx, tx, n = health.totals((*others.listening, *others.connections))
+        w.field(
+            "totals",
+            f"pid {sock.pid}: rx {fmt_rate(rx)} · tx {fmt_rate(tx)} · {n} connection{'s' if n != 1 else ''}",
+        )
     if others is not None:
         w.text.append(f"\nsockets held ({others.total})\n", style="bold")
         for shown, other in enumerate((*others.listening, *others.connections)):
@@ -169,6 +264,8 @@ def render_detail(
 class _Shown:
     sock: Sock
     snap: Snapshot
+    row: SockRow | None = None
+    health: HealthView | None = None
     detail: ProcessDetail | None = None
     others: SocketsOf | None = None
     loading: bool = False
@@ -189,7 +286,7 @@ class DetailPane(VerticalScroll, can_focus=True):
         self._shown: _Shown | None = None
         self._timer: Timer | None = None
         self._token = 0
-        self._wanted: tuple[Sock, Snapshot] | None = None
+        self._wanted: Selected | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(id="detail-text")
@@ -202,8 +299,9 @@ class DetailPane(VerticalScroll, can_focus=True):
     def shown(self) -> bool:
         return self.has_class("shown")
 
-    def show_socket(self, selected: tuple[Sock, Snapshot] | None, *, now: bool = False) -> None:
-        """Show ``selected`` (the row's socket and its snapshot); debounced unless ``now``."""
+    def show_socket(self, selected: Selected | None, *, now: bool = False) -> None:
+        """Show ``selected`` (the row's socket, its snapshot, its row and the poll's health);
+        debounced unless ``now``."""
         self._wanted = selected
         if self._timer is not None:
             self._timer.stop()
@@ -226,8 +324,8 @@ class DetailPane(VerticalScroll, can_focus=True):
             self._shown = None
             self.text_widget.update("select a socket row to see its owner")
             return
-        sock, snap = selected
-        self._shown = _Shown(sock, snap, loading=sock.pid is not None)
+        sock, snap = selected.sock, selected.snap
+        self._shown = _Shown(sock, snap, selected.row, selected.health, loading=sock.pid is not None)
         self._redraw()
         if sock.pid is None:
             return
@@ -263,5 +361,7 @@ class DetailPane(VerticalScroll, can_focus=True):
             return
         width = self.scrollable_content_region.width or 40
         self.text_widget.update(
-            render_detail(s.sock, s.snap, s.detail, s.others, loading=s.loading, width=width)
+            render_detail(
+                s.sock, s.snap, s.detail, s.others, loading=s.loading, width=width, row=s.row, health=s.health
+            )
         )

@@ -48,6 +48,41 @@ def fmt_rate(rate: float | None) -> str:
     return f"{value:.1f} GB/s"
 
 
+def fmt_rate_cell(rate: Any, _now: float = 0.0) -> str:
+    """A rate in at most 6 cells for the tables' Rx/s and Tx/s: ``0``, ``850B``, ``12.3K``,
+    ``512K``, ``1.2M``, ``3.4G`` (bytes per second; ``-`` when not known)."""
+    if rate is None:
+        return "-"
+    value = float(rate)
+    if value < 0.5:
+        return "0"
+    for unit in ("B", "K", "M", "G"):
+        if value < 1024 or unit == "G":
+            if unit == "B":
+                return f"{value:.0f}B"
+            return f"{value:.1f}{unit}" if value < 100 else f"{value:.0f}{unit}"
+        value /= 1024
+    return f"{value:.0f}G"  # (not reached)
+
+
+def fmt_rtt(ms: Any, _now: float = 0.0) -> str:
+    """A round-trip time: ``40µs``, ``2.5ms``, ``12ms``, ``1.2s`` (``-`` when not known)."""
+    if ms is None:
+        return "-"
+    value = float(ms)
+    if value < 1:
+        return f"{value * 1000:.0f}µs"
+    if value < 10:
+        return f"{value:.1f}ms"
+    if value < 1000:
+        return f"{value:.0f}ms"
+    return f"{value / 1000:.1f}s"
+
+
+def fmt_count(value: Any, _now: float = 0.0) -> str:
+    return "-" if value is None else str(value)
+
+
 def fmt_remote(value: Any, _now: float) -> str:
     """A remote endpoint cell: ``(ip, port)`` or None."""
     if not value:

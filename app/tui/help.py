@@ -14,6 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from app.tui.actions import ACTIONS, keys_label, where_label
+from app.tui.columns import QUEUE_GLYPH, STALLED_GLYPH, STORM_GLYPH
 from app.tui.formatting import wrap
 
 FILTER_TERMS: tuple[tuple[str, str], ...] = (
@@ -25,6 +26,10 @@ FILTER_TERMS: tuple[tuple[str, str], ...] = (
     ("range:dynamic", "local port in well-known / registered / dynamic"),
     ("state:close_wait", "that state (listen, established, time_wait, bound…)"),
     ("tcp  udp", "that protocol"),
+    ("unit:nginx", "the owner's systemd unit (or socket unit) contains it"),
+    ("container:web", "the owner's container: name, id or image contains it"),
+    ("netns:host", "the socket's network namespace contains it (with n: every namespace)"),
+    ("tunnel", "the owner is a forwarder: ssh -L/-R/-D, kubectl port-forward, docker-proxy, socat…"),
     ("exposed", "reachable beyond loopback"),
     ("new", "appeared recently (green)"),
     ("-TERM", "negation of any term"),
@@ -33,6 +38,13 @@ FILTER_TERMS: tuple[tuple[str, str], ...] = (
 MARKS = (
     ("green / yellow / red", "new / changed / closed (for a few refreshes)"),
     ("◦ before a port", "the port is in the ephemeral range (the kernel may hand it to a client)"),
+    ("+2 after a process", "two more processes hold the socket (a pre-fork server's workers)"),
+    (f"{STALLED_GLYPH} before a state", "stalled: unacked data and no progress for several polls"),
+    (f"{STORM_GLYPH} before a state", "a retransmit storm since the last poll"),
+    (
+        f"{QUEUE_GLYPH} before a queue or port",
+        "the accept queue is 80% full, or the host dropped connections",
+    ),
     ("mouse", "click a row to select, a header to sort, a group to fold, a tab or bar item"),
 )
 

@@ -24,15 +24,17 @@ from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Input, Static
 
 from app.errors import UsageError
-from app.filtering import Filter, parse_filter
-from app.model import Snapshot, Sock
+from app.events import Event, EventKind
+from app.filtering import Filter, FilterRow, parse_filter
+from app.model import Proto, Snapshot, Sock
 from app.textsafe import printable
 from app.tui import actions as act
 from app.tui.actions import BY_ID, EVENTS, INTERFACES, LISTENING, SOCKETS, TABLES, VIEW_TITLES, VIEWS
-from app.tui.detail import DetailPane
-from app.tui.rows import Prepared
+from app.tui.detail import DetailPane, Selected
+from app.tui.rows import Prepared, SockRow
 from app.tui.state import RANGE_CHOICES, text_predicate
 from widgets.bars import RangeBar, StateBar, StatusLine, TopBar
+from widgets.close_modal import CloseRequest, start_close
 from widgets.events_view import EventsView
 from widgets.explain_panel import start_explain
 from widgets.free_port import start_free_port
@@ -183,6 +185,19 @@ class MainScreen(Screen[None]):
             return None
         return self.portscope.dashboard.socket_for(model, row.key)
 
+    def selected_row(self) -> SockRow | None:
+        """The payload of the socket row under the cursor (None where :meth:`selected_socket` is)."""
+        if self.view not in SOCKETS:
+            return None
+        row = self.model().cursor_row()
+        return row.payload if row is not None and isinstance(row.payload, SockRow) else None
+
+    def _detail_target(self) -> Selected | None:
+        sel = self.selected_socket()
+        if sel is None:
+            return None
+        return Selected(sel[0], sel[1], self.selected_row(), self.portscope.dashboard.health)
+
     def _applies(self, action_id: str) -> bool:
         """True if the action applies in the current view; else a short notice says where it does."""
         a = BY_ID[action_id]
@@ -204,10 +219,19 @@ class MainScreen(Screen[None]):
     def after_poll(self, prepared: Prepared) -> None:
         """A poll was applied to the tables: the bars, the status line and the detail follow."""
         if prepared.events:
-            self.events_view.add_events(prepared.events, self.portscope.exposure)  # type: ignore[arg-type]
+            self.events_view.add_events(prepared.events, self.portscope.exposure, self._event_filter_row)  # type: ignore[arg-type]
         if self.detail.shown:
-            self.detail.show_socket(self.selected_socket())
+            self.detail.show_socket(self._detail_target())
         self.update_chrome()
+
+    def _event_filter_row(self, event: Event) -> FilterRow | None:
+        """What the filter looks at for an event: its row's (service, forward, namespace too)."""
+        d = self.portscope.dashboard
+        model = d.listening if event.sock.listening else d.connections
+        row = model.rows.get(event.key)
+        if row is None or not isinstance(row.payload, SockRow) or row.payload.sock.pid != event.sock.pid:
+            return None
+        return row.payload.filter_row(new=event.kind is EventKind.OPENED)
 
     # ------------------------------------------------------------------------- the chrome
 
@@ -258,6 +282,8 @@ class MainScreen(Screen[None]):
         parts.append(("paused", "bold yellow") if p.paused else (f"live every {p.interval:g}s", "green"))
         if p.dns:
             parts.append(("dns on", ""))
+        if p.netns_all:
+            parts.append(("every netns", "bold"))
         snap = p.dashboard.snapshot
         if snap is not None and snap.hidden_owners:
             if snap.privileged:
@@ -455,7 +481,7 @@ class MainScreen(Screen[None]):
             table = self.table()
             self.call_after_refresh(table.model_changed, False)  # its size is known after the switch
         if self.detail.shown:
-            self.detail.show_socket(self.selected_socket())
+            self.detail.show_socket(self._detail_target())
         self.update_chrome()
 
     def action_next_view(self) -> None:
@@ -478,7 +504,10 @@ class MainScreen(Screen[None]):
             return
         table = self.table()
         model = table.model
-        table.sort_by((model.sort_column + 1) % len(model.columns), reverse=False)
+        shown = model.shown_columns()
+        later = [i for i in shown if i > model.sort_column]
+        column = later[0] if later else shown[0]
+        table.sort_by(column, reverse=model.columns[column].reverse_first)
 
     def action_sort_reverse(self) -> None:
         if not self._applies("sort_reverse"):
@@ -490,7 +519,8 @@ class MainScreen(Screen[None]):
         """The palette's "sort by <column>"."""
         if view != self.view:
             self.action_view(view)
-        self.table().sort_by(column, reverse=False)
+        table = self.table()
+        table.sort_by(column, reverse=table.model.columns[column].reverse_first)
 
     # ------------------------------------------------------------------------------- dns
 
@@ -508,7 +538,7 @@ class MainScreen(Screen[None]):
     def _show_detail(self, show: bool) -> None:
         self.detail.set_class(show, "shown")
         if show:
-            self.detail.show_socket(self.selected_socket(), now=True)
+            self.detail.show_socket(self._detail_target(), now=True)
 
     def action_detail(self) -> None:
         if not self._applies("detail"):
@@ -529,7 +559,7 @@ class MainScreen(Screen[None]):
 
     def on_vtable_cursor_moved(self, message: VTable.CursorMoved) -> None:
         if self.detail.shown and message.table is self.table():
-            self.detail.show_socket(self.selected_socket())
+            self.detail.show_socket(self._detail_target())
 
     # --------------------------------------------------------------------------- actions
 
@@ -578,6 +608,45 @@ class MainScreen(Screen[None]):
             return
         sock, _snap = sel
         start_explain(self.app, sock.laddr.port, sock.proto.value, events=self.events_view.events)
+
+    def action_close_connection(self) -> None:
+        """X: close the selected TCP connection after a confirm (its process keeps running)."""
+        if not self._applies("close"):
+            return
+        sel = self._selected_or_tell()
+        if sel is None:
+            return
+        sock, snap = sel
+        if sock.proto is not Proto.TCP or sock.raddr is None:
+            self.app.notify(
+                "only a TCP connection can be closed (UDP has none)", severity="warning", markup=False
+            )
+            return
+        row = self.selected_row()
+        owner = snap.owner(sock)
+        if owner is not None:
+            who = (
+                f"pid {owner.pid} ({printable(owner.name, 40)}), user {printable(owner.username, 32) or '?'}"
+            )
+        elif sock.pid is not None:
+            who = f"pid {sock.pid}"
+        else:
+            who = "no visible owner"
+        if row is not None and row.holders > 1:
+            who += f" and {row.holders - 1} more holder{'s' if row.holders > 2 else ''}"
+        request = CloseRequest(sock.laddr, sock.raddr, sock.status, sock.inode, who, sock.netns)
+        start_close(self.app, request, self.portscope.closer)
+
+    def action_toggle_netns(self) -> None:
+        """n: every network namespace, or only this one again."""
+        if not self._applies("netns"):
+            return
+        if not self.portscope.can_switch_netns:
+            self.app.notify(
+                "every network namespace needs the Linux netlink collector", severity="warning", markup=False
+            )
+            return
+        self.portscope.toggle_netns()
 
     def action_scan(self) -> None:
         start_scan(self.app)

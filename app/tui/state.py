@@ -13,11 +13,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from app.filtering import Filter, row_for
+from app.filtering import Filter
+from app.health import HealthTracker
 from app.model import Snapshot, Sock
-from app.tui.columns import C_LOCAL, IFACE_COLUMNS, L_PORT, LISTEN_COLUMNS, RANGE_GROUPS, conn_columns
+from app.tui.columns import C_LOCAL, IFACE_COLUMNS, L_PORT, LISTEN_COLUMNS, NETNS, RANGE_GROUPS, conn_columns
 from app.tui.formatting import fmt_remote
-from app.tui.rows import Classifier, Prepared, Preparer, SockRow
+from app.tui.rows import Classifier, Facts, HealthView, Prepared, Preparer, SockRow
 from widgets.table_model import Mark, Row, TableModel
 
 __all__ = ["RANGE_CHOICES", "Dashboard", "Prepared", "text_predicate"]
@@ -34,7 +35,7 @@ def text_predicate(flt: Filter | None) -> Callable[[Row], bool] | None:
 
     def ok(r: Row) -> bool:
         p: SockRow = r.payload
-        return matches(row_for(p.sock, p.owner, p.exposed, new=r.mark is Mark.NEW))
+        return matches(p.filter_row(new=r.mark is Mark.NEW))
 
     return ok
 
@@ -47,18 +48,24 @@ class Dashboard:
         exposure: Classifier,
         clock: Callable[[], float] = time.time,
         remote_format: Callable[[Any, float], str] = fmt_remote,
+        facts: Facts | None = None,
+        health: HealthTracker | None = None,
     ) -> None:
         self.clock = clock
         conn_cols = conn_columns(remote_format)
-        self.preparer = Preparer(exposure, conn_cols)
+        self.preparer = Preparer(exposure, conn_cols, facts, health)
         self.listening = TableModel(LISTEN_COLUMNS, RANGE_GROUPS, sort_column=L_PORT)
         self.connections = TableModel(conn_cols, sort_column=C_LOCAL)
         self.interfaces = TableModel(IFACE_COLUMNS)
+        self.listening.set_hidden({NETNS})
+        self.connections.set_hidden({NETNS})
         self.snapshot: Snapshot | None = None
         self.previous: Snapshot | None = None
         self.keyed: dict[str, Sock] = {}
+        self.health = HealthView({})  # the last applied poll's
 
     def apply(self, prepared: Prepared) -> None:
+        self.show_netns_column(prepared.netns_rows)  # the column follows what the rows say
         now = self.clock()
         mark = not prepared.first
         for model, delta in ((self.listening, prepared.listen), (self.connections, prepared.conns)):
@@ -76,12 +83,24 @@ class Dashboard:
             self.interfaces.apply(updated=prepared.interfaces, gone=gone, now=now, mark_new=False)
         self.previous, self.snapshot = self.snapshot, prepared.snapshot
         self.keyed = prepared.keyed
+        self.health = prepared.health
 
     def apply_snapshot(self, snap: Snapshot) -> Prepared:
         """Prepare and apply one snapshot (headless; what the benchmark times)."""
         prepared = self.preparer.prepare(snap)
         self.apply(prepared)
         return prepared
+
+    def show_netns(self, on: bool) -> None:
+        """Fill each row's namespace from the next prepared poll on, and show the Netns column
+        (headless callers; the app sets the preparer's side in its poll thread)."""
+        self.preparer.netns_rows = on
+        self.show_netns_column(on)
+
+    def show_netns_column(self, on: bool) -> None:
+        hidden = set() if on else {NETNS}
+        self.listening.set_hidden(hidden)
+        self.connections.set_hidden(hidden)
 
     def socket_for(self, model: TableModel, key: str) -> tuple[Sock, Snapshot] | None:
         """The socket of row ``key`` and the snapshot it came from (the previous one for a row

@@ -10,9 +10,11 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from app.exposure import Exposure, classify
+from app.forwarders import Forward
 from app.interfaces import Address, Interface
-from app.model import Endpoint, Family, ProcessInfo, Proto, Snapshot, Sock
+from app.model import Endpoint, Family, NetnsInfo, ProcessInfo, Proto, Snapshot, Sock
 from app.procdetail import ProcessDetail
+from app.service import CONTAINER, UNIT, Service
 
 NOW = 1_700_000_000.0
 EPHEMERAL = (32768, 60999)
@@ -26,10 +28,15 @@ PROCS = {
 
 
 def tcp(
-    ip: str, port: int, status: str = "LISTEN", pid: int | None = None, raddr: Endpoint | None = None
+    ip: str,
+    port: int,
+    status: str = "LISTEN",
+    pid: int | None = None,
+    raddr: Endpoint | None = None,
+    inode: int | None = None,
 ) -> Sock:
     fam = Family.IPV6 if ":" in ip else Family.IPV4
-    return Sock(Proto.TCP, fam, Endpoint(ip, port), raddr, status, pid)
+    return Sock(Proto.TCP, fam, Endpoint(ip, port), raddr, status, pid, inode)
 
 
 def udp(ip: str, port: int, pid: int | None = None) -> Sock:
@@ -76,6 +83,127 @@ def second_snapshot() -> Snapshot:
         for s in socks
     ]
     return snapshot(socks, NOW + 2)
+
+
+# --- who the owners are, and TCP health: fixed facts and stats for the dashboard's new columns --------
+
+WEB_ID = "ab12" * 16
+SERVICES = {
+    101: Service(UNIT, "nginx.service", unit="nginx.service"),
+    202: Service(UNIT, "postgresql.service", unit="postgresql.service"),
+    404: Service(
+        CONTAINER, "web", id=WEB_ID, image="node:20", unit=f"docker-{WEB_ID}.scope", engine="docker"
+    ),
+}
+TUNNEL_PID = 505
+FORWARDS = {TUNNEL_PID: Forward("ssh-local", "127.0.0.1:8088", via="deploy@bastion", listen="127.0.0.1:9099")}
+
+
+class FixedFacts:
+    """Services and forwards of the fixture processes, as :class:`app.owners.OwnerFacts` answers
+    (deterministic: the fixture pids are not this host's processes)."""
+
+    def __init__(self) -> None:
+        self.prepared = 0
+
+    def prepare(self, snapshot: Snapshot, socks: object = None) -> None:
+        self.prepared += 1
+
+    def service(self, snapshot: Snapshot, sock: Sock) -> Service | None:
+        return SERVICES.get(sock.pid) if sock.pid is not None else None
+
+    def forward(self, snapshot: Snapshot, sock: Sock) -> Forward | None:
+        return FORWARDS.get(sock.pid) if sock.pid is not None else None
+
+
+HEALTH_PROCS = {
+    **PROCS,
+    102: ProcessInfo(
+        102, 101, "nginx", "/usr/sbin/nginx", ("nginx: worker process",), "www-data", NOW - 4000
+    ),
+    103: ProcessInfo(
+        103, 101, "nginx", "/usr/sbin/nginx", ("nginx: worker process",), "www-data", NOW - 4000
+    ),
+    TUNNEL_PID: ProcessInfo(
+        TUNNEL_PID,
+        1,
+        "ssh",
+        "/usr/bin/ssh",
+        ("ssh", "-N", "-L", "127.0.0.1:9099:127.0.0.1:8088", "deploy@bastion"),
+        "alice",
+        NOW - 600,
+    ),
+}
+# inodes: listeners 1xxx, connections 2xxx
+HEALTH_SOCKETS = (
+    tcp("0.0.0.0", 80, pid=101, inode=1001),
+    tcp("127.0.0.1", 5432, pid=202, inode=1002),
+    tcp("127.0.0.1", 8080, pid=404, inode=1003),
+    tcp("127.0.0.1", 9099, pid=TUNNEL_PID, inode=1004),
+    udp("127.0.0.1", 5353, pid=404),
+    tcp("127.0.0.1", 5432, "ESTABLISHED", 202, Endpoint("127.0.0.1", 42000), inode=2001),  # busy: sends
+    tcp("127.0.0.1", 42000, "ESTABLISHED", 303, Endpoint("127.0.0.1", 5432), inode=2002),  # receives
+    tcp("127.0.0.1", 8080, "ESTABLISHED", 404, Endpoint("127.0.0.1", 41000), inode=2003),  # idle
+    tcp("127.0.0.1", 41000, "ESTABLISHED", 303, Endpoint("127.0.0.1", 8080), inode=2004),  # stalled
+    tcp("127.0.0.1", 80, "ESTABLISHED", 101, Endpoint("127.0.0.1", 43000), inode=2005),  # retransmits
+)
+MB = 1 << 20
+
+
+def _tcp_row(
+    inode: int,
+    *,
+    sent: int = 0,
+    received: int = 0,
+    unacked: int = 0,
+    rtt_us: int = 50,
+    total_retrans: int = 0,
+    acked: int | None = None,
+    rq: int = 0,
+    wq: int = 0,
+) -> tuple[int | None, ...]:
+    """A stats row: (rqueue, wqueue, inode, *tcp_info in app.fast.tcpinfo.RAW_FIELDS order)."""
+    acked = sent if acked is None else acked
+    # retransmits, unacked, last_sent, last_recv, rtt, rttvar, cwnd, total, acked, received, rate, sent
+    return (rq, wq, inode, 0, unacked, 10, 10, rtt_us, 20, 10, total_retrans, acked, received, 0, sent)
+
+
+def health_stats(step: int) -> dict[int, tuple[int | None, ...]]:
+    """Stats at poll ``step`` (0, 1, 2...): 5432's server end sends 2 MiB per poll (2 s) to the
+    client 42000; 41000 has unacked data that never moves (stalled after 3 polls); 80's
+    connection retransmits 20 segments per poll; 5432's accept queue is full (120/128)."""
+    return {
+        1001: (0, 511, 1001),
+        1002: (120, 128, 1002),
+        1003: (3, 128, 1003),
+        1004: (0, 128, 1004),
+        2001: _tcp_row(2001, sent=(step + 1) * 2 * MB, received=4096, rtt_us=180),
+        2002: _tcp_row(2002, sent=4096, received=(step + 1) * 2 * MB, rtt_us=40),
+        2003: _tcp_row(2003, sent=512, received=512, rtt_us=60),
+        2004: _tcp_row(2004, sent=8192, acked=4096, unacked=3, rtt_us=200_000, received=100),
+        2005: _tcp_row(
+            2005, sent=(step + 1) * 64 * 1024, received=999, rtt_us=35_000, total_retrans=20 * step
+        ),
+    }
+
+
+def health_snapshot(step: int = 0) -> Snapshot:
+    """Poll ``step`` of a host whose sockets carry TCP stats (taken 2 s apart)."""
+    return Snapshot(
+        taken_at=NOW + 2 * step,
+        sockets=HEALTH_SOCKETS,
+        processes=HEALTH_PROCS,
+        ephemeral=EPHEMERAL,
+        privileged=True,
+        holders={1001: (101, 102, 103)},
+        namespaces={0: NetnsInfo(4026531840, "host", None, True)},
+        stats=health_stats(step),
+        listen_counters=(10, 10),
+    )
+
+
+def health_snapshots(n: int = 4) -> list[Snapshot]:
+    return [health_snapshot(i) for i in range(n)]
 
 
 class FixedExposure:
@@ -146,7 +274,7 @@ def fixed_interfaces() -> list[Interface]:
 
 
 def fixed_detail(pid: int) -> ProcessDetail:
-    info = PROCS.get(pid)
+    info = HEALTH_PROCS.get(pid)
     if info is None:
         return ProcessDetail(pid, gone=True)
     return ProcessDetail(
@@ -175,6 +303,7 @@ def make_app(collector: object | None = None, interval: float = 3600.0, **kwargs
         "process_detail_source": fixed_detail,
         "resolver": lambda ip: "localhost" if ip.startswith("127.") else None,
         "blink": False,
+        "facts": FixedFacts(),
     }
     defaults.update(kwargs)
     return PortscopeApp(collector or SequenceCollector(snapshot()), interval, **defaults)  # type: ignore[arg-type]

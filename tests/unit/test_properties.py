@@ -90,7 +90,25 @@ def test_ranges_and_hosts(text: str) -> None:
 
 
 filter_words = st.sampled_from(
-    ["port:", "pid:", "user:", "proc:", "range:", "state:", "proto:", ":", "exposed", "new", "-", "x:", '"']
+    [
+        "port:",
+        "pid:",
+        "user:",
+        "proc:",
+        "range:",
+        "state:",
+        "proto:",
+        "unit:",
+        "container:",
+        "netns:",
+        ":",
+        "exposed",
+        "new",
+        "tunnel",
+        "-",
+        "x:",
+        '"',
+    ]
 )
 
 
