@@ -254,7 +254,18 @@ class NetlinkReader:
             data = sock.recv(65536)
             if not data:
                 raise NetlinkUnavailable(errno.EIO, "netlink socket closed")
-            if self._take_uniform(data, seq_bytes, proto, old, new, out, fresh):
+            end = len(data)
+            if end > _DONE.size and _DONE.unpack_from(data, end - _DONE.size) == (
+                _DONE_LEN,
+                NLMSG_DONE,
+                seq,
+                0,
+            ):
+                # the last chunk: its sockets, then NLMSG_DONE (no error): the uniform path for
+                # the sockets when they allow it (the usual case), else message by message
+                if self._take_uniform(data[: end - _DONE.size], seq_bytes, proto, old, new, out, fresh):
+                    return
+            elif self._take_uniform(data, seq_bytes, proto, old, new, out, fresh):
                 continue
             if self._take_each(data, seq, proto, old, new, out, fresh):
                 return
@@ -399,6 +410,9 @@ class NetlinkReader:
 
 _first = itemgetter(0)
 _third = itemgetter(2)
+# An NLMSG_DONE message (20 bytes: the header and a zero error), read as (len, type, seq, error).
+_DONE = struct.Struct("=IH2xI4xi")
+_DONE_LEN = 20
 _EXT_INFO = 1 << (2 - 1)  # idiag_ext bit for INET_DIAG_INFO (struct tcp_info)
 INET_DIAG_INFO = 2
 _QUEUES = struct.Struct("=72xII4xI")  # rqueue, wqueue, inode: from the start of the message
