@@ -7,16 +7,25 @@ keyed by ``(pid, create_time)`` so a recycled pid is never mistaken for the proc
 
 from __future__ import annotations
 
-import socket
 import time
-from collections import Counter
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from enum import StrEnum
-from functools import cached_property
-from typing import NamedTuple
 
 from app.ports import PortRange, ephemeral_range, in_ephemeral, port_range
+
+# On the CLI's start-up path: app.lite's stand-ins, not dataclasses/typing/functools (about 30 ms
+# of imports together); type checkers see the originals.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import socket
+    from collections import Counter
+    from collections.abc import Iterable, Mapping
+    from dataclasses import dataclass, field
+    from functools import cached_property
+    from typing import NamedTuple
+else:
+    from app.lite import NamedTuple, cached_property, dataclass, field
+
+_AF_INET = 2  # socket.AF_INET on every platform portscope runs on (checked in tests/unit/test_core_model.py)
 
 
 class Proto(StrEnum):
@@ -30,11 +39,13 @@ class Family(StrEnum):
 
     @property
     def af(self) -> socket.AddressFamily:
+        import socket
+
         return socket.AF_INET if self is Family.IPV4 else socket.AF_INET6
 
     @classmethod
     def from_af(cls, af: int) -> Family:
-        return cls.IPV4 if af == socket.AF_INET else cls.IPV6
+        return cls.IPV4 if af == _AF_INET else cls.IPV6
 
 
 # TCP states as psutil names them; UDP has two of its own.
@@ -162,6 +173,8 @@ class ProcessInfo:
 def row_keys(socks: Iterable[Sock]) -> list[str]:
     """Unique, stable keys for ``socks`` in order: the endpoint key, plus ``#pid`` (or ``#inode``)
     when several sockets share an endpoint (SO_REUSEPORT siblings, dual listeners)."""
+    from collections import Counter
+
     socks = list(socks)
     counts = Counter(s.endpoint_key for s in socks)
     keys: list[str] = []
@@ -250,6 +263,8 @@ class Snapshot:
 
     @cached_property
     def _established_index(self) -> Counter[tuple[Proto, Family, int, str]]:
+        from collections import Counter
+
         return Counter(
             (s.proto, s.family, s.laddr.port, s.laddr.ip) for s in self.sockets if s.status == ESTABLISHED
         )

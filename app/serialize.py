@@ -217,6 +217,29 @@ def iter_socket_json(
 ) -> Iterator[str]:
     """Each socket's text as ``json.dumps(sock_dict(...), indent=2)`` nested in the document.
     (Proto, Family and PortRange are StrEnums: their C-encoded text is their value's.)"""
+    parts: list[str] = []
+    for _ in _socket_parts(socks, snapshot, exposure, keys, facts, parts, stats=stats):
+        yield "".join(parts)
+        parts.clear()
+
+
+_CLOSE = "\n" + _SOCK_INDENT + "}"
+
+
+def _socket_parts(
+    socks: list[Sock],
+    snapshot: Snapshot,
+    exposure: ExposureMap,
+    keys: list[str | None],
+    facts: OwnerFacts | None,
+    out: list[str],
+    *,
+    stats: bool = False,
+) -> Iterator[None]:
+    """Append each socket's text to ``out`` as a few pieces (once per socket, then yield): an
+    owner's process block (a java command line is kilobytes, repeated on each of its 20k
+    sockets) is one shared string that the caller's single join copies once, not a piece of a
+    concatenation that copies it again for every piece after it."""
     procs: dict[int | None, str] = {}
     places: dict[str, str] = {}
     # owners/service/forward/netns: one block per (owner, namespace, forward) (the forward is
@@ -245,7 +268,7 @@ def iter_socket_json(
             extra = extras.get(ekey)  # type: ignore[assignment]
             if extra is None:
                 extra = extras[ekey] = _extra_block(sock, snapshot, facts)
-        yield (
+        out.append(
             _SOCK_INDENT + "{" + _INNER + '"key": ' + _enc(key or sock.endpoint_key)
             + "," + _INNER + '"proto": ' + _enc(sock.proto)
             + "," + _INNER + '"family": ' + _enc(sock.family)
@@ -258,11 +281,14 @@ def iter_socket_json(
             + "," + _INNER + '"in_ephemeral": ' + ("true" if in_eph(sock) else "false")
             + "," + _INNER + '"exposure": ' + place
             + "," + _INNER + '"pid": ' + ("null" if pid is None else int.__repr__(pid))
-            + "," + _INNER + '"process": ' + proc
-            + extra
-            + (_stats_text(sock, snapshot) if stats else "")
-            + "\n" + _SOCK_INDENT + "}"
+            + "," + _INNER + '"process": '
         )  # fmt: skip
+        out.append(proc)
+        out.append(extra)
+        if stats:
+            out.append(_stats_text(sock, snapshot))
+        out.append(_CLOSE)
+        yield None
 
 
 def _extra_block(sock: Sock, snapshot: Snapshot, facts: OwnerFacts | None) -> str:
@@ -300,12 +326,11 @@ def iter_snapshot_json(
     key_of = {id(s): k for k, s in snapshot.keyed().items()}
     keys = [key_of.get(id(s)) for s in socks]
     parts: list[str] = []
-    sep = ""
-    for text in iter_socket_json(socks, snapshot, exposure, keys, facts, stats=stats):
-        parts.append(text)
-        if len(parts) >= chunk:
-            yield sep + ",\n".join(parts)
-            parts, sep = [], ",\n"
+    for n, _ in enumerate(_socket_parts(socks, snapshot, exposure, keys, facts, parts, stats=stats), 1):
+        parts.append(",\n")  # between sockets (the last one is dropped below)
+        if n % chunk == 0:
+            yield "".join(parts[:-1]) + (",\n" if n < len(socks) else "")
+            parts.clear()
     if parts:
-        yield sep + ",\n".join(parts)
+        yield "".join(parts[:-1])
     yield "\n  ]\n}"

@@ -1,34 +1,45 @@
-"""Helpers shared by the subcommands: argument types and stderr diagnostics."""
+"""Helpers shared by the subcommands: argument types and stderr diagnostics.
+
+On every command's start-up path (``who`` reads its command line without argparse): argparse and
+re are imported only where an argument is checked or an option added."""
 
 from __future__ import annotations
 
-import argparse
-import re
 import sys
-from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from app.errors import CollectorUnavailable, UsageError
 from app.parsing import parse_port, parse_range_name
-from app.ports import PortRange
 from app.textsafe import diagnostic, quoted
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
+    import re
+    from collections.abc import Callable
+
     from app.backends.base import Collector
     from app.model import Snapshot
+    from app.ports import PortRange
+
+
+def _bad_argument(message: str) -> Exception:
+    """argparse's ArgumentTypeError (argparse is imported by whoever parses with these types)."""
+    import argparse
+
+    return argparse.ArgumentTypeError(message)
 
 
 def port_arg(text: str) -> int:
     try:
         return parse_port(text)
     except UsageError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+        raise _bad_argument(str(exc)) from None
 
 
 def pid_arg(text: str) -> int:
     raw = text.strip(" \t")
     if not raw.isdigit() or not raw.isascii() or len(raw) > 10 or int(raw) < 1:
-        raise argparse.ArgumentTypeError(f"invalid pid {quoted(text)}: expected a positive number")
+        raise _bad_argument(f"invalid pid {quoted(text)}: expected a positive number")
     return int(raw)
 
 
@@ -36,19 +47,27 @@ def range_arg(text: str) -> PortRange:
     try:
         return parse_range_name(text)
     except UsageError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+        raise _bad_argument(str(exc)) from None
 
 
 # ASCII digits only: float() also takes "1_0", fullwidth and Arabic-Indic digits, "1e3", "inf"
 # and "nan", none of which anybody means as a number of seconds.
-_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")
+_DECIMAL: list[re.Pattern[str]] = []  # compiled on first use
+
+
+def _decimal() -> re.Pattern[str]:
+    if not _DECIMAL:
+        import re
+
+        _DECIMAL.append(re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+"))
+    return _DECIMAL[0]
 
 
 def decimal_number(text: str) -> float | None:
     """``"2"``, ``"0.5"``, ``".5"`` -> a float; anything else (signs, exponents, underscores,
     non-ASCII digits, inf/nan, more than 20 characters) -> ``None``."""
     raw = text.strip(" \t")
-    if len(raw) > 20 or not _DECIMAL.fullmatch(raw):
+    if len(raw) > 20 or not _decimal().fullmatch(raw):
         return None
     return float(raw)
 
@@ -60,10 +79,10 @@ def number_arg(what: str, low: float, high: float, *, above: bool = False) -> Ca
     def parse(text: str) -> float:
         value = decimal_number(text)
         if value is None:
-            raise argparse.ArgumentTypeError(f"invalid {what} {quoted(text)}: expected seconds, e.g. 2")
+            raise _bad_argument(f"invalid {what} {quoted(text)}: expected seconds, e.g. 2")
         if (value <= low if above else value < low) or value > high:
             bound = f"above {low:g} and at most {high:g}" if above else f"from {low:g} to {high:g}"
-            raise argparse.ArgumentTypeError(f"invalid {what} {quoted(text)}: must be {bound} seconds")
+            raise _bad_argument(f"invalid {what} {quoted(text)}: must be {bound} seconds")
         return value
 
     parse.__name__ = what
@@ -77,7 +96,7 @@ positive_float = number_arg("timeout", 0, 86400, above=True)  # every --timeout
 def positive_int(text: str) -> int:
     raw = text.strip(" \t")
     if not raw.isdigit() or not raw.isascii() or len(raw) > 9 or int(raw) < 1:
-        raise argparse.ArgumentTypeError(f"invalid count {quoted(text)}: expected a whole number from 1")
+        raise _bad_argument(f"invalid count {quoted(text)}: expected a whole number from 1")
     return int(raw)
 
 
@@ -107,13 +126,14 @@ STATS_NEED = "--stats needs the Linux netlink backend (sock_diag)"
 NETNS_NEED = "--netns all needs the Linux netlink backend: only this network namespace is listed"
 
 
-def open_collector(args: argparse.Namespace) -> Collector:
-    """The collector for ``args.stats`` / ``args.netns``. ``--stats`` where only the portable backend
-    runs is :class:`~app.errors.CollectorUnavailable` (one line, exit 69) before anything is read."""
+def open_collector(args: argparse.Namespace, *, search: bool = False) -> Collector:
+    """The collector for ``args.stats`` / ``args.netns`` (``search``: see default_collector).
+    ``--stats`` where only the portable backend runs is :class:`~app.errors.CollectorUnavailable`
+    (one line, exit 69) before anything is read."""
     from app.collector import default_collector
 
     stats = bool(getattr(args, "stats", False))
-    collector = default_collector(stats=stats, netns=getattr(args, "netns", "current"))
+    collector = default_collector(stats=stats, netns=getattr(args, "netns", "current"), search=search)
     source = getattr(collector, "source", "psutil")
     if stats and source != "netlink":
         _close(collector)

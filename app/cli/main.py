@@ -58,7 +58,7 @@ def __getattr__(name: str) -> Any:
     if name in ("build_parser", "Parser"):
         from app.cli import parser
 
-        return getattr(parser, name)
+        return getattr(parser, name)  # Parser: made on first use (argparse is imported then)
     if name == "interval_arg":
         from app.cli.common import interval_arg
 
@@ -279,9 +279,9 @@ def _error_code(exc: Exception) -> int:
 
 
 def _dispatch(argv: list[str]) -> int:
-    from app.cli.parser import build_parser
+    from app.cli.parser import parse_args
 
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)  # argparse only where the command line needs it
     if args.command is None:
         if isinstance(sys.stdout, GuardedOutput):
             sys.stdout = sys.stdout.stream  # the dashboard owns the terminal

@@ -10,19 +10,24 @@ kernel's unique socket cookie), so an unchanged socket is not decoded again.
 
 from __future__ import annotations
 
+import _socket
 import errno
 import os
-import socket
 import struct
 import sys
-from collections.abc import Callable
-from functools import lru_cache
+from _socket import AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP, inet_ntop
 from itertools import repeat
 from operator import itemgetter
 
 from app.fast import tcpinfo
 from app.fast.records import SKIP, TCP_STATE_NAMES, ReadResult, Record, make_record
 from app.model import UDP_BOUND, UDP_CONNECTED, Endpoint, Family, Proto
+
+# On the CLI's start-up path: the C socket module (``socket`` adds 8 ms of enum and selectors that
+# a netlink dump does not need), dict caches instead of functools.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 NETLINK_SOCK_DIAG = 4
 SOCK_DIAG_BY_FAMILY = 20
@@ -52,10 +57,10 @@ _INODE_AT = 84
 _MIN_LEN = 88
 
 DUMPS: tuple[tuple[int, int, Proto, Family], ...] = (
-    (socket.AF_INET, socket.IPPROTO_TCP, Proto.TCP, Family.IPV4),
-    (socket.AF_INET6, socket.IPPROTO_TCP, Proto.TCP, Family.IPV6),
-    (socket.AF_INET, socket.IPPROTO_UDP, Proto.UDP, Family.IPV4),
-    (socket.AF_INET6, socket.IPPROTO_UDP, Proto.UDP, Family.IPV6),
+    (AF_INET, IPPROTO_TCP, Proto.TCP, Family.IPV4),
+    (AF_INET6, IPPROTO_TCP, Proto.TCP, Family.IPV6),
+    (AF_INET, IPPROTO_UDP, Proto.UDP, Family.IPV4),
+    (AF_INET6, IPPROTO_UDP, Proto.UDP, Family.IPV6),
 )
 
 
@@ -63,12 +68,12 @@ class NetlinkUnavailable(OSError):
     """sock_diag cannot be used here (not Linux, seccomp, a module missing, a container policy)."""
 
 
-def open_socket() -> socket.socket:
+def open_socket() -> _socket.socket:
     """Open and bind a NETLINK_SOCK_DIAG socket. Tests monkeypatch this to force the fallback."""
-    family = getattr(socket, "AF_NETLINK", None)
+    family = getattr(_socket, "AF_NETLINK", None)
     if family is None:
         raise NetlinkUnavailable(errno.EAFNOSUPPORT, "no AF_NETLINK on this platform")
-    sock = socket.socket(family, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, NETLINK_SOCK_DIAG)
+    sock = _socket.socket(family, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC, NETLINK_SOCK_DIAG)
     try:
         sock.bind((0, 0))
     except OSError:
@@ -102,7 +107,7 @@ _IP_TEXT: dict[bytes, str] = {}  # raw address -> text; hosts have few distinct 
 def _ip(raw: bytes) -> str:
     text = _IP_TEXT.get(raw)
     if text is None:
-        text = socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, raw)
+        text = inet_ntop(AF_INET if len(raw) == 4 else AF_INET6, raw)
         if len(_IP_TEXT) < 65536:
             _IP_TEXT[raw] = text
     return text
@@ -113,7 +118,7 @@ def decode(data: bytes, off: int, proto: Proto) -> Record:
     state = data[off + _STATE]
     sport = (data[off + 20] << 8) | data[off + 21]
     dport = (data[off + 22] << 8) | data[off + 23]
-    if data[off + _FAMILY] == socket.AF_INET:
+    if data[off + _FAMILY] == AF_INET:
         family = Family.IPV4
         lip = _ip(data[off + 24 : off + 28])
         rip = _ip(data[off + 40 : off + 44])
@@ -140,7 +145,7 @@ def decode_chunk(data: bytes, step: int, proto: Proto) -> list[Record]:
         if not sport:
             append(SKIP)
             continue
-        if af == socket.AF_INET:
+        if af == AF_INET:
             family = Family.IPV4
             lip = ip4.get(src) or _ip_text(ip4, src, src[:4])
             rip = ip4.get(dst) or _ip_text(ip4, dst, dst[:4])
@@ -165,12 +170,19 @@ def _ip_text(cache: dict[bytes, str], field: bytes, raw: bytes) -> str:
     return text
 
 
-@lru_cache(maxsize=16)
+_CHUNK_STRUCTS: dict[int, tuple[struct.Struct, struct.Struct]] = {}
+
+
 def _chunk_structs(step: int) -> tuple[struct.Struct, struct.Struct]:
     """Split a run of ``step``-byte messages into (family, state, src, dst, inode) (native order)
     and (sport, dport) (network order)."""
+    hit = _CHUNK_STRUCTS.get(step)
+    if hit is not None:
+        return hit
     fields = struct.Struct(f"={_FAMILY}xBB6x16s16s{_INODE_AT - 56}xI{step - _MIN_LEN}x")
     ports = struct.Struct(f">{_ID}xHH{step - _ID - 4}x")
+    if len(_CHUNK_STRUCTS) < 64:
+        _CHUNK_STRUCTS[step] = (fields, ports)
     return fields, ports
 
 
@@ -179,7 +191,7 @@ class NetlinkReader:
 
     source = "netlink"
 
-    def __init__(self, opener: Callable[[], socket.socket] | None = None, *, stats: bool = False) -> None:
+    def __init__(self, opener: Callable[[], _socket.socket] | None = None, *, stats: bool = False) -> None:
         # ``opener`` makes the sock_diag socket (default :func:`open_socket`); one opened inside
         # another network namespace keeps reading that namespace (see app/netns.py).
         # ``stats``: also ask for struct tcp_info and keep every socket's queues (ReadResult.stats).
@@ -187,12 +199,12 @@ class NetlinkReader:
         self.stats = stats
         self._stats: dict[int, tuple[int | None, ...]] | None = None
         self._info = False
-        self._sock: socket.socket | None = self._new_socket()
+        self._sock: _socket.socket | None = self._new_socket()
         self._seq = 0
         self._cache: dict[bytes, Record] = {}
         self._clean = True  # False after a dump was abandoned: leftovers may sit in the socket
 
-    def _new_socket(self) -> socket.socket:
+    def _new_socket(self) -> _socket.socket:
         return (self._opener or open_socket)()
 
     def close(self) -> None:
@@ -246,7 +258,7 @@ class NetlinkReader:
         sock = self._sock
         assert sock is not None
         self._seq = seq = (self._seq + 1) & 0xFFFFFFFF
-        ext = _EXT_INFO if self._stats is not None and ipproto == socket.IPPROTO_TCP else 0
+        ext = _EXT_INFO if self._stats is not None and ipproto == IPPROTO_TCP else 0
         self._info = bool(ext)  # this dump's messages may carry a tcp_info
         sock.send(build_request(af, ipproto, seq, port, ext))
         seq_bytes = seq.to_bytes(4, sys.byteorder)
@@ -442,16 +454,26 @@ def message_stats(data: bytes, off: int, length: int) -> tuple[int | None, ...]:
     return head
 
 
-@lru_cache(maxsize=32)
+_STRUCTS: dict[str, struct.Struct] = {}  # by format: a host's messages come in a few lengths
+
+
+def _struct(fmt: str) -> struct.Struct:
+    hit = _STRUCTS.get(fmt)
+    if hit is None:
+        hit = struct.Struct(fmt)
+        if len(_STRUCTS) < 256:
+            _STRUCTS[fmt] = hit
+    return hit
+
+
 def _stats_struct(step: int, info_at: int) -> struct.Struct:
     """Reads (rqueue, wqueue, inode[, tcp_info fields]) from each ``step``-byte message."""
     if info_at < 0:
-        return struct.Struct(f"=72xII4xI{step - _MIN_LEN}x")
+        return _struct(f"=72xII4xI{step - _MIN_LEN}x")
     tail = step - info_at - tcpinfo.FULL_LENGTH
-    return struct.Struct(f"=72xII4xI{info_at - _MIN_LEN}x{tcpinfo.fields_format()}{tail}x")
+    return _struct(f"=72xII4xI{info_at - _MIN_LEN}x{tcpinfo.fields_format()}{tail}x")
 
 
-@lru_cache(maxsize=16)
 def _key_struct(step: int) -> struct.Struct:
     """Splits a run of ``step``-byte messages into their cache keys (state .. end of the socket id)."""
-    return struct.Struct(f"={_STATE}x{_ID_END - _STATE}s{step - _ID_END}x")
+    return _struct(f"={_STATE}x{_ID_END - _STATE}s{step - _ID_END}x")
