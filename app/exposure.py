@@ -12,15 +12,15 @@ without reading the interfaces; only a specific address needs the interface list
 from __future__ import annotations
 
 import time
-from enum import StrEnum
 
 from app.textsafe import printable
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from dataclasses import dataclass
+    from enum import StrEnum
 else:
-    from app.lite import dataclass
+    from app.lite import StrEnum, dataclass
 
 # Loopback interface names (Linux, BSD/macOS): an address on them is not reachable from outside.
 LOOPBACK_INTERFACES = frozenset({"lo", "lo0"})

@@ -1,9 +1,9 @@
-"""Stand-ins for ``dataclasses.dataclass``/``field``, ``functools.cached_property`` and
-``typing.NamedTuple`` that import nothing, for the modules on the CLI's start-up path.
+"""Stand-ins for ``dataclasses.dataclass``/``field``, ``functools.cached_property``,
+``typing.NamedTuple`` and ``enum.StrEnum`` that import nothing, for the modules on the CLI's start-up path.
 
 Why: ``portscope who PORT`` should cost little more than starting Python, and importing
-dataclasses costs about 17 ms (it pulls in inspect, ast, dis, tokenize, re, enum), typing 10 ms
-and functools 2.5 ms on the 2-core development machine: more than the whole command may take.
+dataclasses costs about 17 ms (it pulls in inspect, ast, dis, tokenize, re, enum), typing 10 ms,
+enum 5 ms and functools 2.5 ms on the 2-core development machine: more than the whole command may take.
 A module uses them so that type checkers still see the real thing::
 
     TYPE_CHECKING = False
@@ -15,9 +15,10 @@ A module uses them so that type checkers still see the real thing::
 What they do is what the originals do for what portscope uses, and
 tests/unit/test_lite.py checks it class by class against the originals:
 
-- :func:`dataclass` (``frozen``, ``slots``, defaults, ``field(default_factory=..., init=False,
-  repr=False, compare=False)``, ``__post_init__``): the same ``__init__`` (generated, so it is as
-  fast as dataclasses'), ``__repr__``, ``__eq__``, ``__hash__``, ``__match_args__``, and
+- :func:`dataclass` (``frozen``, ``slots``, ``init``, defaults, ``field(default_factory=...,
+  init=False, repr=False, compare=False)``, ``__post_init__``): an ``__init__`` taking the same
+  arguments (not compiled: slower per call than dataclasses', so a record made by the thousand
+  writes its own and says ``init=False``), ``__repr__``, ``__eq__``, ``__hash__``, ``__match_args__``, and
   ``FrozenInstanceError`` on assignment. ``dataclasses.replace``, ``fields``, ``asdict`` and
   ``is_dataclass`` work on the result: its ``__dataclass_fields__`` is built (with the real
   dataclasses module) the first time something asks for it.
@@ -25,6 +26,8 @@ tests/unit/test_lite.py checks it class by class against the originals:
   ``_asdict``, ``_fields``, ``_field_defaults``, the same repr, pickling and copying.
 - :class:`cached_property`: computed once per instance, stored in its ``__dict__``.
 - :class:`once`: ``functools.lru_cache(maxsize=1)`` of a function without arguments.
+- :class:`StrEnum`: ``enum.StrEnum`` (members, lookups by value and name, iteration, repr, str,
+  hash, pickling).
 
 Not supported (not used here): ``order``, ``kw_only``, ``InitVar``, ``ClassVar`` fields,
 inheritance between dataclasses.
@@ -39,7 +42,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-__all__ = ["NamedTuple", "cached_property", "dataclass", "field", "once"]
+__all__ = ["NamedTuple", "StrEnum", "cached_property", "dataclass", "field", "once"]
 
 _MISSING = object()
 
@@ -111,48 +114,51 @@ def _specs(cls: type) -> list[tuple[str, Any, _Field]]:
 
 
 def _make_init(cls_name: str, specs: list[tuple[str, Any, _Field]], frozen: bool, post_init: bool) -> Any:
-    """The same ``__init__`` dataclasses generates (keyword-compatible, defaults, factories)."""
-    params: list[str] = []
-    body: list[str] = []
-    env: dict[str, Any] = {"__object_setattr": object.__setattr__, "__MISSING": _MISSING}
-    for name, _annotation, f in specs:
-        if f.init:
-            if f.default_factory is not _MISSING:
-                env[f"__factory_{name}"] = f.default_factory
-                params.append(f"{name}=__MISSING")
-                value = f"__factory_{name}() if {name} is __MISSING else {name}"
-            elif f.default is not _MISSING:
-                env[f"__default_{name}"] = f.default
-                params.append(f"{name}=__default_{name}")
-                value = name
-            else:
-                if any("=" in p for p in params):
-                    raise TypeError(f"non-default argument {name!r} follows default argument")
-                params.append(name)
-                value = name
-        elif f.default_factory is not _MISSING:
-            env[f"__factory_{name}"] = f.default_factory
-            value = f"__factory_{name}()"
-        elif f.default is not _MISSING:
-            env[f"__default_{name}"] = f.default
-            value = f"__default_{name}"
-        else:
-            continue  # init=False without a default: left unset, as dataclasses does
-        if frozen:
-            body.append(f"  __object_setattr(self, {name!r}, {value})")
-        else:
-            body.append(f"  self.{name} = {value}")
-    if post_init:
-        body.append("  self.__post_init__()")
-    source = f"def __init__(self, {', '.join(params)}):\n" + ("\n".join(body) or "  pass") + "\n"
-    namespace: dict[str, Any] = {}
-    exec(compile(source, f"<lite dataclass {cls_name}>", "exec"), env, namespace)
-    return namespace["__init__"]
+    """The ``__init__`` dataclasses would generate (positional or keyword arguments, defaults,
+    factories, ``init=False`` fields), as a closure: nothing is compiled at import (each
+    ``compile`` costs about 0.1-0.2 ms of start-up). A record made by the thousand (Sock) writes
+    its own ``__init__`` and says ``init=False``."""
+    fields = [(name, f) for name, _a, f in specs]
+    init_names = [name for name, f in fields if f.init]
+    accepted = frozenset(init_names)
+    n_init = len(init_names)
+    setter = object.__setattr__ if frozen else setattr
+    missing = _MISSING
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        if len(args) > n_init:
+            given = len(args) + 1
+            raise TypeError(
+                f"{cls_name}.__init__() takes {n_init + 1} positional arguments but {given} were given"
+            )
+        values = dict(zip(init_names, args, strict=False))  # (fewer args than names: the rest by name)
+        for key, value in kwargs.items():
+            if key not in accepted:
+                raise TypeError(f"{cls_name}.__init__() got an unexpected keyword argument {key!r}")
+            if key in values:
+                raise TypeError(f"{cls_name}.__init__() got multiple values for argument {key!r}")
+            values[key] = value
+        for name, f in fields:
+            value = values.get(name, missing) if f.init else missing
+            if value is missing:
+                if f.default_factory is not missing:
+                    value = f.default_factory()
+                elif f.default is not missing:
+                    value = f.default
+                elif f.init:
+                    raise TypeError(f"{cls_name}.__init__() missing 1 required positional argument: {name!r}")
+                else:
+                    continue  # init=False without a default: left unset, as dataclasses does
+            setter(self, name, value)
+        if post_init:
+            self.__post_init__()
+
+    return __init__
 
 
 def _getter(names: tuple[str, ...]) -> Callable[[object], tuple[Any, ...]]:
     """A C-level getter of these attributes as a tuple (also for one or none)."""
-    from operator import attrgetter
+    from _operator import attrgetter  # operator.py only re-exports it (and costs start-up)
 
     if len(names) >= 2:
         return attrgetter(*names)
@@ -162,16 +168,18 @@ def _getter(names: tuple[str, ...]) -> Callable[[object], tuple[Any, ...]]:
     return lambda obj: ()
 
 
-def dataclass(cls: type | None = None, /, *, frozen: bool = False, slots: bool = False) -> Any:
-    """``dataclasses.dataclass`` with ``frozen`` and ``slots`` (see the module docstring)."""
+def dataclass(
+    cls: type | None = None, /, *, frozen: bool = False, slots: bool = False, init: bool = True
+) -> Any:
+    """``dataclasses.dataclass`` with ``frozen``, ``slots`` and ``init`` (see the module docstring)."""
 
     def wrap(cls: type) -> type:
-        return _process(cls, frozen, slots)
+        return _process(cls, frozen, slots, init)
 
     return wrap if cls is None else wrap(cls)
 
 
-def _process(cls: type, frozen: bool, slots: bool) -> type:
+def _process(cls: type, frozen: bool, slots: bool, init: bool = True) -> type:
     specs = _specs(cls)
     names = tuple(name for name, _a, _f in specs)
     init_names = tuple(name for name, _a, f in specs if f.init)
@@ -193,7 +201,8 @@ def _process(cls: type, frozen: bool, slots: bool) -> type:
     key = _getter(compared)
     shown_get = _getter(shown)
 
-    ns["__init__"] = _make_init(cls.__name__, specs, frozen, "__post_init__" in cls.__dict__)
+    if init:
+        ns["__init__"] = _make_init(cls.__name__, specs, frozen, "__post_init__" in cls.__dict__)
 
     def __repr__(self: Any) -> str:
         values = shown_get(self)
@@ -287,12 +296,33 @@ def _namedtuple(name: str, ns: dict[str, Any]) -> type:
         raise TypeError("non-default namedtuple field follows a default one")
     tuple_new = tuple.__new__
     args = ", ".join(fields)
-    env = {"_tuple_new": tuple_new}
-    source = f"lambda _cls, {args}: _tuple_new(_cls, ({args}{',' if fields else ''}))"
-    new = eval(compile(source, f"<lite namedtuple {name}>", "eval"), env)
-    new.__name__ = "__new__"
-    new.__defaults__ = tuple(defaults) or None
     n = len(fields)
+    field_defaults = dict(zip(fields[n - len(defaults) :], defaults, strict=True))
+
+    def new(_cls: type, *values: Any, **named: Any) -> Any:
+        # Not compiled (collections.namedtuple evals a lambda: the first compile of a process
+        # costs about a millisecond of start-up); all positional is the fast path (Endpoint(ip, port)).
+        if not named and len(values) == n:
+            return tuple_new(_cls, values)
+        if len(values) > n:
+            raise TypeError(
+                f"{name}.__new__() takes {n + 1} positional arguments but {len(values) + 1} were given"
+            )
+        out = list(values)
+        for f in fields[len(values) :]:
+            if f in named:
+                out.append(named.pop(f))
+            elif f in field_defaults:
+                out.append(field_defaults[f])
+            else:
+                raise TypeError(f"{name}.__new__() missing 1 required positional argument: {f!r}")
+        if named:
+            key = next(iter(named))
+            if key in fields:
+                raise TypeError(f"{name}.__new__() got multiple values for argument {key!r}")
+            raise TypeError(f"{name}.__new__() got an unexpected keyword argument {key!r}")
+        return tuple_new(_cls, out)
+
     repr_fmt = "(" + ", ".join(f"{f}=%r" for f in fields) + ")"
 
     def _make(cls: type, iterable: Any) -> Any:
@@ -320,7 +350,7 @@ def _namedtuple(name: str, ns: dict[str, Any]) -> type:
         "__doc__": ns.get("__doc__") or f"{name}({args})",
         "__slots__": (),
         "_fields": fields,
-        "_field_defaults": dict(zip(fields[n - len(defaults) :], defaults, strict=True)),
+        "_field_defaults": field_defaults,
         "__new__": staticmethod(new),
         "_make": classmethod(_make),
         "_replace": _replace,
@@ -377,3 +407,111 @@ class once:
 
     def cache_clear(self) -> None:
         self._value.clear()
+
+
+# -------------------------------------------------------------------------------------- StrEnum
+
+
+class _StrEnumMeta(type):
+    """Makes each plain string attribute of the class body a member (see :class:`StrEnum`)."""
+
+    _member_map_: dict[str, Any]
+    _value2member_map_: dict[str, Any]
+
+    def __new__(mcls, name: str, bases: tuple[type, ...], ns: dict[str, Any]) -> Any:
+        members = {
+            key: value
+            for key, value in ns.items()
+            if not (key.startswith("__") and key.endswith("__"))
+            and not key.startswith("_")
+            and type(value) is str
+        }
+        for key in members:
+            del ns[key]
+        cls: Any = super().__new__(mcls, name, bases, ns)
+        by_name: dict[str, Any] = {}
+        by_value: dict[str, Any] = {}
+        for key, value in members.items():
+            if value in by_value:  # an alias, as enum makes it
+                member = by_value[value]
+            else:
+                member: Any = str.__new__(cls, value)
+                member._name_ = key
+                member._value_ = value
+                by_value[value] = member
+            by_name[key] = member
+            type.__setattr__(cls, key, member)
+        type.__setattr__(cls, "_member_map_", by_name)
+        type.__setattr__(cls, "_value2member_map_", by_value)
+        return cls
+
+    def __call__(cls, value: Any) -> Any:
+        if type(value) is cls:
+            return value
+        try:
+            return cls._value2member_map_[value]
+        except (KeyError, TypeError):
+            raise ValueError(f"{value!r} is not a valid {cls.__qualname__}") from None
+
+    def __getitem__(cls, name: str) -> Any:
+        return cls._member_map_[name]
+
+    def __iter__(cls) -> Any:
+        return iter(cls._value2member_map_.values())
+
+    def __reversed__(cls) -> Any:
+        return reversed(list(cls._value2member_map_.values()))
+
+    def __len__(cls) -> int:
+        return len(cls._value2member_map_)
+
+    def __contains__(cls, member: object) -> bool:
+        return isinstance(member, cls) and member._name_ in cls._member_map_
+
+    @property
+    def __members__(cls) -> dict[str, Any]:
+        return dict(cls._member_map_)
+
+    def __repr__(cls) -> str:
+        return f"<enum {cls.__name__!r}>"
+
+    def __setattr__(cls, name: str, value: Any) -> None:
+        if name in cls.__dict__.get("_member_map_", {}):
+            raise AttributeError(f"cannot reassign member {name!r}")
+        super().__setattr__(name, value)
+
+
+class StrEnum(str, metaclass=_StrEnumMeta):
+    """``enum.StrEnum`` for the enums on the CLI's start-up path (importing enum costs about
+    5 ms there): members are ``str`` instances equal to their value, found by value
+    (``Proto("tcp") is Proto.TCP``) or name (``Proto["TCP"]``), iterated in definition order,
+    with ``.name``/``.value``, enum's repr, str, format and hash (the value's), pickled and copied
+    as themselves. Methods, properties and classmethods in the body work as in an enum."""
+
+    _name_: str
+    _value_: str
+
+    @property
+    def name(self) -> str:
+        return self._name_
+
+    @property
+    def value(self) -> str:
+        return self._value_
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}.{self._name_}: {self._value_!r}>"
+
+    __str__ = str.__str__
+    __format__ = str.__format__
+
+    __hash__ = str.__hash__  # the value's (str comes before Enum in StrEnum's MRO)
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        return (type(self), (self._value_,))
+
+    def __copy__(self) -> Any:
+        return self
+
+    def __deepcopy__(self, memo: Any) -> Any:
+        return self

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import sys
-from enum import StrEnum
 
 from app.lite import once
+
+TYPE_CHECKING = False  # on the CLI's start-up path: app.lite's StrEnum, not enum's
+if TYPE_CHECKING:
+    from enum import StrEnum
+else:
+    from app.lite import StrEnum
 
 MAX_PORT = 65535
 
@@ -72,8 +77,8 @@ def ephemeral_range() -> tuple[int, int]:
     """The OS's ephemeral (local) port range for outgoing connections (read once)."""
     if sys.platform.startswith("linux"):
         try:
-            with open(PROC_EPHEMERAL, encoding="ascii", errors="replace") as f:
-                parsed = parse_ephemeral(f.read(256))
+            with open(PROC_EPHEMERAL, "rb") as f:  # (a text file would look its codec up: start-up)
+                parsed = parse_ephemeral(f.read(256).decode("ascii", "replace"))
         except OSError:
             parsed = None
         if parsed:

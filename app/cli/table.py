@@ -11,7 +11,6 @@ from itertools import repeat
 
 from app.cli.color import exposure_style, paint, state_style
 from app.forwarders import might_forward
-from app.health import queue, queue_marked, tcp_info
 from app.model import LISTEN, UDP_BOUND, Family, Proto
 from app.owners import OwnerFacts, forward_text, service_name
 from app.ports import PortRange, port_range
@@ -195,6 +194,8 @@ def queue_cell(q: Queue | None) -> tuple[str, bool]:
     """``3/128``, and whether it is marked (at least 80% of the backlog: ``4/4!``)."""
     if q is None:
         return "-", False
+    from app.health import queue_marked  # --stats only
+
     marked = queue_marked(q)
     return f"{q.current}/{q.max}{'!' if marked else ''}", marked
 
@@ -203,6 +204,8 @@ def stats_cells(sock: Sock, snapshot: Snapshot) -> list[str]:
     """RTT, RETRANS, RX, TX, QUEUE of one socket: a TCP connection's numbers from its tcp_info,
     a TCP listener's accept queue; empty where a column does not apply, ``-`` where the kernel
     gave nothing (a socket without a file descriptor)."""
+    from app.health import queue, tcp_info
+
     if sock.proto is not Proto.TCP:
         return ["", "", "", "", ""]
     if sock.listening:
@@ -409,6 +412,8 @@ def _raw_service(svc: Service | None) -> str:
 
 
 def _csv_stats(sock: Sock, snapshot: Snapshot) -> list[object]:
+    from app.health import queue, tcp_info
+
     if sock.proto is not Proto.TCP:
         return ["", "", "", "", "", ""]
     if sock.listening:

@@ -13,8 +13,8 @@ and again at run time if the current path fails (e.g. netlink denied later by a 
 from __future__ import annotations
 
 import time
+from _operator import attrgetter  # (operator.py only re-exports it, and costs start-up)
 from bisect import insort
-from operator import attrgetter
 
 from app.backends.base import base_key, finish_snapshot, hidden_owner_count
 from app.errors import CollectorUnavailable
@@ -175,7 +175,8 @@ class FastCollector:
         # netns="all": also every other network namespace (root: all; unprivileged: the user's own)
         self.namespaces = Namespaces(stats) if netns == "all" else None
         self._here: dict[int, NetnsInfo] | None = None  # the current namespace, read once
-        self.processes = ProcessCache()
+        # a one-shot look (search) reads each owner once: no pidfds to watch it with
+        self.processes = ProcessCache(use_pidfd=False if search else None)
         self.owners = OwnerMap(track_holders=True)
         # search: a port-filtered collect finds holders with OwnerMap.search (stops early, then
         # the holders' process trees) instead of reading every fd table: for one-shot looks

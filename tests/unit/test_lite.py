@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import enum
 import functools
 import pickle
 import typing
@@ -226,3 +227,63 @@ def test_records_pickle() -> None:
     tup = PickledTuple("::1", 80)
     again = pickle.loads(pickle.dumps(tup))
     assert again == tup and type(again) is PickledTuple and repr(again) == "PickledTuple(ip='::1', port=80)"
+
+
+class RealRange(enum.StrEnum):
+    LOW = "low"
+    HIGH = "high"
+    ALSO_LOW = "low"  # an alias
+
+    @property
+    def loud(self) -> str:
+        return self.value.upper()
+
+    @classmethod
+    def parse(cls, text: str) -> RealRange:
+        return cls(text.strip())
+
+
+class LiteRange(lite.StrEnum):
+    LOW = "low"
+    HIGH = "high"
+    ALSO_LOW = "low"
+
+    @property
+    def loud(self) -> str:
+        return self.value.upper()
+
+    @classmethod
+    def parse(cls, text: str) -> LiteRange:
+        return cls(text.strip())
+
+
+def test_strenum_behaves_as_the_original() -> None:
+    import json
+
+    for real, mine in zip(RealRange, LiteRange, strict=True):
+        assert repr(real).replace("RealRange", "X") == repr(mine).replace("LiteRange", "X")
+        assert str(real) == str(mine) and f"{real}" == f"{mine}" and f"{real:>6}" == f"{mine:>6}"
+        assert real == mine and real.value == mine.value and real.name == mine.name
+        assert hash(real) == hash(mine) == hash(real.value)
+        assert real.loud == mine.loud
+        assert json.dumps(real) == json.dumps(mine) and json.dumps({"k": mine}) == json.dumps({"k": real})
+        assert isinstance(mine, str) and isinstance(mine, LiteRange)
+        assert copy.copy(mine) is mine and copy.deepcopy(mine) is mine
+        assert pickle.loads(pickle.dumps(mine)) is mine
+    assert [m.name for m in RealRange] == [m.name for m in LiteRange] == ["LOW", "HIGH"]
+    assert len(RealRange) == len(LiteRange) == 2
+    assert LiteRange("high") is LiteRange.HIGH and LiteRange(LiteRange.LOW) is LiteRange.LOW
+    assert LiteRange["HIGH"] is LiteRange.HIGH and LiteRange.ALSO_LOW is LiteRange.LOW
+    assert LiteRange.parse(" high ") is LiteRange.HIGH
+    assert list(reversed(LiteRange)) == [LiteRange.HIGH, LiteRange.LOW]
+    assert LiteRange.HIGH in LiteRange and RealRange.HIGH in RealRange
+    assert list(LiteRange.__members__) == list(RealRange.__members__)
+    for cls in (RealRange, LiteRange):
+        with pytest.raises(ValueError, match="'nope' is not a valid"):
+            cls("nope")
+        with pytest.raises(KeyError):
+            cls["nope"]
+        with pytest.raises(AttributeError):
+            cls.LOW = "x"  # type: ignore[misc]
+    assert {LiteRange.LOW: 1}[LiteRange("low")] == 1
+    assert sorted([LiteRange.LOW, LiteRange.HIGH]) == sorted([RealRange.LOW, RealRange.HIGH])
