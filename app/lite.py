@@ -431,11 +431,12 @@ class _StrEnumMeta(type):
         cls: Any = super().__new__(mcls, name, bases, ns)
         by_name: dict[str, Any] = {}
         by_value: dict[str, Any] = {}
+        member: Any
         for key, value in members.items():
             if value in by_value:  # an alias, as enum makes it
                 member = by_value[value]
             else:
-                member: Any = str.__new__(cls, value)
+                member = str.__new__(cls, value)
                 member._name_ = key
                 member._value_ = value
                 by_value[value] = member
