@@ -13,6 +13,7 @@ from app.cli.common import (
     add_stats_option,
     check_snapshot,
     color_on,
+    one_shot,
     open_collector,
     port_arg,
     warn,
@@ -45,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from app.collector import sort_sockets
     from app.model import Proto
 
+    one_shot()
     snapshot = open_collector(args, search=True).collect(port=args.port)
     check_snapshot(snapshot, args)
     socks = snapshot.on_port(args.port, Proto(args.proto) if args.proto else None)

@@ -100,6 +100,24 @@ def positive_int(text: str) -> int:
     return int(raw)
 
 
+def one_shot() -> None:
+    """For a command that collects once, prints and exits: turn off the cyclic garbage collector.
+    A snapshot of 20k sockets is ~100k objects without cycles; each collection the allocations
+    trigger would walk them all again (about 10% of ``list --all`` at 20k). Memory is still freed
+    by reference counting, and the process ends right after."""
+    import gc
+
+    gc.disable()
+
+
+def write_lines(lines: list[str], chunk: int = 2000) -> None:
+    """``lines`` to standard output, a newline after each, in pieces (the text of 20k rows is
+    not joined into one string of megabytes first)."""
+    write = sys.stdout.write
+    for i in range(0, len(lines), chunk):
+        write("\n".join(lines[i : i + chunk]) + "\n")
+
+
 def warn(message: str) -> None:
     """A diagnostic line on stderr (never stdout: stdout is for data), escaped and cut."""
     sys.stderr.write(f"portscope: {diagnostic(message)}\n")

@@ -217,7 +217,7 @@ def fast_args(argv: Sequence[str]) -> Args | None:
         return None  # -h, --help, --version, --, an abbreviation, a negative number, ...
     if port is None:
         return None
-    return Args(**top, command="who", port=port, **values, func=run)
+    return Args(**{**top, "command": "who", "port": port, **values, "func": run})
 
 
 def _port(text: str) -> int | None:

@@ -309,7 +309,10 @@ def socket_rows(
         note = "ephemeral" if listening and lo <= laddr[1] <= hi else ""
         proto = _PROTO_TEXT[s.proto, s.family]
         if pid is None:
-            append([proto, local, remote, status, place, "-", "-" if s.ownerless else "?", "", "", note, ""])
+            name = "-" if s.ownerless else "?"
+            if s.inode in shared:
+                name = process_cell(name, s, snapshot, facts)
+            append([proto, local, remote, status, place, "-", name, "", "", note, ""])
             continue
         cells = owners.get(pid)
         if cells is None:
