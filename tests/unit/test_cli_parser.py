@@ -67,7 +67,7 @@ OTHER_LINES = [
     ["--color", "who", "22"],
     ["--colo", "never", "who", "22"],
     ["who", "22", "--color"],
-    ["who", "２２"],
+    ["who", "\uff12\uff12"],  # fullwidth digits
     ["who", ""],
     ["list", "--all"],
     [],
