@@ -90,10 +90,10 @@ def test_other_lines_go_to_argparse(argv: list[str]) -> None:
     assert fast_args(argv) is None
 
 
-tokens = st.sampled_from(
-    ["who", "22", "80", "0", "x", "--json", "--stats", "--proto", "tcp", "udp", "--proto=tcp", "--netns"]
-    + ["all", "current", "--color", "never", "auto", "--alert-exposed", "-h", "--", "--interval", "2"]
-)
+TOKENS = ["who", "22", "80", "0", "x", "--json", "--stats", "--proto", "tcp", "udp", "--proto=tcp"]
+TOKENS += ["--netns", "all", "current", "--color", "never", "auto", "--alert-exposed", "-h", "--"]
+TOKENS += ["--interval", "2"]
+tokens = st.sampled_from(TOKENS)
 
 
 @given(st.lists(tokens, max_size=7))
