@@ -8,7 +8,6 @@ from __future__ import annotations
 import sys
 
 from app.errors import CollectorUnavailable, UsageError
-from app.parsing import parse_port, parse_range_name
 from app.textsafe import diagnostic, quoted
 
 TYPE_CHECKING = False
@@ -30,6 +29,10 @@ def _bad_argument(message: str) -> Exception:
 
 
 def port_arg(text: str) -> int:
+    if text.isdigit() and text.isascii() and len(text) <= 5 and 0 < int(text) <= 65535:
+        return int(text)  # what parse_port gives a plain number (app.parsing is not needed then)
+    from app.parsing import parse_port
+
     try:
         return parse_port(text)
     except UsageError as exc:
@@ -44,6 +47,8 @@ def pid_arg(text: str) -> int:
 
 
 def range_arg(text: str) -> PortRange:
+    from app.parsing import parse_range_name
+
     try:
         return parse_range_name(text)
     except UsageError as exc:

@@ -218,6 +218,9 @@ def _say(message: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     restore_signals = _install_signals()  # first: before anything slow can be interrupted
+    import gc  # (built in)
+
+    collecting = gc.isenabled()  # a one-shot command turns the collector off (common.one_shot)
     saved_stdout = sys.stdout
     args = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -231,6 +234,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _main(args)
     finally:
         restore_signals()
+        if collecting:
+            gc.enable()  # main() called in a process that goes on (tests, an embedding program)
         if isinstance(sys.stdout, GuardedOutput):
             sys.stdout = saved_stdout if saved_stdout is not None else sys.stdout.stream
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import time
 from _operator import attrgetter  # (operator.py only re-exports it, and costs start-up)
-from bisect import insort
 
 from app.backends.base import base_key, finish_snapshot, hidden_owner_count
 from app.errors import CollectorUnavailable
@@ -406,6 +405,8 @@ class FastCollector:
             ordered = [r for r in prev if id(r) not in drop]
         else:
             ordered = list(prev)
+        from bisect import insort  # (a C extension: a steady poll's, not a one-shot look's)
+
         for r in (*fresh, *moved):
             insort(ordered, r, key=_SKEY)
         return ordered

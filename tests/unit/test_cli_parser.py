@@ -124,3 +124,22 @@ def test_parse_args_uses_the_fast_reader_for_who_only() -> None:
     assert command_named(["--color", "never", "list"]) == "list"
     assert command_named(["-h", "list"]) is None
     assert command_named(["--int", "3", "list"]) is None
+
+
+@given(st.one_of(st.text(max_size=8), st.integers(-5, 70000).map(str), st.sampled_from(["065535", "00080"])))
+def test_port_arg_reads_ports_as_parse_port_does(text: str) -> None:
+    """port_arg's shortcut for plain numbers (it spares who the import of app.parsing) gives what
+    parse_port gives, and rejects what it rejects."""
+    from app.cli.common import port_arg
+    from app.errors import UsageError
+    from app.parsing import parse_port
+
+    try:
+        want: object = parse_port(text)
+    except UsageError:
+        want = "error"
+    try:
+        got: object = port_arg(text)
+    except argparse.ArgumentTypeError:
+        got = "error"
+    assert got == want
