@@ -102,8 +102,15 @@ def test_tiny_full_run_measures_everything(
     (result,) = doc["results"]
     assert result["sockets"] == 200
     med = result["median_ms"]
-    for name in (*bench_run.POLL_MEASURES[:4], "who", "list_json", *bench_run.DASH_MEASURES):
+    for name in (*bench_run.POLL_MEASURES[:4], "who", "who_cold", "list_table", "list_json"):
         assert med[name] > 0, name
+    for name in bench_run.DASH_MEASURES:
+        assert med[name] > 0, name
+    startup = doc["startup"]  # who on the idle machine against a bare python (and ss)
+    assert startup["median_ms"]["python -c pass"] > 0
+    assert startup["median_ms"]["launcher who PORT"] > startup["median_ms"]["python -c pass"]
+    assert "launcher who PORT / bare python" in startup["ratios"]
+    assert "`who PORT` on the idle machine" in printed
     dash = result["dashboard"]
     assert dash["rows"] >= 200  # every load socket is a row
     assert dash["changes_per_poll_median"] >= 4  # 1% of 200 rounds up to one connection replaced
