@@ -45,8 +45,8 @@ def _fd_links(path: str) -> list[str] | None:
         names = os.listdir(dfd)
         try:
             return [readlink(name, dir_fd=dfd) for name in names]
-        except PermissionError:  # listed but not readable (no ptrace access): the whole table is
-            return None
+        except PermissionError:  # listed but no link readable (no ptrace access): none will be,
+            return []  # so not one failing readlink per fd; an empty table, as before
         except OSError:  # an fd closed meanwhile: go one by one, skipping the ones that vanish
             links = []
             for name in names:
