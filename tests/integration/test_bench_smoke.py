@@ -72,13 +72,15 @@ def test_churn_fraction_replaces_real_connections(bench_run: ModuleType, no_new_
             k = load.churn_fraction(0.04)  # 4% of 200 sockets: 2 connections closed, 2 opened
             assert k == 2
 
-            def settled() -> dict[EventKind, int] | None:
-                counts = _load_events(before, collector.collect(), ports)
+            def settled() -> Snapshot | None:
+                # (a new connection's server end has no owner until the load child accept()s it)
+                snap = collector.collect()
+                counts = _load_events(before, snap, ports)
                 want = {EventKind.OPENED: 2 * k, EventKind.CLOSED: 2 * k}
-                return counts if counts == want else None
+                mine = sum(1 for s in snap.sockets if s.pid in pids)
+                return snap if counts == want and mine >= owned else None
 
-            wait_for(settled, timeout=10)
-            after = collector.collect()
+            after = wait_for(settled, timeout=10)
             assert sum(1 for s in after.sockets if s.pid in pids) == owned  # replaced, not added
         finally:
             collector.close()
