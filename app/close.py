@@ -10,11 +10,13 @@ Needs CAP_NET_ADMIN and a kernel built with CONFIG_INET_DIAG_DESTROY (Linux only
 
 from __future__ import annotations
 
+import _socket
 import errno
 import ipaddress
 import socket
 import struct
 import sys
+from contextlib import closing
 from dataclasses import dataclass
 
 from app.errors import PortscopeError, UsageError
@@ -74,7 +76,7 @@ def find(local: Endpoint, remote: Endpoint) -> Connection | None:
     """The TCP connection from ``local`` to ``remote`` (IPv4-mapped IPv6 sockets match their IPv4
     form), or ``None``."""
     families = (socket.AF_INET6,) if ":" in local.ip and not local.ip.startswith("::ffff:") else None
-    with netlink.open_socket() as nl:
+    with closing(netlink.open_socket()) as nl:  # a C-level socket: no context manager of its own
         for af in families or (socket.AF_INET, socket.AF_INET6):
             for conn in _dump(nl, af, local.port):
                 if (
@@ -94,7 +96,7 @@ def _matches(kernel_ip: str, wanted: str) -> bool:
     return mapped != kernel_ip and _same(mapped, wanted)
 
 
-def _dump(nl: socket.socket, af: int, port: int) -> list[Connection]:
+def _dump(nl: _socket.socket, af: int, port: int) -> list[Connection]:
     body = netlink._REQ_V2.pack(af, socket.IPPROTO_TCP, 0, 0, _TCP_STATES, b"")
     body += netlink.port_filter(port)
     flags = netlink.NLM_F_REQUEST | netlink.NLM_F_DUMP
@@ -131,7 +133,7 @@ def destroy(conn: Connection) -> None:
     """SOCK_DESTROY exactly this socket. Raises :class:`CloseFailed` with a one-line reason."""
     af = socket.AF_INET if conn.family is Family.IPV4 else socket.AF_INET6
     body = netlink._REQ_V2.pack(af, socket.IPPROTO_TCP, 0, 0, 0xFFFFFFFF, conn.raw_id)
-    with netlink.open_socket() as nl:
+    with closing(netlink.open_socket()) as nl:  # a C-level socket: no context manager of its own
         nl.send(
             netlink._NLMSGHDR.pack(16 + len(body), SOCK_DESTROY, netlink.NLM_F_REQUEST | NLM_F_ACK, 1, 0)
             + body

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Literal
 
 from app.backends.base import (
     Collector,
@@ -25,6 +24,8 @@ from app.backends.base import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Literal
+
     from app.backends.portable import PsutilCollector, sock_from_psutil
 
 __all__ = [
@@ -58,14 +59,20 @@ def _portable() -> Collector:
     return PsutilCollector()
 
 
-def default_collector(*, stats: bool = False, netns: Literal["current", "all"] = "current") -> Collector:
+def default_collector(
+    *, stats: bool = False, netns: Literal["current", "all"] = "current", search: bool = False
+) -> Collector:
     """The best collector for this platform: the netlink fast path on Linux when available.
 
     ``stats``: also read TCP info, queues and the host's listen counters (:mod:`app.health`);
     ``netns="all"``: also every other network namespace. Only the Linux backend can: the portable
     one ignores both (its snapshots have ``stats`` None and one namespace), and the command says
     what is missing. ``PORTSCOPE_COLLECTOR=psutil`` forces the portable collector (to compare, or
-    to work around a problem in the fast path)."""
+    to work around a problem in the fast path).
+
+    ``search``: for a one-shot look at one port (``who``): the Linux backend finds that port's
+    holders by a search that stops early, helped by the owner cache (app/fast/ownercache.py),
+    instead of reading every process's fd table (see OwnerMap.search for what it can miss)."""
     if os.environ.get("PORTSCOPE_COLLECTOR", "").strip().lower() == "psutil":
         return _portable()
     if sys.platform.startswith("linux"):
@@ -75,7 +82,12 @@ def default_collector(*, stats: bool = False, netns: Literal["current", "all"] =
             pass
         else:
             try:
-                return FastCollector(fallback=_portable, stats=stats, netns=netns)
+                hints = None
+                if search:
+                    from app.fast.ownercache import OwnerCache
+
+                    hints = OwnerCache.default()
+                return FastCollector(fallback=_portable, stats=stats, netns=netns, search=search, hints=hints)
             except Exception:  # any failure to set up the fast path: use the portable one
                 pass
     return _portable()

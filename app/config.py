@@ -43,6 +43,7 @@ import re
 import stat
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
+from app.configpath import config_path
 from app.errors import UsageError
 from app.textsafe import printable, quoted
 
@@ -50,7 +51,6 @@ TYPE_CHECKING = False  # not typing's: this module is on every command's start-u
 if TYPE_CHECKING:
     from typing import Any
 
-FILE_NAME = "config.toml"
 MAX_BYTES = 1 << 20  # a settings file is a few hundred bytes; refuse to parse a runaway one
 
 VIEWS = ("listening", "connections", "interfaces", "events")
@@ -196,21 +196,6 @@ SETTINGS: dict[str, Setting] = {s.key: s for s in _SETTINGS}
 # ------------------------------------------------------------------------------------------- path
 
 
-def config_dir(environ: Mapping[str, str] | None = None) -> str:
-    """``$XDG_CONFIG_HOME/portscope``; ``~/.config/portscope`` when it is unset, empty or relative
-    (the spec says to ignore a relative one)."""
-    env = os.environ if environ is None else environ
-    base = env.get("XDG_CONFIG_HOME", "")
-    if not os.path.isabs(base):
-        home = env.get("HOME") or os.path.expanduser("~")
-        base = os.path.join(home, ".config")
-    return os.path.join(base, "portscope")
-
-
-def config_path(environ: Mapping[str, str] | None = None) -> str:
-    return os.path.join(config_dir(environ), FILE_NAME)
-
-
 # ------------------------------------------------------------------------------------- the values
 
 
@@ -236,6 +221,19 @@ class Config:
             self._values[key] = value
             self._sources[key] = "file"
         self.warnings: list[str] = list(warnings)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Config):
+            return NotImplemented
+        return (self.path, self.exists, self._values, self._sources, self.warnings) == (
+            other.path,
+            other.exists,
+            other._values,
+            other._sources,
+            other.warnings,
+        )
+
+    __hash__ = None  # type: ignore[assignment]
 
     def get(self, key: str) -> Any:
         return self._values[key]

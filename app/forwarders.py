@@ -17,12 +17,20 @@ Shown text (:meth:`Forward.label`) has been through :func:`app.textsafe.printabl
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol
-
 from app.textsafe import printable
+
+# On the CLI's start-up path (every owner is checked with might_forward): re and dataclasses are
+# not imported unless an argv is parsed.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import re
+    from collections.abc import Sequence
+    from dataclasses import dataclass
+    from typing import Protocol
+else:
+    from app.lite import dataclass
+
+    Protocol = object
 
 LABEL_LIMIT = 120
 MAX_ARGS = 4096  # argv entries looked at (a hostile argv can be huge; forwarders' are short)
@@ -315,13 +323,21 @@ def _autossh_args(args: list[str]) -> list[str]:
 def _ssh_option(text: str) -> tuple[str, list[str]]:
     """``-o Keyword=value`` / ``-o "Keyword value"`` (readconf's strdelim: the keyword ends at
     whitespace or one ``=``): (lowercased keyword, its arguments)."""
-    m = _OPTION.match(text)
+    m = _option().match(text)
     if m is None:
         return "", []
     return m.group(1).lower(), m.group(2).split()
 
 
-_OPTION = re.compile(r"\s*([^\s=]+)\s*=?\s*(.*)", re.S)
+_OPTION: list[re.Pattern[str]] = []
+
+
+def _option() -> re.Pattern[str]:
+    if not _OPTION:
+        import re
+
+        _OPTION.append(re.compile(r"\s*([^\s=]+)\s*=?\s*(.*)", re.S))
+    return _OPTION[0]
 
 
 def _ssh(args: list[str], local_port: int | None) -> Forward | None:

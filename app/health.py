@@ -8,8 +8,12 @@ the functions here turn one socket's entry into a :class:`TcpInfo` or :class:`Qu
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import NamedTuple
+TYPE_CHECKING = False  # on the CLI's start-up path: no typing at run time
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import NamedTuple
+else:
+    from app.lite import NamedTuple
 
 RawStats = tuple[int | None, ...]
 

@@ -14,9 +14,11 @@ same rule (:func:`primary_holder`) for every shared socket it lists.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-
 from app.fast import procfs
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
 
 PROC = procfs.PROC
 

@@ -16,17 +16,24 @@ is dropped: the scope of an address listed under an interface is that interface.
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import socket
 import struct
 import sys
-from dataclasses import dataclass, field
 
 import netifaces
-import psutil
 
 from app.textsafe import printable
+
+TYPE_CHECKING = False  # the exposure column's path: no dataclasses, socket or ipaddress at import
+if TYPE_CHECKING:
+    import socket
+    from dataclasses import dataclass, field
+else:
+    from app.lite import dataclass, field
+
+# psutil (10 ms to import) is loaded only where it is used: the interface state and counters
+# (`ifaces`, the dashboard), or addresses when netifaces fails. The exposure column needs only
+# addresses (netifaces, a C extension that imports in well under a millisecond).
 
 _LINUX = sys.platform.startswith("linux")
 
@@ -51,6 +58,8 @@ class Address:
 
 def prefix_length(netmask: str) -> int | None:
     """``255.255.255.0`` -> 24; netifaces' IPv6 form ``ffff:ffff:ffff:ffff::/64`` -> 64."""
+    import ipaddress
+
     if not netmask:
         return None
     mask, _, bits = netmask.partition("/")
@@ -166,6 +175,10 @@ def _netifaces_addresses() -> tuple[dict[str, list[Address]], dict[str, str]]:
 
 
 def _psutil_addresses() -> tuple[dict[str, list[Address]], dict[str, str]]:
+    import socket
+
+    import psutil
+
     addrs: dict[str, list[Address]] = {}
     macs: dict[str, str] = {}
     for name, entries in psutil.net_if_addrs().items():
@@ -182,6 +195,9 @@ def _psutil_addresses() -> tuple[dict[str, list[Address]], dict[str, str]]:
 def _kernel_addresses() -> tuple[dict[str, list[Address]], dict[str, str]]:
     """Linux without netlink: the primary IPv4 address and the MAC by ioctl, IPv6 from
     /proc/net/if_inet6. Raises OSError when /proc/net/dev cannot be read."""
+    import ipaddress
+    import socket
+
     addrs: dict[str, list[Address]] = {name: [] for name in _proc_net_dev()}
     macs: dict[str, str] = {}
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
@@ -252,6 +268,8 @@ def _proc_net_dev() -> dict[str, tuple[int, int]]:
 
 
 def _kernel_links(names: list[str]) -> dict[str, _Link]:
+    import socket
+
     out: dict[str, _Link] = {}
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         for name in names:
@@ -269,6 +287,8 @@ def _kernel_links(names: list[str]) -> dict[str, _Link]:
 
 def _links(warnings: list[str]) -> dict[str, _Link]:
     try:
+        import psutil
+
         return {
             name: _Link(bool(st.isup), int(st.mtu), int(st.speed), _loopback_flag(st))
             for name, st in psutil.net_if_stats().items()
@@ -291,6 +311,8 @@ def _loopback_flag(st: object) -> bool | None:
 
 def _counters() -> dict[str, tuple[int, int]]:
     try:
+        import psutil
+
         return {
             n: (int(c.bytes_recv), int(c.bytes_sent)) for n, c in psutil.net_io_counters(pernic=True).items()
         }
@@ -332,6 +354,9 @@ def default_gateways(warnings: list[str] | None = None) -> dict[str, list[str]]:
 
 def _proc_gateways() -> dict[str, list[str]]:
     """Default routes from /proc/net/route and /proc/net/ipv6_route (no netlink needed)."""
+    import ipaddress
+    import socket
+
     out: dict[str, list[str]] = {}
     with open("/proc/net/route", "rb") as f:
         for line in f.read().splitlines()[1:]:
@@ -410,6 +435,8 @@ def list_interfaces() -> list[Interface]:
 
 
 def _is_loopback(name: str, link: _Link | None, addrs: list[Address]) -> bool:
+    import ipaddress
+
     if link is not None and link.loopback is not None:
         return link.loopback
     if addrs:

@@ -7,16 +7,25 @@ keyed by ``(pid, create_time)`` so a recycled pid is never mistaken for the proc
 
 from __future__ import annotations
 
-import socket
 import time
-from collections import Counter
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from enum import StrEnum
-from functools import cached_property
-from typing import NamedTuple
 
 from app.ports import PortRange, ephemeral_range, in_ephemeral, port_range
+
+# On the CLI's start-up path: app.lite's stand-ins, not dataclasses/typing/functools/enum (about 35 ms
+# of imports together); type checkers see the originals.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import socket
+    from collections import Counter
+    from collections.abc import Iterable, Mapping
+    from dataclasses import dataclass, field
+    from enum import StrEnum
+    from functools import cached_property
+    from typing import NamedTuple
+else:
+    from app.lite import NamedTuple, StrEnum, cached_property, dataclass, field
+
+_AF_INET = 2  # socket.AF_INET on every platform portscope runs on (checked in tests/unit/test_core_model.py)
 
 
 class Proto(StrEnum):
@@ -30,11 +39,13 @@ class Family(StrEnum):
 
     @property
     def af(self) -> socket.AddressFamily:
+        import socket
+
         return socket.AF_INET if self is Family.IPV4 else socket.AF_INET6
 
     @classmethod
     def from_af(cls, af: int) -> Family:
-        return cls.IPV4 if af == socket.AF_INET else cls.IPV6
+        return cls.IPV4 if af == _AF_INET else cls.IPV6
 
 
 # TCP states as psutil names them; UDP has two of its own.
@@ -79,7 +90,10 @@ def format_endpoint(ip: str, port: int) -> str:
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
-@dataclass(frozen=True, slots=True)
+_set = object.__setattr__
+
+
+@dataclass(frozen=True, slots=True, init=False)
 class Sock:
     """One socket. ``pid`` is ``None`` when the owner is not visible (or there is none).
 
@@ -95,16 +109,31 @@ class Sock:
     pid: int | None
     inode: int | None = None
     netns: int = 0  # the network namespace's inode; 0: the one portscope runs in
-    # computed once: keys are needed several times per socket per poll (diff, table, JSON)
+    # computed on first use, then kept: the dashboard needs it several times per socket per
+    # poll (diff, table), a one-shot table never
     _endpoint_key: str = field(init=False, repr=False, compare=False, default="")
 
-    def __post_init__(self) -> None:
-        key = f"{self.proto.value}:{format_endpoint(self.laddr.ip, self.laddr.port)}"
-        if self.raddr is not None:
-            key += f">{format_endpoint(self.raddr.ip, self.raddr.port)}"
-        if self.netns:
-            key = f"@{self.netns}/{key}"  # the same endpoints exist in every namespace
-        object.__setattr__(self, "_endpoint_key", key)
+    def __init__(
+        self,
+        proto: Proto,
+        family: Family,
+        laddr: Endpoint,
+        raddr: Endpoint | None,
+        status: str,
+        pid: int | None,
+        inode: int | None = None,
+        netns: int = 0,
+    ) -> None:
+        # written out: a cold poll makes one per socket (20k), a generic __init__ would cost more
+        _set(self, "proto", proto)
+        _set(self, "family", family)
+        _set(self, "laddr", laddr)
+        _set(self, "raddr", raddr)
+        _set(self, "status", status)
+        _set(self, "pid", pid)
+        _set(self, "inode", inode)
+        _set(self, "netns", netns)
+        _set(self, "_endpoint_key", "")
 
     @property
     def ownerless(self) -> bool:
@@ -129,7 +158,15 @@ class Sock:
     def endpoint_key(self) -> str:
         """Identifies the endpoint pair, e.g. ``tcp:127.0.0.1:8080`` or ``tcp:[::1]:5000>[::1]:8080``
         (prefixed ``@NETNS/`` for a socket of another network namespace)."""
-        return self._endpoint_key
+        key = self._endpoint_key
+        if not key:
+            key = f"{self.proto.value}:{format_endpoint(self.laddr.ip, self.laddr.port)}"
+            if self.raddr is not None:
+                key += f">{format_endpoint(self.raddr.ip, self.raddr.port)}"
+            if self.netns:
+                key = f"@{self.netns}/{key}"  # the same endpoints exist in every namespace
+            _set(self, "_endpoint_key", key)
+        return key
 
     def without_owner(self) -> Sock:
         """This socket with no owner (its owner exited during the scan)."""
@@ -162,6 +199,8 @@ class ProcessInfo:
 def row_keys(socks: Iterable[Sock]) -> list[str]:
     """Unique, stable keys for ``socks`` in order: the endpoint key, plus ``#pid`` (or ``#inode``)
     when several sockets share an endpoint (SO_REUSEPORT siblings, dual listeners)."""
+    from collections import Counter
+
     socks = list(socks)
     counts = Counter(s.endpoint_key for s in socks)
     keys: list[str] = []
@@ -250,6 +289,8 @@ class Snapshot:
 
     @cached_property
     def _established_index(self) -> Counter[tuple[Proto, Family, int, str]]:
+        from collections import Counter
+
         return Counter(
             (s.proto, s.family, s.laddr.port, s.laddr.ip) for s in self.sockets if s.status == ESTABLISHED
         )

@@ -21,6 +21,7 @@ skipped and why.
 
 from __future__ import annotations
 
+import _socket
 import errno
 import fcntl
 import os
@@ -275,7 +276,7 @@ def _open_ns(ns: Netns | str) -> int:
     raise FileNotFoundError(errno.ENOENT, f"network namespace {ns.inode} is gone")
 
 
-def open_diag_socket(ns: Netns | str) -> socket.socket:
+def open_diag_socket(ns: Netns | str) -> _socket.socket:
     """A bound NETLINK_SOCK_DIAG socket inside ``ns`` (a :class:`Netns`, or a path such as
     ``/run/netns/NAME`` or ``/proc/PID/ns/net``); it keeps reading that namespace for its life.
 
@@ -295,13 +296,13 @@ def open_diag_socket(ns: Netns | str) -> socket.socket:
         os.close(fd)
 
 
-def opener(ns: Netns | str) -> Callable[[], socket.socket]:
+def opener(ns: Netns | str) -> Callable[[], _socket.socket]:
     """A zero-argument drop-in for ``app.fast.netlink.open_socket`` that opens inside ``ns``."""
     return partial(open_diag_socket, ns)
 
 
-def _open_in_thread(fd: int) -> socket.socket:
-    box: list[socket.socket | BaseException] = []
+def _open_in_thread(fd: int) -> _socket.socket:
+    box: list[_socket.socket | BaseException] = []
 
     def run() -> None:
         try:

@@ -12,16 +12,18 @@ read what was prepared and never block.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
-
-from app.forwarders import Forward, forward_of, might_forward
-from app.model import ProcessInfo, Snapshot, Sock
-from app.service import CONTAINER, SOCKET, Service, service_of, socket_activation
+from app.forwarders import forward_of, might_forward
+from app.service import CONTAINER, SOCKET, service_of, socket_activation
 from app.textsafe import printable
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from app.containers import ContainerIndex
+    from app.forwarders import Forward
+    from app.model import ProcessInfo, Snapshot, Sock
+    from app.service import Service
 
 # Programs whose forward names a container only the engine can tell (docker-proxy's target address).
 _ENGINE_FORWARDERS = ("docker-proxy", "rootlessport", "rootlessport-child", "slirp4netns", "pasta")

@@ -6,8 +6,6 @@ no other exception escapes (property-tested).
 
 from __future__ import annotations
 
-import ipaddress
-
 from app.errors import UsageError
 from app.ports import MAX_PORT, PortRange
 from app.textsafe import quoted
@@ -94,6 +92,8 @@ def parse_host_port(text: str, default_host: str = "localhost") -> tuple[str, in
         if not rest.startswith(":"):
             raise UsageError(f"invalid address {quoted(text)}: expected [IPv6]:PORT")
         try:
+            import ipaddress
+
             ipaddress.IPv6Address(host.split("%", 1)[0])
         except ValueError:
             msg = f"invalid address {quoted(text)}: {quoted(host)} is not an IPv6 address"
@@ -113,6 +113,8 @@ def check_hostname(host: str) -> str:
     if not host or len(host) > 253:
         raise UsageError(f"invalid host {quoted(host)}")
     try:
+        import ipaddress
+
         ipaddress.ip_address(host.split("%", 1)[0])
         return host
     except ValueError:

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import sys
-from enum import StrEnum
-from functools import lru_cache
-from pathlib import Path
+
+from app.lite import once
+
+TYPE_CHECKING = False  # on the CLI's start-up path: app.lite's StrEnum, not enum's
+if TYPE_CHECKING:
+    from enum import StrEnum
+else:
+    from app.lite import StrEnum
 
 MAX_PORT = 65535
 
@@ -50,7 +55,7 @@ _DEFAULT_EPHEMERAL = {
     "win32": (49152, 65535),  # netsh int ipv4 show dynamicport tcp
     "freebsd": (10000, 65535),  # net.inet.ip.portrange.first/last (FreeBSD 10+)
 }
-PROC_EPHEMERAL = Path("/proc/sys/net/ipv4/ip_local_port_range")
+PROC_EPHEMERAL = "/proc/sys/net/ipv4/ip_local_port_range"  # (a str or a Path)
 
 
 def parse_ephemeral(text: str) -> tuple[int, int] | None:
@@ -67,12 +72,13 @@ def parse_ephemeral(text: str) -> tuple[int, int] | None:
     return lo, hi
 
 
-@lru_cache(maxsize=1)
+@once
 def ephemeral_range() -> tuple[int, int]:
-    """The OS's ephemeral (local) port range for outgoing connections."""
+    """The OS's ephemeral (local) port range for outgoing connections (read once)."""
     if sys.platform.startswith("linux"):
         try:
-            parsed = parse_ephemeral(PROC_EPHEMERAL.read_text())
+            with open(PROC_EPHEMERAL, "rb") as f:  # (a text file would look its codec up: start-up)
+                parsed = parse_ephemeral(f.read(256).decode("ascii", "replace"))
         except OSError:
             parsed = None
         if parsed:

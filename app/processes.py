@@ -9,15 +9,19 @@ entry is re-validated by its start time, read straight from ``/proc/PID/stat`` o
 from __future__ import annotations
 
 import os
-import select
 import sys
-from collections.abc import Iterable
-from typing import Any
 
 from app.fast import procfs
 from app.model import ProcessInfo
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import select
+    from collections.abc import Iterable
+    from typing import Any
+
 _LINUX = sys.platform.startswith("linux")
+_POLLIN = 1  # select.POLLIN (the same on every platform with poll)
 # At most this many pidfds (never more than a quarter of the soft fd limit); beyond, start times.
 PIDFD_BUDGET = 1024
 
@@ -155,7 +159,11 @@ class ProcessCache:
         self._fd_pid: dict[int, int] = {}
         self.failures = 0  # lookups that found the process gone or unreadable
         self._use_pidfd = pidfds_supported() if use_pidfd is None else use_pidfd
-        self._poll = select.poll() if self._use_pidfd and hasattr(select, "poll") else None
+        self._poll: select.poll | None = None
+        if self._use_pidfd:
+            import select
+
+            self._poll = select.poll() if hasattr(select, "poll") else None
         if self._poll is None:
             self._use_pidfd = False
         self._budget = _pidfd_budget() if self._use_pidfd else 0
@@ -211,7 +219,7 @@ class ProcessCache:
         if pidfd >= 0:
             assert self._poll is not None
             self._fd_pid[pidfd] = pid
-            self._poll.register(pidfd, select.POLLIN)
+            self._poll.register(pidfd, _POLLIN)
         return entry
 
     def _drop(self, pid: int) -> None:

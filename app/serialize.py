@@ -10,14 +10,20 @@ null); without it the shape is exactly schema 2's.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from typing import Any
 
 from app import __version__
-from app.exposure import ExposureMap
 from app.health import TcpInfo, queue, tcp_info
-from app.model import LISTEN, ProcessInfo, Proto, Snapshot, Sock
+from app.model import LISTEN, UDP_BOUND, Proto
 from app.owners import OwnerFacts, owner_dict
+from app.ports import port_range
+
+TYPE_CHECKING = False  # `list --json`'s start-up path: no typing at run time
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
+
+    from app.exposure import ExposureMap
+    from app.model import ProcessInfo, Snapshot, Sock
 
 SCHEMA_VERSION = 2
 
@@ -217,27 +223,51 @@ def iter_socket_json(
 ) -> Iterator[str]:
     """Each socket's text as ``json.dumps(sock_dict(...), indent=2)`` nested in the document.
     (Proto, Family and PortRange are StrEnums: their C-encoded text is their value's.)"""
+    parts: list[str] = []
+    for _ in _socket_parts(socks, snapshot, exposure, keys, facts, parts, stats=stats):
+        yield "".join(parts)
+        parts.clear()
+
+
+_CLOSE = "\n" + _SOCK_INDENT + "}"
+
+
+def _socket_parts(
+    socks: list[Sock],
+    snapshot: Snapshot,
+    exposure: ExposureMap,
+    keys: list[str | None],
+    facts: OwnerFacts | None,
+    out: list[str],
+    *,
+    stats: bool = False,
+) -> Iterator[None]:
+    """Append each socket's text to ``out`` as a few pieces (once per socket, then yield): an
+    owner's process block (a java command line is kilobytes, repeated on each of its 20k
+    sockets) is one shared string that the caller's single join copies once, not a piece of a
+    concatenation that copies it again for every piece after it."""
     procs: dict[int | None, str] = {}
     places: dict[str, str] = {}
     # owners/service/forward/netns: one block per (owner, namespace, forward) (the forward is
     # None but for forwarders), or per socket when it is shared (its holder list is its own) or
     # pid 1's (socket activation names a unit per listener)
     extras: dict[tuple[int | None, int, object], str] = {}
+    texts: dict[object, str] = {}  # a proto, family, state or address -> its JSON text
     shared = snapshot.holders
     forward = facts.forward if facts is not None else None
-    in_eph = snapshot.in_ephemeral
+    lo, hi = snapshot.ephemeral
     owner = snapshot.owner
     classify = exposure.classify
     for sock, key in zip(socks, keys, strict=True):
-        laddr, raddr, pid = sock.laddr, sock.raddr, sock.pid
+        laddr, raddr, pid, status = sock.laddr, sock.raddr, sock.pid, sock.status
         proc = procs.get(pid)
         if proc is None:
             info = owner(sock)
             proc = procs[pid] = "null" if info is None else _block(process_dict(info))
-        place = places.get(laddr.ip)
+        lip, port = laddr
+        place = places.get(lip)
         if place is None:
-            place = places[laddr.ip] = _block(classify(laddr.ip).as_dict())
-        port = laddr.port
+            place = places[lip] = _block(classify(lip).as_dict())
         if sock.inode in shared or pid == 1:
             extra = _extra_block(sock, snapshot, facts)
         else:
@@ -245,24 +275,52 @@ def iter_socket_json(
             extra = extras.get(ekey)  # type: ignore[assignment]
             if extra is None:
                 extra = extras[ekey] = _extra_block(sock, snapshot, facts)
-        yield (
-            _SOCK_INDENT + "{" + _INNER + '"key": ' + _enc(key or sock.endpoint_key)
-            + "," + _INNER + '"proto": ' + _enc(sock.proto)
-            + "," + _INNER + '"family": ' + _enc(sock.family)
-            + "," + _INNER + '"local": ' + _endpoint_block(laddr.ip, port)
-            + "," + _INNER + '"remote": '
-            + ("null" if raddr is None else _endpoint_block(raddr.ip, raddr.port))
-            + "," + _INNER + '"state": ' + _enc(sock.status)
-            + "," + _INNER + '"listening": ' + ("true" if sock.listening else "false")
-            + "," + _INNER + '"range": ' + _enc(sock.range)
-            + "," + _INNER + '"in_ephemeral": ' + ("true" if in_eph(sock) else "false")
-            + "," + _INNER + '"exposure": ' + place
-            + "," + _INNER + '"pid": ' + ("null" if pid is None else int.__repr__(pid))
-            + "," + _INNER + '"process": ' + proc
-            + extra
-            + (_stats_text(sock, snapshot) if stats else "")
-            + "\n" + _SOCK_INDENT + "}"
-        )  # fmt: skip
+        lenc = texts.get(lip) or _text(texts, lip)
+        if raddr is None:
+            remote = "null"
+        else:
+            rip = raddr[0]
+            remote = _ENDPOINT % (texts.get(rip) or _text(texts, rip), raddr[1])
+        out.append(
+            _HEAD
+            % (
+                _enc(key or sock.endpoint_key),
+                texts.get(sock.proto) or _text(texts, sock.proto),
+                texts.get(sock.family) or _text(texts, sock.family),
+                _ENDPOINT % (lenc, port),
+                remote,
+                texts.get(status) or _text(texts, status),
+                "true" if status in _LISTENING else "false",
+                _RANGE_TEXT[0 if port <= 1023 else 1 if port <= 49151 else 2],
+                "true" if lo <= port <= hi else "false",
+                place,
+                "null" if pid is None else int.__repr__(pid),
+            )
+        )
+        out.append(proc)
+        out.append(extra)
+        if stats:
+            out.append(_stats_text(sock, snapshot))
+        out.append(_CLOSE)
+        yield None
+
+
+# One socket's keys up to its process block, as json.dumps(indent=2) lays them out inside the
+# document (one % per socket instead of thirty concatenations), and an address block.
+_HEAD = (
+    _SOCK_INDENT + "{" + _INNER + '"key": %s,' + _INNER + '"proto": %s,' + _INNER + '"family": %s,'
+    + _INNER + '"local": %s,' + _INNER + '"remote": %s,' + _INNER + '"state": %s,'
+    + _INNER + '"listening": %s,' + _INNER + '"range": %s,' + _INNER + '"in_ephemeral": %s,'
+    + _INNER + '"exposure": %s,' + _INNER + '"pid": %s,' + _INNER + '"process": '
+)  # fmt: skip
+_ENDPOINT = "{" + _INNER + '  "ip": %s,' + _INNER + '  "port": %d' + _INNER + "}"
+_LISTENING = frozenset({LISTEN, UDP_BOUND})
+_RANGE_TEXT = tuple(_enc(r) for r in (port_range(0), port_range(1024), port_range(49152)))
+
+
+def _text(cache: dict[object, str], value: str) -> str:
+    text = cache[value] = _enc(value)
+    return text
 
 
 def _extra_block(sock: Sock, snapshot: Snapshot, facts: OwnerFacts | None) -> str:
@@ -300,12 +358,11 @@ def iter_snapshot_json(
     key_of = {id(s): k for k, s in snapshot.keyed().items()}
     keys = [key_of.get(id(s)) for s in socks]
     parts: list[str] = []
-    sep = ""
-    for text in iter_socket_json(socks, snapshot, exposure, keys, facts, stats=stats):
-        parts.append(text)
-        if len(parts) >= chunk:
-            yield sep + ",\n".join(parts)
-            parts, sep = [], ",\n"
+    for n, _ in enumerate(_socket_parts(socks, snapshot, exposure, keys, facts, parts, stats=stats), 1):
+        parts.append(",\n")  # between sockets (the last one is dropped below)
+        if n % chunk == 0:
+            yield "".join(parts[:-1]) + (",\n" if n < len(socks) else "")
+            parts.clear()
     if parts:
-        yield sep + ",\n".join(parts)
+        yield "".join(parts[:-1])
     yield "\n  ]\n}"

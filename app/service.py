@@ -22,16 +22,21 @@ been through :func:`app.textsafe.printable`.
 
 from __future__ import annotations
 
+import _thread
 import os
-import re
-import shlex
-import subprocess
-import threading
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
 
 from app.textsafe import printable
+
+# On the CLI's start-up path (the SERVICE column): re, subprocess, shlex and dataclasses are
+# imported only when needed (the regexes when a cgroup path segment could match one).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import re
+    from collections.abc import Callable, Iterable
+    from dataclasses import dataclass
+else:
+    from app.lite import dataclass
 
 PROC = "/proc"
 MAX_CGROUP_BYTES = 65536  # /proc/PID/cgroup is a few hundred bytes; a cap keeps hostile paths cheap
@@ -44,26 +49,61 @@ SOCKET = "socket"
 
 _UNIT_SUFFIXES = (".service", ".scope", ".socket", ".mount", ".swap")
 _HEX_ID = r"[0-9a-f]{64}"
-# Scope / cgroup names that container engines give a container, innermost wins. (pattern, engine, role)
-_CONTAINER_SEGMENTS: tuple[tuple[re.Pattern[str], str, str | None], ...] = (
-    (re.compile(rf"docker-({_HEX_ID})\.scope"), "docker", None),
-    (re.compile(rf"libpod-conmon-({_HEX_ID})(?:\.scope)?"), "podman", "conmon"),
-    (re.compile(rf"libpod-({_HEX_ID})(?:\.scope)?"), "podman", None),
-    (re.compile(rf"cri-containerd-({_HEX_ID})\.scope"), "containerd", None),
-    (re.compile(rf"crio-conmon-({_HEX_ID})\.scope"), "cri-o", "conmon"),
-    (re.compile(rf"crio-({_HEX_ID})\.scope"), "cri-o", None),
-    (re.compile(rf"nerdctl-({_HEX_ID})\.scope"), "containerd", None),
+# Scope / cgroup names that container engines give a container, innermost wins. (pattern, engine,
+# role); each pattern starts with the literal prefix in _CONTAINER_PREFIXES.
+_CONTAINER_SEGMENT_PATTERNS: tuple[tuple[str, str, str | None], ...] = (
+    (rf"docker-({_HEX_ID})\.scope", "docker", None),
+    (rf"libpod-conmon-({_HEX_ID})(?:\.scope)?", "podman", "conmon"),
+    (rf"libpod-({_HEX_ID})(?:\.scope)?", "podman", None),
+    (rf"cri-containerd-({_HEX_ID})\.scope", "containerd", None),
+    (rf"crio-conmon-({_HEX_ID})\.scope", "cri-o", "conmon"),
+    (rf"crio-({_HEX_ID})\.scope", "cri-o", None),
+    (rf"nerdctl-({_HEX_ID})\.scope", "containerd", None),
 )
-_KUBEPODS_SLICE_POD = re.compile(r"kubepods(?:-[a-z]+)?-pod([0-9a-f_]{8,64})\.slice")
-_KUBEPODS_FS_POD = re.compile(r"pod([0-9a-f-]{8,64})")
-_BARE_ID = re.compile(_HEX_ID)
-_LXC_PAYLOAD = re.compile(r"lxc\.(payload|monitor)\.(.+)")
-_MACHINE_SCOPE = re.compile(r"machine-(.+)\.scope")
-_USER_MANAGER = re.compile(r"user@(\d{1,10})\.service")
-_UNIT_ESCAPE = re.compile(r"\\x([0-9a-fA-F]{2})")
-# Units whose "stop" is not a fix for a port: it would end a login session or a user's whole
-# manager, or they are systemd itself.
-_NO_STOP = re.compile(r"(session-.*\.scope|init\.scope|user@\d+\.service|user-runtime-dir@\d+\.service)")
+_CONTAINER_PREFIXES = ("docker-", "libpod-", "cri-containerd-", "crio-", "nerdctl-")
+_PATTERNS = {
+    "kubepods_slice_pod": r"kubepods(?:-[a-z]+)?-pod([0-9a-f_]{8,64})\.slice",
+    "kubepods_fs_pod": r"pod([0-9a-f-]{8,64})",
+    "bare_id": _HEX_ID,
+    "lxc_payload": r"lxc\.(payload|monitor)\.(.+)",
+    "machine_scope": r"machine-(.+)\.scope",
+    "user_manager": r"user@(\d{1,10})\.service",
+    "unit_escape": r"\\x([0-9a-fA-F]{2})",
+    # Units whose "stop" is not a fix for a port: it would end a login session or a user's whole
+    # manager, or they are systemd itself.
+    "no_stop": r"(session-.*\.scope|init\.scope|user@\d+\.service|user-runtime-dir@\d+\.service)",
+}
+
+
+class _Regexes:
+    """The patterns above, compiled on first use. Every use sits behind a cheap test the pattern
+    implies (a literal prefix, a length), so the usual paths (``/system.slice/nginx.service``,
+    ``/user.slice/user-1000.slice/session-2.scope``) never import re."""
+
+    container_segments: tuple[tuple[re.Pattern[str], str, str | None], ...]
+    kubepods_slice_pod: re.Pattern[str]
+    kubepods_fs_pod: re.Pattern[str]
+    bare_id: re.Pattern[str]
+    lxc_payload: re.Pattern[str]
+    machine_scope: re.Pattern[str]
+    user_manager: re.Pattern[str]
+    unit_escape: re.Pattern[str]
+    no_stop: re.Pattern[str]
+
+    def __getattr__(self, name: str) -> object:
+        if name not in _PATTERNS and name != "container_segments":
+            raise AttributeError(name)
+        import re
+
+        self.container_segments = tuple(
+            (re.compile(pattern), engine, role) for pattern, engine, role in _CONTAINER_SEGMENT_PATTERNS
+        )
+        for key, pattern in _PATTERNS.items():
+            setattr(self, key, re.compile(pattern))
+        return getattr(self, name)
+
+
+_RE = _Regexes()
 
 
 _UNKNOWN_SOCKET = "systemd socket activation (unit unknown)"
@@ -100,6 +140,8 @@ class Service:
         """This service with the name and image the engine's API reported (see app.containers)."""
         if self.kind != CONTAINER:
             return self
+        from dataclasses import replace
+
         return replace(self, name=name or self.name, image=image or self.image)
 
     def label(self, limit: int | None = LABEL_LIMIT) -> str:
@@ -128,15 +170,17 @@ class Service:
         argv = self._stop_argv()
         if argv is None:
             return None
+        import shlex
+
         return printable(" ".join(shlex.quote(a) for a in argv))
 
     def _stop_argv(self) -> list[str] | None:
         if self.kind == UNIT:
-            if _NO_STOP.fullmatch(self.name):
+            if _RE.no_stop.fullmatch(self.name):
                 return None
             return ["systemctl", "stop", self.name]
         if self.kind == USER_UNIT:
-            if _NO_STOP.fullmatch(self.name):
+            if _RE.no_stop.fullmatch(self.name):
                 return None
             user = _user_of(self.uid) if self.uid is not None and self.uid != os.geteuid() else None
             return ["systemctl", "--user", *(("-M", f"{user}@") if user else ()), "stop", self.name]
@@ -231,7 +275,9 @@ def _segments(path: str) -> list[str]:
 
 def unescape_unit(name: str) -> str:
     """systemd's ``\\xNN`` escapes in unit names back to characters (``qemu\\x2d1`` -> ``qemu-1``)."""
-    return _UNIT_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), name)
+    if "\\x" not in name:
+        return name
+    return _RE.unit_escape.sub(lambda m: chr(int(m.group(1), 16)), name)
 
 
 def container_of_path(path: str) -> Service | None:
@@ -243,12 +289,12 @@ def container_of_path(path: str) -> Service | None:
     for i, seg in enumerate(segs):
         if seg.startswith("kubepods"):
             in_kubepods = True
-            m = _KUBEPODS_SLICE_POD.fullmatch(seg)
+            m = _RE.kubepods_slice_pod.fullmatch(seg)
             if m:
                 pod = m.group(1).replace("_", "-")
             continue
         if in_kubepods:
-            m = _KUBEPODS_FS_POD.fullmatch(seg)
+            m = _RE.kubepods_fs_pod.fullmatch(seg) if seg.startswith("pod") else None
             if m and pod is None:
                 pod = m.group(1)
                 continue
@@ -274,21 +320,22 @@ def container_of_path(path: str) -> Service | None:
 
 def _container_segment(seg: str, parent: str) -> tuple[str, str, str | None, str | None, str | None] | None:
     """(engine, id, role, name, unit) when one cgroup path segment names a container."""
-    for pattern, engine, role in _CONTAINER_SEGMENTS:
-        m = pattern.fullmatch(seg)
-        if m:
-            return engine, m.group(1), role, None, seg if seg.endswith(".scope") else None
-    if _BARE_ID.fullmatch(seg):
+    if seg.startswith(_CONTAINER_PREFIXES):
+        for pattern, engine, role in _RE.container_segments:
+            m = pattern.fullmatch(seg)
+            if m:
+                return engine, m.group(1), role, None, seg if seg.endswith(".scope") else None
+    if len(seg) == 64 and _RE.bare_id.fullmatch(seg):
         if parent == "docker":
             return "docker", seg, None, None, None
         if parent.startswith("pod") or parent == "default" or parent.startswith("kubepods"):
             return "containerd", seg, None, None, None
-    m = _LXC_PAYLOAD.fullmatch(seg)
+    m = _RE.lxc_payload.fullmatch(seg) if seg.startswith("lxc.") else None
     if m:
         return "lxc", "", None if m.group(1) == "payload" else "monitor", m.group(2), None
     if parent == "lxc" and seg:
         return "lxc", "", None, seg, None
-    m = _MACHINE_SCOPE.fullmatch(seg)
+    m = _RE.machine_scope.fullmatch(seg) if seg.startswith("machine-") else None
     if m and not seg.startswith("machine-libpod"):
         return "machine", "", None, unescape_unit(m.group(1)), seg
     return None
@@ -310,7 +357,7 @@ def unit_of_path(path: str) -> Service | None:
         break
     if unit is None:
         return None
-    m = _USER_MANAGER.fullmatch(unit)
+    m = _RE.user_manager.fullmatch(unit) if unit.startswith("user@") else None
     if m:
         uid = int(m.group(1))
         for seg in rest:
@@ -343,7 +390,7 @@ class ServiceCache:
     conmon at their start. :meth:`forget_pids` drops exited or moved ones.) Thread-safe."""
 
     def __init__(self, max_entries: int = 65536, proc: str = PROC) -> None:
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()  # = threading.Lock (threading costs start-up)
         self._entries: dict[tuple[int, float], Service | None] = {}
         self._max = max_entries
         self._proc = proc
@@ -462,10 +509,13 @@ def match_socket_unit(
     return wildcard
 
 
-Runner = Callable[[list[str]], str | None]
+if TYPE_CHECKING:
+    Runner = Callable[[list[str]], str | None]
 
 
 def _run_systemctl(argv: list[str], timeout: float = 1.0) -> str | None:
+    import subprocess
+
     try:
         res = subprocess.run(
             argv,
@@ -484,7 +534,7 @@ def _run_systemctl(argv: list[str], timeout: float = 1.0) -> str | None:
 _LIST_SOCKETS = ["list-sockets", "--all", "--full", "--plain", "--no-legend", "--no-pager", "--show-types"]
 _SOCKETS_TTL = 10.0
 _sockets_cache: dict[tuple[str, ...], tuple[float, list[SocketEntry] | None]] = {}
-_sockets_lock = threading.Lock()
+_sockets_lock = _thread.allocate_lock()
 
 
 def _comm(pid: int, proc: str = PROC) -> str | None:

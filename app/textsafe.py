@@ -15,9 +15,6 @@ renders these strings as ``rich.text.Text`` (never as markup), so ``[red]x`` sta
 
 from __future__ import annotations
 
-import re
-import unicodedata
-
 _CONTROL_NAMES = {"\t": "\\t", "\n": "\\n", "\r": "\\r", "\\": "\\\\"}
 _UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Co", "Cn", "Cs"})
 # Letters (category Lo) that a terminal draws as blank: used to fake empty or look-alike names.
@@ -41,6 +38,8 @@ def _escape_char(ch: str) -> str:
 def _unsafe(ch: str) -> bool:
     verdict = _verdicts.get(ch)
     if verdict is None:
+        import unicodedata  # only for text that is not plain printable ASCII
+
         verdict = unicodedata.category(ch) in _UNSAFE_CATEGORIES or ch in _BLANK_LETTERS
         if len(_verdicts) < 65536:
             _verdicts[ch] = verdict
@@ -57,13 +56,18 @@ def printable(text: str | None, limit: int | None = None, *, backslashes: bool =
     """
     if not text:
         return ""
+    # Escaping never shortens text, so the first ``limit`` characters decide what is kept: a
+    # megabyte command line cut to 400 costs 400 characters' work.
+    cut = limit is not None and len(text) > limit
+    if cut:
+        text = text[:limit]
     if text.isascii() and text.isprintable() and (not backslashes or "\\" not in text):
         out = text  # the common case: plain ASCII, nothing to do
     elif backslashes:
         out = "".join(_escape_char(ch) if (ch == "\\" or _unsafe(ch)) else ch for ch in text)
     else:
         out = "".join(_escape_char(ch) if (ch != "\\" and _unsafe(ch)) else ch for ch in text)
-    if limit is not None and len(out) > limit:
+    if limit is not None and (cut or len(out) > limit):
         out = out[: max(0, limit - 1)] + "…"
     return out
 
@@ -100,15 +104,38 @@ def quoted(text: object, limit: int = 60) -> str:
     return shown if len(shown) <= limit else shown[:limit] + "…"
 
 
-# A diagnostic line: no word longer than this (a 10 KB argument quoted by argparse), no line
-# longer than DIAGNOSTIC_LIMIT.
-_LONG_WORD = re.compile(r"\S{81,}")
+# A diagnostic line: no word (a run of non-space characters) longer than LONG_WORD (a 10 KB
+# argument quoted by argparse), no line longer than DIAGNOSTIC_LIMIT.
+LONG_WORD = 80
 DIAGNOSTIC_LIMIT = 500
+
+
+def _cut_long_words(text: str) -> str:
+    """Each run of more than :data:`LONG_WORD` non-space characters cut to 60 and an ellipsis
+    (what ``re.sub(r"\\S{81,}", ...)`` does, without importing re on every command's path)."""
+    if len(text) <= LONG_WORD:
+        return text
+    parts: list[str] = []
+    kept = 0  # text[kept:i] is copied unchanged
+    i, n = 0, len(text)
+    while i < n:
+        if text[i].isspace():
+            i += 1
+            continue
+        j = i + 1
+        while j < n and not text[j].isspace():
+            j += 1
+        if j - i > LONG_WORD:
+            parts.append(text[kept:i])
+            parts.append(text[i : i + 60] + "…")
+            kept = j
+        i = j
+    parts.append(text[kept:])
+    return "".join(parts)
 
 
 def diagnostic(text: str, limit: int = DIAGNOSTIC_LIMIT) -> str:
     """One line for stderr: unsafe characters escaped (backslashes kept: the message may quote
     text that is already escaped), each huge word cut to 60 characters, the line to ``limit``."""
-    out = printable(text, backslashes=False)
-    out = _LONG_WORD.sub(lambda m: m.group(0)[:60] + "…", out)
+    out = _cut_long_words(printable(text, backslashes=False))
     return out if len(out) <= limit else out[: limit - 1] + "…"

@@ -13,7 +13,11 @@ Nothing but loopback is touched.
 
 Dashboard: each round replaces 1% of the load's sockets (real connections closed and opened),
 takes a real snapshot and times ``Dashboard.preparer.prepare`` (the poll thread's part) and
-``Dashboard.apply`` (the UI thread's part) separately. Memory: bench/dashmem.py runs the real
+``Dashboard.apply`` (the UI thread's part) separately.
+Start-up: bench/startup.py times `portscope who PORT` on the idle machine (one listener of
+its own) against a bare `python -c pass` and `ss -tlnp 'sport = :PORT'`, before any load
+starts. `who` runs with the benchmark's own owner cache (warm after the first run) and, in
+the "no owner cache" rows, with an empty one. Memory: bench/dashmem.py runs the real
 PortscopeApp headless against the load (at 20k sockets by default) for 100 polls with 1% churn
 before each, and reports its resident size after polls 1, 10, 50 and 100. Scan: bench/scanbench.py
 times ``portscope scan 127.0.0.1 1-65535`` against ``nmap -sT -p- -n 127.0.0.1`` (whole processes,
@@ -31,7 +35,6 @@ import platform
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -47,7 +50,8 @@ sys.path.insert(0, str(HERE))
 import psutil  # noqa: E402
 from dashmem import measure_memory  # noqa: E402
 from load import Load, count_sockets, fits, raise_nofile  # noqa: E402
-from scanbench import measure_scan, print_scan  # noqa: E402
+from scanbench import measure_scan, print_scan, run_blocking  # noqa: E402
+from startup import measure_startup, print_startup  # noqa: E402
 
 from app.exposure import ExposureMap  # noqa: E402
 from app.fast.collector import FastCollector  # noqa: E402
@@ -63,7 +67,17 @@ MEMORY_AT = 20000  # the load size the memory run uses (or the largest size run,
 # Each measure: (name, what it is). Ratios are "how many times slower than the fast steady poll"
 # for the in-process polls, and "how many times slower than portscope" for whole processes.
 POLL_MEASURES = ("cold", "steady", "churn", "psutil", "ss", "lsof")
-PROC_MEASURES = ("who", "ss_port", "lsof_port", "list_json", "ss_all", "lsof_all")
+PROC_MEASURES = (
+    "who",
+    "who_cold",
+    "ss_tlnp_port",
+    "ss_port",
+    "lsof_port",
+    "list_table",
+    "list_json",
+    "ss_all",
+    "lsof_all",
+)
 DASH_MEASURES = ("dash_first_prepare", "dash_first_apply", "dash_prepare", "dash_apply")
 
 
@@ -77,17 +91,14 @@ def timed(fn: Callable[[], object]) -> float:
 # PYTHONDONTWRITEBYTECODE): cached under a private prefix, never written into the checkout.
 CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 CHILD_ENV["PYTHONPYCACHEPREFIX"] = os.path.join(tempfile.gettempdir(), "portscope-bench-pycache")
+# `who` keeps owner hints in $XDG_CACHE_HOME/portscope: the benchmark's own (warm after the first
+# run: someone asking about a port again), never the user's. The "no cache" rows get an empty one.
+BENCH_CACHE = tempfile.mkdtemp(prefix="portscope-bench-cache-")
+CHILD_ENV["XDG_CACHE_HOME"] = BENCH_CACHE
 
 
-def run_quiet(args: list[str], timeout: float = 60) -> None:
-    subprocess.run(
-        args,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        timeout=timeout,
-        check=False,
-        env=CHILD_ENV,
-    )
+def run_quiet(args: list[str], timeout: float = 60, env: dict[str, str] | None = None) -> None:
+    run_blocking(args, CHILD_ENV if env is None else env, timeout)
 
 
 def portscope_cmd() -> list[str]:
@@ -182,11 +193,17 @@ class Bench:
         if self.have_lsof:
             self.add("lsof", timed(lambda: run_quiet(["lsof", "-nP", "-i"])))
         port = str(self.port)
-        self.add("who", timed(lambda: run_quiet([*self.cli, "who", port])))
+        self.add("who", timed(lambda: run_quiet([*self.cli, "who", port])))  # the cache knows the owner
+        empty = tempfile.mkdtemp(prefix="portscope-bench-nocache-")
+        cold_env = {**CHILD_ENV, "XDG_CACHE_HOME": empty}
+        self.add("who_cold", timed(lambda: run_quiet([*self.cli, "who", port], env=cold_env)))
+        shutil.rmtree(empty, ignore_errors=True)
         if self.have_ss:
+            self.add("ss_tlnp_port", timed(lambda: run_quiet(["ss", "-tlnp", f"sport = :{port}"])))
             self.add("ss_port", timed(lambda: run_quiet(["ss", "-tunap", f"( sport = :{port} )"])))
         if self.have_lsof:
             self.add("lsof_port", timed(lambda: run_quiet(["lsof", "-nP", f"-i:{port}"])))
+        self.add("list_table", timed(lambda: run_quiet([*self.cli, "list", "--all"])))
         self.add("list_json", timed(lambda: run_quiet([*self.cli, "list", "--all", "--json"])))
         if self.have_ss:
             self.add("ss_all", timed(lambda: run_quiet(["ss", "-tunap"])))
@@ -219,6 +236,10 @@ def summarize(
         "cold_over_psutil": ratio(cold, med.get("psutil")),
         "lsof_port_over_who": ratio(med.get("lsof_port"), med.get("who")),
         "ss_port_over_who": ratio(med.get("ss_port"), med.get("who")),
+        "who_over_ss_tlnp": ratio(med.get("who"), med.get("ss_tlnp_port")),
+        "who_cold_over_ss_tlnp": ratio(med.get("who_cold"), med.get("ss_tlnp_port")),
+        "list_table_over_ss_all": ratio(med.get("list_table"), med.get("ss_all")),
+        "list_json_over_ss_all": ratio(med.get("list_json"), med.get("ss_all")),
         "ss_all_over_list_json": ratio(med.get("ss_all"), med.get("list_json")),
         "lsof_all_over_list_json": ratio(med.get("lsof_all"), med.get("list_json")),
         "ss_over_dash_apply": ratio(med.get("ss"), med.get("dash_apply")),
@@ -248,7 +269,9 @@ def fmt_ms(v: float | None) -> str:
 
 
 def fmt_x(v: float | None) -> str:
-    return "-" if v is None else f"{v:.1f}x"
+    if v is None:
+        return "-"
+    return f"{v:.2f}x" if v < 1 else f"{v:.1f}x"
 
 
 def print_table(results: list[dict[str, object]]) -> None:
@@ -260,10 +283,13 @@ def print_table(results: list[dict[str, object]]) -> None:
         ("psutil.net_connections", "psutil", "psutil_over_steady"),
         ("ss -tunap", "ss", "ss_over_steady"),
         ("lsof -nP -i", "lsof", "lsof_over_steady"),
-        ("`portscope who PORT` (process)", "who", None),
+        ("`portscope who PORT` (process; owner cache warm)", "who", "who_over_ss_tlnp"),
+        ("`portscope who PORT` (process; no owner cache)", "who_cold", "who_cold_over_ss_tlnp"),
+        ("ss -tlnp sport = :PORT", "ss_tlnp_port", None),
         ("ss -tunap sport = :PORT", "ss_port", "ss_port_over_who"),
         ("lsof -nP -i:PORT", "lsof_port", "lsof_port_over_who"),
-        ("`portscope list --all --json`", "list_json", None),
+        ("`portscope list --all` (table)", "list_table", "list_table_over_ss_all"),
+        ("`portscope list --all --json`", "list_json", "list_json_over_ss_all"),
         ("ss -tunap (process)", "ss_all", "ss_all_over_list_json"),
         ("lsof -nP -i (process)", "lsof_all", "lsof_all_over_list_json"),
         ("dashboard 1st poll: prepare (poll thread)", "dash_first_prepare", None),
@@ -295,11 +321,25 @@ def print_table(results: list[dict[str, object]]) -> None:
             print("  ".join("-" * w for w in widths))
     print(
         "ratios: (x) = that tool's time / portscope steady poll; for churn and tcp_info, that poll /\n"
-        "steady (target for tcp_info: <= 1.5x); for the\n"
+        "steady (target for tcp_info: <= 1.5x); for `who PORT`, who / `ss -tlnp sport = :PORT`\n"
+        "(target <= 0.5x); for `list`, list / `ss -tunap` (target <= 1.0x); for the other\n"
         "whole-process rows, that tool / the portscope command above it; for the dashboard rows,\n"
-        "`ss -tunap` / that step (target for apply: >= 2x, i.e. at most half an ss run).\n"
-        "Higher is better for portscope."
+        "`ss -tunap` / that step (target for apply: >= 2x, i.e. at most half an ss run)."
     )
+    for r in results:
+        ratios = r["ratios"]
+        assert isinstance(ratios, dict)
+        checks = [
+            ("who (cache warm) <= 0.5x ss -tlnp", ratios.get("who_over_ss_tlnp"), 0.5),
+            ("who (no cache) <= 0.5x ss -tlnp", ratios.get("who_cold_over_ss_tlnp"), 0.5),
+            ("list --all <= 1.0x ss -tunap", ratios.get("list_table_over_ss_all"), 1.0),
+            ("list --all --json <= 1.0x ss -tunap", ratios.get("list_json_over_ss_all"), 1.0),
+        ]
+        verdicts = [
+            f"{name}: {'-' if v is None else ('met' if v <= limit else 'NOT met')} ({fmt_x(v)})"
+            for name, v, limit in checks
+        ]
+        print(f"targets at {r['sockets']}/{r['procs']}: " + "; ".join(verdicts))
     for r in results:
         dash = r["dashboard"]
         assert isinstance(dash, dict)
@@ -381,6 +421,12 @@ def main(argv: list[str] | None = None) -> int:
         help="full loopback scan against nmap: interleaved rounds (default: --rounds; 0 = skip)",
     )
     ap.add_argument(
+        "--startup-rounds",
+        type=int,
+        default=15,
+        help="`who PORT` on the idle machine against a bare Python and ss: interleaved rounds (0 = skip)",
+    )
+    ap.add_argument(
         "--memory-at",
         type=int,
         help=f"the load size (sockets) of the memory run (default {MEMORY_AT}, else the largest run)",
@@ -399,6 +445,7 @@ def main(argv: list[str] | None = None) -> int:
     memory_at = args.memory_at or (MEMORY_AT if any(n == MEMORY_AT for n, _ in sizes) else max(sizes)[0])
     memory: dict[str, object] | None = None
     scan: dict[str, object] | None = None
+    startup: dict[str, object] | None = None
 
     def on_term(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
@@ -410,6 +457,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     try:
         # on the idle machine, before any load starts: the load's listeners are not its subject
+        if args.startup_rounds > 0:
+            print(f"`who PORT` start-up, {args.startup_rounds} rounds ...", file=sys.stderr)
+            startup = measure_startup(args.startup_rounds, CHILD_ENV)
         scan_rounds = rounds if args.scan_rounds is None else args.scan_rounds
         if scan_rounds > 0:
             print(f"scan of 127.0.0.1 1-65535 against nmap, {scan_rounds} rounds ...", file=sys.stderr)
@@ -441,8 +491,10 @@ def main(argv: list[str] | None = None) -> int:
                     memory["verdict"] = memory_verdict(memory)
     except KeyboardInterrupt:
         print("interrupted: children killed; partial results follow", file=sys.stderr)
-    if not results and scan is None:
+    if not results and scan is None and startup is None:
         return 1
+    if startup is not None:
+        print_startup(startup)
     if results:
         print_table(results)
     if memory is not None:
@@ -466,6 +518,7 @@ def main(argv: list[str] | None = None) -> int:
         "skipped": skipped,
         "memory": memory,
         "scan": scan,
+        "startup": startup,
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -475,4 +528,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    finally:
+        shutil.rmtree(BENCH_CACHE, ignore_errors=True)

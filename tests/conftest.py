@@ -153,3 +153,18 @@ def utc() -> Iterator[None]:
     else:
         os.environ["TZ"] = old
     time.tzset()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache_home() -> Iterator[None]:
+    """`who` keeps owner hints in $XDG_CACHE_HOME/portscope: the tests' (and the CLI runs they
+    start) go to a directory of their own, never the user's cache."""
+    old = os.environ.get("XDG_CACHE_HOME")
+    tmp = tempfile.mkdtemp(prefix="portscope-cache-")
+    os.environ["XDG_CACHE_HOME"] = tmp
+    yield
+    if old is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = old
+    shutil.rmtree(tmp, ignore_errors=True)

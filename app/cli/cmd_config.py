@@ -13,11 +13,14 @@ from __future__ import annotations
 import argparse
 import functools
 from collections.abc import Callable
-from typing import Any
 
 from app import exitcodes
 from app.cli.common import decimal_number, warn
 from app.config import SETTINGS, Config
+
+TYPE_CHECKING = False  # not typing's: this module is on every command's start-up path
+if TYPE_CHECKING:
+    from typing import Any
 
 # (command, dest, setting): the options whose default comes from the config file. ``None`` is
 # the top-level parser (the dashboard's --interval).

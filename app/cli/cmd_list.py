@@ -11,11 +11,13 @@ from app.cli.common import (
     add_stats_option,
     check_snapshot,
     color_on,
+    one_shot,
     open_collector,
     pid_arg,
     port_arg,
     range_arg,
     warn,
+    write_lines,
 )
 
 
@@ -66,8 +68,8 @@ def run(args: argparse.Namespace) -> int:
     from app.exposure import ExposureMap
     from app.model import Proto
     from app.owners import OwnerFacts
-    from app.serialize import iter_snapshot_json
 
+    one_shot()
     wanted_range = args.port_range
     snapshot = open_collector(args).collect(port=args.port)
     check_snapshot(snapshot, args)
@@ -85,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
     facts = OwnerFacts()
     facts.prepare(snapshot, socks)  # container engines, systemd: blocking, fine in a one-shot
     if args.json:
+        from app.serialize import iter_snapshot_json
+
         write = sys.stdout.write
         # = json.dump(indent=2)
         for text in iter_snapshot_json(snapshot, socks, exposure, facts=facts, stats=args.stats):
@@ -98,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         layout = Layout(facts=facts, netns=needs_netns_column(socks), stats=args.stats, color=color_on(args))
         if socks:
-            sys.stdout.write("\n".join(grouped_socket_table(socks, snapshot, exposure, layout)) + "\n")
+            write_lines(grouped_socket_table(socks, snapshot, exposure, layout))
         else:
             warn("no sockets match")
     for line in snapshot.warnings:

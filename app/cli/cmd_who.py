@@ -1,8 +1,10 @@
-"""``portscope who PORT``: every socket on a port and who owns it (exit 0 in use, 1 free)."""
+"""``portscope who PORT``: every socket on a port and who owns it (exit 0 in use, 1 free).
+
+The one-shot command people run most: its start-up imports only what the answer needs (its plain
+command lines are read without argparse, app/cli/parser.py ``fast_args``)."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from app import exitcodes
@@ -11,10 +13,15 @@ from app.cli.common import (
     add_stats_option,
     check_snapshot,
     color_on,
+    one_shot,
     open_collector,
     port_arg,
     warn,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,27 +43,32 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.cli.table import Layout, heading, holder_lines, needs_netns_column, socket_table
     from app.collector import sort_sockets
-    from app.exposure import ExposureMap
     from app.model import Proto
-    from app.owners import OwnerFacts
-    from app.serialize import iter_snapshot_json
 
-    snapshot = open_collector(args).collect(port=args.port)
+    one_shot()
+    snapshot = open_collector(args, search=True).collect(port=args.port)
     check_snapshot(snapshot, args)
-    exposure = ExposureMap()
     socks = snapshot.on_port(args.port, Proto(args.proto) if args.proto else None)
     socks = sorted(sort_sockets(socks), key=lambda s: not s.listening)  # listeners first
-    facts = OwnerFacts()
-    facts.prepare(snapshot, socks)
+    if args.json or socks:  # (a free port needs none of this)
+        from app.exposure import ExposureMap
+        from app.owners import OwnerFacts
+
+        exposure = ExposureMap()
+        facts = OwnerFacts()
+        facts.prepare(snapshot, socks)
     if args.json:
+        from app.serialize import iter_snapshot_json
+
         for text in iter_snapshot_json(
             snapshot, socks, exposure, facts=facts, stats=args.stats, port=args.port
         ):
             sys.stdout.write(text)
         sys.stdout.write("\n")
     elif socks:
+        from app.cli.table import Layout, heading, holder_lines, needs_netns_column, socket_table
+
         color = color_on(args)
         layout = Layout(facts=facts, netns=needs_netns_column(socks), stats=args.stats, color=color)
         header, *rows = socket_table(socks, snapshot, exposure, layout)

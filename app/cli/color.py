@@ -10,9 +10,12 @@ widths are measured on the text alone, so columns line up with or without colour
 
 from __future__ import annotations
 
-import argparse
 import os
-from typing import IO
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from typing import IO
 
 CHOICES = ("auto", "always", "never")
 
@@ -85,6 +88,8 @@ def add_color_option(parser: argparse.ArgumentParser, *, top: bool) -> None:
     """``--color WHEN``: on the top-level parser (default ``auto``) and again on each command, where
     it is left unset unless given (so ``portscope --color never list`` and ``portscope list --color
     never`` both work)."""
+    import argparse
+
     parser.add_argument(
         "--color",
         "--colour",

@@ -60,7 +60,7 @@ def __getattr__(name: str) -> Any:
     if name in ("build_parser", "Parser"):
         from app.cli import parser
 
-        return getattr(parser, name)
+        return getattr(parser, name)  # Parser: made on first use (argparse is imported then)
     if name == "interval_arg":
         from app.cli.common import interval_arg
 
@@ -220,6 +220,9 @@ def _say(message: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     restore_signals = _install_signals()  # first: before anything slow can be interrupted
+    import gc  # (built in)
+
+    collecting = gc.isenabled()  # a one-shot command turns the collector off (common.one_shot)
     saved_stdout = sys.stdout
     args = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -233,6 +236,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _main(args)
     finally:
         restore_signals()
+        if collecting:
+            gc.enable()  # main() called in a process that goes on (tests, an embedding program)
         if isinstance(sys.stdout, GuardedOutput):
             sys.stdout = saved_stdout if saved_stdout is not None else sys.stdout.stream
 
@@ -281,9 +286,9 @@ def _error_code(exc: Exception) -> int:
 
 
 def _dispatch(argv: list[str]) -> int:
-    from app.cli.parser import build_parser
+    from app.cli.parser import parse_args
 
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)  # argparse only where the command line needs it
     if args.command is None:
         if isinstance(sys.stdout, GuardedOutput):
             sys.stdout = sys.stdout.stream  # the dashboard owns the terminal

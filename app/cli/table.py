@@ -1,23 +1,33 @@
-"""Plain-text tables for the terminal: aligned columns, untrusted text escaped, grouped by range."""
+"""Plain-text tables for the terminal: aligned columns, untrusted text escaped, grouped by range.
+
+On ``who``'s start-up path: csv, unicodedata (text that is not ASCII) and shutil are not imported
+unless needed."""
 
 from __future__ import annotations
 
-import csv
-import io
-import shutil
+import os
 import sys
-import unicodedata
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from itertools import repeat
 
 from app.cli.color import exposure_style, paint, state_style
-from app.exposure import ExposureMap
-from app.health import Queue, queue, queue_marked, tcp_info
-from app.model import Family, Proto, Snapshot, Sock
+from app.forwarders import might_forward
+from app.model import LISTEN, UDP_BOUND, Family, Proto
 from app.owners import OwnerFacts, forward_text, service_name
-from app.ports import PortRange
-from app.service import SOCKET, Service
+from app.ports import PortRange, port_range
+from app.service import SOCKET
 from app.textsafe import csv_cell, printable
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+    from dataclasses import dataclass
+
+    from app.exposure import ExposureMap
+    from app.health import Queue
+    from app.model import Snapshot, Sock
+    from app.service import Service
+else:
+    from app.lite import dataclass
 
 SOCKET_COLUMNS = (
     "PROTO",
@@ -184,6 +194,8 @@ def queue_cell(q: Queue | None) -> tuple[str, bool]:
     """``3/128``, and whether it is marked (at least 80% of the backlog: ``4/4!``)."""
     if q is None:
         return "-", False
+    from app.health import queue_marked  # --stats only
+
     marked = queue_marked(q)
     return f"{q.current}/{q.max}{'!' if marked else ''}", marked
 
@@ -192,6 +204,8 @@ def stats_cells(sock: Sock, snapshot: Snapshot) -> list[str]:
     """RTT, RETRANS, RX, TX, QUEUE of one socket: a TCP connection's numbers from its tcp_info,
     a TCP listener's accept queue; empty where a column does not apply, ``-`` where the kernel
     gave nothing (a socket without a file descriptor)."""
+    from app.health import queue, tcp_info
+
     if sock.proto is not Proto.TCP:
         return ["", "", "", "", ""]
     if sock.listening:
@@ -251,6 +265,83 @@ def socket_row(
     if layout.netns:
         row.insert(1, netns_cell(sock, snapshot))
     return row
+
+
+def socket_rows(
+    socks: Sequence[Sock], snapshot: Snapshot, exposure: ExposureMap, layout: Layout = PLAIN
+) -> list[list[str]]:
+    """:func:`socket_row` of each socket (the same lists), for a whole table: what depends only on
+    the owner (pid, name, user, command, service, whether it forwards), on the address (its
+    escaped text, its exposure) or on the protocol is worked out once, so a row of 20k costs a
+    few lookups. (With ``--stats`` or a NETNS column: :func:`socket_row` row by row.)"""
+    if layout.stats or layout.netns:
+        cache: OwnerCells = {}
+        services: dict[int, str] = {}
+        return [socket_row(s, snapshot, exposure, cache, layout, services) for s in socks]
+    facts = layout.facts
+    # pid -> (pid, name, user, command, service, whether it may forward): the owner's cells
+    owners: dict[int, tuple[str, str, str, str, str, bool]] = {}
+    places: dict[str, str] = {}
+    ips: dict[str, str] = {}  # address -> its escaped text (an IPv6 scope id is untrusted)
+    shared = snapshot.holders
+    lo, hi = snapshot.ephemeral
+    rows: list[list[str]] = []
+    append = rows.append
+    for s in socks:
+        laddr, raddr, pid, status = s.laddr, s.raddr, s.pid, s.status
+        lip = laddr[0]
+        ltext = ips.get(lip)
+        if ltext is None:
+            ltext = ips[lip] = printable(lip)
+        local = f"[{ltext}]:{laddr[1]}" if ":" in lip else f"{ltext}:{laddr[1]}"
+        if raddr is None:
+            remote = "*"
+        else:
+            rip = raddr[0]
+            rtext = ips.get(rip)
+            if rtext is None:
+                rtext = ips[rip] = printable(rip)
+            remote = f"[{rtext}]:{raddr[1]}" if ":" in rip else f"{rtext}:{raddr[1]}"
+        place = places.get(lip)
+        if place is None:
+            place = places[lip] = exposure.classify(lip).label
+        listening = status in (LISTEN, UDP_BOUND)
+        note = "ephemeral" if listening and lo <= laddr[1] <= hi else ""
+        proto = _PROTO_TEXT[s.proto, s.family]
+        if pid is None:
+            name = "-" if s.ownerless else "?"
+            if s.inode in shared:
+                name = process_cell(name, s, snapshot, facts)
+            append([proto, local, remote, status, place, "-", name, "", "", note, ""])
+            continue
+        cells = owners.get(pid)
+        if cells is None:
+            cells = owners[pid] = _owner_row_cells(pid, s, snapshot, facts)
+        pid_text, name, user, command, service, forwards = cells
+        if pid == 1 and facts is not None:  # socket activation: a unit per listener
+            service = service_cell(facts.service(snapshot, s))
+        if s.inode in shared or forwards:
+            name = process_cell(name, s, snapshot, facts)
+        append([proto, local, remote, status, place, pid_text, name, user, service, note, command])
+    return rows
+
+
+_PROTO_TEXT = {
+    (proto, family): proto.value + ("6" if family is Family.IPV6 else "")
+    for proto in Proto
+    for family in Family
+}
+
+
+def _owner_row_cells(
+    pid: int, sock: Sock, snapshot: Snapshot, facts: OwnerFacts | None
+) -> tuple[str, str, str, str, str, bool]:
+    """(pid, process, user, command, service, may forward) of ``pid``'s rows (see socket_rows)."""
+    name, user, command = _owner_cells(sock, snapshot, None)
+    service = service_cell(facts.service(snapshot, sock)) if facts is not None and pid != 1 else ""
+    owner = snapshot.processes.get(pid)
+    forwards = facts is not None and owner is not None and might_forward(owner.cmdline)
+    return str(pid), name, user, command, service, forwards
 
 
 def netns_cell(sock: Sock, snapshot: Snapshot) -> str:
@@ -324,6 +415,8 @@ def _raw_service(svc: Service | None) -> str:
 
 
 def _csv_stats(sock: Sock, snapshot: Snapshot) -> list[object]:
+    from app.health import queue, tcp_info
+
     if sock.proto is not Proto.TCP:
         return ["", "", "", "", "", ""]
     if sock.listening:
@@ -346,6 +439,8 @@ def cell_width(text: str) -> int:
     """Terminal columns ``text`` takes: wide (CJK, emoji) characters count 2, combining marks 0."""
     if text.isascii():
         return len(text)
+    import unicodedata
+
     width = 0
     for ch in text:
         if unicodedata.combining(ch):
@@ -377,7 +472,8 @@ def _cut(line: str, width: int) -> str:
     return line[:keep] + "…" if cut else line
 
 
-Styles = Sequence[str | None]
+if TYPE_CHECKING:
+    Styles = Sequence[str | None]
 
 
 def render(
@@ -391,10 +487,14 @@ def render(
     ``color``, each cell whose entry in ``styles`` (one list per row) names a role is wrapped in
     its escape sequence: widths and cuts are measured on the text alone, so the columns line up
     as without colour, and a sequence never lands inside a cell's text."""
+    n_cols = len(headers)
+    if not (color and styles) and all(len(row) == n_cols for row in rows):
+        return _render_plain(rows, headers, width)
     widths = [cell_width(h) for h in headers]
     measured: list[list[int]] = []  # each row's cell widths, measured once
+    measure = _width_memo()
     for row in rows:
-        cws = [cell_width(cell) for cell in row]
+        cws = [measure(cell) for cell in row]
         measured.append(cws)
         for i, w in enumerate(cws[:-1]):
             if w > widths[i]:
@@ -419,6 +519,46 @@ def render(
             for i, cell in enumerate(row)
         ]
         lines.append("  ".join(parts).rstrip())
+    return lines
+
+
+def _width_memo() -> Callable[[str], int]:
+    """:func:`cell_width` remembering each non-ASCII text (an owner's command repeats per row)."""
+    memo: dict[str, int] = {}
+
+    def measure(text: str) -> int:
+        if text.isascii():
+            return len(text)
+        w = memo.get(text)
+        if w is None:
+            w = memo[text] = cell_width(text)
+        return w
+
+    return measure
+
+
+def _render_plain(rows: Sequence[Sequence[str]], headers: Sequence[str], width: int | None) -> list[str]:
+    """:func:`render` without colour, column by column (each line is what :func:`_plain_line`
+    makes of its row): a column of ASCII text is measured and padded by ``len``/``ljust`` in C,
+    others cell by cell, each distinct text measured once. The last column is never padded, so
+    its width is not needed."""
+    widths = [cell_width(h) for h in headers]
+    columns: list[Sequence[str]] = [list(col) for col in zip(*rows, strict=True)] if rows else []
+    padded: list[Iterable[str]] = []
+    measure = _width_memo()
+    for i, col in enumerate(columns[:-1]):
+        if all(map(str.isascii, col)):
+            widths[i] = max(widths[i], max(map(len, col)))
+            padded.append(map(str.ljust, col, repeat(widths[i])))
+        else:
+            cws = list(map(measure, col))
+            widths[i] = max(widths[i], max(cws))
+            w = widths[i]
+            padded.append([cell + " " * (w - cw) for cell, cw in zip(col, cws, strict=True)])
+    lines = [_plain_line(list(headers), [cell_width(h) for h in headers], widths, width)]
+    if columns:
+        body = map(str.rstrip, map("  ".join, zip(*padded, columns[-1], strict=True)))
+        lines.extend(body if width is None else (_cut(line, width) for line in body))
     return lines
 
 
@@ -451,16 +591,27 @@ def _painted(line: str, row: Sequence[str], widths: Sequence[int], styles: Style
 
 
 def terminal_width() -> int | None:
-    return shutil.get_terminal_size((200, 24)).columns if sys.stdout.isatty() else None
+    """The terminal's width when standard output is one (``shutil.get_terminal_size``'s answer:
+    ``$COLUMNS``, else the terminal's, else 200), else ``None``: nothing is cut."""
+    if not sys.stdout.isatty():
+        return None
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns if columns > 0 else 200
 
 
 def _table(
     socks: list[Sock], snapshot: Snapshot, exposure: ExposureMap, layout: Layout
 ) -> tuple[list[str], list[list[str]]]:
     headers = layout.headers()
-    cache: OwnerCells = {}
-    services: dict[int, str] = {}
-    rows = [socket_row(s, snapshot, exposure, cache, layout, services) for s in socks]
+    rows = socket_rows(socks, snapshot, exposure, layout)
     styles = None
     if layout.color:
         col = {h: i for i, h in enumerate(headers)}
@@ -479,20 +630,21 @@ def grouped_socket_table(
     socks: list[Sock], snapshot: Snapshot, exposure: ExposureMap, layout: Layout = PLAIN
 ) -> list[str]:
     """Sockets as one aligned table with a heading line per IANA range (in range order)."""
-    socks = sorted(socks, key=lambda s: _ORDER[s.range])  # stable: keeps the order within a range
+    ranges = [port_range(s.laddr[1]) for s in socks]
+    order = sorted(range(len(socks)), key=lambda i: _ORDER[ranges[i]])  # stable: keeps each range's order
+    socks = [socks[i] for i in order]
+    ranges = [ranges[i] for i in order]
     lines, _rows = _table(socks, snapshot, exposure, layout)
-    header, body = lines[0], lines[1:]
-    out = [header]
-    current: PortRange | None = None
-    counts: dict[PortRange, int] = {}
-    for s in socks:
-        counts[s.range] = counts.get(s.range, 0) + 1
-    for sock, line in zip(socks, body, strict=True):
-        if sock.range is not current:
-            current = sock.range
-            n = counts[current]
-            out.append(heading(f"── {current.heading} ({n} socket{'s' if n != 1 else ''})", layout.color))
-        out.append(line)
+    out = [lines[0]]
+    start = 0
+    for n in range(1, len(ranges) + 1):  # one heading, then the range's lines
+        if n == len(ranges) or ranges[n] is not ranges[start]:
+            current, count = ranges[start], n - start
+            out.append(
+                heading(f"── {current.heading} ({count} socket{'s' if count != 1 else ''})", layout.color)
+            )
+            out.extend(lines[start + 1 : n + 1])
+            start = n
     return out
 
 
@@ -528,6 +680,9 @@ def _csv_field(text: str) -> str:
     """One field as csv.writer (QUOTE_MINIMAL, lineterminator "\\n") writes it inside a row."""
     if not text:
         return ""  # alone in a row, csv writes "" for it; inside a row, nothing
+    import csv
+    import io
+
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerow([text])
     return buf.getvalue()[:-1]

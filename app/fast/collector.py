@@ -13,23 +13,28 @@ and again at run time if the current path fails (e.g. netlink denied later by a 
 from __future__ import annotations
 
 import time
-from bisect import insort
-from collections.abc import Callable
-from operator import attrgetter
-from typing import Literal, Protocol
+from _operator import attrgetter  # (operator.py only re-exports it, and costs start-up)
 
-from app.backends.base import Collector, base_key, finish_snapshot, hidden_owner_count
+from app.backends.base import base_key, finish_snapshot, hidden_owner_count
 from app.errors import CollectorUnavailable
 from app.fast.netlink import NetlinkReader
 from app.fast.owners import OwnerMap
 from app.fast.procfs import netns_inode
-from app.fast.procnet import ProcNetReader
 from app.fast.records import ReadResult, Record
-from app.fast.tcpinfo import read_listen_counters
 from app.model import NetnsInfo, Snapshot, Sock
 from app.processes import ProcessCache
 
-Path = Literal["auto", "netlink", "procnet", "psutil"]
+TYPE_CHECKING = False  # on the CLI's start-up path: no typing at run time
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Literal, Protocol
+
+    from app.backends.base import Collector
+    from app.fast.ownercache import OwnerCache
+
+    Path = Literal["auto", "netlink", "procnet", "psutil"]
+else:
+    Protocol = object
 # "psutil" stands for the fallback collector given to FastCollector (the portable backend).
 PATHS: tuple[str, ...] = ("netlink", "procnet", "psutil")
 _SKEY = attrgetter("skey")
@@ -48,6 +53,8 @@ def open_reader(path: str, stats: bool = False) -> Reader:
     if path == "netlink":
         return NetlinkReader(stats=stats)
     if path == "procnet":
+        from app.fast.procnet import ProcNetReader
+
         return ProcNetReader()
     raise ValueError(f"unknown socket source {path!r}")
 
@@ -160,13 +167,21 @@ class FastCollector:
         fallback: Callable[[], Collector] | None = None,
         stats: bool = False,
         netns: Literal["current", "all"] = "current",
+        search: bool = False,
+        hints: OwnerCache | None = None,
     ) -> None:
         self.stats = stats  # also read queues, tcp_info and the host's listen counters (netlink only)
         # netns="all": also every other network namespace (root: all; unprivileged: the user's own)
         self.namespaces = Namespaces(stats) if netns == "all" else None
         self._here: dict[int, NetnsInfo] | None = None  # the current namespace, read once
-        self.processes = ProcessCache()
+        # a one-shot look (search) reads each owner once: no pidfds to watch it with
+        self.processes = ProcessCache(use_pidfd=False if search else None)
         self.owners = OwnerMap(track_holders=True)
+        # search: a port-filtered collect finds holders with OwnerMap.search (stops early, then
+        # the holders' process trees) instead of reading every fd table: for one-shot looks
+        # (``who``) that never poll again. ``hints``: the verified owner cache it walks first.
+        self.search = search
+        self.hints = hints
         self._reader: Reader | None = None
         self._fallback = fallback
         self._psutil: Collector | None = None
@@ -282,7 +297,11 @@ class FastCollector:
             socks, pids, hidden = self._patch(result)
         else:
             socks, pids, hidden = self._rebuild(result, port)
-        counters = read_listen_counters() if self.stats else None
+        counters = None
+        if self.stats:
+            from app.fast.tcpinfo import read_listen_counters
+
+            counters = read_listen_counters()
         shared = self.owners.shared_holders(None if port is None else {r.inode for r in result.records})
         if shared:
             pids = pids | {p for held in shared.values() for p in held}
@@ -305,7 +324,13 @@ class FastCollector:
         """Cold, port-filtered or after a change of source: resolve and sort everything."""
         records = result.records
         wanted = {r.inode: r.laddr[1] for r in records if r.inode}
-        owner = self.owners.resolve(wanted, prune=port is None)
+        if port is not None and self.search:
+            hints = self.hints
+            owner = self.owners.search(wanted, hints.hints(wanted) if hints is not None and wanted else ())
+            if hints is not None:
+                hints.remember(wanted, owner)
+        else:
+            owner = self.owners.resolve(wanted, prune=port is None)
         self.owners.take_changed()
         get = owner.get
         for r in records:  # _build, inlined: on a cold poll this runs for every socket
@@ -380,6 +405,8 @@ class FastCollector:
             ordered = [r for r in prev if id(r) not in drop]
         else:
             ordered = list(prev)
+        from bisect import insort  # (a C extension: a steady poll's, not a one-shot look's)
+
         for r in (*fresh, *moved):
             insort(ordered, r, key=_SKEY)
         return ordered

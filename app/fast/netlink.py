@@ -10,19 +10,23 @@ kernel's unique socket cookie), so an unchanged socket is not decoded again.
 
 from __future__ import annotations
 
+import _socket
 import errno
 import os
-import socket
 import struct
 import sys
-from collections.abc import Callable
-from functools import lru_cache
+from _operator import itemgetter  # (operator.py only re-exports it, and costs start-up)
+from _socket import AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP, inet_ntop
 from itertools import repeat
-from operator import itemgetter
 
-from app.fast import tcpinfo
 from app.fast.records import SKIP, TCP_STATE_NAMES, ReadResult, Record, make_record
 from app.model import UDP_BOUND, UDP_CONNECTED, Endpoint, Family, Proto
+
+# On the CLI's start-up path: the C socket module (``socket`` adds 8 ms of enum and selectors that
+# a netlink dump does not need), dict caches instead of functools.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 NETLINK_SOCK_DIAG = 4
 SOCK_DIAG_BY_FAMILY = 20
@@ -52,10 +56,23 @@ _INODE_AT = 84
 _MIN_LEN = 88
 
 DUMPS: tuple[tuple[int, int, Proto, Family], ...] = (
-    (socket.AF_INET, socket.IPPROTO_TCP, Proto.TCP, Family.IPV4),
-    (socket.AF_INET6, socket.IPPROTO_TCP, Proto.TCP, Family.IPV6),
-    (socket.AF_INET, socket.IPPROTO_UDP, Proto.UDP, Family.IPV4),
-    (socket.AF_INET6, socket.IPPROTO_UDP, Proto.UDP, Family.IPV6),
+    (AF_INET, IPPROTO_TCP, Proto.TCP, Family.IPV4),
+    (AF_INET6, IPPROTO_TCP, Proto.TCP, Family.IPV6),
+    (AF_INET, IPPROTO_UDP, Proto.UDP, Family.IPV4),
+    (AF_INET6, IPPROTO_UDP, Proto.UDP, Family.IPV6),
+)
+
+
+# A port-filtered read (``who PORT``) asks for TCP once for both families with the inet_diag
+# compat request (TCPDIAG_GETSOCK: the kernel dumps it as AF_UNSPEC): the kernel walks its TCP
+# established hash table, every bucket of it (262144 on a small VM: about 4 ms each walk), once
+# instead of once per family. Its messages come back with that type.
+TCPDIAG_GETSOCK = 18
+_REQ_V1 = struct.Struct("=BBBB48sII")  # family, src_len, dst_len, ext, sockid, states, dbs
+PORT_DUMPS: tuple[tuple[int, int, Proto, Family], ...] = (
+    (0, IPPROTO_TCP, Proto.TCP, Family.IPV4),  # af 0: both families (the family comes per message)
+    (AF_INET, IPPROTO_UDP, Proto.UDP, Family.IPV4),
+    (AF_INET6, IPPROTO_UDP, Proto.UDP, Family.IPV6),
 )
 
 
@@ -63,12 +80,12 @@ class NetlinkUnavailable(OSError):
     """sock_diag cannot be used here (not Linux, seccomp, a module missing, a container policy)."""
 
 
-def open_socket() -> socket.socket:
+def open_socket() -> _socket.socket:
     """Open and bind a NETLINK_SOCK_DIAG socket. Tests monkeypatch this to force the fallback."""
-    family = getattr(socket, "AF_NETLINK", None)
+    family = getattr(_socket, "AF_NETLINK", None)
     if family is None:
         raise NetlinkUnavailable(errno.EAFNOSUPPORT, "no AF_NETLINK on this platform")
-    sock = socket.socket(family, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, NETLINK_SOCK_DIAG)
+    sock = _socket.socket(family, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC, NETLINK_SOCK_DIAG)
     try:
         sock.bind((0, 0))
     except OSError:
@@ -88,6 +105,15 @@ def port_filter(port: int) -> bytes:
     return struct.pack("=HH", 4 + len(prog), INET_DIAG_REQ_BYTECODE) + prog
 
 
+def build_tcp_request(seq: int, port: int | None = None, ext: int = 0) -> bytes:
+    """A dump of TCP sockets of both families (see :data:`TCPDIAG_GETSOCK`)."""
+    body = _REQ_V1.pack(AF_INET, 0, 0, ext, b"", ALL_STATES, 0)
+    if port is not None:
+        body += port_filter(port)
+    flags = NLM_F_REQUEST | NLM_F_DUMP
+    return _NLMSGHDR.pack(_NLMSGHDR.size + len(body), TCPDIAG_GETSOCK, flags, seq, 0) + body
+
+
 def build_request(af: int, ipproto: int, seq: int, port: int | None = None, ext: int = 0) -> bytes:
     body = _REQ_V2.pack(af, ipproto, ext, 0, ALL_STATES, b"")
     if port is not None:
@@ -102,7 +128,7 @@ _IP_TEXT: dict[bytes, str] = {}  # raw address -> text; hosts have few distinct 
 def _ip(raw: bytes) -> str:
     text = _IP_TEXT.get(raw)
     if text is None:
-        text = socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, raw)
+        text = inet_ntop(AF_INET if len(raw) == 4 else AF_INET6, raw)
         if len(_IP_TEXT) < 65536:
             _IP_TEXT[raw] = text
     return text
@@ -113,7 +139,7 @@ def decode(data: bytes, off: int, proto: Proto) -> Record:
     state = data[off + _STATE]
     sport = (data[off + 20] << 8) | data[off + 21]
     dport = (data[off + 22] << 8) | data[off + 23]
-    if data[off + _FAMILY] == socket.AF_INET:
+    if data[off + _FAMILY] == AF_INET:
         family = Family.IPV4
         lip = _ip(data[off + 24 : off + 28])
         rip = _ip(data[off + 40 : off + 44])
@@ -140,7 +166,7 @@ def decode_chunk(data: bytes, step: int, proto: Proto) -> list[Record]:
         if not sport:
             append(SKIP)
             continue
-        if af == socket.AF_INET:
+        if af == AF_INET:
             family = Family.IPV4
             lip = ip4.get(src) or _ip_text(ip4, src, src[:4])
             rip = ip4.get(dst) or _ip_text(ip4, dst, dst[:4])
@@ -148,12 +174,13 @@ def decode_chunk(data: bytes, step: int, proto: Proto) -> list[Record]:
             family = Family.IPV6
             lip = ip6.get(src) or _ip_text(ip6, src, src)
             rip = ip6.get(dst) or _ip_text(ip6, dst, dst)
-        raddr = Endpoint(rip, dport) if dport else None
+        raddr = new_tuple(Endpoint, (rip, dport)) if dport else None  # = Endpoint(rip, dport)
         status = (UDP_CONNECTED if dport else UDP_BOUND) if udp else names.get(state, "NONE")
-        append(Record(proto, family, Endpoint(lip, sport), raddr, status, inode))
+        append(Record(proto, family, new_tuple(Endpoint, (lip, sport)), raddr, status, inode))
     return out
 
 
+new_tuple = tuple.__new__  # makes an Endpoint without a Python-level __new__ call (a cold poll: 40k)
 _IP4_TEXT: dict[bytes, str] = {}  # the 16-byte address field of an AF_INET socket -> text
 _IP6_TEXT: dict[bytes, str] = {}
 
@@ -165,12 +192,19 @@ def _ip_text(cache: dict[bytes, str], field: bytes, raw: bytes) -> str:
     return text
 
 
-@lru_cache(maxsize=16)
+_CHUNK_STRUCTS: dict[int, tuple[struct.Struct, struct.Struct]] = {}
+
+
 def _chunk_structs(step: int) -> tuple[struct.Struct, struct.Struct]:
     """Split a run of ``step``-byte messages into (family, state, src, dst, inode) (native order)
     and (sport, dport) (network order)."""
+    hit = _CHUNK_STRUCTS.get(step)
+    if hit is not None:
+        return hit
     fields = struct.Struct(f"={_FAMILY}xBB6x16s16s{_INODE_AT - 56}xI{step - _MIN_LEN}x")
     ports = struct.Struct(f">{_ID}xHH{step - _ID - 4}x")
+    if len(_CHUNK_STRUCTS) < 64:
+        _CHUNK_STRUCTS[step] = (fields, ports)
     return fields, ports
 
 
@@ -179,7 +213,7 @@ class NetlinkReader:
 
     source = "netlink"
 
-    def __init__(self, opener: Callable[[], socket.socket] | None = None, *, stats: bool = False) -> None:
+    def __init__(self, opener: Callable[[], _socket.socket] | None = None, *, stats: bool = False) -> None:
         # ``opener`` makes the sock_diag socket (default :func:`open_socket`); one opened inside
         # another network namespace keeps reading that namespace (see app/netns.py).
         # ``stats``: also ask for struct tcp_info and keep every socket's queues (ReadResult.stats).
@@ -187,12 +221,12 @@ class NetlinkReader:
         self.stats = stats
         self._stats: dict[int, tuple[int | None, ...]] | None = None
         self._info = False
-        self._sock: socket.socket | None = self._new_socket()
+        self._sock: _socket.socket | None = self._new_socket()
         self._seq = 0
         self._cache: dict[bytes, Record] = {}
         self._clean = True  # False after a dump was abandoned: leftovers may sit in the socket
 
-    def _new_socket(self) -> socket.socket:
+    def _new_socket(self) -> _socket.socket:
         return (self._opener or open_socket)()
 
     def close(self) -> None:
@@ -222,7 +256,7 @@ class NetlinkReader:
         fresh: list[Record] = []
         self._clean = False
         stats = self._stats = {} if self.stats else None
-        for af, ipproto, proto, _family in DUMPS:
+        for af, ipproto, proto, _family in DUMPS if port is None else PORT_DUMPS:
             self._dump(af, ipproto, proto, port, old, new, out, fresh)
         self._clean = True
         self._stats = None
@@ -246,28 +280,31 @@ class NetlinkReader:
         sock = self._sock
         assert sock is not None
         self._seq = seq = (self._seq + 1) & 0xFFFFFFFF
-        ext = _EXT_INFO if self._stats is not None and ipproto == socket.IPPROTO_TCP else 0
+        ext = _EXT_INFO if self._stats is not None and ipproto == IPPROTO_TCP else 0
         self._info = bool(ext)  # this dump's messages may carry a tcp_info
-        sock.send(build_request(af, ipproto, seq, port, ext))
+        if af:
+            sock.send(build_request(af, ipproto, seq, port, ext))
+            mtype = SOCK_DIAG_BY_FAMILY
+        else:
+            sock.send(build_tcp_request(seq, port, ext))
+            mtype = TCPDIAG_GETSOCK
         seq_bytes = seq.to_bytes(4, sys.byteorder)
         while True:
             data = sock.recv(65536)
             if not data:
                 raise NetlinkUnavailable(errno.EIO, "netlink socket closed")
             end = len(data)
-            if end > _DONE.size and _DONE.unpack_from(data, end - _DONE.size) == (
-                _DONE_LEN,
-                NLMSG_DONE,
-                seq,
-                0,
-            ):
+            tail = _DONE.unpack_from(data, end - _DONE.size) if end > _DONE.size else None
+            if tail == (_DONE_LEN, NLMSG_DONE, seq, 0):
                 # the last chunk: its sockets, then NLMSG_DONE (no error): the uniform path for
                 # the sockets when they allow it (the usual case), else message by message
-                if self._take_uniform(data[: end - _DONE.size], seq_bytes, proto, old, new, out, fresh):
+                if self._take_uniform(
+                    data[: end - _DONE.size], seq_bytes, proto, old, new, out, fresh, mtype
+                ):
                     return
-            elif self._take_uniform(data, seq_bytes, proto, old, new, out, fresh):
+            elif self._take_uniform(data, seq_bytes, proto, old, new, out, fresh, mtype):
                 continue
-            if self._take_each(data, seq, proto, old, new, out, fresh):
+            if self._take_each(data, seq, proto, old, new, out, fresh, mtype):
                 return
 
     def _take_uniform(
@@ -279,6 +316,7 @@ class NetlinkReader:
         new: dict[bytes, Record],
         out: list[Record],
         fresh: list[Record],
+        mtype: int = SOCK_DIAG_BY_FAMILY,
     ) -> bool:
         """The fast path: a chunk of same-length socket messages (the common case) is split with
         ``struct.iter_unpack`` and looked up with ``map``, without a Python-level loop per socket.
@@ -296,7 +334,7 @@ class NetlinkReader:
             or data[1:end:step] != bytes((length >> 8,)) * count
             or data[2:end:step] != bytes(count)
             or data[3:end:step] != bytes(count)
-            or data[4:end:step] != bytes((SOCK_DIAG_BY_FAMILY,)) * count
+            or data[4:end:step] != bytes((mtype,)) * count
             or data[5:end:step] != bytes(count)
             or any(data[8 + i : end : step] != seq_bytes[i : i + 1] * count for i in range(4))
         ):
@@ -347,6 +385,7 @@ class NetlinkReader:
         new: dict[bytes, Record],
         out: list[Record],
         fresh: list[Record],
+        diag_type: int = SOCK_DIAG_BY_FAMILY,
     ) -> bool:
         """The general path, one message at a time. Returns True at the end of the dump."""
         head = _MSG_HEAD.unpack_from
@@ -361,7 +400,7 @@ class NetlinkReader:
             if off + length > end:  # a message cut short: never decode past the data received
                 raise NetlinkUnavailable(errno.EBADMSG, "truncated netlink message")
             if mseq == seq:
-                if mtype == SOCK_DIAG_BY_FAMILY and length >= _MIN_LEN:
+                if mtype == diag_type and length >= _MIN_LEN:
                     key = data[off + _STATE : off + _ID_END]
                     if key not in new:
                         rec = pop(key, None)
@@ -428,6 +467,8 @@ def _info_offset(data: bytes, off: int, length: int) -> int:
         if alen < 4:
             return -1
         if int.from_bytes(data[pos + 2 : pos + 4], sys.byteorder) == INET_DIAG_INFO:
+            from app.fast import tcpinfo  # --stats only
+
             return pos + 4 - off if alen - 4 >= tcpinfo.FULL_LENGTH and pos + alen <= end else -1
         pos += (alen + 3) & ~3
     return -1
@@ -451,21 +492,35 @@ def message_stats(data: bytes, off: int, length: int) -> tuple[int | None, ...]:
         if alen < 4 or pos + alen > end:
             break
         if int.from_bytes(data[pos + 2 : pos + 4], sys.byteorder) == INET_DIAG_INFO:
+            from app.fast import tcpinfo
+
             return head + tcpinfo.parse_raw(data[pos + 4 : pos + alen])
         pos += (alen + 3) & ~3
     return head
 
 
-@lru_cache(maxsize=32)
+_STRUCTS: dict[str, struct.Struct] = {}  # by format: a host's messages come in a few lengths
+
+
+def _struct(fmt: str) -> struct.Struct:
+    hit = _STRUCTS.get(fmt)
+    if hit is None:
+        hit = struct.Struct(fmt)
+        if len(_STRUCTS) < 256:
+            _STRUCTS[fmt] = hit
+    return hit
+
+
 def _stats_struct(step: int, info_at: int) -> struct.Struct:
     """Reads (rqueue, wqueue, inode[, tcp_info fields]) from each ``step``-byte message."""
     if info_at < 0:
-        return struct.Struct(f"=72xII4xI{step - _MIN_LEN}x")
+        return _struct(f"=72xII4xI{step - _MIN_LEN}x")
+    from app.fast import tcpinfo
+
     tail = step - info_at - tcpinfo.FULL_LENGTH
-    return struct.Struct(f"=72xII4xI{info_at - _MIN_LEN}x{tcpinfo.fields_format()}{tail}x")
+    return _struct(f"=72xII4xI{info_at - _MIN_LEN}x{tcpinfo.fields_format()}{tail}x")
 
 
-@lru_cache(maxsize=16)
 def _key_struct(step: int) -> struct.Struct:
     """Splits a run of ``step``-byte messages into their cache keys (state .. end of the socket id)."""
-    return struct.Struct(f"={_STATE}x{_ID_END - _STATE}s{step - _ID_END}x")
+    return _struct(f"={_STATE}x{_ID_END - _STATE}s{step - _ID_END}x")

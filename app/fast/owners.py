@@ -21,10 +21,14 @@ exits from the process cache's pidfds) or when their pid disappears from /proc.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from itertools import repeat
 
-from app.fast.procfs import PROC, fd_count, list_pids, read_stat, socket_inodes
+from app.fast.procfs import PROC, children_of, fd_count, list_pids, read_stat, socket_inodes
 from app.holders import primary_holder
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
 
 __all__ = [
     "PROC",
@@ -121,6 +125,23 @@ class OwnerMap:
             self._active[pid] = now
         self.negative.pop(ino, None)
 
+    def _take(self, pid: int, new: list[int], wanted: dict[int, int], now: float) -> None:
+        """:meth:`_assign` of each of ``new`` (wanted inodes without an owner) to ``pid``, in bulk:
+        on a cold walk this runs for every socket."""
+        self.owner.update(dict.fromkeys(new, pid))
+        self.changed.update(new)
+        mine = self._held.get(pid)
+        if mine is None:
+            self._held[pid] = set(new)
+        else:
+            mine.update(new)
+        self._port_hint.update(zip(map(wanted.__getitem__, new), repeat(pid)))
+        self._active[pid] = now
+        negative = self.negative
+        if negative:
+            for ino in new:
+                negative.pop(ino, None)
+
     def _prune(self, wanted: dict[int, int]) -> None:
         self.drop_inodes(self.owner.keys() - wanted.keys())
         if self.negative:
@@ -182,11 +203,15 @@ class OwnerMap:
                         held = self._held.get(pid)
                         if held is not None:
                             held.discard(ino)
-                added: Iterable[int] = new - old[1]
-            else:
-                added = new
-            for ino in added:
-                self._hold(ino, pid)
+                for ino in new - old[1]:
+                    self._hold(ino, pid)
+            else:  # a table read for the first time (all of them, on a cold poll): in bulk
+                holders = self.holders
+                known = holders.keys() & new
+                for ino in known:  # held by another process too
+                    self._hold(ino, pid)
+                if len(known) < len(new):
+                    holders.update({ino: {pid} for ino in new if ino not in known})
             st = read_stat(pid, self.proc)
             if st is not None:
                 self._ppid[pid] = st.ppid
@@ -225,9 +250,9 @@ class OwnerMap:
             stats.pids_walked += 1
             if not inodes:
                 continue
-            for ino in inodes:
-                if ino in wanted and ino not in owner:
-                    self._assign(ino, pid, wanted[ino], now)
+            new = [ino for ino in inodes if ino in wanted and ino not in owner]
+            if new:
+                self._take(pid, new, wanted, now)
         if sweep:
             self._last_table_sweep = now
         for ino in wanted.keys() - owner.keys():  # in a table read earlier (made before the dump)
@@ -243,6 +268,89 @@ class OwnerMap:
                     if held is not None:
                         held.discard(ino)
                 self._assign(ino, first, wanted[ino], None)
+
+    # -- a one-shot search (who PORT) ---------------------------------------------------------
+
+    def search(self, wanted: dict[int, int], first: Iterable[int] = ()) -> dict[int, int]:
+        """Every holder of the few sockets of ``wanted`` (inode -> local port) without reading
+        every process's fd table: for a one-shot look (``who PORT``) that never polls again.
+
+        1. Walk processes, ``first`` (hints: the verified owner cache) then newest first, and stop
+           as soon as every inode has a holder (each table read once; a table that holds none
+           of them costs no bookkeeping).
+        2. Complete the holders from the finders' process trees, where the other holders of a
+           shared socket live (a pre-fork server's workers, a child that inherited it, a parent
+           that handed it over): read the finder's ancestors' tables, take as root the highest
+           ancestor that holds one of the sockets (else the finder), and read the tables of all
+           the roots' descendants (``/proc/PID/task/*/children``, else every process's parent).
+        A holder outside those trees is not found: a process that received the socket over
+        SCM_RIGHTS from an unrelated one, or one reparented away from the tree (its
+        intermediate parent exited). :meth:`resolve`'s full walk finds those too.
+
+        Fills :attr:`owner` (the primary holder, as the full walk picks it), :attr:`holders`,
+        :attr:`shared` for these inodes; returns :attr:`owner`."""
+        self.stats = stats = WalkStats()
+        proc = self.proc
+        pids = list_pids(proc)
+        targets = set(wanted)
+        stats.unknown = len(targets)
+        held: dict[int, set[int]] = {}  # pid -> the wanted inodes its table holds
+        walked: set[int] = set()
+
+        def read(pid: int) -> set[int]:
+            walked.add(pid)
+            inodes = socket_inodes(pid, proc)
+            hit = targets.intersection(inodes) if inodes else set()
+            if hit:
+                held[pid] = hit
+            return hit
+
+        hints = [p for p in dict.fromkeys(first) if p in pids]
+        remaining = set(targets)
+        for pid in (*hints, *sorted(pids.difference(hints), reverse=True)):
+            if not remaining:
+                break
+            remaining.difference_update(read(pid))
+        ppid: dict[int, int] = {}
+        if held:
+            roots = set()
+            for finder in list(held):
+                root = cur = finder
+                chain = {finder}
+                while True:  # every ancestor: the highest one that holds a socket is the root
+                    if cur not in ppid:
+                        st = read_stat(cur, proc)
+                        if st is None:
+                            break
+                        ppid[cur] = st.ppid
+                    parent = ppid[cur]
+                    if parent <= 0 or parent in chain or parent not in pids:
+                        break
+                    chain.add(parent)
+                    if held.get(parent) if parent in walked else read(parent):
+                        root = parent
+                    cur = parent
+                roots.add(root)
+            for pid in _descendants(roots, pids, proc):
+                if pid not in walked:
+                    read(pid)
+            for pid in held:
+                if pid not in ppid:
+                    st = read_stat(pid, proc)
+                    if st is not None:
+                        ppid[pid] = st.ppid
+        stats.pids_walked = len(walked)
+        by_inode: dict[int, set[int]] = {}
+        for pid, inodes in held.items():
+            for ino in inodes:
+                by_inode.setdefault(ino, set()).add(pid)
+        self._ppid.update(ppid)
+        for ino, holders in by_inode.items():
+            self.holders[ino] = holders
+            if len(holders) > 1:
+                self.shared.add(ino)
+            self._assign(ino, primary_holder(holders, ppid), wanted[ino], None)
+        return self.owner
 
     # -- the walk ----------------------------------------------------------------------------
 
@@ -330,9 +438,6 @@ class OwnerMap:
         """Walk ``order`` until every ``target`` inode is found and every ``must`` pid is walked.
         Every wanted inode met on the way is assigned. Returns whether every pid was walked."""
         owner = self.owner
-        held = self._held
-        negative = self.negative
-        port_hint = self._port_hint
         walked = 0
         for pid in order:
             if not target and not must:
@@ -346,18 +451,7 @@ class OwnerMap:
             new = [ino for ino in inodes if ino in wanted and ino not in owner]
             if not new:
                 continue
-            owner.update(dict.fromkeys(new, pid))
-            self.changed.update(new)
-            mine = held.get(pid)
-            if mine is None:
-                held[pid] = set(new)
-            else:
-                mine.update(new)
-            port_hint.update((wanted[ino], pid) for ino in new)
-            self._active[pid] = now
-            if negative:
-                for ino in new:
-                    negative.pop(ino, None)
+            self._take(pid, new, wanted, now)
             target.difference_update(new)
         self.stats.pids_walked += walked
         return walked == len(order)
@@ -385,3 +479,40 @@ class OwnerMap:
         for ino in wanted.keys() - self.owner.keys():
             self.negative.setdefault(ino, now)
         self._last_sweep = now
+
+
+def _descendants(roots: set[int], pids: set[int], proc: str = PROC) -> list[int]:
+    """Every descendant of ``roots`` (not the roots), from each task's ``children`` file; where
+    the kernel has none (CONFIG_PROC_CHILDREN off) from every process's parent pid."""
+    out: list[int] = []
+    seen = set(roots)
+    todo = list(roots)
+    while todo:
+        pid = todo.pop()
+        kids = children_of(pid, proc)
+        if kids is None:
+            return _descendants_by_parent(roots, pids, proc)
+        for kid in kids:
+            if kid not in seen:
+                seen.add(kid)
+                out.append(kid)
+                todo.append(kid)
+    return out
+
+
+def _descendants_by_parent(roots: set[int], pids: set[int], proc: str = PROC) -> list[int]:
+    kids: dict[int, list[int]] = {}
+    for pid in pids:
+        st = read_stat(pid, proc)
+        if st is not None:
+            kids.setdefault(st.ppid, []).append(pid)
+    out: list[int] = []
+    seen = set(roots)
+    todo = list(roots)
+    while todo:
+        for kid in kids.get(todo.pop(), ()):
+            if kid not in seen:
+                seen.add(kid)
+                out.append(kid)
+                todo.append(kid)
+    return out

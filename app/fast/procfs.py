@@ -14,8 +14,13 @@ process is neither taken for dead nor left without its sockets.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
-from typing import NamedTuple
+
+TYPE_CHECKING = False  # on the CLI's start-up path: no typing at run time
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import NamedTuple
+else:
+    from app.lite import NamedTuple
 
 PROC = "/proc"
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
@@ -40,6 +45,8 @@ def _fd_links(path: str) -> list[str] | None:
         names = os.listdir(dfd)
         try:
             return [readlink(name, dir_fd=dfd) for name in names]
+        except PermissionError:  # listed but no link readable (no ptrace access): none will be,
+            return []  # so not one failing readlink per fd; an empty table, as before
         except OSError:  # an fd closed meanwhile: go one by one, skipping the ones that vanish
             links = []
             for name in names:
@@ -265,3 +272,25 @@ def exe_path(pid: int, proc: str = PROC) -> str:
     if path.endswith(" (deleted)") and not os.path.exists(path):
         path = path[:-10]
     return path
+
+
+def children_of(pid: int, proc: str = PROC) -> list[int] | None:
+    """The child processes of ``pid``, from each of its threads' ``children`` file; ``[]`` when it
+    is gone, ``None`` when the kernel has no such files (CONFIG_PROC_CHILDREN off)."""
+    try:
+        tasks = os.listdir(f"{proc}/{pid}/task")
+    except OSError:
+        return []
+    out: list[int] = []
+    for tid in tasks:
+        try:
+            with open(f"{proc}/{pid}/task/{tid}/children", "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            if tid == str(pid) and os.path.isdir(f"{proc}/{pid}/task/{tid}"):
+                return None  # the thread is there, its children file is not: not in this kernel
+            continue
+        except OSError:
+            continue
+        out.extend(int(x) for x in data.split())
+    return out

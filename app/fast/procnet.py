@@ -7,9 +7,9 @@ formats text) but still needs no per-socket decoding for sockets that did not ch
 from __future__ import annotations
 
 import os
-import socket
 import struct
 import sys
+from _socket import AF_INET, AF_INET6, inet_ntop
 
 from app.fast.records import SKIP, ReadResult, Record, make_record
 from app.model import Family, Proto
@@ -28,10 +28,10 @@ def decode_ip(text: str, family: Family) -> str:
     """The kernel prints addresses as native-endian 32-bit words in hex."""
     raw = bytes.fromhex(text)
     if family is Family.IPV4:
-        return socket.inet_ntop(socket.AF_INET, raw[::-1] if _LITTLE else raw)
+        return inet_ntop(AF_INET, raw[::-1] if _LITTLE else raw)
     if _LITTLE:
         raw = struct.pack(">4I", *struct.unpack("<4I", raw))
-    return socket.inet_ntop(socket.AF_INET6, raw)
+    return inet_ntop(AF_INET6, raw)
 
 
 def decode_line(fields: list[str], proto: Proto, family: Family) -> Record:

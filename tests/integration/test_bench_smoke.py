@@ -72,13 +72,15 @@ def test_churn_fraction_replaces_real_connections(bench_run: ModuleType, no_new_
             k = load.churn_fraction(0.04)  # 4% of 200 sockets: 2 connections closed, 2 opened
             assert k == 2
 
-            def settled() -> dict[EventKind, int] | None:
-                counts = _load_events(before, collector.collect(), ports)
+            def settled() -> Snapshot | None:
+                # (a new connection's server end has no owner until the load child accept()s it)
+                snap = collector.collect()
+                counts = _load_events(before, snap, ports)
                 want = {EventKind.OPENED: 2 * k, EventKind.CLOSED: 2 * k}
-                return counts if counts == want else None
+                mine = sum(1 for s in snap.sockets if s.pid in pids)
+                return snap if counts == want and mine >= owned else None
 
-            wait_for(settled, timeout=10)
-            after = collector.collect()
+            after = wait_for(settled, timeout=10)
             assert sum(1 for s in after.sockets if s.pid in pids) == owned  # replaced, not added
         finally:
             collector.close()
@@ -102,8 +104,15 @@ def test_tiny_full_run_measures_everything(
     (result,) = doc["results"]
     assert result["sockets"] == 200
     med = result["median_ms"]
-    for name in (*bench_run.POLL_MEASURES[:4], "who", "list_json", *bench_run.DASH_MEASURES):
+    for name in (*bench_run.POLL_MEASURES[:4], "who", "who_cold", "list_table", "list_json"):
         assert med[name] > 0, name
+    for name in bench_run.DASH_MEASURES:
+        assert med[name] > 0, name
+    startup = doc["startup"]  # who on the idle machine against a bare python (and ss)
+    assert startup["median_ms"]["python -c pass"] > 0
+    assert startup["median_ms"]["launcher who PORT"] > startup["median_ms"]["python -c pass"]
+    assert "launcher who PORT / bare python" in startup["ratios"]
+    assert "`who PORT` on the idle machine" in printed
     dash = result["dashboard"]
     assert dash["rows"] >= 200  # every load socket is a row
     assert dash["changes_per_poll_median"] >= 4  # 1% of 200 rounds up to one connection replaced

@@ -28,8 +28,11 @@ from app.cli.table import (
     Layout,
     csv_row,
     grouped_socket_table,
+    heading,
     iter_csv,
+    render,
     socket_row,
+    socket_rows,
     socket_table,
     to_csv,
 )
@@ -98,6 +101,24 @@ def plain_row(sock: Sock, snap: Snapshot, emap: ExposureMap, facts: OwnerFacts |
     ]
 
 
+def plain_grouped(socks: list[Sock], snap: Snapshot, emap: ExposureMap, layout: Layout) -> list[str]:
+    """The grouped table as it was built: sorted by range, a heading before each range's rows."""
+    from app.cli.table import _ORDER
+
+    socks = sorted(socks, key=lambda s: _ORDER[s.range])
+    rows = [plain_row(s, snap, emap, layout.facts) for s in socks]
+    header, *body = render(rows, layout.headers())
+    out = [header]
+    current = None
+    for sock, line in zip(socks, body, strict=True):
+        if sock.range is not current:
+            current = sock.range
+            n = sum(1 for s in socks if s.range is current)
+            out.append(heading(f"── {current.heading} ({n} socket{'s' if n != 1 else ''})", False))
+        out.append(line)
+    return out
+
+
 @pytest.fixture(scope="module")
 def hostile_children() -> Iterator[list[Child]]:
     children: list[Child] = []
@@ -134,6 +155,13 @@ def test_live_snapshot_same_text(hostile_children: list[Child]) -> None:
 
         cached: dict[int | None, tuple[str, str, str]] = {}
         assert [socket_row(s, snap, emap, cached) for s in socks] == [plain_row(s, snap, emap) for s in socks]
+        assert socket_rows(socks, snap, emap) == [plain_row(s, snap, emap) for s in socks]
+        facts = OwnerFacts(ask_engines=False)
+        with_facts = Layout(facts=facts)
+        assert socket_rows(socks, snap, emap, with_facts) == [plain_row(s, snap, emap, facts) for s in socks]
+        assert grouped_socket_table(socks, snap, emap, with_facts) == plain_grouped(
+            socks, snap, emap, with_facts
+        )
         rows = [csv_row(s, snap, emap) for s in socks]
         assert to_csv(rows, CSV_COLUMNS) == plain_csv(rows, CSV_COLUMNS)
 
@@ -230,6 +258,8 @@ def test_generated_snapshots_same_text(case: tuple[Snapshot, list[Sock]], port: 
     cached: dict[int | None, tuple[str, str, str]] = {}
     assert [socket_row(s, snap, EMAP, cached) for s in socks] == [plain_row(s, snap, EMAP) for s in socks]
     assert [socket_row(s, snap, EMAP) for s in socks] == [plain_row(s, snap, EMAP) for s in socks]
+    assert socket_rows(socks, snap, EMAP) == [plain_row(s, snap, EMAP) for s in socks]
+    assert grouped_socket_table(socks, snap, EMAP) == plain_grouped(socks, snap, EMAP, Layout())
     rows = [csv_row(s, snap, EMAP) for s in socks]
     assert to_csv(rows, CSV_COLUMNS) == plain_csv(rows, CSV_COLUMNS)
     # --stats: the same text as json.dumps, with tcp_info and queue on each socket
@@ -244,6 +274,10 @@ def test_generated_snapshots_same_text(case: tuple[Snapshot, list[Sock]], port: 
     services: dict[int, str] = {}
     got = [socket_row(s, snap, EMAP, cached, layout, services) for s in socks]
     assert [r[:1] + r[2:6] + r[11:] for r in got] == [plain_row(s, snap, EMAP, facts) for s in socks]
+    assert socket_rows(socks, snap, EMAP, layout) == got
+    with_facts = Layout(facts=facts)
+    assert socket_rows(socks, snap, EMAP, with_facts) == [plain_row(s, snap, EMAP, facts) for s in socks]
+    assert grouped_socket_table(socks, snap, EMAP, with_facts) == plain_grouped(socks, snap, EMAP, with_facts)
     rows = [csv_row(s, snap, EMAP, layout) for s in socks]
     headers = layout.csv_headers()
     assert all(len(r) == len(headers) for r in rows)

@@ -114,3 +114,40 @@ def test_diagnostic_cuts_huge_tokens_and_lines_without_doubling_backslashes() ->
     assert diagnostic("invalid port '\\x1b'") == "invalid port '\\x1b'"  # already escaped: kept
     assert diagnostic("raw \x1b]0;x\x07 \u202e") == "raw \\x1b]0;x\\x07 \\u202e"
     assert len(diagnostic("word " * 5000)) <= 500
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.text(st.characters(blacklist_categories=("Zs", "Cc")), min_size=70, max_size=130),
+            st.sampled_from([" ", "  ", "\t", "\u3000", "\u00a0", "\u2028", "\x1c", "\n"]),
+            st.text(max_size=20),
+        ),
+        max_size=12,
+    )
+)
+def test_long_words_are_cut_as_the_regex_cut_them(parts: list[str]) -> None:
+    """The regex-free cut (re is not imported on the CLI's path) equals re.sub(r"\\S{81,}", ...)."""
+    import re
+
+    from app.textsafe import _cut_long_words
+
+    text = "".join(parts)
+    assert _cut_long_words(text) == re.sub(r"\S{81,}", lambda m: m.group(0)[:60] + "…", text)
+
+
+@given(st.text(max_size=60), st.one_of(st.none(), st.integers(0, 50)), st.booleans())
+def test_a_limit_cuts_as_escaping_everything_first_would(
+    text: str, limit: int | None, backslashes: bool
+) -> None:
+    """printable escapes only the part a limit keeps; the result is what escaping the whole
+    text and then cutting it gives."""
+    from app.textsafe import _escape_char, _unsafe
+
+    if backslashes:
+        whole = "".join(_escape_char(ch) if (ch == "\\" or _unsafe(ch)) else ch for ch in text)
+    else:
+        whole = "".join(_escape_char(ch) if (ch != "\\" and _unsafe(ch)) else ch for ch in text)
+    if limit is not None and len(whole) > limit:
+        whole = whole[: max(0, limit - 1)] + "…"
+    assert printable(text, limit, backslashes=backslashes) == (whole if text else "")
