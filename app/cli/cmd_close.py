@@ -8,7 +8,7 @@ import argparse
 import sys
 
 from app import exitcodes
-from app.cli.common import warn
+from app.cli.common import ask, warn
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,16 +24,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
     p.add_argument("--json", action="store_true", help="print what was closed as JSON (see README)")
     p.set_defaults(func=run)
-
-
-def _ask(question: str) -> bool:
-    sys.stderr.write(f"{question} [y/N] ")
-    sys.stderr.flush()
-    try:
-        answer = sys.stdin.readline()
-    except (OSError, ValueError):
-        return False
-    return answer.strip().lower() in ("y", "yes")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -70,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
             warn("not a terminal: refusing to close the connection without --yes; to do it, run:")
             sys.stderr.write(f"  {shlex.join(['portscope', 'close', args.local, args.remote, '--yes'])}\n")
             return exitcodes.USAGE
-        if not _ask("Close this connection (the process keeps running)?"):
+        if not ask("Close this connection (the process keeps running)?"):
             warn("cancelled")
             return exitcodes.NEGATIVE
     close.destroy(conn)

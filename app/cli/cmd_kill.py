@@ -15,7 +15,7 @@ import sys
 from typing import TYPE_CHECKING, TextIO
 
 from app import exitcodes
-from app.cli.common import pid_arg, port_arg, positive_float, warn
+from app.cli.common import ask, pid_arg, port_arg, positive_float, warn
 
 if TYPE_CHECKING:
     from app.kill import KillEvent, KillReport
@@ -58,16 +58,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dry-run", action="store_true", help="show what would be signalled, send nothing")
     p.add_argument("--json", action="store_true", help="print the plan and the outcome as JSON")
     p.set_defaults(func=run)
-
-
-def _ask(question: str) -> bool:
-    sys.stderr.write(f"{question} [y/N] ")
-    sys.stderr.flush()
-    try:
-        answer = sys.stdin.readline()
-    except (OSError, ValueError):
-        return False
-    return answer.strip().lower() in ("y", "yes")
 
 
 def _command_line(args: argparse.Namespace) -> str:
@@ -157,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
             warn(f"not a terminal: refusing to {asked} without --yes; to do it, run:")
             sys.stderr.write(f"  {_command_line(args)}\n")
             return exitcodes.USAGE
-        if not _ask(question):
+        if not ask(question):
             warn("cancelled")
             return exitcodes.NEGATIVE
 
@@ -176,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
                 for ident in survivors:  # each under its own pid (a tree child is not its parent)
                     warn(f"{ident.who} is still running after {args.timeout:g}s")
                 who = ", ".join(i.who for i in survivors[:5]) + (" ..." if len(survivors) > 5 else "")
-                if sys.stdin.isatty() and not args.yes and _ask(f"Send SIGKILL to {who}?"):
+                if sys.stdin.isatty() and not args.yes and ask(f"Send SIGKILL to {who}?"):
                     escalate = True
                 else:
                     warn("run again with --escalate (or --signal KILL) to send SIGKILL")

@@ -184,3 +184,14 @@ def color_on(args: argparse.Namespace) -> bool:
     from app.cli.color import wants_color
 
     return wants_color(getattr(args, "color", "auto"), sys.stdout)
+
+
+def ask(question: str) -> bool:
+    """Ask on the terminal (the question on stderr); only ``y`` or ``yes`` is a yes."""
+    sys.stderr.write(f"{question} [y/N] ")
+    sys.stderr.flush()
+    try:
+        answer = sys.stdin.readline()
+    except (OSError, ValueError):
+        return False
+    return answer.strip().lower() in ("y", "yes")

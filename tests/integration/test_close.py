@@ -12,56 +12,21 @@ from contextlib import contextmanager
 
 import pytest
 
+from tests import helpers
 from tests.helpers import run_cli
 from tests.unprivileged import unprivileged_runner, why_not
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="netlink SOCK_DESTROY")
 
-# A child with two client connections to the test's listener; it echoes a line on each on demand.
-_CLIENT = r"""
-import socket, sys, time
-port = int(sys.argv[1])
-conns = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
-print(" ".join("%s:%d" % c.getsockname() for c in conns), flush=True)
-for line in sys.stdin:
-    i = int(line)
-    try:
-        conns[i].sendall(b"ping\n")
-        print("sent", i, flush=True)
-    except OSError as exc:
-        print("error", i, exc.errno, flush=True)
-"""
-
 
 @contextmanager
 def two_connections() -> Iterator[tuple[subprocess.Popen[str], list[str], list[socket.socket], str]]:
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(4)
-    port = srv.getsockname()[1]
-    child = subprocess.Popen(
-        [sys.executable, "-c", _CLIENT, str(port)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert child.stdout is not None
-        locals_ = child.stdout.readline().split()
-        accepted = [srv.accept()[0] for _ in range(2)]
-        for a in accepted:
-            a.settimeout(5)
-        yield child, locals_, accepted, f"127.0.0.1:{port}"
-    finally:
-        child.kill()
-        child.wait()
-        for a in accepted:
-            a.close()
-        srv.close()
+    """tests/helpers.py's two_connections, with the endpoints written as ``close`` takes them."""
+    with helpers.two_connections() as (child, ports, accepted, port):
+        yield child, [f"127.0.0.1:{p}" for p in ports], accepted, f"127.0.0.1:{port}"
 
 
-def ask(child: subprocess.Popen[str], i: int) -> str:
-    assert child.stdin is not None and child.stdout is not None
-    child.stdin.write(f"{i}\n")
-    child.stdin.flush()
-    return child.stdout.readline().strip()
+ask = helpers.ask_client
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="closing a connection needs root")
