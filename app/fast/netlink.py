@@ -515,10 +515,18 @@ def _stats_struct(step: int, info_at: int) -> struct.Struct:
     """Reads (rqueue, wqueue, inode[, tcp_info fields]) from each ``step``-byte message."""
     if info_at < 0:
         return _struct(f"=72xII4xI{step - _MIN_LEN}x")
-    from app.fast import tcpinfo
+    hit = _STATS_STRUCTS.get((step, info_at))
+    if hit is None:
+        from app.fast import tcpinfo
 
-    tail = step - info_at - tcpinfo.FULL_LENGTH
-    return _struct(f"=72xII4xI{info_at - _MIN_LEN}x{tcpinfo.fields_format()}{tail}x")
+        tail = step - info_at - tcpinfo.FULL_LENGTH
+        hit = _struct(f"=72xII4xI{info_at - _MIN_LEN}x{tcpinfo.fields_format()}{tail}x")
+        if len(_STATS_STRUCTS) < 64:
+            _STATS_STRUCTS[(step, info_at)] = hit
+    return hit
+
+
+_STATS_STRUCTS: dict[tuple[int, int], struct.Struct] = {}
 
 
 def _key_struct(step: int) -> struct.Struct:
