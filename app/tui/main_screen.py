@@ -149,6 +149,9 @@ class MainScreen(Screen[None]):
         self.set_focus(self.table())
         self._show_view_chrome()
         self.update_chrome()
+        start = self.portscope.config.start_view
+        if start != self.view and start in VIEWS:
+            self.action_view(start)
 
     def on_unmount(self) -> None:
         for table in self.tables.values():
@@ -578,7 +581,7 @@ class MainScreen(Screen[None]):
         if sel is None:
             return
         sock, snap = sel
-        start_port_kill(self.app, snap, sock)
+        start_port_kill(self.app, snap, sock, timeout=self.portscope.kill_timeout)
 
     def action_test_port(self) -> None:
         """t: test the selected row's service. A listener tests its own address; a connection tests

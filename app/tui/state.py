@@ -10,7 +10,7 @@ preparation in :mod:`app.tui.rows`.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from app.filtering import Filter
@@ -50,15 +50,18 @@ class Dashboard:
         remote_format: Callable[[Any, float], str] = fmt_remote,
         facts: Facts | None = None,
         health: HealthTracker | None = None,
+        hidden_columns: Iterable[str] = (),
     ) -> None:
         self.clock = clock
+        # columns the user hid (config hidden_columns): never shown, whatever the width
+        self.hidden_columns = frozenset(hidden_columns)
         conn_cols = conn_columns(remote_format)
         self.preparer = Preparer(exposure, conn_cols, facts, health)
         self.listening = TableModel(LISTEN_COLUMNS, RANGE_GROUPS, sort_column=L_PORT)
         self.connections = TableModel(conn_cols, sort_column=C_LOCAL)
         self.interfaces = TableModel(IFACE_COLUMNS)
-        self.listening.set_hidden({NETNS})
-        self.connections.set_hidden({NETNS})
+        self.interfaces.set_hidden(self.hidden_columns)
+        self.show_netns_column(False)
         self.snapshot: Snapshot | None = None
         self.previous: Snapshot | None = None
         self.keyed: dict[str, Sock] = {}
@@ -98,7 +101,7 @@ class Dashboard:
         self.show_netns_column(on)
 
     def show_netns_column(self, on: bool) -> None:
-        hidden = set() if on else {NETNS}
+        hidden = self.hidden_columns if on else self.hidden_columns | {NETNS}
         self.listening.set_hidden(hidden)
         self.connections.set_hidden(hidden)
 
