@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from rich.style import Style
 from rich.text import Text
+from textual.content import Content
 from textual.widget import Widget
 from textual.widgets import Static
 
@@ -181,10 +182,11 @@ class StatusLine(Static):
     """
 
     def show(self, parts: Sequence[tuple[str, str]]) -> None:
-        """``parts``: (text, style) pairs, joined with `` · ``."""
-        text = Text(no_wrap=True, overflow="ellipsis", end="")
+        """``parts``: (text, style) pairs, joined with `` · ``. The text is literal (never markup);
+        a style names theme variables (``"bold $text-warning"``), so the line follows the theme."""
+        pieces: list[tuple[str, str] | str] = []
         for n, (part, style) in enumerate(parts):
             if n:
-                text.append(" · ")
-            text.append(part, style=style)
-        self.update(text)
+                pieces.append(" · ")
+            pieces.append((part, style))
+        self.update(Content.assemble(*pieces))

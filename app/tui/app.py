@@ -47,6 +47,7 @@ from app.tui.main_screen import MainScreen
 from app.tui.poller import Poller
 from app.tui.rows import Classifier, Facts, IfaceTracker
 from app.tui.state import Dashboard, Prepared
+from app.tui.theme import readable
 from widgets.close_modal import Closer, close_connection
 from widgets.events_view import EventsView
 from widgets.table_model import TableModel
@@ -116,6 +117,7 @@ class PortscopeApp(App[None]):
         config: Config | None = None,
     ) -> None:
         super().__init__()
+        self._theme_saved: str | None = None
         # the settings file (the CLI passes the one it read; None: every default, no file read)
         self.config = config if config is not None else Config(config_path())
         self.config_notices: list[str] = list(self.config.warnings)  # shown once, at start
@@ -173,12 +175,18 @@ class PortscopeApp(App[None]):
 
     def _apply_config_theme(self) -> None:
         """The configured theme, or the default and a notice when the app has no such theme."""
-        self._theme_saved: str | None = None  # None until mounted: the start-up theme is not saved
+        self._theme_saved = None  # None until mounted: the start-up theme is not saved
         problem = check_theme(self.config, list(self.available_themes))
         if problem is not None:
             self.config_notices.append(problem)
             return
         self.theme = self.config.theme
+
+    def get_css_variables(self) -> dict[str, str]:
+        """The theme's variables, with the text colours made readable on its backgrounds."""
+        variables = readable(super().get_css_variables())
+        self.theme_variables = variables
+        return variables
 
     def watch_theme(self, theme: str) -> None:
         """The command palette's theme switcher (or anything else) chose ``theme``: store it in

@@ -40,6 +40,7 @@ from widgets.explain_panel import start_explain
 from widgets.free_port import start_free_port
 from widgets.keybar import KeyBar, KeyItem
 from widgets.kill_modal import start_port_kill
+from widgets.palette import OK, WARN
 from widgets.probe_panel import start_probe
 from widgets.scan_panel import start_scan
 from widgets.table_model import TableModel
@@ -282,7 +283,7 @@ class MainScreen(Screen[None]):
             parts.append((f"range {RANGE_LABELS.get(self.range_choice, self.range_choice)}", "bold"))
         if self.view == "connections" and self.state_choice is not None:
             parts.append((f"state {self.state_choice.lower()}", "bold"))
-        parts.append(("paused", "bold yellow") if p.paused else (f"live every {p.interval:g}s", "green"))
+        parts.append(("paused", f"bold {WARN}") if p.paused else (f"live every {p.interval:g}s", OK))
         if p.dns:
             parts.append(("dns on", ""))
         if p.netns_all:
@@ -292,7 +293,7 @@ class MainScreen(Screen[None]):
             if snap.privileged:
                 parts.append((f"{snap.hidden_owners} without visible owner", "dim"))
             else:
-                parts.append((f"run as root to see all owners ({snap.hidden_owners} hidden)", "yellow"))
+                parts.append((f"run as root to see all owners ({snap.hidden_owners} hidden)", WARN))
         return parts
 
     def footer_items(self) -> list[KeyItem]:
