@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, Literal
@@ -368,10 +368,14 @@ class TableModel:
         gone: Iterable[str] = (),
         now: float = 0.0,
         mark_new: bool = True,
+        renamed: Mapping[str, str] | None = None,
+        dropped: Iterable[str] = (),
     ) -> None:
-        """One refresh: expire old marks (rows marked gone last time are removed now), then add,
-        update (only rows whose values differ are touched), mark ``changed`` keys and mark
-        ``gone`` keys. Rows not mentioned are not looked at."""
+        """One refresh: expire old marks (rows marked gone last time are removed now), move the
+        ``renamed`` rows (old key -> new key: the row keeps its age, mark and cursor), remove the
+        ``dropped`` ones at once (unmarked), then add, update (only rows whose values differ are
+        touched), mark ``changed`` keys and mark ``gone`` keys (unless a row of that key was added
+        or updated now). Rows not mentioned are not looked at."""
         structural = False
         expired: list[str] = []
         for key in list(self._marked):
@@ -390,6 +394,13 @@ class TableModel:
         if expired:
             self._remove_rows(expired)
             structural = True
+        if renamed:
+            structural |= self._rename(renamed)
+        dropped = [k for k in dropped if k in self.rows]
+        if dropped:
+            self._remove_rows(dropped)
+            structural = True
+        added, updated = list(added), list(updated)
         for spec in added:
             row = self.rows.get(spec.key)
             if row is None:
@@ -414,14 +425,41 @@ class TableModel:
             if row is not None:
                 self._set_mark(row, Mark.CHANGED, self.changed_ttl)
                 structural |= self._sync(row)
+        alive = {spec.key for spec in added} | {spec.key for spec in updated} if gone else set()
         for key in gone:
             row = self.rows.get(key)
-            if row is not None:
+            if row is not None and key not in alive:
                 self._set_mark(row, Mark.GONE, 1)
                 structural |= self._sync(row)
         if structural:
             self._rebuild_lines()
         self._changed(anchor=True)
+
+    def _rename(self, renamed: Mapping[str, str]) -> bool:
+        """Move rows to new keys, all at once (a key may be both an old and a new one)."""
+        moving = [(self.rows.pop(old), new) for old, new in renamed.items() if old in self.rows]
+        if not moving:
+            return False
+        for row, _new in moving:
+            if row.listed:
+                self._unlist(row)
+            self._marked.discard(row.key)
+        for row, new in moving:
+            stale = self.rows.pop(new, None)  # (a row left under the new key: superseded)
+            if stale is not None:
+                if stale.listed:
+                    self._unlist(stale)
+                self._marked.discard(new)
+                self._tally(stale, -1)
+            if self.cursor_key == row.key:
+                self.cursor_key = new
+            row.key = new
+            self.rows[new] = row
+            if row.mark is not Mark.NONE:
+                self._marked.add(new)
+            row.listed = False
+            self._sync(row)  # listed again, under its new key
+        return True
 
     def _update(self, row: Row, spec: RowSpec) -> bool:
         """Replace a row's values; re-place it if its sort position, group or facets moved."""

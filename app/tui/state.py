@@ -79,6 +79,8 @@ class Dashboard:
                 gone=delta.gone,
                 now=now,
                 mark_new=mark,
+                renamed=delta.renamed,
+                dropped=delta.dropped,
             )
         if prepared.interfaces is not None:
             names = {s.key for s in prepared.interfaces}
