@@ -43,7 +43,12 @@ class _Entry:
     seq: int
     event: Event
     row: FilterRow  # what the filter looks at
-    cells: tuple[Text, ...]
+    cells: list[tuple[Text, ...]]  # made when first shown (most events never are)
+
+    def row_cells(self) -> tuple[Text, ...]:
+        if not self.cells:
+            self.cells.append(event_cells(self.event))
+        return self.cells[0]
 
 
 def _name(sock: Sock, owner: ProcessInfo | None) -> str:
@@ -172,7 +177,7 @@ class EventsView(Widget):
             if row is None:
                 exposed = exposure.classify(event.sock.laddr.ip).beyond_loopback
                 row = row_for(event.sock, event.owner, exposed, new=event.kind is EventKind.OPENED)
-            entry = _Entry(next(self._seq), event, row, event_cells(event))
+            entry = _Entry(next(self._seq), event, row, [])
             self._entries.appendleft(entry)
             self.total_seen += 1
         self._rebuild()
@@ -230,7 +235,7 @@ class EventsView(Widget):
                 table.clear()
                 kinds = {kind: self.kind_cell(kind) for kind in KIND_STYLES}
                 for entry, key in zip(shown, keys, strict=True):
-                    cells = entry.cells
+                    cells = entry.row_cells()
                     table.add_row(cells[0], kinds[entry.event.kind], *cells[2:], key=key)
             if keep_key is not None and keep_key in table.rows:
                 table.move_cursor(row=table.get_row_index(keep_key), animate=False)

@@ -18,6 +18,7 @@ keys never wait for.
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 import sys
@@ -323,6 +324,11 @@ class PortscopeApp(App[None]):
     def _apply(self, prepared: Prepared) -> None:
         switched = prepared.netns_switched
         self.dashboard.apply(prepared)
+        # What a poll leaves alive (the snapshot, the rows: several objects per socket) stays for
+        # a while and holds no reference cycles; moved out of the collector's sight, a full
+        # collection no longer walks all of it (at 100k sockets that walk stopped every key for
+        # most of a second). What dies later is still freed, by reference counting.
+        gc.freeze()
         if prepared.first or switched is not None:
             for warning in prepared.snapshot.warnings:
                 self.notify(printable(warning, 300), severity="warning", timeout=8, markup=False)

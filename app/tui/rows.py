@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from app.events import Event, EventKind
@@ -88,6 +88,8 @@ class SockRow:
     storm: bool = False
     queue: QueueCell | None = None  # a listener's accept queue
     queue_full: bool = False
+    # what the filter looks at, made once (in the poll thread: Preparer.row), not at every key
+    _filter_row: FilterRow | None = field(default=None, compare=False, repr=False)
 
     @property
     def exposed(self) -> bool:
@@ -102,7 +104,15 @@ class SockRow:
         )
 
     def filter_row(self, new: bool = False) -> FilterRow:
-        """What the filter box looks at for this row."""
+        """What the filter box looks at for this row (made once, then kept)."""
+        made = self._filter_row
+        if made is None:
+            made = self._make_filter_row()
+            made.contains("")  # (its haystack's parts, made now)
+            object.__setattr__(self, "_filter_row", made)
+        return replace(made, new=True) if new else made
+
+    def _make_filter_row(self) -> FilterRow:
         svc = self.service
         unit = container = ""
         if svc is not None:
@@ -117,7 +127,6 @@ class SockRow:
             self.sock,
             self.owner,
             self.exposed,
-            new=new,
             unit=unit,
             container=container,
             netns=self.netns,
@@ -357,7 +366,7 @@ class Preparer:
                     if h is not None:
                         rx, tx = h.rates
                         stalled, storm = h.stalled, h.storm
-        return SockRow(
+        payload = SockRow(
             sock,
             owner,
             exposure=self.exposure.classify(sock.laddr.ip),
@@ -380,6 +389,8 @@ class Preparer:
             queue=queue_cell,
             queue_full=full,
         )
+        payload.filter_row()  # here in the poll thread, not at the first key typed
+        return payload
 
     # ----------------------------------------------------------------- what each poll changed
 
