@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 
 from app.errors import UsageError
 from app.model import ALL_STATES, ProcessInfo, Sock
@@ -75,25 +76,54 @@ class FilterRow:
     container: str = ""  # the container's name, id and image, space separated
     netns: str = ""  # the network namespace's label and name, space separated
     forward: str = ""  # a forwarder's label (ssh tunnel → ..., kubectl port-forward → ...)
+    # The haystack of plain words, in two parts made once (a row is filtered again at every key
+    # typed in the filter box): the owner's (process, user, command line: long, and the same for
+    # every socket of a process, so shared, see _owner_texts) and the socket's own.
+    _owner: str = field(default="", compare=False, repr=False)
+    _own: str = field(default="", compare=False, repr=False)
+
+    def _owner_part(self) -> str:
+        if not self._owner:
+            object.__setattr__(self, "_owner", f"{self.process} {self.user} {self.command}".lower())
+        return self._owner
+
+    def _own_part(self) -> str:
+        if not self._own:
+            text = " ".join(
+                (
+                    self.local_ip,
+                    str(self.local_port),
+                    self.remote_ip,
+                    str(self.remote_port or ""),
+                    str(self.pid or ""),
+                    self.state,
+                    self.proto,
+                    self.unit,
+                    self.container,
+                    self.forward,
+                )
+            ).lower()
+            object.__setattr__(self, "_own", text)
+        return self._own
 
     def haystack(self) -> str:
-        return " ".join(
-            (
-                self.process,
-                self.user,
-                self.command,
-                self.local_ip,
-                str(self.local_port),
-                self.remote_ip,
-                str(self.remote_port or ""),
-                str(self.pid or ""),
-                self.state,
-                self.proto,
-                self.unit,
-                self.container,
-                self.forward,
-            )
-        ).lower()
+        """What plain words are looked for in, lower case."""
+        return self._owner_part() + " " + self._own_part()
+
+    def contains(self, needle: str) -> bool:
+        """``needle in self.haystack()``, without joining the two parts each time."""
+        owner, own = self._owner_part(), self._own_part()
+        if needle in owner or needle in own:
+            return True
+        n = len(needle) - 1  # a match across the space between the parts
+        return n > 0 and needle in owner[-n:] + " " + own[:n]
+
+
+@lru_cache(maxsize=4096)
+def _owner_texts(owner: ProcessInfo) -> tuple[str, str]:
+    """(command line, owner part of the haystack) of a process: made once, shared by its rows."""
+    command = owner.command
+    return command, f"{owner.name} {owner.username} {command}".lower()
 
 
 def row_for(
@@ -107,6 +137,7 @@ def row_for(
     netns: str = "",
     forward: str = "",
 ) -> FilterRow:
+    command, owner_part = _owner_texts(owner) if owner is not None else ("", "")
     return FilterRow(
         proto=sock.proto.value,
         local_ip=sock.laddr.ip,
@@ -117,7 +148,7 @@ def row_for(
         pid=sock.pid,
         process=owner.name if owner else "",
         user=owner.username if owner else "",
-        command=owner.command if owner else "",
+        command=command,
         range=sock.range,
         exposed=exposed,
         new=new,
@@ -125,6 +156,7 @@ def row_for(
         container=container,
         netns=netns,
         forward=forward,
+        _owner=owner_part,
     )
 
 
@@ -214,13 +246,13 @@ def _term(token: str) -> Predicate:
         if "." in key or key.isdigit() or key.startswith("["):
             # an address like 127.0.0.1:8080 typed as plain text
             needle = token.lower()
-            return lambda r: needle in f"{r.local_ip}:{r.local_port}".lower() or needle in r.haystack()
+            return lambda r: needle in f"{r.local_ip}:{r.local_port}".lower() or r.contains(needle)
         raise UsageError(
             f"unknown filter term {key + ':'!r}: use port:, pid:, user:, proc:, range:, state:, proto:, "
             "unit:, container:, netns:"
         )
     needle = low
-    return lambda r: needle in r.haystack()
+    return lambda r: r.contains(needle)
 
 
 def _negate(pred: Predicate) -> Predicate:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from rich.style import Style
 from rich.text import Text
+from textual.content import Content
 from textual.widget import Widget
 from textual.widgets import Static
 
@@ -25,11 +26,20 @@ class TopBar(Static):
     TopBar { height: 1; width: auto; background: $panel; color: $text-muted; padding: 0 1; }
     """
 
+    _shown: tuple[str, str] = ("", "")
+
     def show(self, *, host: str, clock_text: str) -> None:
+        """(Called after every change on screen: redraws only when the text changed, and lays
+        the header out again only when its width did.)"""
+        if (host, clock_text) == self._shown:
+            return
+        width = len(host) + len(clock_text)
+        resized = width != len(self._shown[0]) + len(self._shown[1])
+        self._shown = (host, clock_text)
         text = Text(no_wrap=True, overflow="ellipsis", end="")
         text.append(host, style="bold")
         text.append(f"  {clock_text}")
-        self.update(text)
+        self.update(text, layout=resized)
 
 
 def count_text(passing: int, total: int, filtered: bool) -> str:
@@ -180,11 +190,18 @@ class StatusLine(Static):
     }
     """
 
+    _parts: tuple[tuple[str, str], ...] = ()
+
     def show(self, parts: Sequence[tuple[str, str]]) -> None:
-        """``parts``: (text, style) pairs, joined with `` · ``."""
-        text = Text(no_wrap=True, overflow="ellipsis", end="")
+        """``parts``: (text, style) pairs, joined with `` · ``. The text is literal (never markup);
+        a style names theme variables (``"bold $text-warning"``), so the line follows the theme."""
+        parts = tuple(parts)
+        if parts == self._parts:
+            return
+        self._parts = parts
+        pieces: list[tuple[str, str] | str] = []
         for n, (part, style) in enumerate(parts):
             if n:
-                text.append(" · ")
-            text.append(part, style=style)
-        self.update(text)
+                pieces.append(" · ")
+            pieces.append((part, style))
+        self.update(Content.assemble(*pieces), layout=False)  # one line, the screen's width

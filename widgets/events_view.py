@@ -25,15 +25,16 @@ from app.exposure import ExposureMap
 from app.filtering import Filter, FilterRow, parse_filter, row_for
 from app.model import ProcessInfo, Sock
 from app.textsafe import printable
+from widgets.palette import ALERT, KEY, OK, WARN, rich_style
 
 COLUMNS = ("time", "event", "proto", "local", "remote", "state", "pid", "process", "user")
 MAX_EVENTS = 5000
 SHOWN_MAX = 500  # rows in the table: the newest matching events (all MAX_EVENTS count for the filter)
-KIND_STYLES = {
-    EventKind.OPENED: "bold green",
-    EventKind.CLOSED: "red",
-    EventKind.OWNER_CHANGED: "bold yellow",
-    EventKind.STATE_CHANGED: "cyan",
+KIND_STYLES = {  # theme variables (widgets.palette): the view follows the theme
+    EventKind.OPENED: f"bold {OK}",
+    EventKind.CLOSED: ALERT,
+    EventKind.OWNER_CHANGED: f"bold {WARN}",
+    EventKind.STATE_CHANGED: KEY,
 }
 
 
@@ -42,7 +43,12 @@ class _Entry:
     seq: int
     event: Event
     row: FilterRow  # what the filter looks at
-    cells: tuple[Text, ...]
+    cells: list[tuple[Text, ...]]  # made when first shown (most events never are)
+
+    def row_cells(self) -> tuple[Text, ...]:
+        if not self.cells:
+            self.cells.append(event_cells(self.event))
+        return self.cells[0]
 
 
 def _name(sock: Sock, owner: ProcessInfo | None) -> str:
@@ -56,7 +62,8 @@ def _pid(sock: Sock) -> str:
 
 
 def event_cells(event: Event) -> tuple[Text, ...]:
-    """The row of one event, one ``Text`` per column in :data:`COLUMNS`."""
+    """The row of one event, one ``Text`` per column in :data:`COLUMNS` (the kind unstyled: its
+    colour is the theme's, given when the row is drawn, :meth:`EventsView.kind_cell`)."""
     sock = event.sock
     proto = sock.proto.value + ("6" if sock.family.value == "ipv6" else "")
     state, pid = sock.status, _pid(sock)
@@ -73,7 +80,7 @@ def event_cells(event: Event) -> tuple[Text, ...]:
             user = f"{old_user or '?'}→{user or '?'}"
     return (
         Text(time.strftime("%H:%M:%S", time.localtime(event.time))),
-        Text(event.kind.value, style=KIND_STYLES[event.kind]),
+        Text(event.kind.value),
         Text(proto),
         Text(str(sock.laddr)),
         Text(str(sock.raddr) if sock.raddr else "*"),
@@ -127,6 +134,14 @@ class EventsView(Widget):
     def on_mount(self) -> None:
         self.table.add_columns(*COLUMNS)
         self._rebuild()
+        self.app.theme_changed_signal.subscribe(self, self._theme_changed)
+
+    def _theme_changed(self, _theme: object) -> None:
+        self._rebuild(force=True)  # the kinds' colours are the new theme's
+
+    def kind_cell(self, kind: EventKind) -> Text:
+        """The event-kind cell in the current theme's colour for that kind."""
+        return Text(kind.value, style=rich_style(self, KIND_STYLES[kind]))
 
     @property
     def table(self) -> DataTable[Text]:
@@ -162,7 +177,7 @@ class EventsView(Widget):
             if row is None:
                 exposed = exposure.classify(event.sock.laddr.ip).beyond_loopback
                 row = row_for(event.sock, event.owner, exposed, new=event.kind is EventKind.OPENED)
-            entry = _Entry(next(self._seq), event, row, event_cells(event))
+            entry = _Entry(next(self._seq), event, row, [])
             self._entries.appendleft(entry)
             self.total_seen += 1
         self._rebuild()
@@ -189,9 +204,9 @@ class EventsView(Widget):
 
     def on_show(self) -> None:
         if self._dirty:
-            self._rebuild()
+            self._rebuild(force=True)
 
-    def _rebuild(self) -> None:
+    def _rebuild(self, force: bool = False) -> None:
         """Bring the table in line with the kept events and the filter: the newest
         :data:`SHOWN_MAX` matching events, newest first.
 
@@ -209,7 +224,7 @@ class EventsView(Widget):
         wanted = [e for e in self._entries if self._filter.matches(e.row)]
         shown = wanted[:SHOWN_MAX]
         keys = [str(e.seq) for e in shown]
-        if [k.value for k in table.rows] != keys:
+        if force or [k.value for k in table.rows] != keys:
             keep_key: str | None = None
             if table.row_count and table.cursor_row > 0:  # at the top: keep following the newest
                 try:
@@ -218,8 +233,10 @@ class EventsView(Widget):
                     keep_key = None
             with self.app.batch_update():
                 table.clear()
+                kinds = {kind: self.kind_cell(kind) for kind in KIND_STYLES}
                 for entry, key in zip(shown, keys, strict=True):
-                    table.add_row(*entry.cells, key=key)
+                    cells = entry.row_cells()
+                    table.add_row(cells[0], kinds[entry.event.kind], *cells[2:], key=key)
             if keep_key is not None and keep_key in table.rows:
                 table.move_cursor(row=table.get_row_index(keep_key), animate=False)
         self.query_one("#events-status", Static).update(self._status(len(wanted)))

@@ -16,11 +16,13 @@ from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.content import Content
 from textual.widgets import Label, RichLog
 
 from app.errors import UsageError
 from app.textsafe import printable
 from widgets.log_panel import LogPanel
+from widgets.palette import ALERT
 
 EXPLAIN_CSS = """
 ExplainPanel {
@@ -100,8 +102,8 @@ class ExplainPanel(LogPanel):
             self.finished.set()
 
     def _failed(self, message: str) -> None:
-        self.write(message, "red")
-        self.query_one("#status", Label).update(Text(printable(message, 200), style="red"))
+        self.write(message, ALERT)
+        self.query_one("#status", Label).update(Content.styled(printable(message, 200), ALERT))
 
     def _show(self, ex: Any) -> None:
         self.explanation = ex

@@ -13,12 +13,14 @@ from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
 from app.freeport import DEFAULT_RANGE, find_free
 from app.parsing import parse_range
 from widgets.log_panel import PANEL_CSS
+from widgets.palette import ALERT
 
 FREE_CSS = (
     PANEL_CSS
@@ -85,7 +87,7 @@ class FreePortScreen(ModalScreen[int | None]):
         if port is not None:
             self._avoid.add(port)
         if self.is_attached:
-            text = Text(str(port)) if port is not None else Text(error or "none found", style="red")
+            text = Content(str(port)) if port is not None else Content.styled(error or "none found", ALERT)
             self.query_one("#port", Static).update(text)
         if port is None:
             self.app.notify(error or "no free port found", title="free port", severity="error", markup=False)

@@ -12,6 +12,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, RichLog
 
 from app.textsafe import printable
+from widgets.palette import rich_style, themed
 
 PANEL_CSS = """
 ProbePanel, ScanPanel, FreePortScreen {
@@ -94,11 +95,13 @@ class LogPanel(ModalScreen[None]):
         self.start()
 
     def write(self, line: str, style: str = "") -> None:
-        """Append one line (escaped, as Text). Safe to call after the panel closed."""
+        """Append one line (escaped, as Text) in ``style`` (theme variables, :mod:`widgets.palette`,
+        resolved in the theme of the moment). Safe to call after the panel closed."""
         if not self.is_attached:
             return
         try:
-            self.query_one("#log", RichLog).write(Text(safe_line(line), style=style))
+            rich = rich_style(self, themed(style)) if style else ""
+            self.query_one("#log", RichLog).write(Text(safe_line(line), style=rich))
         except Exception:  # the panel is being torn down
             pass
 

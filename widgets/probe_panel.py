@@ -31,6 +31,7 @@ from app.outcome import ConnectState
 from app.parsing import parse_host_port
 from app.probe import Cancelled, ProbeOutcome, ProbePlan, local_targets, run_plan
 from widgets.log_panel import PANEL_CSS, LogPanel
+from widgets.palette import ALERT, OK, WARN
 
 # (id, label, the letter of its key: underlined in the label)
 OPTIONS = (("banner", "Banner", "b"), ("http", "HTTP", "h"), ("tls", "TLS", "s"), ("udp", "UDP", "u"))
@@ -148,13 +149,13 @@ class ProbePanel(LogPanel):
             targets = parse_targets(text)
         except UsageError as exc:
             self.app.notify(str(exc), title="test", severity="error", markup=False)
-            self.write(str(exc), "red")
+            self.write(str(exc), ALERT)
             return
         opts = {oid: self.query_one(f"#{oid}", Checkbox).value for oid, _l, _k in OPTIONS}
         if opts["udp"] and (opts["banner"] or opts["http"] or opts["tls"]):
             msg = "banner, HTTP and TLS are TCP tests: untick UDP"
             self.app.notify(msg, title="test", severity="error", markup=False)
-            self.write(msg, "red")
+            self.write(msg, ALERT)
             return
         plans = [
             ProbePlan(
@@ -197,17 +198,17 @@ class ProbePanel(LogPanel):
                     for item in run_plan(plan, cancel=stop):
                         if isinstance(item, ProbeOutcome):
                             self.outcomes.append(item)
-                            style = "green" if item.state == ConnectState.OPEN else "yellow"
+                            style = OK if item.state == ConnectState.OPEN else WARN
                             self._emit(f"=> {item.state}", style)
                         else:
                             self._emit(item.summary())
                 except UsageError as exc:
-                    self._emit(str(exc), "red")
+                    self._emit(str(exc), ALERT)
                     self.call(self.app.notify, str(exc), title="test", severity="error", markup=False)
         except Cancelled:
-            self._emit("cancelled", "yellow")
+            self._emit("cancelled", WARN)
         except Exception as exc:  # never raise into the app
-            self._emit(f"test failed: {exc}", "red")
+            self._emit(f"test failed: {exc}", ALERT)
         finally:
             self.finished.set()
 

@@ -23,6 +23,7 @@ from app.parsing import check_hostname, parse_port_spec
 from app.scan import ScanResult, scan
 from app.textsafe import printable
 from widgets.log_panel import PANEL_CSS, LogPanel
+from widgets.palette import ALERT, OK, WARN
 
 HINT = "Enter scans · Tab moves between host and ports · Esc closes"
 
@@ -62,7 +63,7 @@ class ScanPanel(LogPanel):
 
     def _error(self, message: str) -> None:
         self.app.notify(message, title="scan", severity="error", markup=False)
-        self.write(message, "red")
+        self.write(message, ALERT)
 
     def action_scan(self) -> None:
         host = self.query_one("#host", Input).value.strip()
@@ -126,9 +127,9 @@ class ScanPanel(LogPanel):
             line = f"{r.port}/{result.proto}  {r.state}"
             if r.owner:
                 line += f"  pid {r.owner['pid']} {printable(r.owner['name'], 40)}"
-            self.call(self.write, line, "green" if r.state == ConnectState.OPEN else "yellow")
+            self.call(self.write, line, OK if r.state == ConnectState.OPEN else WARN)
         for reason, n in sorted(result.error_reasons().items()):
-            self.call(self.write, f"{n} port(s) could not be probed: {reason}", "red")
+            self.call(self.write, f"{n} port(s) could not be probed: {reason}", ALERT)
         summary = f"{printable(result.ip)}: {len(result.results)} scanned: {format_counts(result.counts())}"
         if result.cancelled:
             summary += " (cancelled)"

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, Literal
@@ -136,6 +136,12 @@ class Row:
         self.sort_key: SortKey = ()
 
 
+def _remove_sorted(lst: list[SortKey], key: SortKey) -> None:
+    i = bisect.bisect_left(lst, key)
+    if i < len(lst) and lst[i] == key:
+        del lst[i]
+
+
 def _norm(value: Any) -> tuple[int, Any]:
     """A total order over mixed cell values: None first, then numbers, then text."""
     if value is None:
@@ -210,7 +216,10 @@ class TableModel:
         self.new_ttl = new_ttl
         self.changed_ttl = changed_ttl
         self.rows: dict[str, Row] = {}
+        # per group, the sort keys of the rows listed (passing the filter and the selection), and
+        # of every row (so a change of filter or selection needs no sorting)
         self._ordered: dict[str, list[SortKey]] = {g.id: [] for g in self.groups}
+        self._all: dict[str, list[SortKey]] = {g.id: [] for g in self.groups}
         self._marked: set[str] = set()
         self.collapsed: set[str] = set()
         self.sort_column = sort_column
@@ -288,18 +297,24 @@ class TableModel:
         if lst is None:
             self.groups.append(Group(group, group))
             lst = self._ordered[group] = []
+            self._all[group] = []
         return lst
 
-    def _insert(self, row: Row) -> None:
+    def _place(self, row: Row) -> None:
+        """Give ``row`` its sort key and put it in its group's order of all rows."""
+        self._list_for(row.group)
         row.sort_key = self._sort_key(row)
+        bisect.insort(self._all[row.group], row.sort_key)
+
+    def _unplace(self, row: Row) -> None:
+        _remove_sorted(self._all.get(row.group, []), row.sort_key)
+
+    def _insert(self, row: Row) -> None:
         bisect.insort(self._list_for(row.group), row.sort_key)
         row.listed = True
 
     def _unlist(self, row: Row) -> None:
-        lst = self._list_for(row.group)
-        i = bisect.bisect_left(lst, row.sort_key)
-        if i < len(lst) and lst[i] == row.sort_key:
-            del lst[i]
+        _remove_sorted(self._list_for(row.group), row.sort_key)
         row.listed = False
 
     def _tally(self, row: Row, sign: int) -> None:
@@ -331,6 +346,7 @@ class TableModel:
     def _add_row(self, spec: RowSpec, now: float) -> Row:
         row = self.rows[spec.key] = Row(spec, now)
         self._tally(row, 1)  # counted as passing until _sync says otherwise
+        self._place(row)
         return row
 
     def _set_mark(self, row: Row, mark: Mark, ttl: int) -> None:
@@ -342,17 +358,23 @@ class TableModel:
             self._marked.add(row.key)
 
     def _remove_rows(self, keys: list[str]) -> None:
-        """Drop rows for good. Many at once are compacted per group in one pass."""
+        """Drop rows for good: each by a binary search, or, when they are a good part of the
+        table, in one pass per group."""
         rows = [self.rows.pop(k) for k in keys if k in self.rows]
         listed = [r for r in rows if r.listed]
-        if len(listed) > 32:
-            dead = {r.sort_key for r in listed}
-            for gid in {r.group for r in listed}:
-                lst = self._list_for(gid)
-                lst[:] = [e for e in lst if e not in dead]
-        else:
+        if len(rows) > 64 and len(rows) * 64 > len(self.rows):
+            dead = {r.sort_key for r in rows}
+            for gid in {r.group for r in rows}:
+                self._list_for(gid)
+                for lst in (self._ordered[gid], self._all[gid]):
+                    lst[:] = [e for e in lst if e not in dead]
             for r in listed:
-                self._unlist(r)
+                r.listed = False
+        else:
+            for r in rows:
+                if r.listed:
+                    self._unlist(r)
+                self._unplace(r)
         for r in rows:
             self._marked.discard(r.key)
             self._tally(r, -1)
@@ -368,10 +390,14 @@ class TableModel:
         gone: Iterable[str] = (),
         now: float = 0.0,
         mark_new: bool = True,
+        renamed: Mapping[str, str] | None = None,
+        dropped: Iterable[str] = (),
     ) -> None:
-        """One refresh: expire old marks (rows marked gone last time are removed now), then add,
-        update (only rows whose values differ are touched), mark ``changed`` keys and mark
-        ``gone`` keys. Rows not mentioned are not looked at."""
+        """One refresh: expire old marks (rows marked gone last time are removed now), move the
+        ``renamed`` rows (old key -> new key: the row keeps its age, mark and cursor), remove the
+        ``dropped`` ones at once (unmarked), then add, update (only rows whose values differ are
+        touched), mark ``changed`` keys and mark ``gone`` keys (unless a row of that key was added
+        or updated now). Rows not mentioned are not looked at."""
         structural = False
         expired: list[str] = []
         for key in list(self._marked):
@@ -390,6 +416,13 @@ class TableModel:
         if expired:
             self._remove_rows(expired)
             structural = True
+        if renamed:
+            structural |= self._rename(renamed)
+        dropped = [k for k in dropped if k in self.rows]
+        if dropped:
+            self._remove_rows(dropped)
+            structural = True
+        added, updated = list(added), list(updated)
         for spec in added:
             row = self.rows.get(spec.key)
             if row is None:
@@ -414,14 +447,43 @@ class TableModel:
             if row is not None:
                 self._set_mark(row, Mark.CHANGED, self.changed_ttl)
                 structural |= self._sync(row)
+        alive = {spec.key for spec in added} | {spec.key for spec in updated} if gone else set()
         for key in gone:
             row = self.rows.get(key)
-            if row is not None:
+            if row is not None and key not in alive:
                 self._set_mark(row, Mark.GONE, 1)
                 structural |= self._sync(row)
         if structural:
             self._rebuild_lines()
         self._changed(anchor=True)
+
+    def _rename(self, renamed: Mapping[str, str]) -> bool:
+        """Move rows to new keys, all at once (a key may be both an old and a new one)."""
+        moving = [(self.rows.pop(old), new) for old, new in renamed.items() if old in self.rows]
+        if not moving:
+            return False
+        for row, _new in moving:
+            if row.listed:
+                self._unlist(row)
+            self._unplace(row)
+            self._marked.discard(row.key)
+        for row, new in moving:
+            stale = self.rows.pop(new, None)  # (a row left under the new key: superseded)
+            if stale is not None:
+                if stale.listed:
+                    self._unlist(stale)
+                self._unplace(stale)
+                self._marked.discard(new)
+                self._tally(stale, -1)
+            if self.cursor_key == row.key:
+                self.cursor_key = new
+            row.key = new
+            self.rows[new] = row
+            if row.mark is not Mark.NONE:
+                self._marked.add(new)
+            self._place(row)
+            self._sync(row)  # listed again, under its new key
+        return True
 
     def _update(self, row: Row, spec: RowSpec) -> bool:
         """Replace a row's values; re-place it if its sort position, group or facets moved."""
@@ -435,30 +497,58 @@ class TableModel:
             self._tally(row, 1)
         old_key, old_group = row.sort_key, row.group
         row.values, row.payload = spec.values, spec.payload
-        if not row.listed:
-            row.group = spec.group
-            return self._sync(row)
         new_key = self._sort_key(row)
-        if new_key == old_key and spec.group == old_group and self._sync(row) is False:
-            return False
-        if row.listed:
+        if new_key == old_key and spec.group == old_group:
+            return self._sync(row)
+        was_listed = row.listed
+        if was_listed:
             self._unlist(row)
+        self._unplace(row)
         row.group = spec.group
+        self._place(row)
+        if was_listed:
+            row.listed = False
         self._sync(row)
-        return True
+        return was_listed or row.listed
 
-    def set_filter(self, predicate: Callable[[Row], bool] | None) -> None:
-        """Re-filter every row (a user action: O(rows)). The cursor stays on its row if that still
+    def set_filter(self, predicate: Callable[[Row], bool] | None, narrowing: bool = False) -> None:
+        """Re-filter every row (a user action: the predicate once per row, no sorting); with
+        ``narrowing`` (the caller knows that no row failing the old filter can pass the new one: a
+        word typed longer) only the rows that passed. The cursor stays on its row if that still
         shows, else it goes to the first row that does (never to a group header)."""
         self._filter = predicate
-        self._rebuild_all(narrowing=True)
+        self._relist(refilter=True, narrowing=narrowing)
 
     def set_selection(self, facet: str | None) -> None:
         """List only rows with ``facet`` (None: all); the cursor moves as for :meth:`set_filter`."""
         if facet == self.selection:
             return
         self.selection = facet
-        self._rebuild_all(narrowing=True)
+        self._relist(refilter=False)
+
+    def _relist(self, refilter: bool, narrowing: bool = False) -> None:
+        """The listed rows again from every row's order (kept sorted), after the filter or the
+        selection changed: one pass, no sort."""
+        rows = self.rows
+        if refilter:
+            flt = self._filter
+            passing: Counter[str] = Counter()
+            n = 0
+            for row in rows.values():
+                if narrowing and not row.passes:
+                    continue
+                ok = row.passes = flt is None or flt(row)
+                if ok:
+                    n += 1
+                    passing.update(row.facets)
+            self.facet_passing, self.passing = passing, n
+        selection = self.selection
+        for row in rows.values():
+            row.listed = row.passes and (selection is None or selection in row.facets)
+        self._ordered = {gid: [e for e in lst if rows[e[-1]].listed] for gid, lst in self._all.items()}
+        self._rebuild_lines()
+        self._cursor_to_a_row()
+        self._changed()
 
     def set_sort(self, column: int, reverse: bool = False) -> None:
         column = max(0, min(column, len(self.columns) - 1))
@@ -471,33 +561,22 @@ class TableModel:
             self._rebuild_lines()
             self._changed()
 
-    def _rebuild_all(self, narrowing: bool = False) -> None:
+    def _rebuild_all(self) -> None:
+        """Every row's sort key and both orders again (the sort column changed)."""
         buckets: dict[str, list[SortKey]] = {g.id: [] for g in self.groups}
-        totals: Counter[str] = Counter()
-        passing: Counter[str] = Counter()
-        n_passing = 0
-        flt = self._filter
         for row in self.rows.values():
-            row.passes = flt is None or flt(row)
-            totals.update(row.facets)
-            if row.passes:
-                n_passing += 1
-                passing.update(row.facets)
-            row.listed = row.passes and self._selected(row)
-            if row.listed:
-                row.sort_key = self._sort_key(row)
-                bucket = buckets.get(row.group)
-                if bucket is None:
-                    self.groups.append(Group(row.group, row.group))
-                    bucket = buckets[row.group] = []
-                bucket.append(row.sort_key)
+            row.sort_key = self._sort_key(row)
+            bucket = buckets.get(row.group)
+            if bucket is None:
+                self.groups.append(Group(row.group, row.group))
+                bucket = buckets[row.group] = []
+            bucket.append(row.sort_key)
         for lst in buckets.values():
             lst.sort()
-        self._ordered = buckets
-        self.facet_totals, self.facet_passing, self.passing = totals, passing, n_passing
+        self._all = buckets
+        rows = self.rows
+        self._ordered = {gid: [e for e in lst if rows[e[-1]].listed] for gid, lst in buckets.items()}
         self._rebuild_lines()
-        if narrowing:
-            self._cursor_to_a_row()
         self._changed()
 
     # ------------------------------------------------------------------------------- lines

@@ -81,15 +81,15 @@ class VTable(ScrollView, can_focus=True):
         background: $surface;
     }
     VTable > .vtable--header { background: $panel; color: $text; text-style: bold; }
-    VTable > .vtable--header-sorted { background: $panel; color: $accent; text-style: bold; }
+    VTable > .vtable--header-sorted { background: $panel; color: $text-accent; text-style: bold; }
     VTable > .vtable--cursor { background: $block-cursor-blurred-background; }
     VTable:focus > .vtable--cursor { background: $block-cursor-background; color: $block-cursor-foreground; }
     VTable > .vtable--group { color: $text-accent; text-style: bold; }
-    VTable > .vtable--new { color: $success; }
-    VTable > .vtable--changed { color: $warning; }
-    VTable > .vtable--gone { color: $error; text-style: strike; }
-    VTable > .vtable--emphasis { color: $warning; }
-    VTable > .vtable--alert { color: $error; text-style: bold; }
+    VTable > .vtable--new { color: $text-success; }
+    VTable > .vtable--changed { color: $text-warning; }
+    VTable > .vtable--gone { color: $text-error; text-style: strike; }
+    VTable > .vtable--emphasis { color: $text-warning; }
+    VTable > .vtable--alert { color: $text-error; text-style: bold; }
     VTable > .vtable--empty { color: $text-muted; }
     """
 

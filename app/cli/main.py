@@ -305,5 +305,5 @@ def launch_dashboard(args: Any) -> int:
         return exitcodes.USAGE
     from app.tui.app import PortscopeApp
 
-    PortscopeApp(interval=args.interval, alert_exposed=args.alert_exposed).run()
+    PortscopeApp(interval=args.interval, alert_exposed=args.alert_exposed, config=args.config).run()
     return exitcodes.OK

@@ -18,6 +18,7 @@ keys never wait for.
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 import sys
@@ -31,6 +32,7 @@ from textual.message import Message
 from textual.screen import Screen
 
 from app.collector import Collector, PsutilCollector, default_collector
+from app.config import Config, check_theme, config_path
 from app.events import exposed_openings
 from app.exposure import ExposureMap
 from app.filtering import Filter
@@ -46,6 +48,7 @@ from app.tui.main_screen import MainScreen
 from app.tui.poller import Poller
 from app.tui.rows import Classifier, Facts, IfaceTracker
 from app.tui.state import Dashboard, Prepared
+from app.tui.theme import readable
 from widgets.close_modal import Closer, close_connection
 from widgets.events_view import EventsView
 from widgets.table_model import TableModel
@@ -112,8 +115,15 @@ class PortscopeApp(App[None]):
         alert_exposed: bool = False,
         facts: Facts | None = None,
         closer: Closer = close_connection,
+        config: Config | None = None,
     ) -> None:
         super().__init__()
+        self._theme_saved: str | None = None
+        # the settings file (the CLI passes the one it read; None: every default, no file read)
+        self.config = config if config is not None else Config(config_path())
+        self.config_notices: list[str] = list(self.config.warnings)  # shown once, at start
+        self.kill_timeout = self.config.kill_timeout
+        self._apply_config_theme()
         self.collector: Collector = collector if collector is not None else dashboard_collector()
         self.interval = interval
         self.clock = clock
@@ -124,9 +134,13 @@ class PortscopeApp(App[None]):
         self.blink = blink
         self.alert_exposed = alert_exposed
         self.exposed_alerts = 0  # new listeners beyond loopback announced (--alert-exposed)
-        self.dns = False
+        self.dns = self.config.dns
         self.dashboard = Dashboard(
-            self.exposure, clock, self._remote_text, facts=facts if facts is not None else owner_facts()
+            self.exposure,
+            clock,
+            self._remote_text,
+            facts=facts if facts is not None else owner_facts(),
+            hidden_columns=self.config.hidden_columns,
         )
         self.closer = closer  # X: closes one connection (tests inject faults here)
         self.netns_all = False  # every network namespace is read (key n); the poll thread switches
@@ -147,7 +161,60 @@ class PortscopeApp(App[None]):
         return self.main
 
     def on_mount(self) -> None:
+        self._theme_saved = self.theme  # from now on a change of theme is the user's: saved
+        if self.config_notices:
+            self.call_after_refresh(self._config_notice)  # once the screen (and its toasts) is up
         self.poller.start()
+
+    def _config_notice(self) -> None:
+        """The config file's problems, one notification (also printed on stderr by the CLI)."""
+        self.notify(
+            "\n".join(self.config_notices), title="config", severity="warning", timeout=12, markup=False
+        )
+
+    # ----------------------------------------------------------------------------- theme
+
+    def _apply_config_theme(self) -> None:
+        """The configured theme, or the default and a notice when the app has no such theme."""
+        self._theme_saved = None  # None until mounted: the start-up theme is not saved
+        problem = check_theme(self.config, list(self.available_themes))
+        if problem is not None:
+            self.config_notices.append(problem)
+            return
+        self.theme = self.config.theme
+
+    def get_css_variables(self) -> dict[str, str]:
+        """The theme's variables, with the text colours made readable on its backgrounds."""
+        variables = readable(super().get_css_variables())
+        self.theme_variables = variables
+        return variables
+
+    def watch_theme(self, theme: str) -> None:
+        """The command palette's theme switcher (or anything else) chose ``theme``: store it in
+        the config file, keeping the user's other lines; a failure is a notification."""
+        saved = getattr(self, "_theme_saved", None)  # (App.__init__ sets the theme before ours runs)
+        if saved is None or theme == saved:
+            return
+        from app.config import save_setting
+        from app.errors import PortscopeError
+
+        try:
+            path = save_setting("theme", theme, self.config.path)
+        except PortscopeError as exc:
+            self.notify(str(exc), title="theme not saved", severity="error", timeout=10, markup=False)
+            return
+        except OSError as exc:
+            self.notify(
+                f"cannot save the theme: {printable(str(exc), 200)}",
+                title="theme not saved",
+                severity="error",
+                timeout=10,
+                markup=False,
+            )
+            return
+        self._theme_saved = theme
+        self.config.override("theme", theme, "file")
+        self.notify(f"theme {printable(theme, 64)} saved in {printable(path, 200)}", timeout=4, markup=False)
 
     # ------------------------------------------------------------- the main screen's state
 
@@ -257,6 +324,11 @@ class PortscopeApp(App[None]):
     def _apply(self, prepared: Prepared) -> None:
         switched = prepared.netns_switched
         self.dashboard.apply(prepared)
+        # What a poll leaves alive (the snapshot, the rows: several objects per socket) stays for
+        # a while and holds no reference cycles; moved out of the collector's sight, a full
+        # collection no longer walks all of it (at 100k sockets that walk stopped every key for
+        # most of a second). What dies later is still freed, by reference counting.
+        gc.freeze()
         if prepared.first or switched is not None:
             for warning in prepared.snapshot.warnings:
                 self.notify(printable(warning, 300), severity="warning", timeout=8, markup=False)

@@ -8,7 +8,8 @@ It scrolls (``Ctrl+D`` / ``Ctrl+U`` from the table, or the arrows when it has th
 renders for its own width: long values wrap with a hanging indent under their label.
 
 Everything from the process (name, exe, cwd, cmdline, user) is untrusted: escaped with
-:func:`app.textsafe.printable` and appended to a rich ``Text`` as plain text, never markup.
+:func:`app.textsafe.printable` and appended as literal text, never markup; its styles name theme
+variables (:mod:`widgets.palette`), so the pane follows the theme.
 
 "belongs to" names the service (unit or container) and the command that stops it for good, every
 process holding the socket (the primary owner first) and a forwarder's target; for a connection,
@@ -24,10 +25,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from rich.cells import cell_len, set_cell_size
-from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
+from textual.content import Content
 from textual.timer import Timer
 from textual.widgets import Static
 from textual.worker import Worker, WorkerState
@@ -39,6 +40,7 @@ from app.textsafe import printable
 from app.tui.columns import QUEUE_GLYPH, STALLED_GLYPH, STORM_GLYPH
 from app.tui.formatting import fmt_rate, fmt_rtt, sparkline, wrap
 from app.tui.rows import HealthView, SockRow
+from widgets.palette import ALERT, WARN
 
 MAX_OTHER_SOCKETS = 200
 MAX_HOLDERS = 20  # holders listed in "belongs to"; the rest are counted
@@ -58,11 +60,26 @@ def _cut(line: str, width: int) -> str:
     return line if cell_len(line) <= width else set_cell_size(line, max(0, width - 1)) + "…"
 
 
+class _Parts:
+    """Text pieces with their styles, made into one :class:`~textual.content.Content` at the end:
+    the text is literal (never markup) and the styles name theme variables, so the pane follows
+    the theme."""
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[str, str]] = []
+
+    def append(self, text: str, style: str = "") -> None:
+        self.parts.append((text, style))
+
+    def content(self) -> Content:
+        return Content.assemble(*self.parts)
+
+
 class _Writer:
-    """Appends label/value fields to a Text, values wrapped under a hanging indent."""
+    """Appends label/value fields, values wrapped under a hanging indent."""
 
     def __init__(self, width: int) -> None:
-        self.text = Text()
+        self.text = _Parts()
         self.width = max(LABEL + 8, width)
 
     def field(self, label: str, value: str, style: str = "") -> None:
@@ -133,7 +150,7 @@ def _health(w: _Writer, row: SockRow, health: HealthView | None) -> None:
         overflows = health.overflows if health is not None else 0
         if overflows:
             text += f"; the host counted {overflows} overflows since the last poll"
-        w.field("queue", text, style="bold red")
+        w.field("queue", text, style=f"bold {ALERT}")
     if sock.listening or row.rx is None:
         return
     parts = [f"rx {fmt_rate(row.rx)}", f"tx {fmt_rate(row.tx)}"]
@@ -143,9 +160,11 @@ def _health(w: _Writer, row: SockRow, health: HealthView | None) -> None:
         parts.append(f"retrans {row.retrans}")
     w.field("health", " · ".join(parts))
     if row.stalled:
-        w.field("", f"{STALLED_GLYPH} stalled: unacked data and no progress for several polls", "bold red")
+        w.field(
+            "", f"{STALLED_GLYPH} stalled: unacked data and no progress for several polls", f"bold {ALERT}"
+        )
     if row.storm:
-        w.field("", f"{STORM_GLYPH} retransmit storm since the last poll", "bold red")
+        w.field("", f"{STORM_GLYPH} retransmit storm since the last poll", f"bold {ALERT}")
     history = health.history(sock.inode) if health is not None else ()
     if history:
         w.field(
@@ -192,7 +211,7 @@ def render_detail(
     width: int = 80,
     row: SockRow | None = None,
     health: HealthView | None = None,
-) -> Text:
+) -> Content:
     w = _Writer(width)
     w.line(sock_line(sock), style="bold")
     where = f"{sock.range.value}" + ("  (in ephemeral)" if snapshot.in_ephemeral(sock) else "")
@@ -202,11 +221,11 @@ def render_detail(
     if row is not None:
         _health(w, row, health)
     if sock.pid is None:
-        w.text.append("\nno visible owner", style="yellow")
+        w.text.append("\nno visible owner", style=WARN)
         if not snapshot.privileged:
-            w.text.append(" (run as root to see all owners)", style="yellow")
+            w.text.append(" (run as root to see all owners)", style=WARN)
         w.text.append("\n")
-        return w.text
+        return w.text.content()
     owner = snapshot.owner(sock)
     w.text.append("\n")
     w.field("pid", str(sock.pid))
@@ -218,7 +237,7 @@ def render_detail(
             w.line("loading process details…", style="dim")
     else:
         if detail.gone:
-            w.line("the process has exited", style="yellow")
+            w.line("the process has exited", style=WARN)
         w.field("name", printable(detail.name or (owner.name if owner else ""), 200))
         w.field("user", printable(detail.username, 64))
         w.field("exe", printable(detail.exe, 400))
@@ -257,7 +276,7 @@ def render_detail(
                 break
             mark = "*" if other == sock else " "
             w.line(f" {mark}{sock_line(other)}")
-    return w.text
+    return w.text.content()
 
 
 @dataclass(slots=True)

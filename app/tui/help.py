@@ -5,17 +5,18 @@ On a narrow screen the columns stack: each key on its own line, what it does ind
 
 from __future__ import annotations
 
-from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from app.tui.actions import ACTIONS, keys_label, where_label
 from app.tui.columns import QUEUE_GLYPH, STALLED_GLYPH, STORM_GLYPH
 from app.tui.formatting import wrap
+from widgets.palette import KEY
 
 FILTER_TERMS: tuple[tuple[str, str], ...] = (
     ("word", "process, user, command line, address or port contains it"),
@@ -31,12 +32,12 @@ FILTER_TERMS: tuple[tuple[str, str], ...] = (
     ("netns:host", "the socket's network namespace contains it (with n: every namespace)"),
     ("tunnel", "the owner is a forwarder: ssh -L/-R/-D, kubectl port-forward, docker-proxy, socat…"),
     ("exposed", "reachable beyond loopback"),
-    ("new", "appeared recently (green)"),
+    ("new", "appeared recently (in the theme's success colour: green by default)"),
     ("-TERM", "negation of any term"),
 )
 
 MARKS = (
-    ("green / yellow / red", "new / changed / closed (for a few refreshes)"),
+    ("colours", "new / changed / closed rows in the theme's success / warning / error colours"),
     ("◦ before a port", "the port is in the ephemeral range (the kernel may hand it to a client)"),
     ("+2 after a process", "two more processes hold the socket (a pre-fork server's workers)"),
     (f"{STALLED_GLYPH} before a state", "stalled: unacked data and no progress for several polls"),
@@ -57,14 +58,24 @@ def key_rows() -> list[tuple[str, str, str]]:
     return [(keys_label(a), a.does, where_label(a.views)) for a in ACTIONS]
 
 
-def _section(text: Text, title: str, rows: list[tuple[str, str, str]], width: int) -> None:
+class _Text:
+    """Literal text pieces and their styles (theme variables), made into one Content."""
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[str, str]] = []
+
+    def append(self, text: str, style: str = "") -> None:
+        self.parts.append((text, style))
+
+
+def _section(text: _Text, title: str, rows: list[tuple[str, str, str]], width: int) -> None:
     """Wide: key | what it does (where), wrapped under its own column. Narrow: the key on its
     own line, what it does indented below."""
     text.append(title + "\n", style="bold underline")
     stacked = width < STACK_BELOW
     indent = 4 if stacked else max(len(k) for k, _, _ in rows) + 2
     for key, does, where in rows:
-        text.append(key if stacked else key.ljust(indent), style="bold cyan")
+        text.append(key if stacked else key.ljust(indent), style=f"bold {KEY}")
         if stacked:
             text.append("\n" + " " * indent)
         lines = wrap(does, width - indent)
@@ -80,8 +91,8 @@ def _section(text: Text, title: str, rows: list[tuple[str, str, str]], width: in
             text.append("\n")
 
 
-def render_help(width: int) -> Text:
-    text = Text()
+def render_help(width: int) -> Content:
+    text = _Text()
     _section(text, "keys", key_rows(), width)
     text.append("\n")
     _section(
@@ -89,7 +100,7 @@ def render_help(width: int) -> Text:
     )
     text.append("\n")
     _section(text, "marks", [(m, w, "") for m, w in MARKS], width)
-    return text
+    return Content.assemble(*text.parts)
 
 
 def help_text() -> str:

@@ -32,7 +32,7 @@ from app.tui import actions as act
 from app.tui.actions import BY_ID, EVENTS, INTERFACES, LISTENING, SOCKETS, TABLES, VIEW_TITLES, VIEWS
 from app.tui.detail import DetailPane, Selected
 from app.tui.rows import Prepared, SockRow
-from app.tui.state import RANGE_CHOICES, text_predicate
+from app.tui.state import RANGE_CHOICES, narrows, text_predicate
 from widgets.bars import RangeBar, StateBar, StatusLine, TopBar
 from widgets.close_modal import CloseRequest, start_close
 from widgets.events_view import EventsView
@@ -40,6 +40,7 @@ from widgets.explain_panel import start_explain
 from widgets.free_port import start_free_port
 from widgets.keybar import KeyBar, KeyItem
 from widgets.kill_modal import start_port_kill
+from widgets.palette import OK, WARN
 from widgets.probe_panel import start_probe
 from widgets.scan_panel import start_scan
 from widgets.table_model import TableModel
@@ -94,7 +95,9 @@ class MainScreen(Screen[None]):
         self._previous_view = LISTENING
         self.filter: Filter | None = None  # applied (the live preview while typing)
         self.submitted: Filter | None = None  # the last filter submitted with Enter
-        self._filtered: Filter | None = None  # what the tables were last filtered with
+        # what each socket table was last filtered with: the one on screen follows the filter at
+        # once, the other when it is shown (a key typed in the box filters one table, not two)
+        self._filtered: dict[str, Filter | None] = {LISTENING: None, "connections": None}
         self.range_choice = "all"
         self.state_choice: str | None = None
         self.tables = {
@@ -118,6 +121,7 @@ class MainScreen(Screen[None]):
         self.statebar = StateBar(id="states")
         self.filter_input = FilterBox(placeholder=FILTER_PLACEHOLDER, id="filter", select_on_focus=False)
         self.filter_error = Static(id="filter-error", markup=False)
+        self._error_shown = False
         self.status = StatusLine(id="status")
         self.keys = KeyBar(id="keys")
         self._chrome_pending = False
@@ -149,6 +153,9 @@ class MainScreen(Screen[None]):
         self.set_focus(self.table())
         self._show_view_chrome()
         self.update_chrome()
+        start = self.portscope.config.start_view
+        if start != self.view and start in VIEWS:
+            self.action_view(start)
 
     def on_unmount(self) -> None:
         for table in self.tables.values():
@@ -279,7 +286,7 @@ class MainScreen(Screen[None]):
             parts.append((f"range {RANGE_LABELS.get(self.range_choice, self.range_choice)}", "bold"))
         if self.view == "connections" and self.state_choice is not None:
             parts.append((f"state {self.state_choice.lower()}", "bold"))
-        parts.append(("paused", "bold yellow") if p.paused else (f"live every {p.interval:g}s", "green"))
+        parts.append(("paused", f"bold {WARN}") if p.paused else (f"live every {p.interval:g}s", OK))
         if p.dns:
             parts.append(("dns on", ""))
         if p.netns_all:
@@ -289,7 +296,7 @@ class MainScreen(Screen[None]):
             if snap.privileged:
                 parts.append((f"{snap.hidden_owners} without visible owner", "dim"))
             else:
-                parts.append((f"run as root to see all owners ({snap.hidden_owners} hidden)", "yellow"))
+                parts.append((f"run as root to see all owners ({snap.hidden_owners} hidden)", WARN))
         return parts
 
     def footer_items(self) -> list[KeyItem]:
@@ -308,13 +315,26 @@ class MainScreen(Screen[None]):
 
     # --------------------------------------------------------------------------- filter
 
-    def _apply_filters(self) -> None:
+    def _filter_table(self, view: str) -> None:
+        if view not in self._filtered or self._filtered[view] is self.filter:
+            return
+        before = self._filtered[view]
+        self._filtered[view] = self.filter
+        narrowing = before is not None and self.filter is not None and narrows(before.text, self.filter.text)
+        self.model(view).set_filter(text_predicate(self.filter), narrowing=narrowing)
+
+    def _filter_shown_table(self) -> None:
+        """The filter on the socket table on screen (the other one catches up when shown)."""
+        self._filter_table(self.view)
+
+    def _apply_filters(self, every: bool = True) -> None:
+        """The filter and the selections on the tables: on both socket tables, or (``every``
+        false: a key typed in the box) on the one on screen only, the other when it is shown."""
         d = self.portscope.dashboard
-        if self.filter is not self._filtered:
-            self._filtered = self.filter
-            predicate = text_predicate(self.filter)
-            d.listening.set_filter(predicate)
-            d.connections.set_filter(predicate)
+        self._filter_shown_table()
+        if every:
+            for view in self._filtered:
+                self._filter_table(view)
         d.listening.set_selection(None if self.range_choice == "all" else self.range_choice)
         d.connections.set_selection(self.state_choice)
         self.events_view.set_filter(self.filter or parse_filter(""))
@@ -333,11 +353,15 @@ class MainScreen(Screen[None]):
         self.table("connections").no_match_text = f"No connections in state {state}: Esc clears the selection"
 
     def _show_filter_error(self, message: str) -> None:
+        self._error_shown = True
         self.filter_error.update(message)
         self.filter_input.add_class("-invalid")
         self.query_one("#filter-line").add_class("-invalid")
 
     def _clear_filter_error(self) -> None:
+        if not self._error_shown:
+            return  # (at every key typed: nothing to redraw)
+        self._error_shown = False
         self.filter_error.update("")
         self.filter_input.remove_class("-invalid")
         self.query_one("#filter-line").remove_class("-invalid")
@@ -385,7 +409,7 @@ class MainScreen(Screen[None]):
             return
         self._clear_filter_error()
         self.filter = None if flt.is_empty else flt
-        self._apply_filters()
+        self._apply_filters(every=False)
 
     def submit_filter(self, text: str) -> None:
         """Enter in the box: apply and keep ``text``, or keep the last submitted filter and show
@@ -472,6 +496,7 @@ class MainScreen(Screen[None]):
         if view != self.view:
             self._previous_view = self.view
         self.view = view
+        self._filter_shown_table()
         self.query_one("#views", ContentSwitcher).current = PANE_IDS[view]
         self._show_view_chrome()
         if self.focused is not self.filter_input:
@@ -578,7 +603,7 @@ class MainScreen(Screen[None]):
         if sel is None:
             return
         sock, snap = sel
-        start_port_kill(self.app, snap, sock)
+        start_port_kill(self.app, snap, sock, timeout=self.portscope.kill_timeout)
 
     def action_test_port(self) -> None:
         """t: test the selected row's service. A listener tests its own address; a connection tests

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Protocol
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 
-from app.events import Event, EventKind, diff
+from app.events import Event, EventKind
 from app.exposure import Exposure
 from app.filtering import FilterRow, row_for
 from app.forwarders import Forward
@@ -36,6 +36,8 @@ from app.service import CONTAINER, SOCKET, Service
 from app.textsafe import printable
 from app.tui.columns import IFACE_COLUMNS, LISTEN_COLUMNS, QUEUE_FULL, STALLED, STORM, QueueCell
 from app.tui.formatting import command_text, owner_cells, sparkline
+from app.tui.livehealth import LiveHealth
+from app.tui.tracking import SnapshotTracker
 from widgets.table_model import Column, RowSpec, values_getter
 
 _listen_values = values_getter(LISTEN_COLUMNS)
@@ -86,6 +88,8 @@ class SockRow:
     storm: bool = False
     queue: QueueCell | None = None  # a listener's accept queue
     queue_full: bool = False
+    # what the filter looks at, made once (in the poll thread: Preparer.row), not at every key
+    _filter_row: FilterRow | None = field(default=None, compare=False, repr=False)
 
     @property
     def exposed(self) -> bool:
@@ -100,7 +104,15 @@ class SockRow:
         )
 
     def filter_row(self, new: bool = False) -> FilterRow:
-        """What the filter box looks at for this row."""
+        """What the filter box looks at for this row (made once, then kept)."""
+        made = self._filter_row
+        if made is None:
+            made = self._make_filter_row()
+            made.contains("")  # (its haystack's parts, made now)
+            object.__setattr__(self, "_filter_row", made)
+        return replace(made, new=True) if new else made
+
+    def _make_filter_row(self) -> FilterRow:
         svc = self.service
         unit = container = ""
         if svc is not None:
@@ -115,7 +127,6 @@ class SockRow:
             self.sock,
             self.owner,
             self.exposed,
-            new=new,
             unit=unit,
             container=container,
             netns=self.netns,
@@ -174,7 +185,9 @@ class Delta:
     added: list[RowSpec] = field(default_factory=list)
     updated: list[RowSpec] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
-    gone: list[str] = field(default_factory=list)
+    gone: list[str] = field(default_factory=list)  # closed: marked for a refresh, then removed
+    renamed: dict[str, str] = field(default_factory=dict)  # old key -> new key of a continuing row
+    dropped: list[str] = field(default_factory=list)  # keys no longer used: removed at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,14 +254,29 @@ def _in_view_events(events: list[Event], prev: Snapshot, snap: Snapshot) -> list
     ]
 
 
+def _discard(index: dict[Any, set[str]], at: object, key: str) -> None:
+    keys = index.get(at)
+    if keys is not None:
+        keys.discard(key)
+        if not keys:
+            del index[at]
+
+
 class Preparer:
-    """Diffs each snapshot against the previous one and builds row deltas. Not thread-safe: one
+    """Follows each snapshot against the previous one and builds row deltas. Not thread-safe: one
     poll at a time (the dashboard never runs two).
 
     ``facts`` (``None``: no services or forwards) and ``health`` are asked in the poll thread.
     ``netns_rows``: show each socket's namespace (the app sets it while every namespace is read);
     Sockets of a network namespace that comes into view (``n``, or a reader that could open it
     only now) or goes out of it are not reported as opened / closed: only the rows come and go.
+
+    Work per poll follows what changed: :class:`~app.tui.tracking.SnapshotTracker` finds the
+    sockets that opened, closed or changed (and their events and row keys) without a pass over
+    the others in Python; :class:`~app.tui.livehealth.LiveHealth` updates only the connections
+    whose counters moved; a listener's inputs are looked at again only when one of them may have
+    changed (its socket, the connections to its port, its process, its queue, its holders, its
+    owner's service, its address's exposure, the namespaces).
     """
 
     def __init__(
@@ -261,13 +289,27 @@ class Preparer:
         self.exposure = exposure
         self.conn_values = values_getter(conn_columns)
         self.facts = facts
-        self.health = health if health is not None else HealthTracker()
+        self.health: HealthTracker = health if health is not None else LiveHealth()
         self.prev: Snapshot | None = None
+        self.tracker = SnapshotTracker()
         self._conn_keys: dict[int, str] = {}  # inode -> connection row key
-        self._shown: dict[int, Shown] = {}  # inode -> what its row shows of its health
+        self._conn_inode: dict[str, int] = {}  # connection row key -> inode
+        self._shown: dict[int, Shown] = {}  # (a plain HealthTracker) inode -> its health as shown
         self._netns_rows = False
-        self._rebuild_conns = False
+        self._netns_changed = False  # the Netns cells: every row once
         self._listen_cache: dict[str, tuple[Sock, tuple[object, ...]]] = {}  # key -> (sock, inputs)
+        # the listeners now, and indexes to find the ones an input of which may have changed
+        self._listeners: dict[str, Sock] = {}
+        self._by_port: dict[tuple[object, ...], set[str]] = {}  # (proto, family, port, netns)
+        self._by_pid: dict[int, set[str]] = {}
+        self._by_ip: dict[str, set[str]] = {}
+        self._by_inode: dict[int, str] = {}
+        self._tcp: dict[str, int] = {}  # TCP listeners with an inode: their accept queues
+        self._est_addr: Counter[tuple[object, ...]] = Counter()  # ESTABLISHED by address
+        self._est_port: Counter[tuple[object, ...]] = Counter()  # ESTABLISHED by port
+        self._exposures: dict[str, Exposure] = {}  # listener address -> its exposure last poll
+        self._services: dict[int, Service | None] = {}  # listener pid -> its service last poll
+        self._overflowed = False
 
     @property
     def netns_rows(self) -> bool:
@@ -277,7 +319,7 @@ class Preparer:
     def netns_rows(self, on: bool) -> None:
         if on != self._netns_rows:
             self._netns_rows = on
-            self._rebuild_conns = True  # their Netns cells: every connection row once
+            self._netns_changed = True
 
     # ------------------------------------------------------------------------------ rows
 
@@ -324,7 +366,7 @@ class Preparer:
                     if h is not None:
                         rx, tx = h.rates
                         stalled, storm = h.stalled, h.storm
-        return SockRow(
+        payload = SockRow(
             sock,
             owner,
             exposure=self.exposure.classify(sock.laddr.ip),
@@ -347,27 +389,128 @@ class Preparer:
             queue=queue_cell,
             queue_full=full,
         )
+        payload.filter_row()  # here in the poll thread, not at the first key typed
+        return payload
 
-    def _listeners(self, snap: Snapshot, keyed: Mapping[str, Sock], opened: set[str], listen: Delta) -> None:
-        """Every listener's row, rebuilt only when what it shows may have changed: the same socket
-        object (the collector keeps those of unchanged sockets), owner, connection count, queue,
-        holders, service, forward and exposure as last poll keep last poll's row, which is then
-        not handed to the table at all."""
-        count = established_counter(snap)
+    # ----------------------------------------------------------------- what each poll changed
+
+    def _count(self, listener: Sock) -> int:
+        """Established connections to ``listener`` (a wildcard one: to its port on any address)."""
+        lp = listener.laddr
+        if lp.ip in ("0.0.0.0", "::"):
+            return self._est_port[(listener.proto, listener.family, lp.port, listener.netns)]
+        return self._est_addr[(listener.proto, listener.family, lp.port, lp.ip, listener.netns)]
+
+    def _count_connections(self, socks: Iterable[Sock], sign: int, ports: set[tuple[object, ...]]) -> None:
+        for s in socks:
+            if s.status == ESTABLISHED:
+                port = (s.proto, s.family, s.laddr.port, s.netns)
+                self._est_port[port] += sign
+                self._est_addr[(s.proto, s.family, s.laddr.port, s.laddr.ip, s.netns)] += sign
+                ports.add(port)
+
+    def _forget_listener(self, key: str) -> None:
+        sock = self._listeners.pop(key, None)
+        self._listen_cache.pop(key, None)
+        if sock is None:
+            return
+        _discard(self._by_port, (sock.proto, sock.family, sock.laddr.port, sock.netns), key)
+        if sock.pid is not None:
+            _discard(self._by_pid, sock.pid, key)
+        _discard(self._by_ip, sock.laddr.ip, key)
+        if sock.inode and self._by_inode.get(sock.inode) == key:
+            del self._by_inode[sock.inode]
+        self._tcp.pop(key, None)
+
+    def _add_listener(self, key: str, sock: Sock) -> None:
+        self._forget_listener(key)
+        self._listeners[key] = sock
+        self._by_port.setdefault((sock.proto, sock.family, sock.laddr.port, sock.netns), set()).add(key)
+        if sock.pid is not None:
+            self._by_pid.setdefault(sock.pid, set()).add(key)
+        self._by_ip.setdefault(sock.laddr.ip, set()).add(key)
+        if sock.inode:
+            self._by_inode[sock.inode] = key
+            if sock.proto.value == "tcp":
+                self._tcp[key] = sock.inode
+
+    def _forget_connection(self, key: str) -> None:
+        inode = self._conn_inode.pop(key, None)
+        if inode is not None and self._conn_keys.get(inode) == key:
+            del self._conn_keys[inode]
+
+    def _listener_candidates(
+        self, snap: Snapshot, prev: Snapshot, ports: set[tuple[object, ...]]
+    ) -> set[str]:
+        """Listener keys an input of which may have changed since the last poll."""
+        out: set[str] = set()
+        by_port, by_pid, by_inode = self._by_port, self._by_pid, self._by_inode
+        for port in ports:
+            out.update(by_port.get(port, ()))
+        before, now = prev.processes, snap.processes
+        for pid in by_pid:
+            old, new = before.get(pid), now.get(pid)
+            if old is not new and old != new:
+                out.update(by_pid[pid])
+        if snap.holders is not prev.holders:
+            for inode, _pids in snap.holders.items() ^ prev.holders.items():
+                key = by_inode.get(inode)
+                if key is not None:
+                    out.add(key)
+        stats = snap.stats
+        cache = self._listen_cache
+        for key, inode in self._tcp.items():
+            entry = stats.get(inode) if stats else None
+            last = cache.get(key)
+            if last is None or last[1][2] != (entry[:2] if entry is not None else None):
+                out.add(key)
+        overflowed = self.health.overflows > 0
+        if overflowed != self._overflowed:
+            self._overflowed = overflowed
+            out.update(self._tcp)
+        facts = self.facts
+        if facts is not None:
+            services = self._services
+            for pid, keys in by_pid.items():
+                if pid == 1:  # socket activation: per socket, and few of them
+                    out.update(keys)
+                    continue
+                svc = facts.service(snap, self._listeners[next(iter(keys))])
+                if pid not in services or services[pid] != svc:
+                    services[pid] = svc
+                    out.update(keys)
+            for pid in [p for p in services if p not in by_pid]:
+                del services[pid]
+        classify = self.exposure.classify
+        exposures = self._exposures
+        for ip, keys in self._by_ip.items():
+            exposure = classify(ip)
+            if exposures.get(ip) != exposure:
+                exposures[ip] = exposure
+                out.update(keys)
+        if self._netns_rows and snap.namespaces != prev.namespaces:
+            out.update(self._listeners)
+        return out
+
+    def _listener_rows(self, snap: Snapshot, keys: Iterable[str], opened: set[str], listen: Delta) -> None:
+        """The rows of ``keys`` (listeners), rebuilt only when what they show may have changed: the
+        same socket object (the collector keeps those of unchanged sockets), owner, connection
+        count, queue, holders, service, forward and exposure as last poll keep last poll's row,
+        which is then not handed to the table at all."""
         stats = snap.stats
         facts = self.facts
         overflowed = self.health.overflows > 0
         classify = self.exposure.classify
-        cache: dict[str, tuple[Sock, tuple[object, ...]]] = {}
-        old = self._listen_cache
-        for key, sock in keyed.items():
-            if not sock.listening:
+        cache = self._listen_cache
+        for key in keys:
+            sock = self._listeners.get(key)
+            if sock is None:
                 continue
             entry = stats.get(sock.inode) if stats and sock.inode else None
             pid = sock.pid
             inputs: tuple[object, ...] = (
                 snap.processes.get(pid) if pid is not None else None,
-                count(sock),
+                self._count(sock),
                 entry[:2] if entry is not None else None,
                 overflowed,
                 snap.holders.get(sock.inode) if sock.inode else None,
@@ -376,82 +519,118 @@ class Preparer:
                 classify(sock.laddr.ip),
                 snap.namespaces.get(sock.netns) if self._netns_rows else None,
             )
+            last = cache.get(key)
             cache[key] = (sock, inputs)
-            last = old.get(key)
             if last is not None and last[0] is sock and last[1] == inputs and key not in opened:
                 continue  # nothing it shows changed
             spec = listen_spec(key, self.row(sock, snap, inputs[1]), snap.ephemeral)  # type: ignore[arg-type]
             (listen.added if key in opened else listen.updated).append(spec)
-        self._listen_cache = cache
 
     # --------------------------------------------------------------------------- prepare
 
     def prepare(self, snap: Snapshot) -> Prepared:
         first = self.prev is None
         prev = self.prev or empty_snapshot()
+        step = self.tracker.step(snap)
+        keyed = step.keyed
+        listen, conns = Delta(), Delta()
+        # the tables' rows that go (closed: marked for a refresh; moved to another key: at once)
+        closed = {e.key for e in step.events if e.kind is EventKind.CLOSED}
+        for old, new in step.renamed.items():
+            (listen if keyed[new].listening else conns).renamed[old] = new
+        for key in (*step.dropped, *step.renamed):
+            if key in self._listeners:
+                self._forget_listener(key)
+                if key not in closed and key in step.dropped:
+                    listen.dropped.append(key)
+            else:
+                self._forget_connection(key)
+                if key not in closed and key in step.dropped:
+                    conns.dropped.append(key)
+        ports: set[tuple[object, ...]] = set()
+        self._count_connections(step.stale, -1, ports)
+        self._count_connections(step.fresh, 1, ports)
+        rebuilt_listeners: list[str] = []
+        rebuilt_conns: list[tuple[str, Sock]] = []
+        for key, sock in step.rebuilt:
+            if sock.listening:
+                if key not in self._listeners and self._conn_inode.get(key) is not None:
+                    self._forget_connection(key)  # (a bound socket that started to listen)
+                    conns.dropped.append(key)
+                self._add_listener(key, sock)
+                rebuilt_listeners.append(key)
+            else:
+                if key in self._listeners:
+                    self._forget_listener(key)
+                    listen.dropped.append(key)
+                self._forget_connection(key)
+                if sock.inode:
+                    self._conn_keys[sock.inode] = key
+                    self._conn_inode[key] = sock.inode
+                rebuilt_conns.append((key, sock))
         if self.facts is not None:
-            try:
-                self.facts.prepare(snap)  # blocking (engines, systemctl): this is the poll thread
+            try:  # blocking (engines, systemctl): this is the poll thread
+                pid1 = [self._listeners[k] for k in self._by_pid.get(1, ())]
+                self.facts.prepare(snap, pid1)
             except Exception:  # who the owners belong to is a courtesy: never fail a poll for it
                 pass
         tracker = self.health
         tracker.update(snap.stats, snap.taken_at, snap.listen_counters)
-        events = diff(prev, snap)
+        events = step.events
         reported = _in_view_events(events, prev, snap) if snap.namespaces or prev.namespaces else events
-        keyed = snap.keyed()
         columns = self.conn_values
-        conn_keys = self._conn_keys
-        listen, conns = Delta(), Delta()
         opened: set[str] = set()
-        built: set[str] = set()
+        changed: set[str] = set()
         for ev in events:
-            sock = ev.sock
-            if sock.listening:
-                if ev.kind is EventKind.OPENED:
-                    opened.add(ev.key)
-                elif ev.kind is EventKind.CLOSED:
-                    listen.gone.append(ev.key)
-                else:
-                    listen.changed.append(ev.key)
-                continue
             if ev.kind is EventKind.CLOSED:
-                conns.gone.append(ev.key)
-                if sock.inode and conn_keys.get(sock.inode) == ev.key:
-                    del conn_keys[sock.inode]
-                continue
-            if sock.inode:
-                conn_keys[sock.inode] = ev.key
-            if ev.key in built:
-                continue  # state and owner changed at once: one row
-            built.add(ev.key)
-            spec = conn_spec(ev.key, self.row(sock, snap), columns)
-            if ev.kind is EventKind.OPENED:
+                (listen if ev.sock.listening else conns).gone.append(ev.key)
+            elif ev.kind is EventKind.OPENED:
+                opened.add(ev.key)
+            else:
+                changed.add(ev.key)
+        built: set[str] = set()
+        for key, sock in rebuilt_conns:
+            built.add(key)
+            spec = conn_spec(key, self.row(sock, snap), columns)
+            if key in opened:
                 conns.added.append(spec)
             else:
                 conns.updated.append(spec)
-                conns.changed.append(ev.key)
+                if key in changed:
+                    conns.changed.append(key)
         # connections whose health as shown changed (rates, RTT, retransmits, marks)
-        shown = shown_health(snap.stats, tracker)
-        moved = {inode for inode, _values in shown.items() - self._shown.items()}
-        moved.update(self._shown.keys() - shown.keys())  # no longer tracked (closed, or no stats now)
+        if isinstance(tracker, LiveHealth):
+            moved: set[int] = tracker.changed
+            moving = dict(tracker.moving)
+        else:
+            shown = shown_health(snap.stats, tracker)
+            moved = {inode for inode, _values in shown.items() - self._shown.items()}
+            moved.update(self._shown.keys() - shown.keys())  # no longer tracked (closed, or no stats now)
+            self._shown = shown
+            moving = {i: v[0] for i, v in shown.items() if v[0].rx or v[0].tx}
+        conn_keys = self._conn_keys
         for inode in moved:
-            key = conn_keys.get(inode)
-            if key is None or key in built:
+            at = conn_keys.get(inode)
+            if at is None or at in built:
                 continue
-            now = keyed.get(key)
+            now = keyed.get(at)
             if now is None or now.inode != inode:
                 continue
-            built.add(key)
-            conns.updated.append(conn_spec(key, self.row(now, snap), columns))
-        self._shown = shown
-        if self._rebuild_conns:
-            self._rebuild_conns = False
+            built.add(at)
+            conns.updated.append(conn_spec(at, self.row(now, snap), columns))
+        netns_changed, self._netns_changed = self._netns_changed, False
+        if netns_changed:  # their Netns cells: every connection row once
             for key, sock in keyed.items():
                 if not sock.listening and key not in built:
                     conns.updated.append(conn_spec(key, self.row(sock, snap), columns))
-        self._listeners(snap, keyed, opened, listen)
+        candidates = self._listener_candidates(snap, prev, ports)
+        candidates.update(rebuilt_listeners)
+        if netns_changed:
+            candidates.update(self._listeners)
+        for key in (k for k in rebuilt_listeners if k in changed):
+            listen.changed.append(key)
+        self._listener_rows(snap, candidates, opened, listen)
         self.prev = snap
-        moving = {i: v[0] for i, v in shown.items() if v[0].rx or v[0].tx}
         health = HealthView(moving, tracker, tracker.overflows)
         return Prepared(
             snap,

@@ -10,10 +10,10 @@ preparation in :mod:`app.tui.rows`.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from app.filtering import Filter
+from app.filtering import Filter, FilterRow
 from app.health import HealthTracker
 from app.model import Snapshot, Sock
 from app.tui.columns import C_LOCAL, IFACE_COLUMNS, L_PORT, LISTEN_COLUMNS, NETNS, RANGE_GROUPS, conn_columns
@@ -31,13 +31,40 @@ def text_predicate(flt: Filter | None) -> Callable[[Row], bool] | None:
     """The table predicate of a filter box text (None: no filter)."""
     if flt is None or flt.is_empty:
         return None
-    matches = flt.matches
+    # one term, the usual case while typing: no generator per row
+    matches: Callable[[FilterRow], bool] = flt.predicates[0] if len(flt.predicates) == 1 else flt.matches
+    new = Mark.NEW
 
     def ok(r: Row) -> bool:
         p: SockRow = r.payload
-        return matches(p.filter_row(new=r.mark is Mark.NEW))
+        return matches(p.filter_row(r.mark is new))
 
     return ok
+
+
+# the terms whose value is looked for as a substring: typing more of the value can only narrow
+_SUBSTRING_TERMS = ("user:", "proc:", "process:", "name:", "unit:", "container:", "netns:")
+_KEYWORDS = ("exposed", "new", "tunnel", "tcp", "udp")
+
+
+def narrows(before: str, after: str) -> bool:
+    """True when filter ``after`` can only let through rows that ``before`` lets through: the same
+    text with more typed at the end of its last word, when that word is looked for as a substring
+    (a plain word, ``user:``, ``proc:``, ``unit:``, ...). Then only the rows that passed need to be
+    looked at again (each key typed into a word costs what its matches cost)."""
+    if not before or not after.startswith(before) or after == before:
+        return False
+    extra = after[len(before) :]
+    if before[-1].isspace() or any(c.isspace() for c in extra) or any(c in "\"'\\" for c in after):
+        return False
+    last, now = before.split()[-1].lower(), after.split()[-1].lower()
+    if last.startswith("-") or last in _KEYWORDS or now in _KEYWORDS:
+        return False
+    if ":" not in now:
+        return True  # a plain word, longer
+    if ":" not in last:
+        return False  # a word became a term
+    return any(last.startswith(term) and len(last) > len(term) for term in _SUBSTRING_TERMS)
 
 
 class Dashboard:
@@ -50,15 +77,18 @@ class Dashboard:
         remote_format: Callable[[Any, float], str] = fmt_remote,
         facts: Facts | None = None,
         health: HealthTracker | None = None,
+        hidden_columns: Iterable[str] = (),
     ) -> None:
         self.clock = clock
+        # columns the user hid (config hidden_columns): never shown, whatever the width
+        self.hidden_columns = frozenset(hidden_columns)
         conn_cols = conn_columns(remote_format)
         self.preparer = Preparer(exposure, conn_cols, facts, health)
         self.listening = TableModel(LISTEN_COLUMNS, RANGE_GROUPS, sort_column=L_PORT)
         self.connections = TableModel(conn_cols, sort_column=C_LOCAL)
         self.interfaces = TableModel(IFACE_COLUMNS)
-        self.listening.set_hidden({NETNS})
-        self.connections.set_hidden({NETNS})
+        self.interfaces.set_hidden(self.hidden_columns)
+        self.show_netns_column(False)
         self.snapshot: Snapshot | None = None
         self.previous: Snapshot | None = None
         self.keyed: dict[str, Sock] = {}
@@ -76,6 +106,8 @@ class Dashboard:
                 gone=delta.gone,
                 now=now,
                 mark_new=mark,
+                renamed=delta.renamed,
+                dropped=delta.dropped,
             )
         if prepared.interfaces is not None:
             names = {s.key for s in prepared.interfaces}
@@ -98,7 +130,7 @@ class Dashboard:
         self.show_netns_column(on)
 
     def show_netns_column(self, on: bool) -> None:
-        hidden = set() if on else {NETNS}
+        hidden = self.hidden_columns if on else self.hidden_columns | {NETNS}
         self.listening.set_hidden(hidden)
         self.connections.set_hidden(hidden)
 

@@ -1,0 +1,153 @@
+""":class:`LiveHealth`: :class:`app.health.HealthTracker`'s answers with work only where counters moved.
+
+The tracker of app.health updates every connection on every poll (its rates, history, stall and
+storm marks), and the dashboard then compared what every row shows with the poll before: at 20k
+connections, tens of milliseconds a poll for the few that moved. Here a connection whose counters
+(bytes acked and received, retransmits, RTT) did not move, with nothing in flight and nothing to
+reset (its rates already zero, no stall count, no storm), costs one dictionary look-up and four
+comparisons; everything else is updated as HealthTracker does. The history of an idle connection
+is not appended to: it is kept as the polls in which it moved, and the polls between read as zero,
+which is what HealthTracker would have appended.
+
+``changed`` names the connections whose shown health (rates, RTT, retransmits, stalled, storm)
+changed in the last update, or that came or went: only their rows are rebuilt. ``moving`` holds the
+rates of those that moved data. tests/unit/test_livehealth.py checks both against HealthTracker
+and app.health.shown_health on random sequences of polls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from app.health import HISTORY, STALL_POLLS, STORM_RETRANS, ConnHealth, HealthTracker, Rates, RawStats
+
+ZERO = Rates(0.0, 0.0)
+
+
+class LiveConn(ConnHealth):
+    """One connection; ``history`` is rebuilt from the polls in which it moved."""
+
+    __slots__ = ("_samples", "_since", "_tracker", "rtt", "total")
+
+    def __init__(
+        self, tracker: LiveHealth, acked: int, received: int, total: int | None, rtt: int | None
+    ) -> None:
+        super().__init__(acked, received, total or 0)
+        self._tracker = tracker
+        self._since = tracker.polls  # history starts after this poll
+        self._samples: list[tuple[int, Rates]] = []  # (poll, rates) of the polls it moved in
+        self.rtt = rtt
+        self.total = total
+
+    @property
+    def history(self) -> list[Rates]:
+        """Rates of the last polls (at most :data:`app.health.HISTORY`), oldest first."""
+        now = self._tracker.polls
+        start = max(self._since, now - HISTORY)
+        out = [ZERO] * (now - start)
+        for poll, rates in self._samples:
+            if poll > start:
+                out[poll - start - 1] = rates
+        return out
+
+    @history.setter
+    def history(self, _value: list[Rates]) -> None:  # (ConnHealth.__init__ sets it)
+        pass
+
+
+class LiveHealth(HealthTracker):
+    """A :class:`HealthTracker` (same ``update``, ``get``, ``overflows``) that also says which
+    connections' shown health changed (``changed``) and which move data (``moving``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.polls = 0  # updates with time passed since the one before (one history entry each)
+        self.changed: set[int] = set()
+        self.moving: dict[int, Rates] = {}
+        self._busy: set[int] = set()  # nonzero rates, counting a stall or in a storm: look again
+
+    def update(
+        self, stats: Mapping[int, RawStats] | None, taken: float, counters: tuple[int, int] | None
+    ) -> None:
+        conns = self.conns
+        changed: set[int] = set()
+        self.changed = changed
+        if not stats:
+            changed.update(conns)
+            conns.clear()
+            self._busy.clear()
+            self.moving.clear()
+            self._taken = taken
+            return
+        dt = taken - self._taken if self._taken is not None else 0.0
+        if dt > 0:
+            self.polls += 1
+        poll = self.polls
+        busy, moving = self._busy, self.moving
+        get = conns.get
+        for inode in conns.keys() - stats.keys():  # closed
+            del conns[inode]
+            busy.discard(inode)
+            moving.pop(inode, None)
+            changed.add(inode)
+        for inode, row in stats.items():
+            if len(row) <= 3 or not inode:
+                if inode in conns:  # (no tcp_info any more)
+                    self._forget(inode)
+                continue
+            # RAW_FIELDS from index 3: retransmits, unacked, last_sent, last_recv, rtt, rttvar, cwnd,
+            # total_retrans, bytes_acked, bytes_received, delivery_rate, bytes_sent
+            h: LiveConn | None = get(inode)  # type: ignore[assignment]
+            unacked, rtt, total, acked, received = row[4], row[7], row[10], row[11], row[12]
+            if h is None:
+                if acked is not None and received is not None:
+                    conns[inode] = LiveConn(self, acked, received, total, rtt)
+                    changed.add(inode)
+                continue
+            if (
+                acked == h.acked
+                and received == h.received
+                and total == h.total
+                and rtt == h.rtt
+                and not unacked
+                and inode not in busy
+            ):
+                continue  # idle, and nothing it shows will change
+            if acked is None or received is None:
+                self._forget(inode)
+                continue
+            before = (h.rates, h.rtt, h.total, h.stall_polls >= STALL_POLLS, h.storm)
+            if dt > 0:
+                h.rates = Rates(max(0, received - h.received) / dt, max(0, acked - h.acked) / dt)
+                if h.rates.rx or h.rates.tx:
+                    samples = h._samples
+                    samples.append((poll, h.rates))
+                    while samples[0][0] <= poll - HISTORY:  # out of the window
+                        del samples[0]
+            h.stall_polls = h.stall_polls + 1 if unacked and acked == h.acked else 0
+            h.storm = (total or 0) - h.retrans >= STORM_RETRANS
+            h.acked, h.received, h.retrans = acked, received, total or 0
+            h.rtt, h.total = rtt, total
+            if h.rates.rx or h.rates.tx:
+                moving[inode] = h.rates
+            else:
+                moving.pop(inode, None)
+            if h.rates.rx or h.rates.tx or h.stall_polls or h.storm:
+                busy.add(inode)
+            else:
+                busy.discard(inode)
+            if before != (h.rates, h.rtt, h.total, h.stall_polls >= STALL_POLLS, h.storm):
+                changed.add(inode)
+        self._taken = taken
+        if counters is not None and self._counters is not None:
+            self.overflows = max(0, counters[0] - self._counters[0])
+        else:
+            self.overflows = 0
+        if counters is not None:
+            self._counters = counters
+
+    def _forget(self, inode: int) -> None:
+        self.conns.pop(inode, None)
+        self._busy.discard(inode)
+        self.moving.pop(inode, None)
+        self.changed.add(inode)

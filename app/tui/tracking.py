@@ -1,0 +1,234 @@
+"""Successive snapshots followed by what changed, for the dashboard's poll thread.
+
+:func:`app.events.diff` and :meth:`Snapshot.keyed` look at every socket of both snapshots, in
+Python, on every poll: at 20k sockets that is most of a poll's work, for the 1% that changed.
+:class:`SnapshotTracker` gives the same events (equal, in the same order) and the same row keys
+(those of :func:`app.model.row_keys`) by looking only at what changed.
+
+It relies on what the Linux collector does: a socket whose record did not change is the *same*
+``Sock`` object in the next snapshot (a socket that changed state or owner is a new object). The
+sockets that are new objects ("fresh") and the ones no longer there ("stale") are found with one
+set of object ids per snapshot; only their endpoints (``Sock.endpoint_key``) are diffed again,
+with the same per-endpoint pairing as ``diff``, and only their endpoints' keys are worked out
+again. A collector that builds new objects every time (psutil) simply makes every socket fresh:
+the results are the same, at the old cost.
+
+Besides the events it reports which rows changed *key* while their socket stayed (a sibling on
+the same endpoint came or went, so the keys of that endpoint are numbered again): the table moves
+such a row instead of leaving the old one behind.
+
+Keeps the previous snapshot alive between polls, so object ids stay unique while they are compared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from itertools import count, pairwise
+
+from app.events import Event, EventKind, _owner_changed, _owner_identity, _pair
+from app.model import ProcessInfo, Snapshot, Sock, empty_snapshot
+
+
+@dataclass(slots=True)
+class Step:
+    """What one snapshot changed against the one before it."""
+
+    events: list[Event]  # as app.events.diff(prev, cur) gives them
+    keyed: dict[str, Sock]  # row key -> socket of the current snapshot (a fresh dict)
+    # (key, socket) of the current snapshot whose row shows another socket than last poll's row of
+    # that key (opened, changed state or owner, or now the row of a sibling): to be built again
+    rebuilt: list[tuple[str, Sock]] = field(default_factory=list)
+    renamed: dict[str, str] = field(default_factory=dict)  # old key -> new key of a continuing row
+    fresh: list[Sock] = field(default_factory=list)  # sockets that are new objects
+    stale: list[Sock] = field(default_factory=list)  # sockets of the previous snapshot now gone
+    # keys of the previous snapshot no longer used (closed, or moved to another key)
+    dropped: list[str] = field(default_factory=list)
+
+
+def identity_changed(before: Mapping[int, ProcessInfo], now: Mapping[int, ProcessInfo]) -> set[int]:
+    """Pids whose process is another one now (the same pid, another start time): the sockets they
+    hold are owned by someone else even though their records did not change."""
+    out: set[int] = set()
+    for pid, info in now.items():
+        old = before.get(pid)
+        if old is None or old is info:
+            continue
+        if _owner_changed(old.identity, info.identity):
+            out.add(pid)
+    return out
+
+
+def endpoint_keys(
+    ep: str, group: list[Sock], position: Callable[[], dict[int, int]]
+) -> tuple[list[str], bool]:
+    """The row keys of the sockets of one endpoint, in snapshot order, as
+    :func:`app.model.row_keys` numbers them (``position()``: the index of each socket in the
+    snapshot, by id, asked only for an ownerless duplicate). Also whether a key depends on it."""
+    if len(group) == 1:
+        return [ep], False
+    keys: list[str] = []
+    seen: set[str] = set()
+    by_position = False
+    for s in group:
+        key = f"{ep}#{s.pid if s.pid is not None else '-'}"
+        if key in seen:
+            if s.inode:
+                key = f"{key}.{s.inode}"
+            else:
+                key = f"{key}.{position()[id(s)]}"
+                by_position = True
+        while key in seen:
+            key += "'"
+        seen.add(key)
+        keys.append(key)
+    return keys, by_position
+
+
+class SnapshotTracker:
+    """``step(snapshot)`` for each poll, in order."""
+
+    def __init__(self) -> None:
+        self.snap: Snapshot | None = None
+        self._ids: set[int] = set()
+        self._by_ep: dict[str, list[Sock]] = {}  # endpoint -> its sockets, in snapshot order
+        self._key_of: dict[int, str] = {}  # id(sock) -> row key, for the previous snapshot
+        self._keyed: dict[str, Sock] = {}
+        self._by_position: set[str] = set()  # endpoints whose keys depend on positions
+        self._multi: set[str] = set()  # endpoints with more than one socket
+
+    def step(self, cur: Snapshot) -> Step:
+        prev = self.snap if self.snap is not None else empty_snapshot()
+        socks = cur.sockets
+        prev_ids = self._ids
+        fresh = [s for s in socks if id(s) not in prev_ids]
+        cur_ids = set(map(id, socks))
+        stale = [s for s in prev.sockets if id(s) not in cur_ids]
+        eps = {s.endpoint_key for s in fresh}
+        eps.update(s.endpoint_key for s in stale)
+        eps.update(self._by_position)
+        moved_pids = identity_changed(prev.processes, cur.processes) if prev.processes else set()
+        if moved_pids:  # rare: a recycled pid; the one pass over every socket it costs is fine
+            eps.update(s.endpoint_key for s in socks if s.pid in moved_pids)
+
+        positions: dict[int, int] | None = None
+
+        def position() -> dict[int, int]:
+            nonlocal positions
+            if positions is None:
+                positions = dict(zip(map(id, socks), count()))
+            return positions
+
+        by_ep = self._by_ep
+        siblings = self._multi - eps
+        if siblings:  # endpoints with several sockets: numbered by their order, which may change
+            pos = position()
+            for ep in siblings:
+                at = [pos.get(id(s), -1) for s in by_ep[ep]]
+                if any(a > b for a, b in pairwise(at)):
+                    eps.add(ep)
+
+        stale_ids = {id(s) for s in stale}
+        groups: dict[str, list[Sock]] = {}
+        olds: dict[str, list[Sock]] = {}
+        for ep in eps:
+            old = by_ep.get(ep, [])
+            olds[ep] = old
+            groups[ep] = [s for s in old if id(s) not in stale_ids]
+        for s in fresh:
+            groups[s.endpoint_key].append(s)
+        for group in groups.values():
+            if len(group) > 1:  # in the order of this snapshot, which numbers their keys
+                pos = position()
+                group.sort(key=lambda s: pos[id(s)])
+
+        now = cur.taken_at
+        key_of = self._key_of
+        keyed = self._keyed  # updated in place, endpoint by endpoint (keys never span two)
+        new_key: dict[int, str] = {}
+        changed: dict[int, list[Event]] = {}
+        closed: list[tuple[Sock, Event]] = []
+        rebuilt: list[tuple[str, Sock]] = []
+        renamed: dict[str, str] = {}
+        dropped: list[str] = []
+        by_position: set[str] = set()
+        multi = self._multi
+        for ep in eps:
+            group = groups[ep]
+            old = olds[ep]
+            keys, positional = endpoint_keys(ep, group, position)
+            if positional:
+                by_position.add(ep)
+            prior = [keyed.get(k) for k in keys]
+            old_keys = [key_of[id(s)] for s in old]
+            for k in old_keys:
+                keyed.pop(k, None)
+            for s, k, shown in zip(group, keys, prior, strict=True):
+                new_key[id(s)] = k
+                keyed[k] = s
+                if shown is not s:
+                    rebuilt.append((k, s))
+            # the events of this endpoint, exactly as app.events.diff finds them
+            if len(old) == 1 and len(group) == 1:
+                pairs, gone, new = [(old[0], group[0])], [], []
+            elif not old or not group:
+                pairs, gone, new = [], list(old), list(group)
+            else:
+                pairs, gone, new = _pair(old, group)
+            moves: dict[str, str] = {}
+            for before, sock in pairs:
+                k = new_key[id(sock)]
+                was = key_of[id(before)]
+                if was != k:
+                    moves[was] = k
+                if before is sock and not moved_pids:
+                    continue
+                found: list[Event] = []
+                if before.status != sock.status:
+                    owner, before_owner = cur.owner(sock), prev.owner(before)
+                    found.append(Event(EventKind.STATE_CHANGED, now, k, sock, owner, before, before_owner))
+                if _owner_changed(_owner_identity(prev, before), _owner_identity(cur, sock)):
+                    owner, before_owner = cur.owner(sock), prev.owner(before)
+                    found.append(Event(EventKind.OWNER_CHANGED, now, k, sock, owner, before, before_owner))
+                if found:
+                    changed[id(sock)] = found
+            for sock in new:
+                changed[id(sock)] = [Event(EventKind.OPENED, now, new_key[id(sock)], sock, cur.owner(sock))]
+            for sock in gone:
+                closed.append((sock, Event(EventKind.CLOSED, now, key_of[id(sock)], sock, prev.owner(sock))))
+            # a continuing socket's row moves to its new key, unless a row keeps either key
+            current, before_keys = set(keys), set(old_keys)
+            for was, k in moves.items():
+                if k not in before_keys and was not in current:
+                    renamed[was] = k
+            dropped.extend(k for k in old_keys if k not in current and k not in renamed)
+            if group:
+                by_ep[ep] = group
+            else:
+                by_ep.pop(ep, None)
+            if len(group) > 1:
+                multi.add(ep)
+            else:
+                multi.discard(ep)
+
+        events: list[Event] = []
+        if changed:
+            order = list(changed)
+            if len(order) > 1:
+                pos = position()
+                order.sort(key=lambda i: pos[i])
+            for i in order:
+                events.extend(changed[i])
+        if closed:
+            if len(closed) > 1:
+                before_pos = dict(zip(map(id, prev.sockets), count()))
+                closed.sort(key=lambda pair: before_pos[id(pair[0])])
+            events.extend(e for _s, e in closed)
+
+        for s in stale:
+            key_of.pop(id(s), None)
+        key_of.update(new_key)
+        self._by_position = by_position
+        self._ids = cur_ids
+        self.snap = cur
+        return Step(events, dict(keyed), rebuilt, renamed, fresh, stale, dropped)

@@ -1,0 +1,74 @@
+"""A plain filter word is looked for in a row's haystack in two cached parts (the owner's, shared by
+every socket of a process, and the socket's own): the answer is exactly ``needle in`` the joined
+text, matches across the parts included; a process's long command line is held once, not per row."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from app.filtering import FilterRow, parse_filter, row_for
+from app.model import Endpoint, Family, ProcessInfo, Proto, Sock
+from app.ports import PortRange
+
+TEXT = st.text(alphabet="abcAB 1:.-İ", max_size=8)
+
+
+def joined(r: FilterRow) -> str:
+    """The haystack as it was built before it was cached: one join of every field."""
+    return " ".join(
+        (
+            r.process,
+            r.user,
+            r.command,
+            r.local_ip,
+            str(r.local_port),
+            r.remote_ip,
+            str(r.remote_port or ""),
+            str(r.pid or ""),
+            r.state,
+            r.proto,
+            r.unit,
+            r.container,
+            r.forward,
+        )
+    ).lower()
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    process=TEXT,
+    user=TEXT,
+    command=TEXT,
+    ip=TEXT,
+    unit=TEXT,
+    needle=st.text(alphabet="abAB 1:.-İi", min_size=1, max_size=6),
+)
+def test_contains_is_in_the_joined_haystack(
+    process: str, user: str, command: str, ip: str, unit: str, needle: str
+) -> None:
+    r = FilterRow(
+        "tcp", ip, 80, "", None, "LISTEN", 7, process, user, command, PortRange.WELL_KNOWN, False, unit=unit
+    )
+    assert r.contains(needle.lower()) == (needle.lower() in joined(r))
+    assert r.haystack() == joined(r)
+
+
+def test_a_word_across_the_owner_and_the_socket_matches() -> None:
+    sock = Sock(Proto.TCP, Family.IPV4, Endpoint("10.1.2.3", 8080), None, "LISTEN", 9, 99)
+    owner = ProcessInfo(9, 1, "nginx", "/usr/sbin/nginx", ("nginx", "-g", "daemon off;"), "www", 1.0)
+    r = row_for(sock, owner, False)
+    assert parse_filter("off; 10.1").matches(r) and parse_filter("'off; 10.1'").matches(r)
+    assert not parse_filter("zzz").matches(r)
+
+
+def test_a_process_command_line_is_held_once_for_all_its_rows() -> None:
+    owner = ProcessInfo(9, 1, "python3", "/usr/bin/python3", ("python3", "-c", "x" * 4000), "root", 1.0)
+    rows = [
+        row_for(Sock(Proto.TCP, Family.IPV4, Endpoint("127.0.0.1", p), None, "LISTEN", 9, p), owner, False)
+        for p in range(1, 50)
+    ]
+    assert all(r.command is rows[0].command for r in rows)
+    for r in rows:
+        r.contains("x")
+    assert all(r._owner is rows[0]._owner for r in rows)

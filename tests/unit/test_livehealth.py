@@ -1,0 +1,118 @@
+"""LiveHealth (app/tui/livehealth.py) answers as app.health.HealthTracker does, and its ``changed``
+is what comparing app.health.shown_health of two polls names, on random sequences of polls in which
+most connections are idle, some move data, stall, retransmit, come and go, or lose their tcp_info."""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from app.health import HealthTracker, shown_health
+from app.tui.livehealth import LiveHealth
+
+
+def row(
+    inode: int, unacked: int, rtt: int, total: int | None, acked: int | None, received: int | None
+) -> tuple:
+    # (rqueue, wqueue, inode, retransmits, unacked, last_sent, last_recv, rtt, rttvar, cwnd, total,
+    #  acked, received, rate, sent)
+    return (
+        0,
+        0,
+        inode,
+        0,
+        unacked,
+        random.randrange(10**6),
+        random.randrange(10**6),
+        rtt,
+        5,
+        10,
+        total,
+        acked,
+        received,
+        0,
+        acked,
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), polls=st.integers(1, 45))
+def test_same_answers_as_health_tracker(seed: int, polls: int) -> None:
+    rng = random.Random(seed)
+    state = {
+        i: [0, 100, 0, 1000, 1000] for i in range(1, rng.randrange(2, 30))
+    }  # unacked rtt total acked rcvd
+    live, ref = LiveHealth(), HealthTracker()
+    shown_before: dict = {}
+    t = 100.0
+    for _ in range(polls):
+        t += rng.choice((0.0, 1.0, 2.0, 0.5))  # sometimes no time passes
+        for inode, s in list(state.items()):
+            r = rng.random()
+            if r < 0.05:
+                del state[inode]
+                continue
+            if r < 0.3:
+                s[3] += rng.randrange(1, 5000)
+            if r < 0.4:
+                s[4] += rng.randrange(0, 5000)
+            if rng.random() < 0.05:
+                s[0] = rng.choice((0, 10))
+            if rng.random() < 0.05:
+                s[2] += rng.choice((1, 12))
+            if rng.random() < 0.05:
+                s[1] = rng.choice((100, 150, 200))
+        for _ in range(rng.randrange(3)):
+            state[rng.randrange(100, 200)] = [0, 100, 0, 0, 0]
+        stats: dict[int, tuple] = {}
+        for inode, (unacked, rtt, total, acked, received) in state.items():
+            if rng.random() < 0.03:
+                stats[inode] = (0, 0, inode)  # no tcp_info this time
+            elif rng.random() < 0.03:
+                stats[inode] = row(inode, unacked, rtt, total, None, received)
+            else:
+                stats[inode] = row(
+                    inode, unacked, rtt, total if rng.random() > 0.02 else None, acked, received
+                )
+        stats[999] = (1, 128, 999)  # a listener: queues only
+        if rng.random() < 0.05:
+            stats = {}
+        counters = (rng.randrange(5), 0) if rng.random() < 0.9 else None
+        live.update(stats, t, counters)
+        ref.update(stats, t, counters)
+        assert live.overflows == ref.overflows
+        assert live.conns.keys() == ref.conns.keys()
+        for inode, h in ref.conns.items():
+            mine = live.get(inode)
+            assert mine is not None
+            assert (mine.rates, mine.stall_polls, mine.storm, mine.stalled) == (
+                h.rates,
+                h.stall_polls,
+                h.storm,
+                h.stalled,
+            )
+            assert mine.history == h.history, inode
+        shown = shown_health(stats, ref)
+        moved = {i for i, _ in shown.items() - shown_before.items()} | (shown_before.keys() - shown.keys())
+        assert live.changed == moved
+        assert live.moving == {i: v[0] for i, v in shown.items() if v[0].rx or v[0].tx}
+        shown_before = shown
+
+
+def test_an_idle_connection_is_not_updated() -> None:
+    """The point: a connection whose counters did not move is left as it is (HealthTracker would
+    build new rates and append to its history)."""
+    live = LiveHealth()
+    stats = {7: row(7, 0, 100, 0, 1000, 1000)}
+    live.update(stats, 1.0, None)
+    live.update({7: row(7, 0, 100, 0, 5000, 1000)}, 2.0, None)
+    h = live.get(7)
+    assert h is not None and h.rates.tx == 4000
+    live.update({7: row(7, 0, 100, 0, 5000, 1000)}, 3.0, None)  # the rates fall to zero: looked at
+    assert h.rates.tx == 0 and live.changed == {7}
+    rates = h.rates
+    live.update({7: row(7, 0, 100, 0, 5000, 1000)}, 4.0, None)
+    assert h.rates is rates and live.changed == set() and h._samples == [(1, h.history[0])]
+    assert [r.tx for r in h.history] == [4000, 0, 0]
