@@ -89,7 +89,8 @@ def apply_config(parser: argparse.ArgumentParser, sub: argparse._SubParsersActio
                 action.type = _noting(action.type, dest, given)
         if config.source(key) != "default":
             target.set_defaults(**{dest: config.get(key)})
-    parser.set_defaults(config=config, config_flags=given)
+    parser.set_defaults(config=config, config_flags=set())
+    parser.noted = given  # type: ignore[attr-defined]  # per parse: see parser._parser_class
     return config
 
 

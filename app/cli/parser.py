@@ -53,6 +53,19 @@ def _parser_class() -> type[argparse.ArgumentParser]:
                 sys.stderr.write(f"{self.prog}: error: {diagnostic(message)} (see '{self.prog} --help')\n")
                 raise SystemExit(exitcodes.USAGE)
 
+            # The dests given as flags in this parse (cmd_config.apply_config sets it on the
+            # top-level parser only): emptied before each parse, copied into its namespace after,
+            # so a parser used twice never reports the first line's flags for the second.
+            noted: set[str] | None = None
+
+            def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:  # type: ignore[override]
+                if self.noted is None:
+                    return super().parse_known_args(args, namespace)
+                self.noted.clear()
+                ns, rest = super().parse_known_args(args, namespace)
+                ns.config_flags = set(self.noted)
+                return ns, rest
+
         Parser.__module__ = __name__
         _PARSER.append(Parser)
     return _PARSER[0]

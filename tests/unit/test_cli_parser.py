@@ -147,3 +147,13 @@ def test_port_arg_reads_ports_as_parse_port_does(text: str) -> None:
     except argparse.ArgumentTypeError:
         got = "error"
     assert got == want
+
+
+def test_a_parser_used_twice_reports_only_each_lines_flags() -> None:
+    """The flags noted in one parse (``--interval``) are not reported for the next line."""
+    parser = build_parser()
+    first = parser.parse_args(["--interval", "1", "config", "show"])
+    second = parser.parse_args(["config", "show"])
+    assert first.config_flags == {"interval"}
+    assert second.config_flags == set()
+    assert first.config_flags == {"interval"}  # the first namespace's own copy is unchanged
