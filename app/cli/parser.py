@@ -58,7 +58,7 @@ def _parser_class() -> type[argparse.ArgumentParser]:
             # so a parser used twice never reports the first line's flags for the second.
             noted: set[str] | None = None
 
-            def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:  # type: ignore[override]
+            def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
                 if self.noted is None:
                     return super().parse_known_args(args, namespace)
                 self.noted.clear()
