@@ -141,6 +141,18 @@ os.environ["XDG_CONFIG_HOME"] = _CONFIG_HOME
 atexit.register(shutil.rmtree, _CONFIG_HOME, True)
 
 
+@pytest.fixture(autouse=True)
+def _empty_config_home() -> Iterator[None]:
+    """Whatever a test wrote there (the dashboard saves a switched theme) is gone before the next."""
+    yield
+    for entry in os.listdir(_CONFIG_HOME):
+        path = os.path.join(_CONFIG_HOME, entry)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            os.unlink(path)
+
+
 @pytest.fixture
 def utc() -> Iterator[None]:
     """Local time is UTC for the test (screens that show start times must not depend on the host)."""
