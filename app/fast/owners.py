@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 from itertools import repeat
 
-from app.fast.procfs import PROC, children_of, fd_count, list_pids, read_stat, socket_inodes
+from app.fast.procfs import PROC, children_of, fd_count, list_pids, read_stat, socket_fd_map, socket_inodes
 from app.holders import primary_holder
 
 TYPE_CHECKING = False
@@ -47,12 +47,13 @@ SWEEP_EVERY = 60.0  # seconds between full walks while some socket has no visibl
 class WalkStats:
     """What the last :meth:`OwnerMap.resolve` did (for tests and the benchmark)."""
 
-    __slots__ = ("pids_walked", "swept", "unknown")
+    __slots__ = ("links_read", "pids_walked", "swept", "unknown")
 
     def __init__(self) -> None:
         self.unknown = 0
         self.pids_walked = 0
         self.swept = False
+        self.links_read = 0  # fd links read (readlink calls) by the tables read with track_holders
 
 
 class OwnerMap:
@@ -61,8 +62,12 @@ class OwnerMap:
     With ``track_holders`` it also knows *every* process holding each socket (a pre-fork master and
     its workers share the listener; a socket passed over SCM_RIGHTS has two holders): each
     process's socket table is read once and read again when the process's open-fd count changes
-    (one ``stat`` per process per poll; Linux >= 6.2 reports the count) and at a sweep every
-    :data:`SWEEP_EVERY` seconds (which also catches a close-and-open that kept the count).
+    (one ``stat`` per process per poll; Linux >= 6.2 reports the count), or when it held a
+    socket that closed (its fd number is the one a new socket gets), and at a sweep every
+    :data:`SWEEP_EVERY` seconds. Read again, a table costs its listing plus one ``readlink`` per
+    fd that is new or held a closed socket, not one per fd: under churn the work follows what
+    changed. A socket that this misses (an fd that was a file or another kind of socket, closed
+    and reused) is searched for with full reads, and the sweep reads every table in full.
     A shared socket's owner is its *primary* holder,
     the one whose parent does not hold it (the master), ties to the lowest pid
     (:func:`primary_holder`)."""
@@ -77,6 +82,8 @@ class OwnerMap:
         self.holders: dict[int, set[int]] = {}  # inode -> every pid whose table holds it
         self.shared: set[int] = set()  # inodes held by more than one pid
         self._ppid: dict[int, int] = {}  # pid -> parent pid, read when its table was read
+        self._fdmaps: dict[int, dict[str, int]] = {}  # pid -> fd -> socket inode (0: other), as read
+        self._suspects: dict[int, set[int]] = {}  # pid -> sockets it held that closed since its read
         self._last_table_sweep = float("-inf")
         self.owner: dict[int, int] = {}  # inode -> pid
         self.negative: dict[int, float] = {}  # inode -> when it was first missed
@@ -115,6 +122,8 @@ class OwnerMap:
                 for ino in table[1]:
                     self._unhold(ino, pid)
             self._ppid.pop(pid, None)
+            self._fdmaps.pop(pid, None)
+            self._suspects.pop(pid, None)
 
     def _assign(self, ino: int, pid: int, port: int, now: float | None) -> None:
         self.owner[ino] = pid
@@ -156,7 +165,10 @@ class OwnerMap:
             pid = owner.pop(ino, None)
             self.negative.pop(ino, None)
             if holders:
-                holders.pop(ino, None)
+                pids = holders.pop(ino, None)
+                if pids:
+                    for holder in pids:  # its fd there is the likeliest to be reused
+                        self._suspects.setdefault(holder, set()).add(ino)
                 self.shared.discard(ino)
             if pid is not None:
                 held = self._held.get(pid)
@@ -184,12 +196,33 @@ class OwnerMap:
             if not pids:
                 del self.holders[ino]
 
-    def _read_table(self, pid: int, count: int) -> list[int] | None:
+    def _read_table(self, pid: int, count: int, recheck: set[int] | None = None) -> list[int] | None:
         """Read ``pid``'s socket table (``count``: its fd count, read *before*, so a change made
-        while reading shows as a changed count next time) and record every socket it holds."""
-        inodes = socket_inodes(pid, self.proc)
-        if inodes is None:
-            return None
+        while reading shows as a changed count next time) and record every socket it holds.
+        With ``recheck`` (track_holders), the table read before is updated instead: only new fds
+        and those that held an inode of ``recheck`` are read (:func:`socket_fd_map`)."""
+        if self.track_holders:
+            previous = self._fdmaps.get(pid) if recheck is not None else None
+            got = socket_fd_map(pid, self.proc, previous, recheck or ())
+            if got is None:
+                self._fdmaps.pop(pid, None)
+                return None
+            fdmap, read = got
+            self.stats.links_read += read
+            if fdmap:
+                self._fdmaps[pid] = fdmap
+                inodes = [ino for ino in fdmap.values() if ino]
+            else:  # empty or unreadable: maybe a zombie leader whose threads hold the table
+                self._fdmaps.pop(pid, None)
+                found = socket_inodes(pid, self.proc)
+                if found is None:
+                    return None
+                inodes = found
+        else:
+            found = socket_inodes(pid, self.proc)
+            if found is None:
+                return None
+            inodes = found
         if self.track_holders:
             new = frozenset(inodes)
             old = self._tables.get(pid)
@@ -233,7 +266,8 @@ class OwnerMap:
 
     def _track(self, wanted: dict[int, int], pids: set[int], now: float) -> None:
         """Bring every readable process's socket table up to date: read the tables of new
-        processes and of those whose fd count changed; assign owners found on the way, and make
+        processes, of those whose fd count changed and of those that held a socket that closed
+        (only what changed in those: :meth:`_read_table`); assign owners found on the way, and make
         each shared socket's owner its primary holder."""
         tables = self._tables
         owner = self.owner
@@ -241,12 +275,17 @@ class OwnerMap:
         # Where the kernel reports no fd count (before Linux 6.2, or a process without fds) a
         # table is read again only at a sweep.
         sweep = now - self._last_table_sweep >= SWEEP_EVERY
+        suspects, self._suspects = self._suspects, {}
         for pid in pids:
             n = fd_count(pid, self.proc)
             table = tables.get(pid)
-            if table is not None and not sweep and (n <= 0 or n == table[0]):
+            closed = suspects.get(pid)
+            if table is None or sweep:
+                inodes = self._read_table(pid, n)
+            elif closed is not None or (n > 0 and n != table[0]):
+                inodes = self._read_table(pid, n, closed or set())
+            else:
                 continue
-            inodes = self._read_table(pid, n)
             stats.pids_walked += 1
             if not inodes:
                 continue

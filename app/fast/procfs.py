@@ -17,7 +17,7 @@ import os
 
 TYPE_CHECKING = False  # on the CLI's start-up path: no typing at run time
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Container, Iterable
     from typing import NamedTuple
 else:
     from app.lite import NamedTuple
@@ -81,6 +81,54 @@ def socket_inodes(pid: int, proc: str = PROC) -> list[int] | None:
                     if links:
                         break
     return [int(link[8:-1]) for link in links if link[:8] == "socket:["]
+
+
+def socket_fd_map(
+    pid: int, proc: str = PROC, known: dict[str, int] | None = None, recheck: Container[int] = ()
+) -> tuple[dict[str, int], int] | None:
+    """``pid``'s fd table as fd -> socket inode (0: not a socket), and how many links were read;
+    ``None`` if it is gone or unreadable (an empty map when the links cannot be read).
+
+    With ``known`` (the map of an earlier read) only the links of fds that are new since, and of
+    those that held an inode of ``recheck`` (sockets that closed: their fd numbers are the ones
+    reused), are read again; the rest keep what ``known`` says. The listing is always read, so
+    closed fds always go. An fd closed and opened again under the same number as something else
+    is missed: callers read the table in full when a socket cannot be found that way, and now and
+    then anyway. Unlike :func:`socket_inodes` this reads the leader's table only."""
+    try:
+        dfd = os.open(f"{proc}/{pid}/fd", _DIR_FLAGS)
+    except OSError:
+        return None
+    readlink = os.readlink
+    try:
+        try:
+            names = os.listdir(dfd)
+        except OSError:
+            return None
+        if known is None:
+            todo = names
+        else:
+            get = known.get
+            todo = [n for n in names if (ino := get(n)) is None or (ino and ino in recheck)]
+        try:
+            pairs = list(zip(todo, [readlink(n, dir_fd=dfd) for n in todo], strict=True))
+        except PermissionError:  # no ptrace access: no link will read (see _fd_links)
+            return {}, 0
+        except OSError:  # an fd closed meanwhile: one by one, skipping the ones that vanish
+            pairs = []
+            for n in todo:
+                try:
+                    pairs.append((n, readlink(n, dir_fd=dfd)))
+                except OSError:
+                    continue
+        got = {n: int(link[8:-1]) if link[:8] == "socket:[" else 0 for n, link in pairs}
+        if known is not None:
+            for n in names:
+                if n not in got and n in known:
+                    got[n] = known[n]
+        return got, len(todo)
+    finally:
+        os.close(dfd)
 
 
 def fd_count(pid: int, proc: str = PROC) -> int:
