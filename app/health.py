@@ -181,15 +181,20 @@ class HealthTracker:
             new[inode] = prev
         self.conns = new
         self._taken = taken
-        if counters is not None and self._counters is not None:
-            self.overflows = max(0, counters[0] - self._counters[0])
-        else:
-            self.overflows = 0
-        if counters is not None:
-            self._counters = counters
+        self.overflows, self._counters = count_overflows(self._counters, counters)
 
     def get(self, inode: int | None) -> ConnHealth | None:
         return self.conns.get(inode) if inode else None
+
+
+def count_overflows(
+    before: tuple[int, int] | None, now: tuple[int, int] | None
+) -> tuple[int, tuple[int, int] | None]:
+    """The host's accept-queue overflows between two readings of its listen counters (0 without
+    both), and the reading to compare the next one with."""
+    if now is None:
+        return 0, before
+    return (max(0, now[0] - before[0]) if before is not None else 0), now
 
 
 def queue_marked(q: Queue | None, overflowed: bool = False) -> bool:

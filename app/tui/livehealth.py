@@ -19,7 +19,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from app.health import HISTORY, STALL_POLLS, STORM_RETRANS, ConnHealth, HealthTracker, Rates, RawStats
+from app.health import (
+    HISTORY,
+    STALL_POLLS,
+    STORM_RETRANS,
+    ConnHealth,
+    HealthTracker,
+    Rates,
+    RawStats,
+    count_overflows,
+)
 
 ZERO = Rates(0.0, 0.0)
 
@@ -139,12 +148,7 @@ class LiveHealth(HealthTracker):
             if before != (h.rates, h.rtt, h.total, h.stall_polls >= STALL_POLLS, h.storm):
                 changed.add(inode)
         self._taken = taken
-        if counters is not None and self._counters is not None:
-            self.overflows = max(0, counters[0] - self._counters[0])
-        else:
-            self.overflows = 0
-        if counters is not None:
-            self._counters = counters
+        self.overflows, self._counters = count_overflows(self._counters, counters)
 
     def _forget(self, inode: int) -> None:
         self.conns.pop(inode, None)
