@@ -65,8 +65,8 @@ class OwnerMap:
     (one ``stat`` per process per poll; Linux >= 6.2 reports the count), or when it held a
     socket that closed (its fd number is the one a new socket gets), and at a sweep every
     :data:`SWEEP_EVERY` seconds. Read again, a table costs its listing plus one ``readlink`` per
-    fd that is new or held a closed socket, not one per fd: under churn the work follows what
-    changed. A socket that this misses (an fd that was a file or another kind of socket, closed
+    fd that is new or held a closed or shared socket, not one per fd: under churn the work follows
+    what changed. A socket that this misses (an fd that was a file or another kind of socket, closed
     and reused) is searched for with full reads, and the sweep reads every table in full.
     A shared socket's owner is its *primary* holder,
     the one whose parent does not hold it (the master), ties to the lowest pid
@@ -283,7 +283,12 @@ class OwnerMap:
             if table is None or sweep:
                 inodes = self._read_table(pid, n)
             elif closed is not None or (n > 0 and n != table[0]):
-                inodes = self._read_table(pid, n, closed or set())
+                # Its fds of closed sockets (the numbers reused first) and of shared ones (a copy
+                # closed here while another holder keeps the socket: the number may now be a file).
+                recheck = closed or set()
+                if self.shared:
+                    recheck = recheck | self.shared.intersection(table[1])
+                inodes = self._read_table(pid, n, recheck)
             else:
                 continue
             stats.pids_walked += 1
