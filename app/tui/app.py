@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
 
+from textual import events
 from textual.app import App, SystemCommand
 from textual.message import Message
 from textual.screen import Screen
@@ -99,6 +100,14 @@ class PortscopeApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "portscope"
     BINDINGS = act.bindings("app")
+    # Each applied poll freezes what is alive (see _apply). What was frozen and later dies inside
+    # a reference cycle (Textual's rendered lines cache themselves) is freed only by a collection
+    # of everything, made after this many polls once no key or click came for IDLE_SECONDS, and
+    # after COLLECT_AT_MOST polls whatever the user does (at 100k sockets it stops the keys for
+    # about half a second).
+    COLLECT_AFTER = 30
+    COLLECT_AT_MOST = 300
+    IDLE_SECONDS = 5.0
 
     def __init__(
         self,
@@ -156,6 +165,14 @@ class PortscopeApp(App[None]):
             can_apply=lambda: not self._modal_open(),
         )
         self.main = MainScreen(self)
+        self._last_input = time.monotonic()  # the last key or click (the idle test of _apply)
+        self._polls_frozen = 0  # polls applied since the last collection of everything
+        self.full_collections = 0
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, (events.Key, events.MouseDown)):
+            self._last_input = time.monotonic()
+        await super().on_event(event)
 
     def get_default_screen(self) -> Screen[Any]:
         return self.main
@@ -327,7 +344,17 @@ class PortscopeApp(App[None]):
         # What a poll leaves alive (the snapshot, the rows: several objects per socket) stays for
         # a while and holds no reference cycles; moved out of the collector's sight, a full
         # collection no longer walks all of it (at 100k sockets that walk stopped every key for
-        # most of a second). What dies later is still freed, by reference counting.
+        # most of a second). What dies later is still freed, by reference counting, and what dies
+        # in a cycle by the collection of everything now and then (COLLECT_AFTER).
+        self._polls_frozen += 1
+        if self._polls_frozen >= self.COLLECT_AFTER and (
+            self._polls_frozen >= self.COLLECT_AT_MOST
+            or time.monotonic() - self._last_input >= self.IDLE_SECONDS
+        ):
+            gc.unfreeze()
+            gc.collect()
+            self._polls_frozen = 0
+            self.full_collections += 1
         gc.freeze()
         if prepared.first or switched is not None:
             for warning in prepared.snapshot.warnings:
