@@ -5,7 +5,10 @@ the parser, so a command's fast path can tell whether there is a file at all for
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+
+TYPE_CHECKING = False  # on the CLI's start-up path (who): collections costs a millisecond there
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 FILE_NAME = "config.toml"
 

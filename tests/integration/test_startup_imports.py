@@ -50,13 +50,17 @@ WHO_HEAVY = ALWAYS_HEAVY | {
 }
 
 
-def imported(*args: str) -> tuple[int, set[str], str]:
+LAUNCHER = "import sys; from app.cli.main import main; raise SystemExit(main(sys.argv[1:]))"
+
+
+def imported(*args: str, launcher: bool = False) -> tuple[int, set[str], str]:
     """(exit code, every module imported, the command's own stderr) of ``python -X importtime -m
-    app ARGS`` (bytecode caching as installed: compiled files in a private prefix)."""
+    app ARGS`` (bytecode caching as installed: compiled files in a private prefix); with
+    ``launcher``, of a console script's call of main() instead (runpy imports modules of its own)."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["PYTHONPYCACHEPREFIX"] = os.path.join(os.environ.get("XDG_CACHE_HOME", "/tmp"), "pyc")
     res = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "app", *args],
+        [sys.executable, "-X", "importtime", *(("-c", LAUNCHER) if launcher else ("-m", "app")), *args],
         capture_output=True,
         text=True,
         timeout=60,
@@ -90,6 +94,16 @@ def test_who_of_a_free_port_imports_nothing_heavy() -> None:
     assert code == 1, err  # free: really ran
     assert heavy_in(mods, WHO_HEAVY) == []
     assert "app.cli.table" not in mods and "app.service" not in mods  # nothing to show: not loaded
+
+
+def test_who_through_a_launcher_imports_not_even_collections() -> None:
+    """What a console script runs: besides the above, not collections (runpy imports it for
+    ``-m``; the code on who's path imports collections.abc only for type checkers)."""
+    with child_listener("tcp", "127.0.0.1") as child:
+        code, mods, err = imported("who", str(child.port), launcher=True)
+    assert code == 0, err
+    assert "app.cli.table" in mods
+    assert heavy_in(mods, WHO_HEAVY | {"collections"}) == []
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1", "0.0.0.0"])
