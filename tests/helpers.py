@@ -479,8 +479,18 @@ def _netns_works() -> bool:
     return r.returncode == 0
 
 
+_NETNS: list[bool] = []
+
+
+def netns_works() -> bool:
+    """Whether :func:`run_in_netns` can run here (checked once)."""
+    if not _NETNS:
+        _NETNS.append(_netns_works())
+    return _NETNS[0]
+
+
 needs_netns = pytest.mark.skipif(
-    not _netns_works(), reason="needs root, unshare (util-linux) and ip (iproute2) for a private namespace"
+    not netns_works(), reason="needs root, unshare (util-linux) and ip (iproute2) for a private namespace"
 )
 
 
