@@ -224,6 +224,9 @@ class NetlinkReader:
         self._sock: _socket.socket | None = self._new_socket()
         self._seq = 0
         self._cache: dict[bytes, Record] = {}
+        # Keys of cached connections without an inode that may get one: a connection waiting in
+        # a listener's accept queue has no file (inode 0) until accept(), under the same key.
+        self._inodeless: set[bytes] = set()
         self._clean = True  # False after a dump was abandoned: leftovers may sit in the socket
 
     def _new_socket(self) -> _socket.socket:
@@ -262,6 +265,8 @@ class NetlinkReader:
         self._stats = None
         if port is None:
             self._cache = new  # what was not seen again has closed
+            if self._inodeless:
+                self._inodeless.intersection_update(new.keys())
             return ReadResult(out, fresh, [r for r in old.values() if r is not SKIP], stats)
         old.update(new)
         return ReadResult(out, fresh, None, stats)
@@ -347,6 +352,9 @@ class NetlinkReader:
             old.update((key, rec) for key, rec in chunk.items() if rec is not None)
             return False
         new.update(chunk)
+        inodeless = self._inodeless
+        if inodeless and not chunk.keys().isdisjoint(inodeless):
+            self._accepted(data, step, keys, recs, old)
         if self._stats is not None:
             self._chunk_stats(data, step, count)
         missing = recs.count(None)
@@ -357,6 +365,8 @@ class NetlinkReader:
                     recs[i] = new[keys[i]] = rec = decoded[i]
                     if rec is not SKIP:
                         fresh.append(rec)
+                        if not rec.inode and rec.status in _MAY_GET_AN_INODE:
+                            self._inodeless.add(keys[i])
         elif missing:
             i = recs.index(None)
             while True:
@@ -365,6 +375,8 @@ class NetlinkReader:
                     rec = SKIP
                 else:
                     fresh.append(rec)
+                    if not rec.inode and rec.status in _MAY_GET_AN_INODE:
+                        self._inodeless.add(keys[i])
                 recs[i] = new[keys[i]] = rec
                 try:
                     i = recs.index(None, i + 1)
@@ -404,12 +416,22 @@ class NetlinkReader:
                     key = data[off + _STATE : off + _ID_END]
                     if key not in new:
                         rec = pop(key, None)
+                        if (
+                            rec is not None
+                            and key in self._inodeless
+                            and _INODE.unpack_from(data, off + _INODE_AT)[0]
+                        ):
+                            old[key] = rec  # accepted since: the inode-less record goes as closed
+                            self._inodeless.discard(key)
+                            rec = None
                         if rec is None:
                             rec = decode(data, off, proto)
                             if rec.laddr.port == 0:
                                 rec = SKIP
                             else:
                                 fresh.append(rec)
+                                if not rec.inode and rec.status in _MAY_GET_AN_INODE:
+                                    self._inodeless.add(key)
                         new[key] = rec
                         if rec is not SKIP:
                             append(rec)
@@ -431,6 +453,20 @@ class NetlinkReader:
             raise NetlinkUnavailable(errno.EBADMSG, "truncated netlink message")
         return False
 
+    def _accepted(
+        self, data: bytes, step: int, keys: list[bytes], recs: list[Record | None], old: dict[bytes, Record]
+    ) -> None:
+        """Cached inode-less connections of this chunk that have an inode now (accepted since the
+        last read): their records go as closed (back into ``old``) and are decoded again as new,
+        so the connection gets its inode, and with it its owner."""
+        inodeless = self._inodeless
+        for i, key in enumerate(keys):
+            rec = recs[i]
+            if rec is not None and key in inodeless and _INODE.unpack_from(data, i * step + _INODE_AT)[0]:
+                old[key] = rec
+                recs[i] = None
+                inodeless.discard(key)
+
     def _chunk_stats(self, data: bytes, step: int, count: int) -> None:
         """Queues and tcp_info of a uniform chunk, in one ``iter_unpack`` when every message
         carries a full tcp_info at the same place (the usual case), else message by message."""
@@ -448,6 +484,8 @@ class NetlinkReader:
 
 
 _first = itemgetter(0)
+# A connection in these states may have no inode yet (waiting in an accept queue) and get one.
+_MAY_GET_AN_INODE = frozenset(("ESTABLISHED", "CLOSE_WAIT"))
 _third = itemgetter(2)
 # An NLMSG_DONE message (20 bytes: the header and a zero error), read as (len, type, seq, error).
 _DONE = struct.Struct("=IH2xI4xi")

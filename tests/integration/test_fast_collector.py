@@ -327,3 +327,37 @@ def test_incremental_polls_match_a_fresh_full_poll(stack: ExitStack) -> None:
             child.stop()
     for s in extra:
         s.close()
+
+
+def test_a_connection_read_before_accept_gets_its_inode_and_owner_once_accepted() -> None:
+    """A connection waiting in the accept queue has no file yet (inode 0, no owner); accepted, the
+    same connection (same netlink key) gets its inode and its owner at the next poll, not never."""
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(4)
+    port = lst.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    collector = FastCollector()
+    conn = None
+    try:
+
+        def server_end(snap: Snapshot) -> Sock:
+            (sock,) = [
+                s
+                for s in snap.sockets
+                if s.laddr.port == port and s.raddr is not None and s.raddr.port == client.getsockname()[1]
+            ]
+            return sock
+
+        waiting = server_end(collector.collect())
+        assert not waiting.inode and waiting.pid is None  # in the accept queue: nobody holds it
+        conn, _ = lst.accept()
+        accepted = server_end(collector.collect())
+        assert accepted.inode == os.fstat(conn.fileno()).st_ino
+        assert accepted.pid == os.getpid()
+        assert server_end(collector.collect()).pid == os.getpid()  # and it stays so
+    finally:
+        collector.close()
+        for s in (conn, client, lst):
+            if s is not None:
+                s.close()
