@@ -83,6 +83,8 @@ class OwnerMap:
         self.shared: set[int] = set()  # inodes held by more than one pid
         self._ppid: dict[int, int] = {}  # pid -> parent pid, read when its table was read
         self._fdmaps: dict[int, dict[str, int]] = {}  # pid -> fd -> socket inode (0: other), as read
+        self._started: dict[int, int] = {}  # pid -> its start time (clock ticks) when its map was read
+        self._newly_shared: set[int] = set()  # inodes that gained a second holder in this poll
         self._suspects: dict[int, set[int]] = {}  # pid -> sockets it held that closed since its read
         self._last_table_sweep = float("-inf")
         self.owner: dict[int, int] = {}  # inode -> pid
@@ -123,6 +125,7 @@ class OwnerMap:
                     self._unhold(ino, pid)
             self._ppid.pop(pid, None)
             self._fdmaps.pop(pid, None)
+            self._started.pop(pid, None)
             self._suspects.pop(pid, None)
 
     def _assign(self, ino: int, pid: int, port: int, now: float | None) -> None:
@@ -185,6 +188,7 @@ class OwnerMap:
             pids.add(pid)
             if len(pids) == 2:
                 self.shared.add(ino)
+                self._newly_shared.add(ino)
 
     def _unhold(self, ino: int, pid: int) -> None:
         pids = self.holders.get(ino)
@@ -201,7 +205,15 @@ class OwnerMap:
         while reading shows as a changed count next time) and record every socket it holds.
         With ``recheck`` (track_holders), the table read before is updated instead: only new fds
         and those that held an inode of ``recheck`` are read (:func:`socket_fd_map`)."""
+        st = None
         if self.track_holders:
+            st = read_stat(pid, self.proc)
+            if recheck is not None and (st is None or self._started.get(pid) != st.start_ticks):
+                # The pid names another process now (the old one held no socket we watched, so
+                # nothing said it exited): what the old one held is not this one's. A full read.
+                self.forget_pids([pid])
+                self._seen.add(pid)
+                recheck = None
             previous = self._fdmaps.get(pid) if recheck is not None else None
             got = socket_fd_map(pid, self.proc, previous, recheck or ())
             if got is None:
@@ -209,11 +221,13 @@ class OwnerMap:
                 return None
             fdmap, read = got
             self.stats.links_read += read
-            if fdmap:
+            if fdmap and st is not None:
                 self._fdmaps[pid] = fdmap
+                self._started[pid] = st.start_ticks
                 inodes = [ino for ino in fdmap.values() if ino]
             else:  # empty or unreadable: maybe a zombie leader whose threads hold the table
                 self._fdmaps.pop(pid, None)
+                self._started.pop(pid, None)
                 found = socket_inodes(pid, self.proc)
                 if found is None:
                     return None
@@ -236,8 +250,11 @@ class OwnerMap:
                         held = self._held.get(pid)
                         if held is not None:
                             held.discard(ino)
-                for ino in new - old[1]:
-                    self._hold(ino, pid)
+                holders = self.holders
+                for ino in new:  # (not only new - old: a socket dropped while held may be back)
+                    pids = holders.get(ino)
+                    if pids is None or pid not in pids:
+                        self._hold(ino, pid)
             else:  # a table read for the first time (all of them, on a cold poll): in bulk
                 holders = self.holders
                 known = holders.keys() & new
@@ -245,7 +262,8 @@ class OwnerMap:
                     self._hold(ino, pid)
                 if len(known) < len(new):
                     holders.update({ino: {pid} for ino in new if ino not in known})
-            st = read_stat(pid, self.proc)
+            if st is None:
+                st = read_stat(pid, self.proc)
             if st is not None:
                 self._ppid[pid] = st.ppid
         return inodes
@@ -276,12 +294,15 @@ class OwnerMap:
         # table is read again only at a sweep.
         sweep = now - self._last_table_sweep >= SWEEP_EVERY
         suspects, self._suspects = self._suspects, {}
+        self._newly_shared = set()
+        read_in_full: set[int] = set()
         for pid in pids:
             n = fd_count(pid, self.proc)
             table = tables.get(pid)
             closed = suspects.get(pid)
             if table is None or sweep:
                 inodes = self._read_table(pid, n)
+                read_in_full.add(pid)
             elif closed is not None or (n > 0 and n != table[0]):
                 # Its fds of closed sockets (the numbers reused first) and of shared ones (a copy
                 # closed here while another holder keeps the socket: the number may now be a file).
@@ -299,6 +320,23 @@ class OwnerMap:
                 self._take(pid, new, wanted, now)
         if sweep:
             self._last_table_sweep = now
+        # A socket that gained a holder in this poll (a fork, SCM_RIGHTS) may have left another
+        # whose table was trusted earlier in the loop (or not read: its count kept): read their fds
+        # of it again.
+        again: dict[int, set[int]] = {}
+        for ino in self._newly_shared:
+            for pid in self.holders.get(ino, ()):
+                if pid not in read_in_full and pid in tables:
+                    again.setdefault(pid, set()).add(ino)
+        for pid, inodes_again in again.items():
+            self._read_table(pid, tables[pid][0], inodes_again)
+            stats.pids_walked += 1
+        self._settle(wanted, now)
+
+    def _settle(self, wanted: dict[int, int], now: float) -> None:
+        """Owners from the holders: a wanted socket in a table read earlier gets its primary
+        holder, and each shared socket's owner is its primary holder."""
+        owner = self.owner
         for ino in wanted.keys() - owner.keys():  # in a table read earlier (made before the dump)
             holding = self.holders.get(ino)
             if holding:
@@ -420,6 +458,7 @@ class OwnerMap:
                 # A new socket in a process whose fd count did not change (it closed one fd and
                 # opened another between two polls): search, likeliest owners first.
                 self._walk(self._order(fresh, wanted, pids, set(), False), set(fresh), set(), wanted, now)
+                self._settle(wanted, now)  # (a full read may have taken an owner's socket away)
             for ino in wanted.keys() - self.owner.keys():  # in no readable table: hidden
                 self.negative.setdefault(ino, now)
             if cold:

@@ -89,12 +89,14 @@ def socket_fd_map(
     """``pid``'s fd table as fd -> socket inode (0: not a socket), and how many links were read;
     ``None`` if it is gone or unreadable (an empty map when the links cannot be read).
 
-    With ``known`` (the map of an earlier read) only the links of fds that are new since, and of
-    those that held an inode of ``recheck`` (sockets that closed: their fd numbers are the ones
-    reused), are read again; the rest keep what ``known`` says. The listing is always read, so
-    closed fds always go. An fd closed and opened again under the same number as something else
-    is missed: callers read the table in full when a socket cannot be found that way, and now and
-    then anyway. Unlike :func:`socket_inodes` this reads the leader's table only."""
+    With ``known`` (the map of an earlier read) the fds known as sockets not in ``recheck``
+    (sockets that closed, or that another holder keeps: their numbers are the ones reused) keep
+    what ``known`` says; every other fd's link is read again (new fds, files: a process with
+    many sockets has few of those). The listing is always read, so closed fds always go. A socket
+    fd closed and its number reused for another socket while the first stays open (and not
+    known to be shared) is missed: callers read the table in full when a socket cannot be found
+    that way, and now and then anyway. Unlike :func:`socket_inodes` this reads the leader's
+    table only."""
     try:
         dfd = os.open(f"{proc}/{pid}/fd", _DIR_FLAGS)
     except OSError:
@@ -105,11 +107,13 @@ def socket_fd_map(
             names = os.listdir(dfd)
         except OSError:
             return None
+        kept: dict[str, int] = {}
         if known is None:
             todo = names
-        else:
+        else:  # trusted: fds known as sockets that did not close (a file's number may be reused)
             get = known.get
-            todo = [n for n in names if (ino := get(n)) is None or (ino and ino in recheck)]
+            kept = {n: ino for n in names if (ino := get(n)) and ino not in recheck}
+            todo = [n for n in names if n not in kept]
         try:
             pairs = list(zip(todo, [readlink(n, dir_fd=dfd) for n in todo], strict=True))
         except PermissionError:  # no ptrace access: no link will read (see _fd_links)
@@ -122,10 +126,8 @@ def socket_fd_map(
                 except OSError:
                     continue
         got = {n: int(link[8:-1]) if link[:8] == "socket:[" else 0 for n, link in pairs}
-        if known is not None:
-            for n in names:
-                if n not in got and n in known:
-                    got[n] = known[n]
+        if kept:
+            got.update(kept)  # (an fd whose link could not be read has closed: it is not kept)
         return got, len(todo)
     finally:
         os.close(dfd)

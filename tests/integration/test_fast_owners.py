@@ -30,6 +30,9 @@ class FakeProc:
     def add(self, pid: int, *inodes: int) -> None:
         fd = self.root / str(pid) / "fd"
         fd.mkdir(parents=True, exist_ok=True)
+        stat = self.root / str(pid) / "stat"
+        if not stat.exists():  # state S, parent 1, one thread, started at tick 1000 + pid
+            stat.write_text(f"{pid} (fake) S 1 " + "0 " * 15 + f"1 0 {1000 + pid} 0\n")
         existing = len(list(fd.iterdir()))
         (fd / str(existing)).symlink_to("/dev/null")  # a non-socket fd, like stdin
         for i, ino in enumerate(inodes, start=existing + 1):
@@ -40,6 +43,7 @@ class FakeProc:
         for link in (d / "fd").iterdir():
             link.unlink()
         (d / "fd").rmdir()
+        (d / "stat").unlink()
         d.rmdir()
 
 
@@ -257,7 +261,8 @@ def test_recycled_pid_is_reread_pidfd_path() -> None:
 
 def test_a_table_read_again_reads_only_the_reused_and_new_fds(proc: FakeProc) -> None:
     """Churn in a process (a socket closed, its fd number reused by a new one, one more opened)
-    costs two readlinks, not one per fd, and every owner and holder is right."""
+    costs three readlinks (those two and its one file), not one per fd, and every owner and
+    holder is right."""
     proc.add(100, *range(1, 41))  # fd 0 /dev/null, fds 1..40 sockets 1..40
     proc.add(200, 500)
     owners = OwnerMap(str(proc.root), Clock(), track_holders=True)
@@ -272,7 +277,7 @@ def test_a_table_read_again_reads_only_the_reused_and_new_fds(proc: FakeProc) ->
     del wanted[5]
     wanted |= {77: 2000, 78: 2001}
     got = owners.resolve(wanted, prune=False)
-    assert owners.stats.links_read == 2
+    assert owners.stats.links_read == 3  # fd 5 (a closed socket's), fd 41 (new), fd 0 (a file: may be reused)
     assert (got[77], got[78], got[500]) == (100, 100, 200)
     assert 5 not in got and owners.holders_of(5) == ()
     assert owners.holders_of(77) == (100,) and 77 in owners._tables[100][1]
