@@ -65,9 +65,11 @@ class OwnerMap:
     (one ``stat`` per process per poll; Linux >= 6.2 reports the count), or when it held a
     socket that closed (its fd number is the one a new socket gets), and at a sweep every
     :data:`SWEEP_EVERY` seconds. Read again, a table costs its listing plus one ``readlink`` per
-    fd that is new or held a closed or shared socket, not one per fd: under churn the work follows
-    what changed. A socket that this misses (an fd that was a file or another kind of socket, closed
-    and reused) is searched for with full reads, and the sweep reads every table in full.
+    fd that is new, is not a socket, or held a closed or shared socket, not one per socket fd:
+    under churn the work follows what changed. A socket that this misses (a socket fd closed and
+    its number reused for another socket while the first stays open, e.g. a unix socket) is
+    searched for with full reads, and the sweep reads every table in full. A pid whose start
+    time changed is read in full (another process).
     A shared socket's owner is its *primary* holder,
     the one whose parent does not hold it (the master), ties to the lowest pid
     (:func:`primary_holder`)."""
