@@ -353,7 +353,7 @@ class NetlinkReader:
             return False
         new.update(chunk)
         inodeless = self._inodeless
-        if inodeless and not chunk.keys().isdisjoint(inodeless):
+        if inodeless and not inodeless.isdisjoint(chunk):  # (iterates the chunk, not the set)
             self._accepted(data, step, keys, recs, old)
         if self._stats is not None:
             self._chunk_stats(data, step, count)
