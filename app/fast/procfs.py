@@ -34,31 +34,40 @@ def list_pids(proc: str = PROC) -> set[int]:
     return {int(n) for n in names if n.isdigit()}
 
 
+def _read_links(dfd: int, names: list[str]) -> tuple[list[str], list[str]] | None:
+    """The link targets of the fds ``names`` of the fd directory ``dfd``, with the names they
+    belong to (an fd that closed meanwhile is skipped); ``None`` when no link is readable (listed
+    but no ptrace access: none will be, so not one failing readlink per fd)."""
+    readlink = os.readlink
+    try:
+        return names, [readlink(name, dir_fd=dfd) for name in names]
+    except PermissionError:
+        return None
+    except OSError:  # an fd closed meanwhile: go one by one, skipping the ones that vanish
+        read: list[str] = []
+        links: list[str] = []
+        for name in names:
+            try:
+                links.append(readlink(name, dir_fd=dfd))
+            except OSError:
+                continue
+            read.append(name)
+        return read, links
+
+
 def _fd_links(path: str) -> list[str] | None:
     """The link targets of every fd in ``path`` (a /proc fd directory); ``None`` if unreadable."""
     try:
         dfd = os.open(path, _DIR_FLAGS)
     except OSError:
         return None
-    readlink = os.readlink
     try:
-        names = os.listdir(dfd)
-        try:
-            return [readlink(name, dir_fd=dfd) for name in names]
-        except PermissionError:  # listed but no link readable (no ptrace access): none will be,
-            return []  # so not one failing readlink per fd; an empty table, as before
-        except OSError:  # an fd closed meanwhile: go one by one, skipping the ones that vanish
-            links = []
-            for name in names:
-                try:
-                    links.append(readlink(name, dir_fd=dfd))
-                except OSError:
-                    continue
-            return links
+        got = _read_links(dfd, os.listdir(dfd))
     except OSError:
         return None
     finally:
         os.close(dfd)
+    return [] if got is None else got[1]  # no link readable: an empty table, as before
 
 
 def socket_inodes(pid: int, proc: str = PROC) -> list[int] | None:
@@ -101,7 +110,6 @@ def socket_fd_map(
         dfd = os.open(f"{proc}/{pid}/fd", _DIR_FLAGS)
     except OSError:
         return None
-    readlink = os.readlink
     try:
         try:
             names = os.listdir(dfd)
@@ -114,18 +122,10 @@ def socket_fd_map(
             get = known.get
             kept = {n: ino for n in names if (ino := get(n)) and ino not in recheck}
             todo = [n for n in names if n not in kept]
-        try:
-            pairs = list(zip(todo, [readlink(n, dir_fd=dfd) for n in todo], strict=True))
-        except PermissionError:  # no ptrace access: no link will read (see _fd_links)
+        links = _read_links(dfd, todo)
+        if links is None:
             return {}, 0
-        except OSError:  # an fd closed meanwhile: one by one, skipping the ones that vanish
-            pairs = []
-            for n in todo:
-                try:
-                    pairs.append((n, readlink(n, dir_fd=dfd)))
-                except OSError:
-                    continue
-        got = {n: int(link[8:-1]) if link[:8] == "socket:[" else 0 for n, link in pairs}
+        got = {n: int(link[8:-1]) if link[:8] == "socket:[" else 0 for n, link in zip(*links, strict=True)}
         if kept:
             got.update(kept)  # (an fd whose link could not be read has closed: it is not kept)
         return got, len(todo)
