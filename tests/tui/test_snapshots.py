@@ -7,9 +7,6 @@ and look at the SVGs in tests/tui/__snapshots__/ before committing them.
 
 from __future__ import annotations
 
-import os
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,17 +15,9 @@ from tests.tui.fixtures import SequenceCollector, make_app, second_snapshot, sna
 
 
 @pytest.fixture(autouse=True)
-def utc() -> Iterator[None]:
-    """The top bar shows local time: pin the zone so the snapshots do not depend on the host."""
-    old = os.environ.get("TZ")
-    os.environ["TZ"] = "UTC"
-    time.tzset()
-    yield
-    if old is None:
-        os.environ.pop("TZ", None)
-    else:
-        os.environ["TZ"] = old
-    time.tzset()
+def _utc(utc: None) -> None:
+    """The top bar shows local time: the zone is pinned (conftest's utc) so the snapshots do not
+    depend on the host."""
 
 
 def two_polls_app() -> Any:
