@@ -416,13 +416,8 @@ class NetlinkReader:
                     key = data[off + _STATE : off + _ID_END]
                     if key not in new:
                         rec = pop(key, None)
-                        if (
-                            rec is not None
-                            and key in self._inodeless
-                            and _INODE.unpack_from(data, off + _INODE_AT)[0]
-                        ):
-                            old[key] = rec  # accepted since: the inode-less record goes as closed
-                            self._inodeless.discard(key)
+                        if rec is not None and self._inodeless and self._accepted_since(key, data, off):
+                            old[key] = rec  # the inode-less record goes as closed
                             rec = None
                         if rec is None:
                             rec = decode(data, off, proto)
@@ -459,13 +454,19 @@ class NetlinkReader:
         """Cached inode-less connections of this chunk that have an inode now (accepted since the
         last read): their records go as closed (back into ``old``) and are decoded again as new,
         so the connection gets its inode, and with it its owner."""
-        inodeless = self._inodeless
         for i, key in enumerate(keys):
             rec = recs[i]
-            if rec is not None and key in inodeless and _INODE.unpack_from(data, i * step + _INODE_AT)[0]:
+            if rec is not None and self._accepted_since(key, data, i * step):
                 old[key] = rec
                 recs[i] = None
-                inodeless.discard(key)
+
+    def _accepted_since(self, key: bytes, data: bytes, off: int) -> bool:
+        """Whether the cached connection ``key`` had no inode and its message at ``off`` has one
+        (accepted since the last read); it is then no longer counted as inode-less."""
+        if key in self._inodeless and _INODE.unpack_from(data, off + _INODE_AT)[0]:
+            self._inodeless.discard(key)
+            return True
+        return False
 
     def _chunk_stats(self, data: bytes, step: int, count: int) -> None:
         """Queues and tcp_info of a uniform chunk, in one ``iter_unpack`` when every message
