@@ -205,9 +205,10 @@ class OwnerMap:
     def _read_table(self, pid: int, count: int, recheck: set[int] | None = None) -> list[int] | None:
         """Read ``pid``'s socket table (``count``: its fd count, read *before*, so a change made
         while reading shows as a changed count next time) and record every socket it holds.
-        With ``recheck`` (track_holders), the table read before is updated instead: only new fds
-        and those that held an inode of ``recheck`` are read (:func:`socket_fd_map`)."""
+        With ``recheck`` (track_holders), the table read before is updated instead: its fds known
+        as sockets not in ``recheck`` are not read again (:func:`socket_fd_map`)."""
         st = None
+        inodes: list[int] | None = None
         if self.track_holders:
             st = read_stat(pid, self.proc)
             if recheck is not None and (st is None or self._started.get(pid) != st.start_ticks):
@@ -230,15 +231,10 @@ class OwnerMap:
             else:  # empty or unreadable: maybe a zombie leader whose threads hold the table
                 self._fdmaps.pop(pid, None)
                 self._started.pop(pid, None)
-                found = socket_inodes(pid, self.proc)
-                if found is None:
-                    return None
-                inodes = found
-        else:
-            found = socket_inodes(pid, self.proc)
-            if found is None:
+        if inodes is None:
+            inodes = socket_inodes(pid, self.proc)
+            if inodes is None:
                 return None
-            inodes = found
         if self.track_holders:
             new = frozenset(inodes)
             old = self._tables.get(pid)
