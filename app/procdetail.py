@@ -162,12 +162,15 @@ def sockets_of(snapshot: Snapshot, pid: int) -> SocketsOf:
     )
 
 
-def format_bytes(n: int | None) -> str:
-    if n is None:
-        return "?"
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+def scaled(value: float, units: tuple[str, ...]) -> str:
+    """``value`` in the largest of ``units`` (each 1024 of the one before) that keeps it under
+    1024 (the last one whatever its size): whole numbers in the first unit, one decimal after."""
+    for unit in units:
+        if value < 1024 or unit == units[-1]:
+            return f"{value:.0f} {unit}" if unit == units[0] else f"{value:.1f} {unit}"
         value /= 1024
-    return f"{value:.1f} GiB"
+    return f"{value:.1f} {units[-1]}"  # (not reached: the last unit always answers)
+
+
+def format_bytes(n: int | None) -> str:
+    return "?" if n is None else scaled(float(n), ("B", "KiB", "MiB", "GiB"))

@@ -13,6 +13,7 @@ from typing import Any
 from rich.cells import cell_len, set_cell_size
 
 from app.model import ProcessInfo, Sock, format_endpoint
+from app.procdetail import scaled
 from app.textsafe import printable
 
 NAME_LIMIT = 64
@@ -38,14 +39,7 @@ def fmt_pid(pid: Any, _now: float = 0.0) -> str:
 
 
 def fmt_rate(rate: float | None) -> str:
-    if rate is None:
-        return "-"
-    value = float(rate)
-    for unit in ("B/s", "KB/s", "MB/s", "GB/s"):
-        if value < 1024 or unit == "GB/s":
-            return f"{value:.0f} {unit}" if unit == "B/s" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GB/s"
+    return "-" if rate is None else scaled(float(rate), ("B/s", "KB/s", "MB/s", "GB/s"))
 
 
 def fmt_rate_cell(rate: Any, _now: float = 0.0) -> str:
