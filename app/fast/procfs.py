@@ -55,30 +55,36 @@ def _read_links(dfd: int, names: list[str]) -> tuple[list[str], list[str]] | Non
         return read, links
 
 
-def _fd_links(path: str) -> list[str] | None:
-    """The link targets of every fd in ``path`` (a /proc fd directory); ``None`` if unreadable."""
+def _fd_links(path: str) -> tuple[int, list[str]] | None:
+    """How many fds ``path`` (a /proc fd directory) lists, and the link targets of those whose
+    link is readable; ``None`` if the directory is unreadable."""
     try:
         dfd = os.open(path, _DIR_FLAGS)
     except OSError:
         return None
     try:
-        got = _read_links(dfd, os.listdir(dfd))
+        names = os.listdir(dfd)
+        got = _read_links(dfd, names)
     except OSError:
         return None
     finally:
         os.close(dfd)
-    return [] if got is None else got[1]  # no link readable: an empty table, as before
+    return len(names), [] if got is None else got[1]  # no link readable: an empty table
 
 
 def socket_inodes(pid: int, proc: str = PROC) -> list[int] | None:
     """The inodes of every socket ``pid`` holds open; ``None`` if it is gone or unreadable.
 
-    When the leader's fd table reads empty, the other threads' tables are read (a zombie leader
-    whose threads live on); a process with a single task (every kernel thread) costs one listdir."""
-    links = _fd_links(f"{proc}/{pid}/fd")
-    if links is None:
+    When the leader's fd table lists no fd, the other threads' tables are read (a zombie leader
+    whose threads live on); a process with a single task (every kernel thread) costs one listdir.
+    A table that lists fds whose links cannot be read (no ptrace access: a process with
+    capabilities the reader lacks) is read as empty, without trying its threads: theirs are the
+    same table, as unreadable."""
+    got = _fd_links(f"{proc}/{pid}/fd")
+    if got is None:
         return None
-    if not links:
+    listed, links = got
+    if not listed:
         try:
             tasks = os.listdir(f"{proc}/{pid}/task")
         except OSError:
@@ -86,8 +92,9 @@ def socket_inodes(pid: int, proc: str = PROC) -> list[int] | None:
         if len(tasks) > 1:
             for tid in tasks:
                 if tid != str(pid):
-                    links = _fd_links(f"{proc}/{pid}/task/{tid}/fd") or []
-                    if links:
+                    got = _fd_links(f"{proc}/{pid}/task/{tid}/fd")
+                    if got is not None and got[0]:
+                        links = got[1]
                         break
     return [int(link[8:-1]) for link in links if link[:8] == "socket:["]
 
