@@ -9,7 +9,7 @@ tables. Three ways to start the same code:
 - ``portscope`` -- the console script pip (or uv, pipx) writes for ``[project.scripts]``: it
   imports ``re`` before calling portscope (about 6 ms, half a bare start);
 - ``launcher`` -- the same call without that import (what a script that runs
-  ``from app.cli.main import main; raise SystemExit(main())`` costs: written to a temp file here);
+  ``from app.cli.main import run; raise SystemExit(run())`` costs: written to a temp file here);
 - ``python -m app`` -- through runpy (about 5 ms more).
 
 Bytecode is cached as an installed tool's would be (a private prefix), and the owner cache is a
@@ -56,7 +56,7 @@ def measure_startup(rounds: int, env: dict[str, str]) -> dict[str, object]:
     tmp = Path(tempfile.mkdtemp(prefix="portscope-bench-startup-"))
     env = {**env, "XDG_CACHE_HOME": str(tmp / "cache")}
     launcher = tmp / "portscope-launcher"
-    launcher.write_text(f"#!{py}\nfrom app.cli.main import main\nraise SystemExit(main())\n")
+    launcher.write_text(f"#!{py}\nfrom app.cli.main import run\nraise SystemExit(run())\n")
     launcher.chmod(0o755)
     child = subprocess.Popen([py, "-c", LISTENER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:

@@ -50,7 +50,7 @@ WHO_HEAVY = ALWAYS_HEAVY | {
 }
 
 
-LAUNCHER = "import sys; from app.cli.main import main; raise SystemExit(main(sys.argv[1:]))"
+LAUNCHER = "from app.cli.main import run; raise SystemExit(run())"
 
 
 def imported(*args: str, launcher: bool = False) -> tuple[int, set[str], str]:

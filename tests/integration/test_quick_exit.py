@@ -1,0 +1,97 @@
+"""``run()`` (the console script's and ``python -m app``'s entry) ends ``who`` and ``list`` with
+``os._exit`` after flushing, skipping the interpreter's teardown, and only when nothing expects
+that teardown: real processes, output read through a pipe."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from contextlib import ExitStack
+
+import pytest
+
+from tests.helpers import child_listener
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the fast who/list path is Linux's")
+
+# An object whose __del__ runs at the interpreter's teardown (module globals are cleared): its
+# marker on stderr says the teardown happened.
+RUN = r"""
+import os, sys, threading, time
+class Marker:
+    def __del__(self):
+        os.write(2, b"TORN-DOWN\n")
+marker = Marker()
+extra = sys.argv.pop(1)
+if extra == "atexit":
+    import atexit
+    atexit.register(lambda: os.write(2, b"AT-EXIT\n"))
+elif extra == "thread":
+    def late():
+        time.sleep(0.3)
+        os.write(2, b"THREAD-DONE\n")
+    threading.Thread(target=late).start()
+from app.cli.main import run
+raise SystemExit(run())
+"""
+
+
+def _run(extra: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", RUN, extra, *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_who_ends_without_the_teardown_and_with_all_its_output() -> None:
+    with child_listener("tcp", "127.0.0.1") as child:
+        res = _run("-", "who", str(child.port), "--json")
+    assert res.returncode == 0, res.stderr
+    assert "TORN-DOWN" not in res.stderr
+    data = json.loads(res.stdout)  # complete: flushed before the process ended
+    assert [s["pid"] for s in data["sockets"]] == [child.pid]
+
+
+def test_the_exit_code_survives_the_quick_exit() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound, never listening, then closed: nothing uses it
+    res = _run("-", "who", str(port))
+    assert res.returncode == 1 and "TORN-DOWN" not in res.stderr
+    assert "nothing uses port" in res.stderr
+
+
+@pytest.mark.parametrize(("extra", "marker"), [("atexit", "AT-EXIT"), ("thread", "THREAD-DONE")])
+def test_an_atexit_handler_or_a_live_thread_gets_the_normal_exit(extra: str, marker: str) -> None:
+    with child_listener("tcp", "127.0.0.1") as child:
+        res = _run(extra, "who", str(child.port))
+    assert res.returncode == 0, res.stderr
+    assert marker in res.stderr and "TORN-DOWN" in res.stderr
+    assert str(child.pid) in res.stdout
+
+
+def test_other_commands_exit_normally() -> None:
+    res = _run("-", "free", "--count", "1")
+    assert res.returncode == 0, res.stderr
+    assert "TORN-DOWN" in res.stderr
+
+
+def test_a_long_list_through_a_pipe_arrives_whole() -> None:
+    """More than a pipe's buffer of table (64 KiB): every row is written before the process ends."""
+    with ExitStack() as stack:
+        socks = []
+        for _ in range(1500):
+            s = stack.enter_context(socket.socket())
+            s.bind(("127.0.0.1", 0))
+            s.listen()
+            socks.append(s)
+        ports = {s.getsockname()[1] for s in socks}
+        table = _run("-", "list", "--proto", "tcp")
+        listed = _run("-", "list", "--proto", "tcp", "--json")
+    assert table.returncode == 0 and listed.returncode == 0, table.stderr + listed.stderr
+    assert len(table.stdout) > 65536 and "TORN-DOWN" not in table.stderr
+    assert table.stdout.endswith("\n")
+    shown = {int(line.split()[1].rsplit(":", 1)[1]) for line in table.stdout.splitlines() if line.startswith("tcp ")}
+    assert ports <= shown
+    assert ports <= {s["local"]["port"] for s in json.loads(listed.stdout)["sockets"]}
