@@ -55,9 +55,9 @@ def _read_links(dfd: int, names: list[str]) -> tuple[list[str], list[str]] | Non
         return read, links
 
 
-def _fd_links(path: str) -> tuple[int, list[str]] | None:
-    """How many fds ``path`` (a /proc fd directory) lists, and the link targets of those whose
-    link is readable; ``None`` if the directory is unreadable."""
+def _fd_links(path: str) -> tuple[list[str], list[str]] | None:
+    """The fds ``path`` (a /proc fd directory) lists, and the link targets of those whose link is
+    readable; ``None`` if the directory is unreadable."""
     try:
         dfd = os.open(path, _DIR_FLAGS)
     except OSError:
@@ -69,33 +69,43 @@ def _fd_links(path: str) -> tuple[int, list[str]] | None:
         return None
     finally:
         os.close(dfd)
-    return len(names), [] if got is None else got[1]  # no link readable: an empty table
+    return names, [] if got is None else got[1]  # no link readable: an empty table
 
 
 def socket_inodes(pid: int, proc: str = PROC) -> list[int] | None:
     """The inodes of every socket ``pid`` holds open; ``None`` if it is gone or unreadable.
 
-    When the leader's fd table lists no fd, the other threads' tables are read (a zombie leader
-    whose threads live on); a process with a single task (every kernel thread) costs one listdir.
-    A table that lists fds whose links cannot be read (no ptrace access: a process with
-    capabilities the reader lacks) is read as empty, without trying its threads: theirs are the
-    same table, as unreadable."""
+    The fd table is the whole process's, but reading it goes through one thread, with that
+    thread's credentials. When the leader's table lists no fd (a zombie leader whose threads live
+    on) or lists fds whose links it may not read (ptrace access: the leader has capabilities the
+    reader lacks, which another thread may have dropped), another thread's table is read. Which
+    thread lets the reader in is tried with one ``readlink`` each, not a listing of the table per
+    thread (pid 1 here has 15 threads of 260 fds). A process with a single task (every kernel
+    thread) costs one listdir."""
     got = _fd_links(f"{proc}/{pid}/fd")
     if got is None:
         return None
-    listed, links = got
-    if not listed:
+    names, links = got
+    if not links:
         try:
             tasks = os.listdir(f"{proc}/{pid}/task")
         except OSError:
             tasks = []
-        if len(tasks) > 1:
-            for tid in tasks:
-                if tid != str(pid):
-                    got = _fd_links(f"{proc}/{pid}/task/{tid}/fd")
-                    if got is not None and got[0]:
-                        links = got[1]
-                        break
+        for tid in tasks if len(tasks) > 1 else ():
+            if tid == str(pid):
+                continue
+            fd_dir = f"{proc}/{pid}/task/{tid}/fd"
+            if names:  # the same table: one link says whether this thread lets us read it
+                try:
+                    os.readlink(f"{fd_dir}/{names[0]}")
+                except PermissionError:
+                    continue
+                except OSError:
+                    pass  # (that fd closed meanwhile: read the table)
+            again = _fd_links(fd_dir)
+            if again is not None and again[1]:
+                links = again[1]
+                break
     return [int(link[8:-1]) for link in links if link[:8] == "socket:["]
 
 

@@ -71,6 +71,30 @@ print(s.getsockname()[1], flush=True)
 sys.stdin.readline()
 """
 
+# The leader keeps every capability; one thread drops all of its own (capset is per thread) and
+# so lets a capability-less root read the fd table that all threads share.
+CAP_THREAD = r"""
+import ctypes, socket, sys, threading
+libc = ctypes.CDLL(None, use_errno=True)
+class Header(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+class Data(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()
+for _ in range(4):
+    threading.Thread(target=sys.stdin.read, daemon=True).start()
+ready = threading.Event()
+def drop():
+    none = (Data * 2)()
+    assert libc.capset(ctypes.byref(Header(0x20080522, 0)), none) == 0, ctypes.get_errno()
+    ready.set()
+    sys.stdin.read()
+threading.Thread(target=drop, daemon=True).start()
+ready.wait()
+print(s.getsockname()[1], flush=True)
+sys.stdin.readline()
+"""
+
 CAPLESS_READER = r"""
 import os, sys
 from app.fast import procfs
@@ -92,7 +116,9 @@ def test_a_table_whose_links_are_unreadable_is_empty_without_reading_each_thread
 
     if shutil.which("setpriv") is None:
         pytest.skip("setpriv (util-linux) is not installed")
-    child = subprocess.Popen([sys.executable, "-c", THREADED], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", THREADED], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert child.stdout is not None and child.stdout.readline().strip().isdigit()
         assert len(os.listdir(f"/proc/{child.pid}/task")) > 8
@@ -106,6 +132,40 @@ def test_a_table_whose_links_are_unreadable_is_empty_without_reading_each_thread
         )
         assert out.returncode == 0, out.stderr
         assert out.stdout.split() == ["[]", "1"]  # empty, from the leader's table alone
+    finally:
+        child.kill()
+        child.wait()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop capabilities and keep uid 0")
+def test_a_thread_that_dropped_its_capabilities_lets_the_table_be_read() -> None:
+    """Capabilities are per thread, the fd table is shared: where the leader's links are
+    unreadable to a capability-less root, a thread without capabilities lets it read them (found
+    with one readlink per thread)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv (util-linux) is not installed")
+    child = subprocess.Popen(
+        [sys.executable, "-c", CAP_THREAD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None
+        port = int(child.stdout.readline())
+        ino = _listener_inode(port)
+        drop = ["setpriv", "--bounding-set=-all", "--inh-caps=-all"]
+        out = subprocess.run(
+            [*drop, sys.executable, "-c", CAPLESS_READER, str(child.pid)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+        )
+        assert out.returncode == 0, out.stderr
+        inodes, opened = out.stdout.split()
+        assert str(ino) in inodes  # through the thread without capabilities
+        assert int(opened) <= 2  # the leader's table and that thread's, no other listing
     finally:
         child.kill()
         child.wait()
