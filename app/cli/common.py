@@ -125,7 +125,10 @@ def write_lines(lines: list[str], chunk: int = 2000) -> None:
 
 def warn(message: str) -> None:
     """A diagnostic line on stderr (never stdout: stdout is for data), escaped and cut."""
-    sys.stderr.write(f"portscope: {diagnostic(message)}\n")
+    try:
+        sys.stderr.write(f"portscope: {diagnostic(message)}\n")
+    except (OSError, ValueError):  # stderr full or closed: the data on stdout still counts
+        pass
 
 
 # --- options several commands share: --netns, --stats, --color --------------------------------

@@ -258,13 +258,13 @@ def run() -> int:
     the code for ``SystemExit``."""
     args = sys.argv[1:]
     code = main()
-    if _command_in(args) in QUICK_EXIT and not _teardown_expected():
-        try:
+    try:
+        if _command_in(args) in QUICK_EXIT and not _teardown_expected():
             sys.stdout.flush()
             sys.stderr.flush()
-        except BaseException:  # noqa: BLE001 - a closed pipe, a full disk: the normal exit handles it
-            return code
-        os._exit(code)
+            os._exit(code)
+    except BaseException:  # a closed pipe, a full disk (the normal exit reports it), a late Ctrl-C
+        pass
     return code
 
 

@@ -79,7 +79,7 @@ libc = ctypes.CDLL(None, use_errno=True)
 class Header(ctypes.Structure):
     _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
 class Data(ctypes.Structure):
-    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+    _fields_ = [(name, ctypes.c_uint32) for name in ("effective", "permitted", "inheritable")]
 s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()
 for _ in range(4):
     threading.Thread(target=sys.stdin.read, daemon=True).start()

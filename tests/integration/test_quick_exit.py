@@ -5,6 +5,7 @@ that teardown: real processes, output read through a pipe."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import pytest
 
 from tests.helpers import child_listener
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the fast who/list path is Linux's")
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's who and list path")
 
 # An object whose __del__ runs at the interpreter's teardown (module globals are cleared): its
 # marker on stderr says the teardown happened.
@@ -28,6 +29,12 @@ extra = sys.argv.pop(1)
 if extra == "atexit":
     import atexit
     atexit.register(lambda: os.write(2, b"AT-EXIT\n"))
+elif extra == "tail":  # output left in the buffer (as by an error in the middle of a table)
+    import app.cli.main
+    def unflushed(argv):
+        sys.stdout.write("TAIL")
+        return 0
+    app.cli.main._main = unflushed
 elif extra == "thread":
     def late():
         time.sleep(0.3)
@@ -39,8 +46,9 @@ raise SystemExit(run())
 
 
 def _run(extra: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # buffered, as installed
     return subprocess.run(
-        [sys.executable, "-c", RUN, extra, *args], capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", RUN, extra, *args], capture_output=True, text=True, timeout=120, env=env
     )
 
 
@@ -71,6 +79,12 @@ def test_an_atexit_handler_or_a_live_thread_gets_the_normal_exit(extra: str, mar
     assert str(child.pid) in res.stdout
 
 
+def test_what_is_left_in_the_output_buffer_is_written_before_the_quick_exit() -> None:
+    res = _run("tail", "who", "1")
+    assert res.returncode == 0 and "TORN-DOWN" not in res.stderr
+    assert res.stdout == "TAIL"
+
+
 def test_other_commands_exit_normally() -> None:
     res = _run("-", "free", "--count", "1")
     assert res.returncode == 0, res.stderr
@@ -92,6 +106,21 @@ def test_a_long_list_through_a_pipe_arrives_whole() -> None:
     assert table.returncode == 0 and listed.returncode == 0, table.stderr + listed.stderr
     assert len(table.stdout) > 65536 and "TORN-DOWN" not in table.stderr
     assert table.stdout.endswith("\n")
-    shown = {int(line.split()[1].rsplit(":", 1)[1]) for line in table.stdout.splitlines() if line.startswith("tcp ")}
+    rows = [line.split() for line in table.stdout.splitlines() if line.startswith("tcp ")]
+    shown = {int(row[1].rsplit(":", 1)[1]) for row in rows}
     assert ports <= shown
     assert ports <= {s["local"]["port"] for s in json.loads(listed.stdout)["sockets"]}
+
+
+def test_a_warning_to_a_full_stderr_does_not_change_the_exit_code() -> None:
+    """``list`` of a port nothing uses says so on stderr and exits 0; with stderr on /dev/full
+    (the warning cannot be written) it still exits 0, as before the warning."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound, never listening, then closed: nothing uses it
+    args = [sys.executable, "-c", RUN, "-", "list", "--all", "--port", str(port)]
+    said = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert said.returncode == 0 and "no sockets match" in said.stderr
+    with open("/dev/full", "w") as full:
+        res = subprocess.run(args, stdout=subprocess.PIPE, stderr=full, text=True, timeout=120)
+    assert res.returncode == 0
