@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -48,7 +52,6 @@ def test_a_zombie_leader_with_a_live_thread_is_alive_and_owns_its_listener() -> 
 
 
 def test_an_exited_unreaped_child_is_not_alive() -> None:
-    import subprocess
     import time
 
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -105,67 +108,56 @@ print(procfs.socket_inodes(int(sys.argv[1])), len(opened))
 """
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop capabilities and keep uid 0")
-def test_a_table_whose_links_are_unreadable_is_empty_without_reading_each_thread() -> None:
-    """root without capabilities may list a full-capability root process's fds but not read
-    their links (ptrace access): as for pid 1 in some containers. That table is empty; its
-    threads' tables are the same table, so they are not read one by one (15 threads of pid 1
-    cost `who` 5 ms on the idle machine before)."""
-    import shutil
-    import subprocess
+CAPLESS = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop capabilities and keep uid 0")
 
+
+@contextmanager
+def _child(script: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """A root child running ``script`` (with every capability), and the first line it prints."""
     if shutil.which("setpriv") is None:
         pytest.skip("setpriv (util-linux) is not installed")
     child = subprocess.Popen(
-        [sys.executable, "-c", THREADED], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
     try:
-        assert child.stdout is not None and child.stdout.readline().strip().isdigit()
-        assert len(os.listdir(f"/proc/{child.pid}/task")) > 8
-        drop = ["setpriv", "--bounding-set=-all", "--inh-caps=-all"]
-        out = subprocess.run(
-            [*drop, sys.executable, "-c", CAPLESS_READER, str(child.pid)],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-        )
-        assert out.returncode == 0, out.stderr
-        assert out.stdout.split() == ["[]", "1"]  # empty, from the leader's table alone
+        assert child.stdout is not None
+        yield child, child.stdout.readline().strip()
     finally:
         child.kill()
         child.wait()
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop capabilities and keep uid 0")
+def _read_as_capless_root(pid: int) -> list[str]:
+    """What CAPLESS_READER prints about ``pid`` when run as root without any capability."""
+    out = subprocess.run(
+        ["setpriv", "--bounding-set=-all", "--inh-caps=-all", sys.executable, "-c", CAPLESS_READER, str(pid)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()
+
+
+@CAPLESS
+def test_a_table_whose_links_are_unreadable_is_empty_without_reading_each_thread() -> None:
+    """root without capabilities may list a full-capability root process's fds but not read
+    their links (ptrace access): as for pid 1 in some containers. That table is empty; its
+    threads' tables are the same table, so they are not listed one by one (15 threads of pid 1
+    cost `who` 5 ms on the idle machine before)."""
+    with _child(THREADED) as (child, line):
+        assert line.isdigit() and len(os.listdir(f"/proc/{child.pid}/task")) > 8
+        assert _read_as_capless_root(child.pid) == ["[]", "1"]  # empty, from the leader's table alone
+
+
+@CAPLESS
 def test_a_thread_that_dropped_its_capabilities_lets_the_table_be_read() -> None:
     """Capabilities are per thread, the fd table is shared: where the leader's links are
     unreadable to a capability-less root, a thread without capabilities lets it read them (found
     with one readlink per thread)."""
-    import shutil
-    import subprocess
-
-    if shutil.which("setpriv") is None:
-        pytest.skip("setpriv (util-linux) is not installed")
-    child = subprocess.Popen(
-        [sys.executable, "-c", CAP_THREAD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert child.stdout is not None
-        port = int(child.stdout.readline())
-        ino = _listener_inode(port)
-        drop = ["setpriv", "--bounding-set=-all", "--inh-caps=-all"]
-        out = subprocess.run(
-            [*drop, sys.executable, "-c", CAPLESS_READER, str(child.pid)],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-        )
-        assert out.returncode == 0, out.stderr
-        inodes, opened = out.stdout.split()
+    with _child(CAP_THREAD) as (child, line):
+        ino = _listener_inode(int(line))
+        inodes, opened = _read_as_capless_root(child.pid)
         assert str(ino) in inodes  # through the thread without capabilities
         assert int(opened) <= 2  # the leader's table and that thread's, no other listing
-    finally:
-        child.kill()
-        child.wait()
