@@ -2,8 +2,10 @@
 
 A snapshot taken with stats (``FastCollector(stats=True)``) carries ``Snapshot.stats``: per socket
 inode a flat tuple ``(rqueue, wqueue, inode, *tcp_info fields)`` (the tcp_info part only for TCP
-sockets with a file descriptor). The tuples stay raw so a poll of 20k sockets builds no objects;
-the functions here turn one socket's entry into a :class:`TcpInfo` or :class:`Queue` when shown.
+sockets with a file descriptor), decoded from the kernel's bytes when asked for
+(:mod:`app.fast.statstable`); the functions here turn one socket's entry into a :class:`TcpInfo`
+or :class:`Queue` when shown, and the trackers read the five fields they follow of every
+connection with :func:`tracked` (one pass per chunk of the dump, not one tuple of every field).
 """
 
 from __future__ import annotations
@@ -101,6 +103,22 @@ def queue(stats: Mapping[int, RawStats] | None, inode: int | None) -> Queue | No
     return Queue(entry[0], entry[1])
 
 
+Tracked = tuple[int | None, int | None, int | None, int | None, int | None]
+
+
+def tracked(stats: Mapping[int, RawStats]) -> Mapping[int, Tracked]:
+    """inode -> ``(unacked, rtt µs, total_retrans, bytes_acked, bytes_received)`` of every socket
+    of ``stats`` that has a tcp_info (inode 0, no file, is left out): what the trackers follow."""
+    fields = getattr(stats, "health", None)  # a StatsTable: straight from the kernel's bytes
+    if fields is not None:
+        return fields()
+    # RAW_FIELDS from index 3: retransmits, unacked, last_sent, last_recv, rtt, rttvar, cwnd,
+    # total_retrans, bytes_acked, bytes_received, delivery_rate, bytes_sent
+    return {
+        ino: (row[4], row[7], row[10], row[11], row[12]) for ino, row in stats.items() if ino and len(row) > 3
+    }
+
+
 # --- from two polls: rates, stalls, storms, full queues ------------------------------------------
 
 STALL_POLLS = 3  # unacked data and no byte acknowledged for this many polls in a row: stalled
@@ -158,12 +176,7 @@ class HealthTracker:
         dt = taken - self._taken if self._taken is not None else 0.0
         old = self.conns
         new: dict[int, ConnHealth] = {}
-        for inode, row in stats.items():
-            if len(row) <= 3 or not inode:
-                continue
-            # RAW_FIELDS: retransmits, unacked, last_sent, last_recv, rtt, rttvar, cwnd, total_retrans,
-            # bytes_acked, bytes_received, delivery_rate, bytes_sent (from index 3 of the row)
-            unacked, total, acked, received = row[4], row[10], row[11], row[12]
+        for inode, (unacked, _rtt, total, acked, received) in tracked(stats).items():
             if acked is None or received is None:
                 continue
             prev = old.get(inode)
@@ -207,10 +220,6 @@ def queue_marked(q: Queue | None, overflowed: bool = False) -> bool:
 
 # --- what a dashboard row shows of a connection (additive helper for app/tui) ---------------------
 
-# positions in a stats row (3 + the index in app.fast.tcpinfo.RAW_FIELDS): rtt (µs), total_retrans
-RAW_RTT = 3 + 4
-RAW_TOTAL_RETRANS = 3 + 7
-
 Shown = tuple[Rates, int | None, int | None, bool, bool]
 
 
@@ -220,9 +229,9 @@ def shown_health(stats: Mapping[int, RawStats] | None, tracker: HealthTracker) -
     b.items()``) names the connections whose shown values changed, so only their rows are rebuilt."""
     if not stats:
         return {}
-    get = stats.get
+    get = tracked(stats).get
     return {
-        inode: (h.rates, row[RAW_RTT], row[RAW_TOTAL_RETRANS], h.stall_polls >= STALL_POLLS, h.storm)
+        inode: (h.rates, row[1], row[2], h.stall_polls >= STALL_POLLS, h.storm)
         for inode, h in tracker.conns.items()
-        if (row := get(inode)) is not None and len(row) > RAW_TOTAL_RETRANS
+        if (row := get(inode)) is not None
     }

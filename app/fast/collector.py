@@ -67,7 +67,7 @@ def _merge(main: ReadResult, extra: list[ReadResult], gone: list[Record]) -> Rea
     records = list(main.records)
     fresh = list(main.fresh)
     closed = None if main.closed is None else [*main.closed, *gone]
-    stats = dict(main.stats) if main.stats is not None else None
+    stats = main.stats  # (this read's own: added to in place)
     for res in extra:
         records.extend(res.records)
         fresh.extend(res.fresh)

@@ -28,6 +28,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from app.fast.statstable import StatsTable
+
 NETLINK_SOCK_DIAG = 4
 SOCK_DIAG_BY_FAMILY = 20
 NLMSG_ERROR = 2
@@ -219,7 +221,7 @@ class NetlinkReader:
         # ``stats``: also ask for struct tcp_info and keep every socket's queues (ReadResult.stats).
         self._opener = opener
         self.stats = stats
-        self._stats: dict[int, tuple[int | None, ...]] | None = None
+        self._stats: StatsTable | None = None
         self._info = False
         self._sock: _socket.socket | None = self._new_socket()
         self._seq = 0
@@ -258,7 +260,11 @@ class NetlinkReader:
         out: list[Record] = []
         fresh: list[Record] = []
         self._clean = False
-        stats = self._stats = {} if self.stats else None
+        stats = None
+        if self.stats:
+            from app.fast.statstable import StatsTable
+
+            stats = self._stats = StatsTable()
         for af, ipproto, proto, _family in DUMPS if port is None else PORT_DUMPS:
             self._dump(af, ipproto, proto, port, old, new, out, fresh)
         self._clean = True
@@ -431,10 +437,11 @@ class NetlinkReader:
                         if rec is not SKIP:
                             append(rec)
                             if self._stats is not None:
-                                self._stats[rec.inode] = (
+                                self._stats.add_row(
+                                    rec.inode,
                                     message_stats(data, off, length)
                                     if self._info
-                                    else _QUEUES.unpack_from(data, off)
+                                    else _QUEUES.unpack_from(data, off),
                                 )
                 elif mtype == NLMSG_DONE:
                     return True
@@ -469,19 +476,18 @@ class NetlinkReader:
         return False
 
     def _chunk_stats(self, data: bytes, step: int, count: int) -> None:
-        """Queues and tcp_info of a uniform chunk, in one ``iter_unpack`` when every message
-        carries a full tcp_info at the same place (the usual case), else message by message."""
+        """Queues and tcp_info of a uniform chunk: kept as the kernel's bytes (decoded where used:
+        :mod:`app.fast.statstable`) when every message carries a full tcp_info at the same place
+        (the usual case) or none does, else decoded message by message."""
         stats = self._stats
         assert stats is not None
         info_at = _info_offset(data, 0, step) if self._info else -1
         if info_at < 0 or all_have_info(data, step, count, info_at):
-            rows = list(_stats_struct(step, info_at).iter_unpack(data))
-            stats.update(zip(map(_third, rows), rows, strict=True))
+            stats.add_chunk(data, step, _stats_struct(step, info_at), _health_struct(step, info_at))
             return
         for i in range(count):
-            off = i * step
-            row = message_stats(data, off, step)
-            stats[row[2]] = row  # type: ignore[index]
+            row = message_stats(data, i * step, step)
+            stats.add_row(row[2], row)  # type: ignore[arg-type]
 
 
 _first = itemgetter(0)
@@ -566,6 +572,25 @@ def _stats_struct(step: int, info_at: int) -> struct.Struct:
 
 
 _STATS_STRUCTS: dict[tuple[int, int], struct.Struct] = {}
+
+
+def _health_struct(step: int, info_at: int) -> struct.Struct | None:
+    """Reads the health tracker's fields (app.fast.tcpinfo.HEALTH_FIELDS) from each ``step``-byte
+    message whose tcp_info starts at ``info_at``; None without one."""
+    if info_at < 0:
+        return None
+    hit = _HEALTH_STRUCTS.get((step, info_at))
+    if hit is None:
+        from app.fast import tcpinfo
+
+        tail = step - info_at - tcpinfo.FULL_LENGTH
+        hit = _struct(f"={info_at}x{tcpinfo.fields_format(tcpinfo.HEALTH_FIELDS)}{tail}x")
+        if len(_HEALTH_STRUCTS) < 64:
+            _HEALTH_STRUCTS[(step, info_at)] = hit
+    return hit
+
+
+_HEALTH_STRUCTS: dict[tuple[int, int], struct.Struct] = {}
 
 
 def _key_struct(step: int) -> struct.Struct:

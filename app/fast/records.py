@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from app.model import UDP_BOUND, UDP_CONNECTED, Endpoint, Family, Proto, Sock
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from app.fast.statstable import StatsTable
+
 # Kernel TCP states (include/net/tcp_states.h) by number, named as psutil names them.
 # TCP_NEW_SYN_RECV (12) is a request socket: /proc/net/tcp (and so psutil) shows it as SYN_RECV.
 TCP_STATE_NAMES: dict[int, str] = {
@@ -88,7 +92,7 @@ class ReadResult:
     """One reader pass: the records in kernel order, which of them were decoded just now (new or
     changed sockets), for a full read the cached records that were not seen again (closed), and,
     when the reader was asked for them, each socket's queues and TCP info by inode
-    (:mod:`app.fast.tcpinfo`: flat tuples ``(rqueue, wqueue, inode, *tcp_info fields)``)."""
+    (:mod:`app.fast.statstable`: read as flat tuples ``(rqueue, wqueue, inode, *tcp_info fields)``)."""
 
     __slots__ = ("closed", "fresh", "records", "stats")
 
@@ -97,7 +101,7 @@ class ReadResult:
         records: list[Record],
         fresh: list[Record],
         closed: list[Record] | None,
-        stats: dict[int, tuple[int | None, ...]] | None = None,
+        stats: StatsTable | None = None,
     ) -> None:
         self.records = records
         self.fresh = fresh

@@ -40,16 +40,27 @@ def info_struct(prefix: str = "=") -> struct.Struct:
     return struct.Struct(prefix + fields_format())
 
 
-def fields_format() -> str:
-    """The struct format (no prefix) of RAW_FIELDS laid out at their offsets, FULL_LENGTH long."""
+def fields_format(names: tuple[str, ...] = RAW_FIELDS) -> str:
+    """The struct format (no prefix) reading the fields ``names`` (in RAW_FIELDS order) at their
+    offsets, FULL_LENGTH long."""
     fmt = []
     pos = 0
-    for (_name, code, off), end in zip(_FIELDS, _NEEDS, strict=True):
+    for (name, code, off), end in zip(_FIELDS, _NEEDS, strict=True):
+        if name not in names:
+            continue
         if off > pos:
             fmt.append(f"{off - pos}x")
         fmt.append(code)
         pos = end
+    if pos < FULL_LENGTH:
+        fmt.append(f"{FULL_LENGTH - pos}x")
     return "".join(fmt)
+
+
+# What the health tracker follows of every connection each poll (app.fast.statstable), and where
+# each is in a stats row (3 + its index in RAW_FIELDS).
+HEALTH_FIELDS = ("unacked", "rtt", "total_retrans", "bytes_acked", "bytes_received")
+HEALTH_INDEXES = tuple(3 + RAW_FIELDS.index(name) for name in HEALTH_FIELDS)
 
 
 _FULL = info_struct()

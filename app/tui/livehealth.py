@@ -17,7 +17,7 @@ and app.health.shown_health on random sequences of polls.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from app.health import (
     HISTORY,
@@ -27,7 +27,9 @@ from app.health import (
     HealthTracker,
     Rates,
     RawStats,
+    Tracked,
     count_overflows,
+    tracked,
 )
 
 ZERO = Rates(0.0, 0.0)
@@ -74,6 +76,8 @@ class LiveHealth(HealthTracker):
         self.changed: set[int] = set()
         self.moving: dict[int, Rates] = {}
         self._busy: set[int] = set()  # nonzero rates, counting a stall or in a storm: look again
+        self._unacked: set[int] = set()  # data in flight at the last poll: a stall may be counting
+        self._last: Mapping[int, Tracked] | None = None  # the fields of the last poll
 
     def update(
         self, stats: Mapping[int, RawStats] | None, taken: float, counters: tuple[int, int] | None
@@ -86,6 +90,8 @@ class LiveHealth(HealthTracker):
             conns.clear()
             self._busy.clear()
             self.moving.clear()
+            self._unacked.clear()
+            self._last = None
             self._taken = taken
             return
         dt = taken - self._taken if self._taken is not None else 0.0
@@ -94,20 +100,34 @@ class LiveHealth(HealthTracker):
         poll = self.polls
         busy, moving = self._busy, self.moving
         get = conns.get
-        for inode in conns.keys() - stats.keys():  # closed
+        fields = tracked(stats)
+        for inode in conns.keys() - fields.keys():  # closed (or no tcp_info any more)
             del conns[inode]
             busy.discard(inode)
             moving.pop(inode, None)
+            self._unacked.discard(inode)
             changed.add(inode)
-        for inode, row in stats.items():
-            if len(row) <= 3 or not inode:
-                if inode in conns:  # (no tcp_info any more)
-                    self._forget(inode)
-                continue
-            # RAW_FIELDS from index 3: retransmits, unacked, last_sent, last_recv, rtt, rttvar, cwnd,
-            # total_retrans, bytes_acked, bytes_received, delivery_rate, bytes_sent
+        last = self._last
+        self._last = fields
+        if last is None:
+            todo: Iterable[int] = fields
+        else:
+            # Only connections whose fields moved since the last poll, and those that must be
+            # looked at anyway (rates to bring back to zero, a stall count, a storm, data in
+            # flight): an idle one costs one look-up and one comparison here.
+            was = last.get
+            todo = [inode for inode, row in fields.items() if was(inode) != row]
+            again = (busy | self._unacked) & fields.keys()
+            if again:
+                todo = again.union(todo)
+        unacked_now = self._unacked
+        for inode in todo:
+            unacked, rtt, total, acked, received = fields[inode]
+            if unacked:
+                unacked_now.add(inode)
+            else:
+                unacked_now.discard(inode)
             h: LiveConn | None = get(inode)  # type: ignore[assignment]
-            unacked, rtt, total, acked, received = row[4], row[7], row[10], row[11], row[12]
             if h is None:
                 if acked is not None and received is not None:
                     conns[inode] = LiveConn(self, acked, received, total, rtt)

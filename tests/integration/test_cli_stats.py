@@ -50,23 +50,27 @@ def test_list_stats_shows_the_bytes_that_moved_each_way() -> None:
         port = srv.getsockname()[1]
         res = run_cli("list", "--all", "--stats", "--json", "--port", str(port))
         assert res.returncode == 0, res.stderr
-        [conn] = [s for s in json.loads(res.stdout)["sockets"] if s["state"] == "ESTABLISHED"]
+        cport = client.getsockname()[1]
+        # (by both ends: on a busy host another socket may have the same local port number)
+        [conn] = [
+            s for s in json.loads(res.stdout)["sockets"] if s["remote"] and s["remote"]["port"] == cport
+        ]
         info = conn["tcp_info"]
         assert info["bytes_received"] == MIB and info["bytes_sent"] == 2 * MIB
         assert info["bytes_acked"] in (2 * MIB, 2 * MIB + 1)  # the kernel counts the SYN as one
         assert info["total_retrans"] == 0 and info["rtt_ms"] >= 0 and info["cwnd"] > 0
         # the client's end, by its own local port: the other way round
-        cport = client.getsockname()[1]
-        [cend] = json.loads(run_cli("list", "--all", "--stats", "--json", "--port", str(cport)).stdout)[
+        mine = json.loads(run_cli("list", "--all", "--stats", "--json", "--port", str(cport)).stdout)[
             "sockets"
         ]
+        [cend] = [s for s in mine if s["remote"] and s["remote"]["port"] == port]
         assert cend["tcp_info"]["bytes_received"] == 2 * MIB and cend["tcp_info"]["bytes_sent"] == MIB
 
         table = run_cli("list", "--all", "--stats", "--port", str(port))
         lines = table.stdout.splitlines()
         cols = table_columns(lines[0])
         assert list(cols)[5:10] == list(STATS_COLUMNS)  # after EXPOSURE
-        [row] = [line for line in lines if "ESTABLISHED" in line]
+        [row] = [line for line in lines if "ESTABLISHED" in line and f":{cport} " in line]
         assert (table_cell(row, cols, "RX"), table_cell(row, cols, "TX")) == ("1.0MiB", "2.0MiB")
         assert table_cell(row, cols, "RETRANS") == "0" and table_cell(row, cols, "RTT").endswith("ms")
         assert table_cell(row, cols, "QUEUE") == ""
