@@ -82,6 +82,7 @@ NETNS_LIMIT = 40
 COMMAND_LIMIT = 400
 
 _ORDER = {r: i for i, r in enumerate(PortRange)}
+_LISTEN_STATES = (LISTEN, UDP_BOUND)
 
 
 @dataclass(frozen=True)
@@ -299,7 +300,7 @@ def socket_rows(
         else:
             rip = raddr[0]
             remote = f"{ips.get(rip) or _address(ips, rip)}{raddr[1]}"
-        note = "ephemeral" if lo <= lport <= hi and (status == LISTEN or status == UDP_BOUND) else ""
+        note = "ephemeral" if lo <= lport <= hi and status in _LISTEN_STATES else ""
         proto = _PROTO_TEXT[s.proto, s.family]
         if pid is None:
             name = "-" if s.ownerless else "?"
@@ -568,7 +569,7 @@ def _render_plain(rows: Sequence[Sequence[str]], headers: Sequence[str], width: 
         return lines
     specs.append("%s")
     fmt = "  ".join(specs)
-    cells = zip(*columns) if padded else map(tuple, rows)
+    cells = zip(*columns, strict=True) if padded else map(tuple, rows)
     body = map(str.rstrip, map(fmt.__mod__, cells))
     lines.extend(body if width is None else (_cut(line, width) for line in body))
     return lines
