@@ -357,7 +357,7 @@ class FastCollector:
         socks = [r.sock for r in ordered]
         hidden = hidden_owner_count(socks)  # type: ignore[arg-type]
         if self.one_shot:
-            pids = self.owners.owner_pids()
+            pids = {r.pid for r in records if r.pid is not None}  # (read_once keeps no owner_pids)
             self._sorted = None  # the next collect reads everything again
         elif port is None:
             pids = self.owners.owner_pids()
