@@ -10,8 +10,10 @@ null); without it the shape is exactly schema 2's.
 from __future__ import annotations
 
 import json
+from _operator import is_ as _is  # (operator.py only re-exports it, and costs start-up)
 
 from app import __version__
+from app.forwarders import might_forward
 from app.health import TcpInfo, queue, tcp_info
 from app.model import LISTEN, UDP_BOUND, Proto
 from app.owners import OwnerFacts, owner_dict
@@ -19,7 +21,7 @@ from app.ports import port_range
 
 TYPE_CHECKING = False  # `list --json`'s start-up path: no typing at run time
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
     from typing import Any
 
     from app.exposure import ExposureMap
@@ -117,8 +119,7 @@ def snapshot_dict(
     stats: bool = False,
     **extra: Any,
 ) -> dict[str, Any]:
-    keys = snapshot.keyed()
-    key_of = {id(s): k for k, s in keys.items()}
+    key_of = {id(s): k for k, s in snapshot.keyed().items()} if socks else {}
     return {
         "schema": SCHEMA_VERSION,
         "portscope": __version__,
@@ -223,104 +224,35 @@ def iter_socket_json(
 ) -> Iterator[str]:
     """Each socket's text as ``json.dumps(sock_dict(...), indent=2)`` nested in the document.
     (Proto, Family and PortRange are StrEnums: their C-encoded text is their value's.)"""
+    writer = _SocketWriter(snapshot, exposure, facts, stats)
     parts: list[str] = []
-    for _ in _socket_parts(socks, snapshot, exposure, keys, facts, parts, stats=stats):
-        yield "".join(parts)
+    for sock, key in zip(socks, keys, strict=True):
+        writer.write([sock], [key], parts)
+        yield "".join(parts)[2:]  # (without the separator before it)
         parts.clear()
 
 
 _CLOSE = "\n" + _SOCK_INDENT + "}"
-
-
-def _socket_parts(
-    socks: list[Sock],
-    snapshot: Snapshot,
-    exposure: ExposureMap,
-    keys: list[str | None],
-    facts: OwnerFacts | None,
-    out: list[str],
-    *,
-    stats: bool = False,
-) -> Iterator[None]:
-    """Append each socket's text to ``out`` as a few pieces (once per socket, then yield): an
-    owner's process block (a java command line is kilobytes, repeated on each of its 20k
-    sockets) is one shared string that the caller's single join copies once, not a piece of a
-    concatenation that copies it again for every piece after it."""
-    procs: dict[int | None, str] = {}
-    places: dict[str, str] = {}
-    # owners/service/forward/netns: one block per (owner, namespace, forward) (the forward is
-    # None but for forwarders), or per socket when it is shared (its holder list is its own) or
-    # pid 1's (socket activation names a unit per listener)
-    extras: dict[tuple[int | None, int, object], str] = {}
-    texts: dict[object, str] = {}  # a proto, family, state or address -> its JSON text
-    shared = snapshot.holders
-    forward = facts.forward if facts is not None else None
-    lo, hi = snapshot.ephemeral
-    owner = snapshot.owner
-    classify = exposure.classify
-    for sock, key in zip(socks, keys, strict=True):
-        laddr, raddr, pid, status = sock.laddr, sock.raddr, sock.pid, sock.status
-        proc = procs.get(pid)
-        if proc is None:
-            info = owner(sock)
-            proc = procs[pid] = "null" if info is None else _block(process_dict(info))
-        lip, port = laddr
-        place = places.get(lip)
-        if place is None:
-            place = places[lip] = _block(classify(lip).as_dict())
-        if sock.inode in shared or pid == 1:
-            extra = _extra_block(sock, snapshot, facts)
-        else:
-            ekey = (pid, sock.netns, forward(snapshot, sock) if forward is not None else None)
-            extra = extras.get(ekey)  # type: ignore[assignment]
-            if extra is None:
-                extra = extras[ekey] = _extra_block(sock, snapshot, facts)
-        lenc = texts.get(lip) or _text(texts, lip)
-        if raddr is None:
-            remote = "null"
-        else:
-            rip = raddr[0]
-            remote = _ENDPOINT % (texts.get(rip) or _text(texts, rip), raddr[1])
-        out.append(
-            _HEAD
-            % (
-                _enc(key or sock.endpoint_key),
-                texts.get(sock.proto) or _text(texts, sock.proto),
-                texts.get(sock.family) or _text(texts, sock.family),
-                _ENDPOINT % (lenc, port),
-                remote,
-                texts.get(status) or _text(texts, status),
-                "true" if status in _LISTENING else "false",
-                _RANGE_TEXT[0 if port <= 1023 else 1 if port <= 49151 else 2],
-                "true" if lo <= port <= hi else "false",
-                place,
-                "null" if pid is None else int.__repr__(pid),
-            )
-        )
-        out.append(proc)
-        out.append(extra)
-        if stats:
-            out.append(_stats_text(sock, snapshot))
-        out.append(_CLOSE)
-        yield None
-
-
-# One socket's keys up to its process block, as json.dumps(indent=2) lays them out inside the
-# document (one % per socket instead of thirty concatenations), and an address block.
-_HEAD = (
-    _SOCK_INDENT + "{" + _INNER + '"key": %s,' + _INNER + '"proto": %s,' + _INNER + '"family": %s,'
-    + _INNER + '"local": %s,' + _INNER + '"remote": %s,' + _INNER + '"state": %s,'
-    + _INNER + '"listening": %s,' + _INNER + '"range": %s,' + _INNER + '"in_ephemeral": %s,'
-    + _INNER + '"exposure": %s,' + _INNER + '"pid": %s,' + _INNER + '"process": '
-)  # fmt: skip
+# One socket's keys up to its pid, as json.dumps(indent=2) lays them out inside the document,
+# after the ",\n" that separates it from the one before (one % per socket instead of thirty
+# concatenations): the proto's slot holds "family" too, the state's "listening", the range's
+# "in_ephemeral"; one template for a socket without a remote address, one with.
 _ENDPOINT = "{" + _INNER + '  "ip": %s,' + _INNER + '  "port": %d' + _INNER + "}"
+_HEAD_START = (
+    ",\n" + _SOCK_INDENT + "{" + _INNER + '"key": %s,' + _INNER + '"proto": %s,'
+    + _INNER + '"local": ' + _ENDPOINT + "," + _INNER + '"remote": '
+)  # fmt: skip
+_HEAD_END = (
+    "," + _INNER + '"state": %s,' + _INNER + '"range": %s,' + _INNER + '"exposure": %s,' + _INNER + '"pid": '
+)
+_HEAD_LOCAL = _HEAD_START + "null" + _HEAD_END
+_HEAD_REMOTE = _HEAD_START + _ENDPOINT + _HEAD_END
 _LISTENING = frozenset({LISTEN, UDP_BOUND})
 _RANGE_TEXT = tuple(_enc(r) for r in (port_range(0), port_range(1024), port_range(49152)))
-
-
-def _text(cache: dict[object, str], value: str) -> str:
-    text = cache[value] = _enc(value)
-    return text
+# range, then in_ephemeral: [range index * 2 + in ephemeral]
+_RANGE_EPHEMERAL = tuple(
+    text + "," + _INNER + '"in_ephemeral": ' + flag for text in _RANGE_TEXT for flag in ("false", "true")
+)
 
 
 def _extra_block(sock: Sock, snapshot: Snapshot, facts: OwnerFacts | None) -> str:
@@ -333,19 +265,131 @@ def _extra_block(sock: Sock, snapshot: Snapshot, facts: OwnerFacts | None) -> st
     )  # fmt: skip
 
 
+class _SocketWriter:
+    """Appends the text of sockets to a list, as a few pieces per socket: the head (its own
+    keys, one ``%``) and the tail from its pid on, one string shared by every socket of the same
+    owner (and namespace, and forward). An owner's process block (a java command line is
+    kilobytes, repeated on each of its 20k sockets) is then one shared string that the caller's
+    single join copies once. What repeats is worked out once per writer: the text of each
+    address, state, protocol and family, exposure, and tail."""
+
+    def __init__(self, snapshot: Snapshot, exposure: ExposureMap, facts: OwnerFacts | None, stats: bool):
+        self.snapshot = snapshot
+        self.exposure = exposure
+        self.facts = facts
+        self.stats = stats
+        self.ips: dict[str, str] = {}  # address -> its JSON text
+        self.places: dict[str, str] = {}  # local address -> its exposure block
+        self.states: dict[str, str] = {}  # state -> its text and listening's
+        self.protos: dict[tuple[Proto, object], str] = {}  # (proto, family) -> their text
+        # pid -> its process block and whether it may forward (only then is a forward looked up)
+        self.procs: dict[int | None, tuple[str, bool]] = {}
+        # (owner, namespace, forward) -> the tail: pid, process, owners/service/forward/netns;
+        # per socket instead for a shared one (its holder list is its own) or pid 1's (socket
+        # activation names a unit per listener)
+        self.tails: dict[tuple[int | None, int, object], str] = {}
+
+    def write(self, socks: list[Sock], keys: list[str | None], out: list[str]) -> None:
+        ips, places, states, protos, procs, tails = (
+            self.ips, self.places, self.states, self.protos, self.procs, self.tails
+        )  # fmt: skip
+        snapshot, facts, stats = self.snapshot, self.facts, self.stats
+        shared = snapshot.holders
+        lo, hi = snapshot.ephemeral
+        append = out.append
+        for sock, key in zip(socks, keys, strict=True):
+            laddr, raddr, pid, status = sock.laddr, sock.raddr, sock.pid, sock.status
+            lip, port = laddr
+            lenc = ips.get(lip) or self._ip(lip)
+            place = places.get(lip) or self._place(lip)
+            state = states.get(status) or self._state(status)
+            proto = protos.get((sock.proto, sock.family)) or self._proto(sock)
+            rng = _RANGE_EPHEMERAL[
+                (0 if port <= 1023 else 2 if port <= 49151 else 4) + (1 if lo <= port <= hi else 0)
+            ]
+            if raddr is None:
+                append(_HEAD_LOCAL % (_enc(key or sock.endpoint_key), proto, lenc, port, state, rng, place))
+            else:
+                rip = raddr[0]
+                append(
+                    _HEAD_REMOTE
+                    % (
+                        _enc(key or sock.endpoint_key),
+                        proto,
+                        lenc,
+                        port,
+                        ips.get(rip) or self._ip(rip),
+                        raddr[1],
+                        state,
+                        rng,
+                        place,
+                    )
+                )
+            if sock.inode in shared or pid == 1:
+                append(self._tail(sock))
+            else:
+                proc = procs.get(pid) or self._proc(sock)
+                tkey = (pid, sock.netns, facts.forward(snapshot, sock) if proc[1] else None)  # type: ignore[union-attr]
+                append(tails.get(tkey) or self._remember_tail(tkey, sock))
+            if stats:
+                append(_stats_text(sock, snapshot))
+                append(_CLOSE)
+
+    def _ip(self, ip: str) -> str:
+        text = self.ips[ip] = _enc(ip)
+        return text
+
+    def _place(self, ip: str) -> str:
+        text = self.places[ip] = _block(self.exposure.classify(ip).as_dict())
+        return text
+
+    def _state(self, status: str) -> str:
+        listening = "true" if status in _LISTENING else "false"
+        text = self.states[status] = _enc(status) + "," + _INNER + '"listening": ' + listening
+        return text
+
+    def _proto(self, sock: Sock) -> str:
+        text = self.protos[sock.proto, sock.family] = (
+            _enc(sock.proto) + "," + _INNER + '"family": ' + _enc(sock.family)
+        )
+        return text
+
+    def _proc(self, sock: Sock) -> tuple[str, bool]:
+        info = self.snapshot.owner(sock)
+        block = "null" if info is None else _block(process_dict(info))
+        forwards = self.facts is not None and info is not None and might_forward(info.cmdline)
+        hit = self.procs[sock.pid] = (block, forwards)
+        return hit
+
+    def _remember_tail(self, key: tuple[int | None, int, object], sock: Sock) -> str:
+        text = self.tails[key] = self._tail(sock)
+        return text
+
+    def _tail(self, sock: Sock) -> str:
+        pid = sock.pid
+        proc = self.procs.get(pid) or self._proc(sock)
+        text = (
+            ("null" if pid is None else int.__repr__(pid)) + "," + _INNER + '"process": ' + proc[0]
+            + _extra_block(sock, self.snapshot, self.facts)
+        )  # fmt: skip
+        return text if self.stats else text + _CLOSE
+
+
 def iter_snapshot_json(
     snapshot: Snapshot,
     socks: list[Sock],
     exposure: ExposureMap,
     *,
-    chunk: int = 500,
+    chunk: int = 64,
     facts: OwnerFacts | None = None,
     stats: bool = False,
     **extra: Any,
 ) -> Iterator[str]:
     """The text of ``json.dumps(snapshot_dict(snapshot, socks, exposure, facts, stats=stats,
-    **extra), indent=2)``, in pieces of about ``chunk`` sockets (write each as it comes: bounded
-    memory)."""
+    **extra), indent=2)``, in pieces of ``chunk`` sockets (write each as it comes: bounded
+    memory). Small pieces: a socket's text is kilobytes when its owner's command line is long,
+    and joining and writing pieces of megabytes (fresh memory each time) costs several times
+    what pieces that stay in the CPU's cache do."""
     head = json.dumps(snapshot_dict(snapshot, [], exposure, **extra), indent=2)
     if not socks:
         yield head
@@ -355,14 +399,18 @@ def iter_snapshot_json(
         yield json.dumps(snapshot_dict(snapshot, socks, exposure, facts, stats=stats, **extra), indent=2)
         return
     yield head[: -len(tail)] + '"sockets": [\n'
-    key_of = {id(s): k for k, s in snapshot.keyed().items()}
-    keys = [key_of.get(id(s)) for s in socks]
+    every = snapshot.sockets
+    if len(socks) == len(every) and all(map(_is, socks, every)):
+        keys: Sequence[str | None] = snapshot.keys  # (``list --all``: the snapshot's own order)
+    else:
+        key_of = {id(s): k for k, s in snapshot.keyed().items()}
+        keys = [key_of.get(id(s)) for s in socks]
+    writer = _SocketWriter(snapshot, exposure, facts, stats)
     parts: list[str] = []
-    for n, _ in enumerate(_socket_parts(socks, snapshot, exposure, keys, facts, parts, stats=stats), 1):
-        parts.append(",\n")  # between sockets (the last one is dropped below)
-        if n % chunk == 0:
-            yield "".join(parts[:-1]) + (",\n" if n < len(socks) else "")
-            parts.clear()
-    if parts:
-        yield "".join(parts[:-1])
+    for at in range(0, len(socks), chunk):
+        writer.write(socks[at : at + chunk], keys[at : at + chunk], parts)  # type: ignore[arg-type]
+        if at == 0:
+            parts[0] = parts[0][2:]  # the first socket has no separator before it
+        yield "".join(parts)
+        parts.clear()
     yield "\n  ]\n}"

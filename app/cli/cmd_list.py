@@ -71,7 +71,11 @@ def run(args: argparse.Namespace) -> int:
 
     one_shot()
     wanted_range = args.port_range
-    snapshot = open_collector(args).collect(port=args.port)
+    collector = open_collector(args)
+    for_one_shot = getattr(collector, "for_one_shot", None)  # the Linux backend: no state for later polls
+    if for_one_shot is not None:
+        for_one_shot()
+    snapshot = collector.collect(port=args.port)
     check_snapshot(snapshot, args)
     exposure = ExposureMap()
     socks = filter_kind(snapshot, args.kind)

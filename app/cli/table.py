@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import os
 import sys
-from itertools import repeat
+from _operator import gt  # (operator.py only re-exports it, and costs start-up)
+from itertools import islice
 
 from app.cli.color import exposure_style, paint, state_style
 from app.forwarders import might_forward
@@ -81,6 +82,7 @@ NETNS_LIMIT = 40
 COMMAND_LIMIT = 400
 
 _ORDER = {r: i for i, r in enumerate(PortRange)}
+_LISTEN_STATES = (LISTEN, UDP_BOUND)
 
 
 @dataclass(frozen=True)
@@ -281,38 +283,30 @@ def socket_rows(
     facts = layout.facts
     # pid -> (pid, name, user, command, service, whether it may forward): the owner's cells
     owners: dict[int, tuple[str, str, str, str, str, bool]] = {}
-    places: dict[str, str] = {}
-    ips: dict[str, str] = {}  # address -> its escaped text (an IPv6 scope id is untrusted)
+    # local address -> (its escaped text up to the port, its exposure); remote address -> the text
+    places: dict[str, tuple[str, str]] = {}
+    ips: dict[str, str] = {}  # (an IPv6 scope id is an interface name: untrusted)
     shared = snapshot.holders
     lo, hi = snapshot.ephemeral
     rows: list[list[str]] = []
     append = rows.append
     for s in socks:
         laddr, raddr, pid, status = s.laddr, s.raddr, s.pid, s.status
-        lip = laddr[0]
-        ltext = ips.get(lip)
-        if ltext is None:
-            ltext = ips[lip] = printable(lip)
-        local = f"[{ltext}]:{laddr[1]}" if ":" in lip else f"{ltext}:{laddr[1]}"
+        lip, lport = laddr
+        place = places.get(lip) or _place(places, lip, exposure)
+        local = f"{place[0]}{lport}"
         if raddr is None:
             remote = "*"
         else:
             rip = raddr[0]
-            rtext = ips.get(rip)
-            if rtext is None:
-                rtext = ips[rip] = printable(rip)
-            remote = f"[{rtext}]:{raddr[1]}" if ":" in rip else f"{rtext}:{raddr[1]}"
-        place = places.get(lip)
-        if place is None:
-            place = places[lip] = exposure.classify(lip).label
-        listening = status in (LISTEN, UDP_BOUND)
-        note = "ephemeral" if listening and lo <= laddr[1] <= hi else ""
+            remote = f"{ips.get(rip) or _address(ips, rip)}{raddr[1]}"
+        note = "ephemeral" if lo <= lport <= hi and status in _LISTEN_STATES else ""
         proto = _PROTO_TEXT[s.proto, s.family]
         if pid is None:
             name = "-" if s.ownerless else "?"
             if s.inode in shared:
                 name = process_cell(name, s, snapshot, facts)
-            append([proto, local, remote, status, place, "-", name, "", "", note, ""])
+            append([proto, local, remote, status, place[1], "-", name, "", "", note, ""])
             continue
         cells = owners.get(pid)
         if cells is None:
@@ -320,10 +314,22 @@ def socket_rows(
         pid_text, name, user, command, service, forwards = cells
         if pid == 1 and facts is not None:  # socket activation: a unit per listener
             service = service_cell(facts.service(snapshot, s))
-        if s.inode in shared or forwards:
+        if forwards or s.inode in shared:
             name = process_cell(name, s, snapshot, facts)
-        append([proto, local, remote, status, place, pid_text, name, user, service, note, command])
+        append([proto, local, remote, status, place[1], pid_text, name, user, service, note, command])
     return rows
+
+
+def _address(cache: dict[str, str], ip: str) -> str:
+    """An address's escaped text as an endpoint shows it before the port: ``[::1]:``, ``1.2.3.4:``."""
+    text = printable(ip)
+    text = cache[ip] = f"[{text}]:" if ":" in ip else f"{text}:"
+    return text
+
+
+def _place(cache: dict[str, tuple[str, str]], ip: str, exposure: ExposureMap) -> tuple[str, str]:
+    hit = cache[ip] = (_address({}, ip), exposure.classify(ip).label)
+    return hit
 
 
 _PROTO_TEXT = {
@@ -539,26 +545,33 @@ def _width_memo() -> Callable[[str], int]:
 
 def _render_plain(rows: Sequence[Sequence[str]], headers: Sequence[str], width: int | None) -> list[str]:
     """:func:`render` without colour, column by column (each line is what :func:`_plain_line`
-    makes of its row): a column of ASCII text is measured and padded by ``len``/``ljust`` in C,
-    others cell by cell, each distinct text measured once. The last column is never padded, so
-    its width is not needed."""
+    makes of its row): a column of ASCII text is measured by ``len`` in C and padded by the
+    line's ``%-Ns`` (one ``%`` per line), others cell by cell, each distinct text measured once.
+    The last column is never padded, so its width is not needed."""
     widths = [cell_width(h) for h in headers]
-    columns: list[Sequence[str]] = [list(col) for col in zip(*rows, strict=True)] if rows else []
-    padded: list[Iterable[str]] = []
+    columns: list[Sequence[str]] = list(zip(*rows, strict=True)) if rows else []
+    specs: list[str] = []
+    padded = False  # some column is not ASCII: its cells are padded here, one by one
     measure = _width_memo()
     for i, col in enumerate(columns[:-1]):
-        if all(map(str.isascii, col)):
+        if "".join(col).isascii():  # (a joined str knows whether it is ASCII without a scan)
             widths[i] = max(widths[i], max(map(len, col)))
-            padded.append(map(str.ljust, col, repeat(widths[i])))
+            specs.append(f"%-{widths[i]}s")
         else:
             cws = list(map(measure, col))
             widths[i] = max(widths[i], max(cws))
             w = widths[i]
-            padded.append([cell + " " * (w - cw) for cell, cw in zip(col, cws, strict=True)])
+            columns[i] = [cell + " " * (w - cw) for cell, cw in zip(col, cws, strict=True)]
+            specs.append("%s")
+            padded = True
     lines = [_plain_line(list(headers), [cell_width(h) for h in headers], widths, width)]
-    if columns:
-        body = map(str.rstrip, map("  ".join, zip(*padded, columns[-1], strict=True)))
-        lines.extend(body if width is None else (_cut(line, width) for line in body))
+    if not rows:
+        return lines
+    specs.append("%s")
+    fmt = "  ".join(specs)
+    cells = zip(*columns, strict=True) if padded else map(tuple, rows)
+    body = map(str.rstrip, map(fmt.__mod__, cells))
+    lines.extend(body if width is None else (_cut(line, width) for line in body))
     return lines
 
 
@@ -630,21 +643,23 @@ def grouped_socket_table(
     socks: list[Sock], snapshot: Snapshot, exposure: ExposureMap, layout: Layout = PLAIN
 ) -> list[str]:
     """Sockets as one aligned table with a heading line per IANA range (in range order)."""
-    ranges = [port_range(s.laddr[1]) for s in socks]
-    order = sorted(range(len(socks)), key=lambda i: _ORDER[ranges[i]])  # stable: keeps each range's order
-    socks = [socks[i] for i in order]
-    ranges = [ranges[i] for i in order]
+    rank = _ORDER
+    ranks = [rank[port_range(s.laddr[1])] for s in socks]
+    if any(map(gt, ranks, islice(ranks, 1, None))):  # (a snapshot's order is already by port)
+        order = sorted(range(len(socks)), key=ranks.__getitem__)  # stable: keeps each range's order
+        socks = [socks[i] for i in order]
+        ranks = [ranks[i] for i in order]
     lines, _rows = _table(socks, snapshot, exposure, layout)
     out = [lines[0]]
-    start = 0
-    for n in range(1, len(ranges) + 1):  # one heading, then the range's lines
-        if n == len(ranges) or ranges[n] is not ranges[start]:
-            current, count = ranges[start], n - start
+    start = 1
+    for current in PortRange:  # one heading, then the range's lines
+        count = ranks.count(rank[current])
+        if count:
             out.append(
                 heading(f"── {current.heading} ({count} socket{'s' if count != 1 else ''})", layout.color)
             )
-            out.extend(lines[start + 1 : n + 1])
-            start = n
+            out.extend(lines[start : start + count])
+            start += count
     return out
 
 

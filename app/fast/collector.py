@@ -182,6 +182,8 @@ class FastCollector:
         # (``who``) that never poll again. ``hints``: the verified owner cache it walks first.
         self.search = search
         self.hints = hints
+        # one_shot: a look that never polls again (``list``; set by :meth:`for_one_shot`)
+        self.one_shot = False
         self._reader: Reader | None = None
         self._fallback = fallback
         self._psutil: Collector | None = None
@@ -226,6 +228,12 @@ class FastCollector:
                 self._notes.append(f"{name} unavailable ({exc.strerror or exc}): falling back")
         self._reader = None
         raise CollectorUnavailable("cannot list sockets: " + ("; ".join(failures) or "no socket source"))
+
+    def for_one_shot(self) -> None:
+        """Make each collect a fresh full read for a look that never polls again (``list``):
+        every process's socket table read once with :meth:`OwnerMap.read_once` (no incremental
+        fd maps, no holder set per socket), and nothing kept for a next poll to patch."""
+        self.one_shot = True
 
     def set_netns(self, netns: Literal["current", "all"]) -> None:
         """Switch between this namespace only and every namespace (the dashboard's ``n``): the next
@@ -324,7 +332,10 @@ class FastCollector:
         """Cold, port-filtered or after a change of source: resolve and sort everything."""
         records = result.records
         wanted = {r.inode: r.laddr[1] for r in records if r.inode}
-        if port is not None and self.search:
+        if self.one_shot:
+            self.owners = OwnerMap(track_holders=True)  # (what a previous collect kept goes)
+            owner = self.owners.read_once(wanted)
+        elif port is not None and self.search:
             hints = self.hints
             owner = self.owners.search(wanted, hints.hints(wanted) if hints is not None and wanted else ())
             if hints is not None:
@@ -345,7 +356,10 @@ class FastCollector:
         ordered = sorted(records, key=_SKEY)
         socks = [r.sock for r in ordered]
         hidden = hidden_owner_count(socks)  # type: ignore[arg-type]
-        if port is None:
+        if self.one_shot:
+            pids = {r.pid for r in records if r.pid is not None}  # (read_once keeps no owner_pids)
+            self._sorted = None  # the next collect reads everything again
+        elif port is None:
             pids = self.owners.owner_pids()
             self._sorted, self._socks, self._hidden = ordered, socks, hidden  # type: ignore[assignment]
             self._wanted = wanted

@@ -349,6 +349,54 @@ class OwnerMap:
                         held.discard(ino)
                 self._assign(ino, first, wanted[ino], None)
 
+    # -- a one-shot full read (list) ---------------------------------------------------------
+
+    def read_once(self, wanted: dict[int, int]) -> dict[int, int]:
+        """The owner of every socket of ``wanted`` (inode -> local port) and every holder of the
+        shared ones, from one read of every process's socket table: for a one-shot look
+        (``list``) that never polls again. Owners and holders are what a first :meth:`resolve`
+        with ``track_holders`` finds (a shared socket's owner its primary holder; :attr:`holders`
+        and :attr:`shared` for the shared sockets; the holders' parents), without what only later
+        polls use: no fd maps, start times, tables, fd counts, negative entries, a holder set per
+        socket or an owner's set of sockets, and a parent read only for a shared socket's holders.
+
+        Returns (and keeps as :attr:`owner`) inode -> owner for the sockets of ``wanted`` that
+        have a visible owner, and also for other sockets the tables hold (unix, netlink: each
+        table is taken in bulk, not looked at inode by inode): look it up by the inodes asked
+        about. :meth:`owner_pids` is not kept. Call it on a new map: the one-shot collector
+        makes one per collect."""
+        self.stats = stats = WalkStats()
+        proc = self.proc
+        owner: dict[int, int] = {}  # socket inode -> the first pid found holding it
+        shared: dict[int, set[int]] = {}  # a wanted inode held by several pids -> all of them
+        for pid in list_pids(proc):
+            inodes = socket_inodes(pid, proc)
+            stats.pids_walked += 1
+            if not inodes:
+                continue
+            mine = dict.fromkeys(inodes, pid)  # (a dup()ed fd counts once)
+            if not owner.keys().isdisjoint(mine.keys()):  # held by a process read before too
+                for ino in mine.keys() & owner.keys():
+                    if ino in wanted:
+                        holding = shared.get(ino)
+                        if holding is None:
+                            shared[ino] = {owner[ino], pid}
+                        else:
+                            holding.add(pid)
+                    del mine[ino]  # (the first holder keeps it until the primary is known)
+            owner.update(mine)
+        ppid = self._ppid
+        for pid in {p for pids in shared.values() for p in pids}:
+            st = read_stat(pid, proc)
+            if st is not None:
+                ppid[pid] = st.ppid
+        for ino, pids in shared.items():
+            owner[ino] = primary_holder(pids, ppid)
+        self.owner = owner
+        self.holders = shared
+        self.shared = set(shared)
+        return owner
+
     # -- a one-shot search (who PORT) ---------------------------------------------------------
 
     def search(self, wanted: dict[int, int], first: Iterable[int] = ()) -> dict[int, int]:
