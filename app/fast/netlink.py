@@ -560,37 +560,32 @@ def _stats_struct(step: int, info_at: int) -> struct.Struct:
     """Reads (rqueue, wqueue, inode[, tcp_info fields]) from each ``step``-byte message."""
     if info_at < 0:
         return _struct(f"=72xII4xI{step - _MIN_LEN}x")
-    hit = _STATS_STRUCTS.get((step, info_at))
-    if hit is None:
-        from app.fast import tcpinfo
-
-        tail = step - info_at - tcpinfo.FULL_LENGTH
-        hit = _struct(f"=72xII4xI{info_at - _MIN_LEN}x{tcpinfo.fields_format()}{tail}x")
-        if len(_STATS_STRUCTS) < 64:
-            _STATS_STRUCTS[(step, info_at)] = hit
-    return hit
-
-
-_STATS_STRUCTS: dict[tuple[int, int], struct.Struct] = {}
+    return _info_struct(step, info_at, False)
 
 
 def _health_struct(step: int, info_at: int) -> struct.Struct | None:
     """Reads the health tracker's fields (app.fast.tcpinfo.HEALTH_FIELDS) from each ``step``-byte
     message whose tcp_info starts at ``info_at``; None without one."""
-    if info_at < 0:
-        return None
-    hit = _HEALTH_STRUCTS.get((step, info_at))
+    return None if info_at < 0 else _info_struct(step, info_at, True)
+
+
+def _info_struct(step: int, info_at: int, health: bool) -> struct.Struct:
+    """A message's row (queues, inode, every tcp_info field) or, ``health``, the tracker's fields."""
+    hit = _INFO_STRUCTS.get((step, info_at, health))
     if hit is None:
         from app.fast import tcpinfo
 
         tail = step - info_at - tcpinfo.FULL_LENGTH
-        hit = _struct(f"={info_at}x{tcpinfo.fields_format(tcpinfo.HEALTH_FIELDS)}{tail}x")
-        if len(_HEALTH_STRUCTS) < 64:
-            _HEALTH_STRUCTS[(step, info_at)] = hit
+        if health:
+            hit = _struct(f"={info_at}x{tcpinfo.fields_format(tcpinfo.HEALTH_FIELDS)}{tail}x")
+        else:
+            hit = _struct(f"=72xII4xI{info_at - _MIN_LEN}x{tcpinfo.fields_format()}{tail}x")
+        if len(_INFO_STRUCTS) < 128:
+            _INFO_STRUCTS[(step, info_at, health)] = hit
     return hit
 
 
-_HEALTH_STRUCTS: dict[tuple[int, int], struct.Struct] = {}
+_INFO_STRUCTS: dict[tuple[int, int, bool], struct.Struct] = {}
 
 
 def _key_struct(step: int) -> struct.Struct:
