@@ -224,7 +224,7 @@ class HealthView:
 class Prepared:
     """One poll's result, ready to apply on the UI thread."""
 
-    snapshot: Snapshot
+    snapshot: Snapshot  # without its per-socket stats (``stats`` None): the rows show them
     keyed: dict[str, Sock]
     first: bool
     listen: Delta
@@ -252,6 +252,11 @@ def _in_view_events(events: list[Event], prev: Snapshot, snap: Snapshot) -> list
             or (e.kind is EventKind.CLOSED and e.sock.netns in leaving)
         )
     ]
+
+
+def _without_stats(snap: Snapshot) -> Snapshot:
+    """``snap`` with the same sockets, processes and holders but no per-socket stats."""
+    return snap if snap.stats is None else replace(snap, stats=None)
 
 
 def _discard(index: dict[Any, set[str]], at: object, key: str) -> None:
@@ -531,7 +536,12 @@ class Preparer:
     def prepare(self, snap: Snapshot) -> Prepared:
         first = self.prev is None
         prev = self.prev or empty_snapshot()
-        step = self.tracker.step(snap)
+        # What outlives this call (the tracker's and the preparer's previous snapshot, the one the
+        # UI shows and the one before it) is this snapshot without its per-socket stats: only the
+        # rows and the health tracker read those, here; kept, each snapshot's (a tuple of tcp_info
+        # fields per socket, about 250 bytes) stayed alive for two more polls.
+        kept = _without_stats(snap)
+        step = self.tracker.step(kept)
         keyed = step.keyed
         listen, conns = Delta(), Delta()
         # the tables' rows that go (closed: marked for a refresh; moved to another key: at once)
@@ -630,10 +640,10 @@ class Preparer:
         for key in (k for k in rebuilt_listeners if k in changed):
             listen.changed.append(key)
         self._listener_rows(snap, candidates, opened, listen)
-        self.prev = snap
+        self.prev = kept
         health = HealthView(moving, tracker, tracker.overflows)
         return Prepared(
-            snap,
+            kept,
             keyed,
             first,
             listen,
