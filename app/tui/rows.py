@@ -232,7 +232,7 @@ class Prepared:
     """One poll's result, ready to apply on the UI thread."""
 
     snapshot: Snapshot  # without its per-socket stats (``stats`` None): the rows show them
-    keyed: dict[str, Sock]
+    keyed: dict[str, Sock]  # row key -> socket, until the next poll is prepared (the tracker's)
     first: bool
     listen: Delta
     conns: Delta
@@ -241,6 +241,9 @@ class Prepared:
     health: HealthView = field(default_factory=lambda: HealthView({}))
     netns_switched: str | None = None  # "all" / "current": key n took effect with this poll
     netns_rows: bool = False  # its rows name their namespace (every namespace was read)
+    # rows marked gone whose key the snapshot still has (siblings of one endpoint numbered anew):
+    # key -> the snapshot's socket of that key (the UI keeps no map of every key's socket)
+    gone_kept: dict[str, Sock] = field(default_factory=dict)
 
 
 def _in_view_events(events: list[Event], prev: Snapshot, snap: Snapshot) -> list[Event]:
@@ -666,6 +669,7 @@ class Preparer:
         self._listener_rows(snap, candidates, opened, listen)
         self.prev = kept
         health = HealthView(moving, tracker, tracker.overflows)
+        gone_kept = {k: keyed[k] for k in (*listen.gone, *conns.gone) if k in keyed}
         return Prepared(
             kept,
             keyed,
@@ -675,6 +679,7 @@ class Preparer:
             events=[] if first else reported,
             health=health,
             netns_rows=self._netns_rows,
+            gone_kept=gone_kept,
         )
 
 

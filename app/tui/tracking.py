@@ -40,7 +40,9 @@ class Step:
     """What one snapshot changed against the one before it."""
 
     events: list[Event]  # as app.events.diff(prev, cur) gives them
-    keyed: dict[str, Sock]  # row key -> socket of the current snapshot (a fresh dict)
+    # row key -> socket of the current snapshot: the tracker's own dict, as it is until the next
+    # step (not a copy per poll: nothing reads it after that)
+    keyed: dict[str, Sock]
     # (key, socket) of the current snapshot whose row shows another socket than last poll's row of
     # that key (opened, changed state or owner, or now the row of a sibling): to be built again
     rebuilt: list[tuple[str, Sock]] = field(default_factory=list)
@@ -243,4 +245,4 @@ class SnapshotTracker:
 
         self._by_position = by_position
         self.snap = cur
-        return Step(events, dict(keyed), rebuilt, renamed, fresh, stale, dropped)
+        return Step(events, keyed, rebuilt, renamed, fresh, stale, dropped)
