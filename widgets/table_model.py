@@ -152,7 +152,9 @@ def _norm(value: Any) -> tuple[int, Any]:
         return (1, value)
     if isinstance(value, tuple):
         return (2, tuple(_norm(v) for v in value))
-    return (3, str(value).lower())
+    text = str(value)
+    low = text.lower()
+    return (3, text if low == text else low)  # (an address is lower case already: one string, not two)
 
 
 def layout_columns(columns: Sequence[Column], width: int) -> list[tuple[int, int]]:
@@ -282,7 +284,10 @@ class TableModel:
         value = self.value(row, self.sort_column)
         if self.columns[self.sort_column].age:
             value = -value  # youngest first
-        return (_norm(value), row.key)
+        # flat: (kind, value, key) orders exactly as ((kind, value), key), in one tuple of three
+        # instead of two tuples (one per row: 60 bytes a row at 100k rows)
+        kind, norm = _norm(value)
+        return (kind, norm, row.key)
 
     @property
     def narrowed(self) -> bool:

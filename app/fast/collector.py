@@ -347,11 +347,9 @@ class FastCollector:
         for r in records:  # _build, inlined: on a cold poll this runs for every socket
             pid = get(r.inode)
             if r.sock is None or r.pid != pid:
+                base = _base_key(r) if r.sock is None else _owner_free(r)
                 r.pid = pid
                 r.sock = Sock(r.proto, r.family, r.laddr, r.raddr, r.status, pid, r.inode, r.netns)
-                base = r.base
-                if base < 0:
-                    r.base = base = _base_key(r)
                 r.skey = base | (pid + 1) if pid is not None else base
         ordered = sorted(records, key=_SKEY)
         socks = [r.sock for r in ordered]
@@ -427,12 +425,16 @@ class FastCollector:
 
 
 def _build(r: Record, pid: int | None) -> None:
+    base = _base_key(r) if r.sock is None else _owner_free(r)
     r.pid = pid
     r.sock = Sock(r.proto, r.family, r.laddr, r.raddr, r.status, pid, r.inode, r.netns)
-    base = r.base
-    if base < 0:
-        r.base = base = _base_key(r)
     r.skey = base | (pid + 1) if pid is not None else base
+
+
+def _owner_free(r: Record) -> int:
+    """The part of a built record's sort key that does not depend on its owner (``skey`` is it
+    ``| (pid + 1)``): worked out again, not kept (a second int of ~70 bytes a socket)."""
+    return r.skey - (r.pid + 1) if r.pid is not None else r.skey
 
 
 def _base_key(r: Record) -> int:

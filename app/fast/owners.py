@@ -81,7 +81,9 @@ class OwnerMap:
         self.clock = clock
         self.track_holders = track_holders
         self._tables: dict[int, tuple[int, frozenset[int]]] = {}  # pid -> (fd count when read, inodes)
-        self.holders: dict[int, set[int]] = {}  # inode -> every pid whose table holds it
+        # inode -> every pid whose table holds it: the pid itself when there is one (nearly every
+        # socket: a set each would cost about 200 bytes a socket), a set of two or more when shared
+        self.holders: dict[int, int | set[int]] = {}
         self.shared: set[int] = set()  # inodes held by more than one pid
         self._ppid: dict[int, int] = {}  # pid -> parent pid, read when its table was read
         self._fdmaps: dict[int, dict[str, int]] = {}  # pid -> fd -> socket inode (0: other), as read
@@ -172,7 +174,7 @@ class OwnerMap:
             if holders:
                 pids = holders.pop(ino, None)
                 if pids:
-                    for holder in pids:  # its fd there is the likeliest to be reused
+                    for holder in _pids(pids):  # its fd there is the likeliest to be reused
                         self._suspects.setdefault(holder, set()).add(ino)
                 self.shared.discard(ino)
             if pid is not None:
@@ -185,7 +187,12 @@ class OwnerMap:
     def _hold(self, ino: int, pid: int) -> None:
         pids = self.holders.get(ino)
         if pids is None:
-            self.holders[ino] = {pid}
+            self.holders[ino] = pid
+        elif isinstance(pids, int):
+            if pids != pid:
+                self.holders[ino] = {pids, pid}
+                self.shared.add(ino)
+                self._newly_shared.add(ino)
         else:
             pids.add(pid)
             if len(pids) == 2:
@@ -196,10 +203,16 @@ class OwnerMap:
         pids = self.holders.get(ino)
         if pids is None:
             return
+        if isinstance(pids, int):
+            if pids == pid:
+                del self.holders[ino]
+            return
         pids.discard(pid)
         if len(pids) < 2:
             self.shared.discard(ino)
-            if not pids:
+            if pids:
+                self.holders[ino] = next(iter(pids))
+            else:
                 del self.holders[ino]
 
     def _read_table(self, pid: int, count: int, recheck: set[int] | None = None) -> list[int] | None:
@@ -251,7 +264,7 @@ class OwnerMap:
                 holders = self.holders
                 for ino in new:  # (not only new - old: a socket dropped while held may be back)
                     pids = holders.get(ino)
-                    if pids is None or pid not in pids:
+                    if pids is None or (pids != pid if isinstance(pids, int) else pid not in pids):
                         self._hold(ino, pid)
             else:  # a table read for the first time (all of them, on a cold poll): in bulk
                 holders = self.holders
@@ -259,7 +272,7 @@ class OwnerMap:
                 for ino in known:  # held by another process too
                     self._hold(ino, pid)
                 if len(known) < len(new):
-                    holders.update({ino: {pid} for ino in new if ino not in known})
+                    holders.update(dict.fromkeys([ino for ino in new if ino not in known], pid))
             if st is None:
                 st = read_stat(pid, self.proc)
             if st is not None:
@@ -272,6 +285,8 @@ class OwnerMap:
         if not pids:
             pid = self.owner.get(ino)
             return () if pid is None else (pid,)
+        if isinstance(pids, int):
+            return (pids,)
         first = primary_holder(pids, self._ppid)
         return (first, *sorted(p for p in pids if p != first))
 
@@ -323,7 +338,7 @@ class OwnerMap:
         # of it again.
         again: dict[int, set[int]] = {}
         for ino in self._newly_shared:
-            for pid in self.holders.get(ino, ()):
+            for pid in _pids(self.holders.get(ino)):
                 if pid not in read_in_full and pid in tables:
                     again.setdefault(pid, set()).add(ino)
         for pid, inodes_again in again.items():
@@ -338,9 +353,10 @@ class OwnerMap:
         for ino in wanted.keys() - owner.keys():  # in a table read earlier (made before the dump)
             holding = self.holders.get(ino)
             if holding:
-                self._assign(ino, primary_holder(holding, self._ppid), wanted[ino], now)
+                first = holding if isinstance(holding, int) else primary_holder(holding, self._ppid)
+                self._assign(ino, first, wanted[ino], now)
         for ino in self.shared.intersection(wanted):
-            first = primary_holder(self.holders[ino], self._ppid)
+            first = primary_holder(_pids(self.holders[ino]), self._ppid)
             if owner.get(ino) != first:
                 old = owner.get(ino)
                 if old is not None:
@@ -474,7 +490,7 @@ class OwnerMap:
                 by_inode.setdefault(ino, set()).add(pid)
         self._ppid.update(ppid)
         for ino, holders in by_inode.items():
-            self.holders[ino] = holders
+            self.holders[ino] = holders if len(holders) > 1 else next(iter(holders))
             if len(holders) > 1:
                 self.shared.add(ino)
             self._assign(ino, primary_holder(holders, ppid), wanted[ino], None)
@@ -608,6 +624,13 @@ class OwnerMap:
         for ino in wanted.keys() - self.owner.keys():
             self.negative.setdefault(ino, now)
         self._last_sweep = now
+
+
+def _pids(held: int | set[int] | None) -> Iterable[int]:
+    """The pids of a :attr:`OwnerMap.holders` value (one pid, or a set of them when shared)."""
+    if held is None:
+        return ()
+    return (held,) if isinstance(held, int) else held
 
 
 def _descendants(roots: set[int], pids: set[int], proc: str = PROC) -> list[int]:

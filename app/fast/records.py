@@ -36,7 +36,6 @@ class Record:
     """One socket as the kernel reported it, plus the collector's cached Sock for it."""
 
     __slots__ = (
-        "base",
         "family",
         "inode",
         "laddr",
@@ -67,8 +66,7 @@ class Record:
         self.netns = 0  # the namespace's inode, set by the collector for other namespaces' records
         self.pid: int | None = None
         self.sock: Sock | None = None
-        self.skey = 0  # the sort key of ``sock`` (an int: app.backends.base.sort_key)
-        self.base = -1  # the part of ``skey`` that does not depend on the owner; -1: not computed
+        self.skey = 0  # the sort key of ``sock`` (an int: app.backends.base.sort_key), once built
 
 
 def make_record(

@@ -99,8 +99,7 @@ L_QUEUE = column_index(LISTEN_COLUMNS, "queue")
 
 
 def _remote(r: SockRow) -> tuple[str, int] | None:
-    raddr = r.sock.raddr
-    return (raddr.ip, raddr.port) if raddr else None
+    return r.sock.raddr  # an Endpoint is the (ip, port) tuple itself: no copy per row
 
 
 def conn_columns(remote_format: Callable[[Any, float], str] = fmt_remote) -> tuple[Column, ...]:

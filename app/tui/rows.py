@@ -30,7 +30,7 @@ from app.filtering import FilterRow, row_for
 from app.forwarders import Forward
 from app.health import HealthTracker, Rates, Shown, queue, queue_marked, shown_health, tcp_info
 from app.interfaces import Interface
-from app.model import ESTABLISHED, ProcessInfo, Snapshot, Sock, empty_snapshot
+from app.model import ESTABLISHED, Endpoint, ProcessInfo, Snapshot, Sock, empty_snapshot
 from app.ports import in_ephemeral
 from app.service import CONTAINER, SOCKET, Service
 from app.textsafe import printable
@@ -176,8 +176,15 @@ def listen_spec(key: str, payload: SockRow, ephemeral: tuple[int, int]) -> RowSp
 
 def conn_spec(key: str, payload: SockRow, values: Callable[[SockRow], tuple[object, ...]]) -> RowSpec:
     """A connection's row (``values`` from :func:`values_getter` of its columns); its facet is its
-    state."""
-    return RowSpec(key, values(payload), "", payload, (payload.sock.status,), payload.flags)
+    state (one tuple per state, shared by the rows in it)."""
+    status = payload.sock.status
+    facets = _STATE_FACETS.get(status)
+    if facets is None:
+        facets = _STATE_FACETS.setdefault(status, (status,))
+    return RowSpec(key, values(payload), "", payload, facets, payload.flags)
+
+
+_STATE_FACETS: dict[str, tuple[str]] = {}  # state -> (state,): a handful of states
 
 
 @dataclass(slots=True)
@@ -224,8 +231,8 @@ class HealthView:
 class Prepared:
     """One poll's result, ready to apply on the UI thread."""
 
-    snapshot: Snapshot
-    keyed: dict[str, Sock]
+    snapshot: Snapshot  # without its per-socket stats (``stats`` None): the rows show them
+    keyed: dict[str, Sock]  # row key -> socket, until the next poll is prepared (the tracker's)
     first: bool
     listen: Delta
     conns: Delta
@@ -234,6 +241,9 @@ class Prepared:
     health: HealthView = field(default_factory=lambda: HealthView({}))
     netns_switched: str | None = None  # "all" / "current": key n took effect with this poll
     netns_rows: bool = False  # its rows name their namespace (every namespace was read)
+    # rows marked gone whose key the snapshot still has (siblings of one endpoint numbered anew):
+    # key -> the snapshot's socket of that key (the UI keeps no map of every key's socket)
+    gone_kept: dict[str, Sock] = field(default_factory=dict)
 
 
 def _in_view_events(events: list[Event], prev: Snapshot, snap: Snapshot) -> list[Event]:
@@ -252,6 +262,22 @@ def _in_view_events(events: list[Event], prev: Snapshot, snap: Snapshot) -> list
             or (e.kind is EventKind.CLOSED and e.sock.netns in leaving)
         )
     ]
+
+
+def _without_stats(snap: Snapshot) -> Snapshot:
+    """``snap`` with the same sockets, processes and holders but no per-socket stats."""
+    return snap if snap.stats is None else replace(snap, stats=None)
+
+
+_NONE: dict[Any, int] = {}  # (never written)
+
+
+def _add(counts: dict[Any, int], key: object, sign: int) -> None:
+    n = counts.get(key, 0) + sign
+    if n:
+        counts[key] = n
+    else:
+        counts.pop(key, None)
 
 
 def _discard(index: dict[Any, set[str]], at: object, key: str) -> None:
@@ -305,8 +331,11 @@ class Preparer:
         self._by_ip: dict[str, set[str]] = {}
         self._by_inode: dict[int, str] = {}
         self._tcp: dict[str, int] = {}  # TCP listeners with an inode: their accept queues
-        self._est_addr: Counter[tuple[object, ...]] = Counter()  # ESTABLISHED by address
-        self._est_port: Counter[tuple[object, ...]] = Counter()  # ESTABLISHED by port
+        # ESTABLISHED sockets by (proto, family, netns), then by local address (the sockets' own
+        # Endpoint objects as keys) and by local port: nearly one entry per connection (a client
+        # end's port is its own), so no tuple is made per entry, and an entry goes at zero
+        self._est_addr: dict[tuple[object, ...], dict[Endpoint, int]] = {}
+        self._est_port: dict[tuple[object, ...], dict[int, int]] = {}
         self._exposures: dict[str, Exposure] = {}  # listener address -> its exposure last poll
         self._services: dict[int, Service | None] = {}  # listener pid -> its service last poll
         self._overflowed = False
@@ -397,17 +426,20 @@ class Preparer:
     def _count(self, listener: Sock) -> int:
         """Established connections to ``listener`` (a wildcard one: to its port on any address)."""
         lp = listener.laddr
+        bucket = (listener.proto, listener.family, listener.netns)
         if lp.ip in ("0.0.0.0", "::"):
-            return self._est_port[(listener.proto, listener.family, lp.port, listener.netns)]
-        return self._est_addr[(listener.proto, listener.family, lp.port, lp.ip, listener.netns)]
+            return self._est_port.get(bucket, _NONE).get(lp.port, 0)
+        return self._est_addr.get(bucket, _NONE).get(lp, 0)
 
     def _count_connections(self, socks: Iterable[Sock], sign: int, ports: set[tuple[object, ...]]) -> None:
+        est_addr, est_port = self._est_addr, self._est_port
         for s in socks:
             if s.status == ESTABLISHED:
-                port = (s.proto, s.family, s.laddr.port, s.netns)
-                self._est_port[port] += sign
-                self._est_addr[(s.proto, s.family, s.laddr.port, s.laddr.ip, s.netns)] += sign
-                ports.add(port)
+                bucket = (s.proto, s.family, s.netns)
+                laddr = s.laddr
+                _add(est_addr.get(bucket) or est_addr.setdefault(bucket, {}), laddr, sign)
+                _add(est_port.get(bucket) or est_port.setdefault(bucket, {}), laddr.port, sign)
+                ports.add((s.proto, s.family, laddr.port, s.netns))
 
     def _forget_listener(self, key: str) -> None:
         sock = self._listeners.pop(key, None)
@@ -531,7 +563,12 @@ class Preparer:
     def prepare(self, snap: Snapshot) -> Prepared:
         first = self.prev is None
         prev = self.prev or empty_snapshot()
-        step = self.tracker.step(snap)
+        # What outlives this call (the tracker's and the preparer's previous snapshot, the one the
+        # UI shows and the one before it) is this snapshot without its per-socket stats: only the
+        # rows and the health tracker read those, here; kept, each snapshot's (a tuple of tcp_info
+        # fields per socket, about 250 bytes) stayed alive for two more polls.
+        kept = _without_stats(snap)
+        step = self.tracker.step(kept)
         keyed = step.keyed
         listen, conns = Delta(), Delta()
         # the tables' rows that go (closed: marked for a refresh; moved to another key: at once)
@@ -630,10 +667,11 @@ class Preparer:
         for key in (k for k in rebuilt_listeners if k in changed):
             listen.changed.append(key)
         self._listener_rows(snap, candidates, opened, listen)
-        self.prev = snap
+        self.prev = kept
         health = HealthView(moving, tracker, tracker.overflows)
+        gone_kept = {k: keyed[k] for k in (*listen.gone, *conns.gone) if k in keyed}
         return Prepared(
-            snap,
+            kept,
             keyed,
             first,
             listen,
@@ -641,6 +679,7 @@ class Preparer:
             events=[] if first else reported,
             health=health,
             netns_rows=self._netns_rows,
+            gone_kept=gone_kept,
         )
 
 

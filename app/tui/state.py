@@ -91,7 +91,7 @@ class Dashboard:
         self.show_netns_column(False)
         self.snapshot: Snapshot | None = None
         self.previous: Snapshot | None = None
-        self.keyed: dict[str, Sock] = {}
+        self._gone_kept: dict[str, Sock] = {}  # (Prepared.gone_kept of the poll applied)
         self.health = HealthView({})  # the last applied poll's
 
     def apply(self, prepared: Prepared) -> None:
@@ -114,7 +114,7 @@ class Dashboard:
             gone = [k for k in self.interfaces.rows if k not in names]
             self.interfaces.apply(updated=prepared.interfaces, gone=gone, now=now, mark_new=False)
         self.previous, self.snapshot = self.snapshot, prepared.snapshot
-        self.keyed = prepared.keyed
+        self._gone_kept = prepared.gone_kept
         self.health = prepared.health
 
     def apply_snapshot(self, snap: Snapshot) -> Prepared:
@@ -136,12 +136,16 @@ class Dashboard:
 
     def socket_for(self, model: TableModel, key: str) -> tuple[Sock, Snapshot] | None:
         """The socket of row ``key`` and the snapshot it came from (the previous one for a row
-        that has just vanished)."""
-        sock = self.keyed.get(key)
-        if sock is not None and self.snapshot is not None:
-            return sock, self.snapshot
+        that has just vanished). A row's payload holds its socket as of the last poll applied (a
+        row is rebuilt whenever its socket is another object), so no map of the snapshot's
+        sockets by key is kept beside the tables."""
         row = model.rows.get(key)
         if row is None or not isinstance(row.payload, SockRow):
             return None
+        if row.mark is not Mark.GONE:
+            return (row.payload.sock, self.snapshot) if self.snapshot is not None else None
+        kept = self._gone_kept.get(key)
+        if kept is not None and self.snapshot is not None:
+            return kept, self.snapshot
         snap = self.previous or self.snapshot
         return (row.payload.sock, snap) if snap is not None else None

@@ -18,6 +18,11 @@ the same endpoint came or went, so the keys of that endpoint are numbered again)
 such a row instead of leaving the old one behind.
 
 Keeps the previous snapshot alive between polls, so object ids stay unique while they are compared.
+Memory (at 100k sockets every byte a socket is 100 kB): what it keeps between polls is the
+previous snapshot and its row keys; an endpoint with one socket (nearly all) needs nothing more,
+its key being the endpoint itself. Only endpoints with several sockets keep their sockets' list
+and each socket's key; which sockets are new or gone is found by one dictionary of the previous
+snapshot's ids made and dropped in the step, not by a set of ids kept from one poll to the next.
 """
 
 from __future__ import annotations
@@ -35,7 +40,9 @@ class Step:
     """What one snapshot changed against the one before it."""
 
     events: list[Event]  # as app.events.diff(prev, cur) gives them
-    keyed: dict[str, Sock]  # row key -> socket of the current snapshot (a fresh dict)
+    # row key -> socket of the current snapshot: the tracker's own dict, as it is until the next
+    # step (not a copy per poll: nothing reads it after that)
+    keyed: dict[str, Sock]
     # (key, socket) of the current snapshot whose row shows another socket than last poll's row of
     # that key (opened, changed state or owner, or now the row of a sibling): to be built again
     rebuilt: list[tuple[str, Sock]] = field(default_factory=list)
@@ -90,20 +97,32 @@ class SnapshotTracker:
 
     def __init__(self) -> None:
         self.snap: Snapshot | None = None
-        self._ids: set[int] = set()
-        self._by_ep: dict[str, list[Sock]] = {}  # endpoint -> its sockets, in snapshot order
-        self._key_of: dict[int, str] = {}  # id(sock) -> row key, for the previous snapshot
+        # Of the previous snapshot: its row keys, and for the endpoints with more than one socket
+        # (a socket of any other endpoint is keyed by its endpoint) their sockets in snapshot
+        # order and id(sock) -> row key.
         self._keyed: dict[str, Sock] = {}
+        self._by_ep: dict[str, list[Sock]] = {}
+        self._key_of: dict[int, str] = {}
         self._by_position: set[str] = set()  # endpoints whose keys depend on positions
-        self._multi: set[str] = set()  # endpoints with more than one socket
+
+    def _group(self, ep: str) -> list[Sock]:
+        """The previous snapshot's sockets of endpoint ``ep``, in snapshot order."""
+        group = self._by_ep.get(ep)
+        if group is not None:
+            return group
+        only = self._keyed.get(ep)
+        return [only] if only is not None else []
 
     def step(self, cur: Snapshot) -> Step:
         prev = self.snap if self.snap is not None else empty_snapshot()
         socks = cur.sockets
-        prev_ids = self._ids
-        fresh = [s for s in socks if id(s) not in prev_ids]
-        cur_ids = set(map(id, socks))
-        stale = [s for s in prev.sockets if id(s) not in cur_ids]
+        # new objects, and the previous ones not seen again (in their order): one dictionary
+        # (a snapshot lists an object once)
+        left = dict(zip(map(id, prev.sockets), prev.sockets, strict=True))
+        take = left.pop
+        fresh = [s for s in socks if take(id(s), None) is None]
+        stale = list(left.values())
+        del left, take
         eps = {s.endpoint_key for s in fresh}
         eps.update(s.endpoint_key for s in stale)
         eps.update(self._by_position)
@@ -120,7 +139,7 @@ class SnapshotTracker:
             return positions
 
         by_ep = self._by_ep
-        siblings = self._multi - eps
+        siblings = by_ep.keys() - eps
         if siblings:  # endpoints with several sockets: numbered by their order, which may change
             pos = position()
             for ep in siblings:
@@ -132,7 +151,7 @@ class SnapshotTracker:
         groups: dict[str, list[Sock]] = {}
         olds: dict[str, list[Sock]] = {}
         for ep in eps:
-            old = by_ep.get(ep, [])
+            old = self._group(ep)
             olds[ep] = old
             groups[ep] = [s for s in old if id(s) not in stale_ids]
         for s in fresh:
@@ -152,7 +171,6 @@ class SnapshotTracker:
         renamed: dict[str, str] = {}
         dropped: list[str] = []
         by_position: set[str] = set()
-        multi = self._multi
         for ep in eps:
             group = groups[ep]
             old = olds[ep]
@@ -160,7 +178,7 @@ class SnapshotTracker:
             if positional:
                 by_position.add(ep)
             prior = [keyed.get(k) for k in keys]
-            old_keys = [key_of[id(s)] for s in old]
+            old_keys = [key_of.get(id(s), ep) for s in old] if len(old) > 1 else [ep] * len(old)
             for k in old_keys:
                 keyed.pop(k, None)
             for s, k, shown in zip(group, keys, prior, strict=True):
@@ -178,7 +196,7 @@ class SnapshotTracker:
             moves: dict[str, str] = {}
             for before, sock in pairs:
                 k = new_key[id(sock)]
-                was = key_of[id(before)]
+                was = key_of.get(id(before), ep) if len(old) > 1 else ep
                 if was != k:
                     moves[was] = k
                 if before is sock and not moved_pids:
@@ -195,21 +213,21 @@ class SnapshotTracker:
             for sock in new:
                 changed[id(sock)] = [Event(EventKind.OPENED, now, new_key[id(sock)], sock, cur.owner(sock))]
             for sock in gone:
-                closed.append((sock, Event(EventKind.CLOSED, now, key_of[id(sock)], sock, prev.owner(sock))))
+                was = key_of.get(id(sock), ep) if len(old) > 1 else ep
+                closed.append((sock, Event(EventKind.CLOSED, now, was, sock, prev.owner(sock))))
             # a continuing socket's row moves to its new key, unless a row keeps either key
             current, before_keys = set(keys), set(old_keys)
             for was, k in moves.items():
                 if k not in before_keys and was not in current:
                     renamed[was] = k
             dropped.extend(k for k in old_keys if k not in current and k not in renamed)
-            if group:
+            for s in old:
+                key_of.pop(id(s), None)
+            if len(group) > 1:
                 by_ep[ep] = group
+                key_of.update(zip(map(id, group), keys, strict=True))
             else:
                 by_ep.pop(ep, None)
-            if len(group) > 1:
-                multi.add(ep)
-            else:
-                multi.discard(ep)
 
         events: list[Event] = []
         if changed:
@@ -225,10 +243,6 @@ class SnapshotTracker:
                 closed.sort(key=lambda pair: before_pos[id(pair[0])])
             events.extend(e for _s, e in closed)
 
-        for s in stale:
-            key_of.pop(id(s), None)
-        key_of.update(new_key)
         self._by_position = by_position
-        self._ids = cur_ids
         self.snap = cur
-        return Step(events, dict(keyed), rebuilt, renamed, fresh, stale, dropped)
+        return Step(events, keyed, rebuilt, renamed, fresh, stale, dropped)

@@ -102,6 +102,7 @@ def test_same_events_and_keys_as_diff_and_row_keys(seed: int, mode: str, polls: 
     tracker = SnapshotTracker()
     prev: Snapshot | None = None
     rows: dict[str, Sock] = {}
+    before: dict[str, Sock] = {}  # the previous snapshot's row keys
     socks: list[Sock] = [a_sock(rng, inodes) for _ in range(rng.randrange(12))]
     procs = processes(rng, None)
     for poll in range(polls):
@@ -120,6 +121,10 @@ def test_same_events_and_keys_as_diff_and_row_keys(seed: int, mode: str, polls: 
         assert step.events == want_events
         want = dict(zip(row_keys(cur.sockets), cur.sockets, strict=True))
         assert {k: id(v) for k, v in step.keyed.items()} == {k: id(v) for k, v in want.items()}
+        # a row moves from a key it had to a key it has, with the same socket or its successor
+        for old, new in step.renamed.items():
+            assert old in before and old not in want and new in want and new not in before
+            assert before[old].endpoint_key == want[new].endpoint_key
         # a table that applies the step ends up with exactly the snapshot's rows
         moved = {new: rows[old] for old, new in step.renamed.items() if old in rows}
         for old in step.renamed:
@@ -132,7 +137,7 @@ def test_same_events_and_keys_as_diff_and_row_keys(seed: int, mode: str, polls: 
         assert {k: id(v) for k, v in rows.items()} == {k: id(v) for k, v in want.items()}
         closed = {e.key for e in step.events if e.kind.value == "closed"}
         assert closed <= set(step.dropped) | set(want)
-        prev = cur
+        prev, before = cur, want
 
 
 def test_unchanged_sockets_are_not_looked_at_again() -> None:

@@ -1,0 +1,67 @@
+"""The socket an action acts on (``Dashboard.socket_for``) comes from the row's own payload, not from
+a second map of the snapshot's sockets by key (one dictionary entry a socket, copied every poll):
+on random polls (sockets open, close, change state or owner, listeners share an endpoint) every row
+of the snapshot must answer with exactly the snapshot's socket of that key (the same object) and
+the current snapshot, and a row that has just vanished with its last socket and the one before."""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from app.model import Endpoint, Family, Proto, Snapshot, Sock
+from app.tui.state import Dashboard
+from tests.tui.fixtures import NOW, FixedExposure
+from widgets.table_model import Mark
+
+
+def a_sock(rng: random.Random, inode: int) -> Sock:
+    ip = rng.choice(("127.0.0.1", "0.0.0.0", "::1"))
+    fam = Family.IPV6 if ":" in ip else Family.IPV4
+    if rng.random() < 0.4:
+        return Sock(
+            Proto.TCP, fam, Endpoint(ip, rng.choice((80, 443))), None, "LISTEN", rng.choice((1, 2)), inode
+        )
+    peer = Endpoint("::1" if ":" in ip else "127.0.0.1", 50000 + inode)  # (a 4-tuple is unique)
+    return Sock(Proto.TCP, fam, Endpoint(ip, rng.choice((80, 40000))), peer, "ESTABLISHED", 3, inode)
+
+
+def step(rng: random.Random, socks: list[Sock], inode: int) -> list[Sock]:
+    out = []
+    for s in socks:
+        r = rng.random()
+        if r < 0.15:
+            continue
+        if r < 0.3 and not s.listening:
+            out.append(Sock(s.proto, s.family, s.laddr, s.raddr, "CLOSE_WAIT", s.pid, s.inode))
+        elif r < 0.4:
+            out.append(Sock(s.proto, s.family, s.laddr, s.raddr, s.status, rng.choice((1, 2, 4)), s.inode))
+        else:
+            out.append(s)
+    return out + [a_sock(rng, inode + i) for i in range(rng.randrange(4))]
+
+
+@settings(max_examples=100, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), polls=st.integers(1, 8))
+def test_each_row_acts_on_its_snapshots_socket(seed: int, polls: int) -> None:
+    rng = random.Random(seed)
+    d = Dashboard(FixedExposure(), clock=lambda: NOW)
+    socks = [a_sock(rng, 100 + i) for i in range(rng.randrange(1, 10))]
+    for poll in range(polls):
+        if poll:
+            socks = step(rng, socks, 1000 * poll)
+        snap = Snapshot(NOW + poll, tuple(socks), {})
+        d.apply_snapshot(snap)
+        keyed = snap.keyed()
+        for model in (d.listening, d.connections):
+            for key, row in model.rows.items():
+                found = d.socket_for(model, key)
+                assert found is not None
+                if key in keyed:  # (a row marked gone may keep its key: siblings numbered anew)
+                    assert found[0] is keyed[key] and found[1] is d.snapshot
+                else:
+                    assert row.mark is Mark.GONE and found[1] is d.previous
+                    assert found[0] is row.payload.sock
+        assert all(k in d.listening.rows or k in d.connections.rows for k in keyed)
