@@ -409,7 +409,7 @@ class OwnerMap:
         for ino, pids in shared.items():
             owner[ino] = primary_holder(pids, ppid)
         self.owner = owner
-        self.holders = shared
+        self.holders = dict(shared)  # (only shared sockets: each a set, as holders keeps them)
         self.shared = set(shared)
         return owner
 
