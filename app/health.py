@@ -134,6 +134,9 @@ class Rates(NamedTuple):
     tx: float
 
 
+ZERO = Rates(0.0, 0.0)  # (one for every connection that moves no data: not one each)
+
+
 class ConnHealth:
     """What the tracker knows of one connection: its latest rates, history and marks."""
 
@@ -143,7 +146,7 @@ class ConnHealth:
         self.acked = acked
         self.received = received
         self.retrans = retrans
-        self.rates = Rates(0.0, 0.0)
+        self.rates = ZERO
         self.history: list[Rates] = []
         self.stall_polls = 0
         self.storm = False

@@ -23,6 +23,7 @@ from app.health import (
     HISTORY,
     STALL_POLLS,
     STORM_RETRANS,
+    ZERO,
     ConnHealth,
     HealthTracker,
     Rates,
@@ -31,8 +32,6 @@ from app.health import (
     count_overflows,
     tracked,
 )
-
-ZERO = Rates(0.0, 0.0)
 
 
 class LiveConn(ConnHealth):
@@ -46,7 +45,8 @@ class LiveConn(ConnHealth):
         super().__init__(acked, received, total or 0)
         self._tracker = tracker
         self._since = tracker.polls  # history starts after this poll
-        self._samples: list[tuple[int, Rates]] = []  # (poll, rates) of the polls it moved in
+        # (poll, rates) of the polls it moved in: a list from the first (most never move)
+        self._samples: list[tuple[int, Rates]] | tuple[()] = ()
         self.rtt = rtt
         self.total = total
 
@@ -150,6 +150,8 @@ class LiveHealth(HealthTracker):
                 h.rates = Rates(max(0, received - h.received) / dt, max(0, acked - h.acked) / dt)
                 if h.rates.rx or h.rates.tx:
                     samples = h._samples
+                    if not isinstance(samples, list):
+                        h._samples = samples = []
                     samples.append((poll, h.rates))
                     while samples[0][0] <= poll - HISTORY:  # out of the window
                         del samples[0]
