@@ -17,10 +17,11 @@ Shown text (:meth:`Forward.label`) has been through :func:`app.textsafe.printabl
 
 from __future__ import annotations
 
+from app.forwardprogs import KUBECTL_PROGS, base
 from app.textsafe import printable
 
-# On the CLI's start-up path (every owner is checked with might_forward): re and dataclasses are
-# not imported unless an argv is parsed.
+# Imported where a process may forward (app.forwardprogs.might_forward): re and dataclasses are
+# still not imported unless an argv is parsed.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import re
@@ -98,13 +99,6 @@ class ContainerLookup(Protocol):
     def name_by_published_port(self, port: int, proto: str = "tcp") -> str | None: ...
 
 
-_KUBECTL_PROGS = frozenset({"kubectl", "oc", "k3s", "microk8s", "microk8s.kubectl", "minikube"})
-
-
-def _base(arg0: str) -> str:
-    return arg0.rsplit("/", 1)[-1]
-
-
 def forward_of(
     cmdline: Sequence[str] | None,
     local_port: int | None = None,
@@ -120,24 +114,6 @@ def forward_of(
         return _dispatch(argv, local_port, containers)
     except Exception:  # a parser bug must never cost the caller its listing
         return None
-
-
-_PROGRAMS = frozenset(
-    {"ssh", "autossh", "docker-proxy", "rootlessport", "rootlessport-child", "pasta", "pasta.avx2"}
-    | {"slirp4netns", "socat"}
-)
-
-
-def might_forward(cmdline: Sequence[str] | None) -> bool:
-    """Whether :func:`forward_of` can find a forward in this argv at all (its program is a known
-    forwarder): a cheap check per process, so that the per-socket parse runs only for those."""
-    if not cmdline or isinstance(cmdline, str | bytes) or not isinstance(cmdline[0], str):
-        return False
-    arg0 = cmdline[0]
-    if arg0.startswith(("sshd: ", "sshd-session: ")):
-        return True
-    prog = _base(arg0)
-    return prog in _PROGRAMS or (prog in _KUBECTL_PROGS and "port-forward" in cmdline)
 
 
 def _clean(cmdline: Sequence[str] | None) -> list[str]:
@@ -157,12 +133,12 @@ def _dispatch(argv: list[str], local_port: int | None, containers: ContainerLook
     if len(argv) == 1 and argv[0].startswith(("sshd: ", "sshd-session: ")):
         who = argv[0].split(": ", 1)[1].strip()
         return Forward("sshd", None, via=who or None)
-    prog = _base(argv[0])
+    prog = base(argv[0])
     if prog == "ssh":
         return _ssh(argv[1:], local_port)
     if prog == "autossh":
         return _ssh(_autossh_args(argv[1:]), local_port)
-    if prog in _KUBECTL_PROGS and "port-forward" in argv:
+    if prog in KUBECTL_PROGS and "port-forward" in argv:
         return _kubectl(argv[1:], local_port)
     if prog == "docker-proxy":
         return _docker_proxy(argv[1:], containers)

@@ -12,7 +12,7 @@ read what was prepared and never block.
 
 from __future__ import annotations
 
-from app.forwarders import forward_of, might_forward
+from app.forwardprogs import might_forward
 from app.service import CONTAINER, SOCKET, service_of, socket_activation
 from app.textsafe import printable
 
@@ -105,6 +105,8 @@ class OwnerFacts:
         if key not in self._forwards:
             if len(self._forwards) > 65536:
                 self._forwards.clear()
+            from app.forwarders import forward_of  # (a process that may forward: few of them)
+
             self._forwards[key] = forward_of(info.cmdline, sock.laddr.port, self._containers)
         return self._forwards[key]
 

@@ -13,7 +13,7 @@ import json
 from _operator import is_ as _is  # (operator.py only re-exports it, and costs start-up)
 
 from app import __version__
-from app.forwarders import might_forward
+from app.forwardprogs import might_forward
 from app.health import TcpInfo, queue, tcp_info
 from app.model import LISTEN, UDP_BOUND, Proto
 from app.owners import OwnerFacts, owner_dict

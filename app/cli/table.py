@@ -11,7 +11,7 @@ from _operator import gt  # (operator.py only re-exports it, and costs start-up)
 from itertools import islice
 
 from app.cli.color import exposure_style, paint, state_style
-from app.forwarders import might_forward
+from app.forwardprogs import might_forward
 from app.model import LISTEN, UDP_BOUND, Family, Proto
 from app.owners import OwnerFacts, forward_text, service_name
 from app.ports import PortRange, port_range

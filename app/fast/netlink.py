@@ -320,9 +320,9 @@ class NetlinkReader:
             if held:
                 joined = held[0] if len(held) == 1 else b"".join(held)
                 held = []
-                if not self._take_uniform(joined, seq_bytes, proto, old, new, out, fresh, mtype):
-                    if self._take_each(joined, seq, proto, old, new, out, fresh, mtype):
-                        return  # (not expected: what ends a dump is never held)
+                uniform = self._take_uniform(joined, seq_bytes, proto, old, new, out, fresh, mtype)
+                if not uniform and self._take_each(joined, seq, proto, old, new, out, fresh, mtype):
+                    return  # (not expected: what ends a dump is never held)
             if holdable:
                 held.append(data)
                 continue

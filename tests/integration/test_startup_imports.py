@@ -104,6 +104,8 @@ def test_who_through_a_launcher_imports_not_even_collections() -> None:
     assert code == 0, err
     assert "app.cli.table" in mods
     assert heavy_in(mods, WHO_HEAVY | {"collections"}) == []
+    # a python owner forwards nothing: the argv parsers (app.forwarders) are not loaded
+    assert "app.forwardprogs" in mods and "app.forwarders" not in mods
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1", "0.0.0.0"])

@@ -253,7 +253,7 @@ def test_huge_argv_is_cheap_and_safe() -> None:
 def test_might_forward_is_false_only_where_forward_of_finds_nothing(
     argv: list[str], port: int | None
 ) -> None:
-    from app.forwarders import forward_of, might_forward
+    from app.forwardprogs import might_forward
 
     if not might_forward(argv):
         assert forward_of(argv, port) is None
