@@ -320,23 +320,68 @@ class NetlinkReader:
             if held:
                 joined = held[0] if len(held) == 1 else b"".join(held)
                 held = []
-                uniform = self._take_uniform(joined, seq_bytes, proto, old, new, out, fresh, mtype)
-                if not uniform and self._take_each(joined, seq, proto, old, new, out, fresh, mtype):
+                if self._take_mixed(joined, seq, seq_bytes, proto, old, new, out, fresh, mtype):
                     return  # (not expected: what ends a dump is never held)
             if holdable:
                 held.append(data)
                 continue
-            if done:
-                # the last chunk: its sockets, then NLMSG_DONE (no error): the uniform path for
-                # the sockets when they allow it (the usual case), else message by message
-                if self._take_uniform(
-                    data[: end - _DONE.size], seq_bytes, proto, old, new, out, fresh, mtype
-                ):
-                    return
-            elif self._take_uniform(data, seq_bytes, proto, old, new, out, fresh, mtype):
-                continue
-            if self._take_each(data, seq, proto, old, new, out, fresh, mtype):
+            # the last chunk: its sockets, then NLMSG_DONE (no error): the uniform path for the
+            # sockets when they allow it (the usual case), else by length (_take_mixed)
+            if done and self._take_uniform(
+                data[: end - _DONE.size], seq_bytes, proto, old, new, out, fresh, mtype
+            ):
                 return
+            if self._take_mixed(data, seq, seq_bytes, proto, old, new, out, fresh, mtype):
+                return
+
+    def _take_mixed(
+        self,
+        data: bytes,
+        seq: int,
+        seq_bytes: bytes,
+        proto: Proto,
+        old: dict[bytes, Record],
+        new: dict[bytes, Record],
+        out: list[Record],
+        fresh: list[Record],
+        mtype: int,
+    ) -> bool:
+        """A piece that may mix message lengths (on a host with TIME_WAIT sockets, whose messages
+        are shorter, most pieces do): uniform, it takes the uniform path; else its socket
+        messages of each length that come :data:`_RUN_MIN` times or more take it together (out
+        of the kernel's order within the piece: nothing depends on it), and the others, with
+        whatever ends the dump, go :meth:`_take_each`, after them. Returns True at its end."""
+        if self._take_uniform(data, seq_bytes, proto, old, new, out, fresh, mtype):
+            return False
+        end = len(data)
+        by_step: dict[int, list[int]] = {}
+        rest: list[int] = []  # offsets of the other messages, in order
+        off = 0
+        while off + 16 <= end:
+            length = int.from_bytes(data[off : off + 4], sys.byteorder)
+            if length < 16 or off + length > end:
+                return self._take_each(data, seq, proto, old, new, out, fresh, mtype)  # (it says what)
+            step = (length + 3) & ~3
+            if length >= _MIN_LEN and int.from_bytes(data[off + 4 : off + 6], sys.byteorder) == mtype:
+                by_step.setdefault(step, []).append(off)
+            else:
+                rest.append(off)
+            off += step
+        if off != end or not any(len(offs) >= _RUN_MIN for offs in by_step.values()):
+            return self._take_each(data, seq, proto, old, new, out, fresh, mtype)
+        for step, offs in by_step.items():
+            if len(offs) < _RUN_MIN:
+                rest.extend(offs)
+                continue
+            run = b"".join([data[o : o + step] for o in offs])
+            if not self._take_uniform(run, seq_bytes, proto, old, new, out, fresh, mtype):
+                rest.extend(offs)  # (one listed twice: undone, and taken one by one)
+        if not rest:
+            return False
+        rest.sort()
+        size = sys.byteorder
+        left = b"".join([data[o : o + ((int.from_bytes(data[o : o + 4], size) + 3) & ~3)] for o in rest])
+        return self._take_each(left, seq, proto, old, new, out, fresh, mtype)
 
     def _take_uniform(
         self,
@@ -512,6 +557,7 @@ class NetlinkReader:
 
 _first = itemgetter(0)
 _HOLD_CHUNKS = 8  # pieces of a dump decoded together (at most 256 KiB)
+_RUN_MIN = 8  # socket messages of one length in a mixed piece worth the uniform path together
 
 
 def _more_to_come(data: bytes, mtype: int) -> bool:
