@@ -112,11 +112,9 @@ def tracked(stats: Mapping[int, RawStats]) -> Mapping[int, Tracked]:
     fields = getattr(stats, "health", None)  # a StatsTable: straight from the kernel's bytes
     if fields is not None:
         return fields()
-    # RAW_FIELDS from index 3: retransmits, unacked, last_sent, last_recv, rtt, rttvar, cwnd,
-    # total_retrans, bytes_acked, bytes_received, delivery_rate, bytes_sent
-    return {
-        ino: (row[4], row[7], row[10], row[11], row[12]) for ino, row in stats.items() if ino and len(row) > 3
-    }
+    from app.fast.tcpinfo import health_of_rows  # (rows decoded already: tests' snapshots)
+
+    return health_of_rows(stats.items())
 
 
 # --- from two polls: rates, stalls, storms, full queues ------------------------------------------

@@ -22,11 +22,13 @@ from __future__ import annotations
 import struct
 from collections.abc import ItemsView, Mapping
 
-from app.fast.tcpinfo import HEALTH_INDEXES
+from app.fast.tcpinfo import health_of_rows
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    from app.health import Tracked
 
 Row = tuple[int | None, ...]
 _INODE_WORD = 21  # the inode's 4-byte word in a diag message (offset 84)
@@ -42,7 +44,7 @@ class StatsTable(Mapping[int, Row]):
         self._chunks: list[tuple[bytes, struct.Struct, struct.Struct | None]] = []
         self._where: dict[int, int] = {}  # inode -> place of its message in a chunk
         self._rows: dict[int, Row] = {}  # inode -> decoded row (messages of uneven chunks)
-        self._health: dict[int, tuple[int | None, ...]] | None = None
+        self._health: dict[int, Tracked] | None = None
         self._looked = 0  # sockets decoded one by one so far
         self._all: dict[int, Row] | None = None  # every row, once most are asked for
 
@@ -125,7 +127,7 @@ class StatsTable(Mapping[int, Row]):
                     yield inode, row
         yield from self._rows.items()
 
-    def health(self) -> dict[int, tuple[int | None, ...]]:
+    def health(self) -> dict[int, Tracked]:
         """inode -> (unacked, rtt µs, total_retrans, bytes_acked, bytes_received) of every socket
         with a tcp_info (not inode 0: no file, nothing follows it); made once per table."""
         out = self._health
@@ -136,11 +138,9 @@ class StatsTable(Mapping[int, Row]):
             if health is not None:
                 inodes = memoryview(data).cast("I")[_INODE_WORD :: full.size >> 2].tolist()
                 out.update(zip(inodes, health.iter_unpack(data), strict=True))
-        if self._rows:
-            for inode, row in self._rows.items():
-                if len(row) > 3:
-                    out[inode] = tuple(row[i] for i in HEALTH_INDEXES)
         out.pop(0, None)
+        if self._rows:
+            out.update(health_of_rows(self._rows.items()))
         self._health = out
         return out
 

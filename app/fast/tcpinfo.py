@@ -9,8 +9,13 @@ The values are read as raw tuples (:data:`RAW_FIELDS` order); :mod:`app.health` 
 from __future__ import annotations
 
 import struct
+from _operator import itemgetter  # (operator.py only re-exports it)
 
-from app.health import ListenCounters
+from app.health import ListenCounters, Tracked
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 # (name, struct code, offset in struct tcp_info); all unsigned, native byte order.
 _FIELDS: tuple[tuple[str, str, int], ...] = (
@@ -61,6 +66,13 @@ def fields_format(names: tuple[str, ...] = RAW_FIELDS) -> str:
 # each is in a stats row (3 + its index in RAW_FIELDS).
 HEALTH_FIELDS = ("unacked", "rtt", "total_retrans", "bytes_acked", "bytes_received")
 HEALTH_INDEXES = tuple(3 + RAW_FIELDS.index(name) for name in HEALTH_FIELDS)
+_HEALTH_OF_ROW = itemgetter(*HEALTH_INDEXES)
+
+
+def health_of_rows(rows: Iterable[tuple[int, tuple[int | None, ...]]]) -> dict[int, Tracked]:
+    """inode -> HEALTH_FIELDS of each decoded stats row (``(inode, row)`` pairs) that has a
+    tcp_info; inode 0 (no file, nothing follows it) is left out."""
+    return {inode: _HEALTH_OF_ROW(row) for inode, row in rows if inode and len(row) > 3}
 
 
 _FULL = info_struct()
