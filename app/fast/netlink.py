@@ -325,11 +325,8 @@ class NetlinkReader:
             if holdable:
                 held.append(data)
                 continue
-            # the last chunk: its sockets, then NLMSG_DONE (no error): the uniform path for the
-            # sockets when they allow it (the usual case), else by length (_take_mixed)
-            if done and self._take_uniform(
-                data[: end - _DONE.size], seq_bytes, proto, old, new, out, fresh, mtype
-            ):
+            if done:  # the last chunk: its sockets, then NLMSG_DONE (no error)
+                self._take_mixed(data[: end - _DONE.size], seq, seq_bytes, proto, old, new, out, fresh, mtype)
                 return
             if self._take_mixed(data, seq, seq_bytes, proto, old, new, out, fresh, mtype):
                 return
@@ -354,8 +351,8 @@ class NetlinkReader:
         if self._take_uniform(data, seq_bytes, proto, old, new, out, fresh, mtype):
             return False
         end = len(data)
-        by_step: dict[int, list[int]] = {}
-        rest: list[int] = []  # offsets of the other messages, in order
+        by_step: dict[int, list[int]] = {}  # a socket message's length -> their offsets
+        rest: list[tuple[int, int]] = []  # (offset, length) of the other messages
         off = 0
         while off + 16 <= end:
             length = int.from_bytes(data[off : off + 4], sys.byteorder)
@@ -365,22 +362,21 @@ class NetlinkReader:
             if length >= _MIN_LEN and int.from_bytes(data[off + 4 : off + 6], sys.byteorder) == mtype:
                 by_step.setdefault(step, []).append(off)
             else:
-                rest.append(off)
+                rest.append((off, step))
             off += step
         if off != end or not any(len(offs) >= _RUN_MIN for offs in by_step.values()):
             return self._take_each(data, seq, proto, old, new, out, fresh, mtype)
         for step, offs in by_step.items():
-            if len(offs) < _RUN_MIN:
-                rest.extend(offs)
-                continue
-            run = b"".join([data[o : o + step] for o in offs])
-            if not self._take_uniform(run, seq_bytes, proto, old, new, out, fresh, mtype):
-                rest.extend(offs)  # (one listed twice: undone, and taken one by one)
+            if len(offs) >= _RUN_MIN:
+                run = b"".join([data[o : o + step] for o in offs])
+                if self._take_uniform(run, seq_bytes, proto, old, new, out, fresh, mtype):
+                    continue
+                # (one listed twice: undone, and taken one by one)
+            rest.extend((o, step) for o in offs)
         if not rest:
             return False
         rest.sort()
-        size = sys.byteorder
-        left = b"".join([data[o : o + ((int.from_bytes(data[o : o + 4], size) + 3) & ~3)] for o in rest])
+        left = b"".join([data[o : o + step] for o, step in rest])
         return self._take_each(left, seq, proto, old, new, out, fresh, mtype)
 
     def _take_uniform(
