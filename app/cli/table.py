@@ -320,15 +320,21 @@ def socket_rows(
     return rows
 
 
-def _address(cache: dict[str, str], ip: str) -> str:
+def _before_port(ip: str) -> str:
     """An address's escaped text as an endpoint shows it before the port: ``[::1]:``, ``1.2.3.4:``."""
     text = printable(ip)
-    text = cache[ip] = f"[{text}]:" if ":" in ip else f"{text}:"
+    return f"[{text}]:" if ":" in ip else f"{text}:"
+
+
+def _address(cache: dict[str, str], ip: str) -> str:
+    """:func:`_before_port`, kept in ``cache``."""
+    text = cache[ip] = _before_port(ip)
     return text
 
 
 def _place(cache: dict[str, tuple[str, str]], ip: str, exposure: ExposureMap) -> tuple[str, str]:
-    hit = cache[ip] = (_address({}, ip), exposure.classify(ip).label)
+    """(:func:`_before_port`, the exposure's label) of a local address, kept in ``cache``."""
+    hit = cache[ip] = (_before_port(ip), exposure.classify(ip).label)
     return hit
 
 
