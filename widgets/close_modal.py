@@ -31,20 +31,11 @@ from app import close
 from app.errors import PortscopeError
 from app.model import Endpoint, format_endpoint
 from app.textsafe import printable
+from widgets.dialog_css import dialog_css
 
-CLOSE_CSS = """
-CloseModal {
-    align: center middle;
-}
-CloseModal > #close-dialog {
-    width: 90%;
-    max-width: 100;
-    height: auto;
-    max-height: 100%;
-    border: thick $error;
-    background: $surface;
-    padding: 0 1;
-}
+CLOSE_CSS = (
+    dialog_css("CloseModal", "#close-dialog", 100)
+    + """
 CloseModal #title {
     width: 1fr;
     height: auto;
@@ -54,16 +45,8 @@ CloseModal #close-body {
     height: auto;
     max-height: 100%;
 }
-CloseModal .buttons {
-    dock: bottom;
-    height: auto;
-    margin-top: 1;
-    align: right middle;
-}
-CloseModal .buttons Button {
-    margin-left: 2;
-}
 """
+)
 
 
 @dataclass(frozen=True, slots=True)

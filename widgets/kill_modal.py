@@ -38,48 +38,21 @@ from app.errors import PortscopeError
 from app.killplan import LIST_CAP, KillPlan, KillTarget, plan_socket
 from app.model import Snapshot, Sock
 from app.textsafe import printable
+from widgets.dialog_css import dialog_css
 
-CONFIRM_CSS = """
-ConfirmScreen {
-    align: center middle;
-}
-ConfirmScreen > Vertical {
-    width: 90%;
-    max-width: 100;
-    height: auto;
-    max-height: 100%;
-    border: thick $error;
-    background: $surface;
-    padding: 0 1;
-}
+CONFIRM_CSS = (
+    dialog_css("ConfirmScreen", "Vertical", 100)
+    + """
 ConfirmScreen #question {
     height: auto;
     max-height: 100%;
 }
-ConfirmScreen .buttons {
-    dock: bottom;
-    height: auto;
-    margin-top: 1;
-    align: right middle;
-}
-ConfirmScreen .buttons Button {
-    margin-left: 2;
-}
 """
+)
 
-KILL_CSS = """
-KillModal {
-    align: center middle;
-}
-KillModal > #dialog {
-    width: 90%;
-    max-width: 110;
-    height: auto;
-    max-height: 100%;
-    border: thick $error;
-    background: $surface;
-    padding: 0 1;
-}
+KILL_CSS = (
+    dialog_css("KillModal", "#dialog", 110, docked_buttons=False)
+    + """
 KillModal #title {
     dock: top;
     width: 1fr;
@@ -116,14 +89,8 @@ KillModal RadioSet > RadioButton {
     width: auto;
     margin-right: 1;
 }
-KillModal .buttons {
-    height: auto;
-    align: right middle;
-}
-KillModal .buttons Button {
-    margin-left: 2;
-}
 """
+)
 
 SIGNAL_CHOICES = ("TERM", "INT", "HUP", "KILL")
 

@@ -360,3 +360,26 @@ async def test_hostile_names_show_escaped_in_the_dialog() -> None:
             shown = str(modal.query_one("#title").render()) + str(modal.query_one("#details").render())
             assert "[b]x\\x1b]0;t\\x07" in shown and "\x1b" not in shown
             await pilot.press("escape")
+
+
+class StyledHost(App[None]):
+    """A host with the dashboard's own stylesheet: its rules must not reach into the dialogs."""
+
+    CSS_PATH = str(Path(__file__).resolve().parents[2] / "app" / "tui" / "app.tcss")
+
+    def compose(self) -> ComposeResult:
+        yield Static("host")
+
+
+async def test_the_dashboard_stylesheet_does_not_size_the_dialogs_body() -> None:
+    # app.tcss once said `#body { height: 1fr }` for the main screen's body; app CSS outranks a
+    # widget's DEFAULT_CSS, so the kill dialog's own `#body` (height: auto) became 1fr too.
+    with child_listener("tcp", "127.0.0.1") as child:
+        app = StyledHost()
+        async with app.run_test(size=(80, 24)) as pilot:
+            app.push_screen(KillModal(plan_for(child.port), collector_factory=PsutilCollector))
+            await pilot.pause()
+            body = app.screen.query_one("#body", VerticalScroll)
+            assert str(body.styles.height) == "auto"
+            dialog = app.screen.query_one("#dialog")
+            assert dialog.region.height < 24  # sized to its content, not the whole screen
