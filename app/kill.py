@@ -531,7 +531,12 @@ class KillFlow:
         while True:
             holders = port_holders(self.plan.ports, collector)
             new = [h for h in holders if self._is_new(h)]
-            if new or holders or self.report.alive or self._clock() >= deadline:
+            if self.report.alive or self._clock() >= deadline:
+                break
+            # A holder whose owner the look did not see is looked at again within the watch: a
+            # process that bound the port after the look listed the processes (a restart at
+            # that moment) is seen by the next look.
+            if new or (holders and all(h.pid is not None for h in holders)):
                 break
             time.sleep(min(_WATCH_STEP, max(0.0, deadline - self._clock())))
         self.report.checked = True

@@ -3,6 +3,7 @@ zombie thread-group leaders, trees, hidepid and other users' processes."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shlex
@@ -17,6 +18,7 @@ import pytest
 
 from app import kill, killplan
 from app.collector import PsutilCollector
+from app.model import Snapshot, Sock
 from tests.cgroups import HIERARCHIES, MOUNTS, moved_into, needs_root
 from tests.helpers import (
     Child,
@@ -119,6 +121,47 @@ def test_cli_reports_a_supervisor_that_restarts_the_killed_child() -> None:
         [respawn] = doc["respawned"]
         assert respawn["pid"] == sup.next_child() and respawn["parent_pid"] == sup.pid
         assert respawn["stop"] == f"portscope kill --pid {sup.pid} --tree"
+
+
+class _OwnerUnseenAtFirst:
+    """Fault injection: the first look that finds a listener on ``port`` names no owner for it, as
+    a look does when the process bound the port after the look listed the processes (a supervisor
+    restarting its child at that moment). Every later look is the real collector's."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.inner = PsutilCollector()
+        self.hidden = 0
+
+    def collect(self, *, port: int | None = None) -> Snapshot:
+        snap = self.inner.collect(port=port)
+        mine = [s for s in snap.sockets if s.laddr.port == self.port and s.listening]
+        if self.hidden or not mine:
+            return snap
+        self.hidden += 1
+        socks = tuple(
+            Sock(s.proto, s.family, s.laddr, s.raddr, s.status, None, s.inode, s.netns) if s in mine else s
+            for s in snap.sockets
+        )
+        return dataclasses.replace(snap, sockets=socks)
+
+
+def test_a_respawn_whose_owner_a_look_missed_is_still_named() -> None:
+    """The freed port is watched for a restart: a look that sees the restarted listener before it
+    can see its process ("an unseen owner") looks again within the watch, instead of reporting
+    the port held by nobody known."""
+    with supervised_listener() as sup:
+        first = sup.children[0]
+        plan = killplan.plan_port(PsutilCollector().collect(), sup.port)
+        assert plan.pids == [first]
+        looks = _OwnerUnseenAtFirst(sup.port)
+        with kill.KillFlow(plan, timeout=3) as flow:
+            flow.signal()
+            report = flow.finish(looks)
+        again = sup.next_child()
+        assert looks.hidden == 1  # the fault was injected
+        assert [r.pid for r in report.respawns] == [again]
+        assert report.holders == []
 
 
 def test_a_service_describer_names_the_unit_and_its_stop_command() -> None:
