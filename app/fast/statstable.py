@@ -41,7 +41,9 @@ class StatsTable(Mapping[int, Row]):
     __slots__ = ("_all", "_chunks", "_health", "_looked", "_rows", "_where")
 
     def __init__(self) -> None:
-        self._chunks: list[tuple[bytes, struct.Struct, struct.Struct | None]] = []
+        # (kernel bytes, row struct, health struct, the messages' inodes): the inodes listed once
+        # (a list per chunk, for this poll: the table does not outlive the poll's preparation)
+        self._chunks: list[tuple[bytes, struct.Struct, struct.Struct | None, list[int]]] = []
         self._where: dict[int, int] = {}  # inode -> place of its message in a chunk
         self._rows: dict[int, Row] = {}  # inode -> decoded row (messages of uneven chunks)
         self._health: dict[int, Tracked] | None = None
@@ -52,8 +54,8 @@ class StatsTable(Mapping[int, Row]):
         """A run of ``step``-byte messages: ``full`` reads a message's row, ``health`` (None: the
         messages carry no tcp_info) its five tracked fields."""
         index = len(self._chunks)
-        self._chunks.append((data, full, health))
         inodes = memoryview(data).cast("I")[_INODE_WORD :: step >> 2].tolist()
+        self._chunks.append((data, full, health, inodes))
         base = index << _SHIFT
         rows = self._rows
         if rows:
@@ -90,7 +92,7 @@ class StatsTable(Mapping[int, Row]):
         self._looked += 1
         if self._looked > 256 and self._looked * 8 > len(self._where):
             self._all = dict(self._items())
-        data, full, _health = self._chunks[place >> _SHIFT]
+        data, full, _health, _inodes = self._chunks[place >> _SHIFT]
         return full.unpack_from(data, place & 0xFFFFFFFF)
 
     def __getitem__(self, inode: int) -> Row:
@@ -118,7 +120,7 @@ class StatsTable(Mapping[int, Row]):
 
     def _items(self) -> Iterator[tuple[int, Row]]:
         where = self._where
-        for index, (data, full, _health) in enumerate(self._chunks):
+        for index, (data, full, _health, _inodes) in enumerate(self._chunks):
             base = index << _SHIFT
             step = full.size
             for off, row in zip(range(0, len(data), step), full.iter_unpack(data), strict=True):
@@ -134,9 +136,8 @@ class StatsTable(Mapping[int, Row]):
         if out is not None:
             return out
         out = {}
-        for data, full, health in self._chunks:
+        for data, _full, health, inodes in self._chunks:
             if health is not None:
-                inodes = memoryview(data).cast("I")[_INODE_WORD :: full.size >> 2].tolist()
                 out.update(zip(inodes, health.iter_unpack(data), strict=True))
         out.pop(0, None)
         if self._rows:
