@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 Row = tuple[int | None, ...]
 _INODE_WORD = 21  # the inode's 4-byte word in a diag message (offset 84)
 _SHIFT = 32  # a place: chunk number << _SHIFT | offset in the chunk
+_QUEUES = struct.Struct("=72xII")  # a diag message's idiag_rqueue, idiag_wqueue
 
 
 def _word_offsets(fmt: str) -> tuple[int, ...]:
@@ -127,6 +128,17 @@ class StatsTable(Mapping[int, Row]):
             self._all = dict(self._items())
         data, full, _health, _inodes = self._chunks[place >> _SHIFT]
         return full.unpack_from(data, place & 0xFFFFFFFF)
+
+    def queues(self, inode: int) -> Row | None:
+        """``get(inode)[:2]`` (rqueue, wqueue), reading only those two words of the message."""
+        every = self._all
+        row = every.get(inode) if every is not None else self._rows.get(inode)
+        if row is not None:
+            return row[:2]
+        place = self._where.get(inode)
+        if place is None:
+            return None
+        return _QUEUES.unpack_from(self._chunks[place >> _SHIFT][0], place & 0xFFFFFFFF)
 
     def __getitem__(self, inode: int) -> Row:
         row = self.get(inode)
