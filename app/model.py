@@ -228,6 +228,26 @@ class NetnsInfo(NamedTuple):
     current: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class SocketChange:
+    """What a snapshot changed since the one before it from the same collector, as the collector
+    knows it (the Linux one patches its sorted list by what the kernel reported new or gone), so
+    that a follower need not compare every socket of both. ``chain`` names one unbroken run of
+    snapshots of one collector and ``seq`` this one's place in it: the one before it is ``seq - 1``
+    of the same chain (``seq`` 0 starts a chain: nothing is said against any earlier snapshot).
+    ``fresh``: the sockets that are new objects since then; ``gone``: the previous snapshot's
+    sockets not in this one (by identity; the others are the same objects). ``sockets`` is the
+    tuple it describes (the snapshot's own: a copy with other sockets, ``dataclasses.replace(snap,
+    sockets=...)``, no longer matches it). It also vouches that ``sockets`` are in
+    :func:`app.backends.base.sort_key` order."""
+
+    chain: int
+    seq: int
+    fresh: tuple[Sock, ...]
+    gone: tuple[Sock, ...]
+    sockets: tuple[Sock, ...] = field(repr=False, compare=False)
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """Everything one poll saw."""
@@ -247,6 +267,8 @@ class Snapshot:
     # With stats (app.health): per socket inode, queues and TCP info; None when not collected.
     stats: Mapping[int, tuple[int | None, ...]] | None = None
     listen_counters: tuple[int, int] | None = None  # host ListenOverflows, ListenDrops (app.health)
+    # What changed since the collector's snapshot before this one (None: not known, compare all).
+    change: SocketChange | None = field(default=None, repr=False, compare=False)
 
     def owner(self, sock: Sock) -> ProcessInfo | None:
         return self.processes.get(sock.pid) if sock.pid is not None else None

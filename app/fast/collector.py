@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from _operator import attrgetter  # (operator.py only re-exports it, and costs start-up)
+from itertools import count
 
 from app.backends.base import base_key, finish_snapshot, hidden_owner_count
 from app.errors import CollectorUnavailable
@@ -21,7 +22,7 @@ from app.fast.netlink import NetlinkReader
 from app.fast.owners import OwnerMap
 from app.fast.procfs import netns_inode
 from app.fast.records import ReadResult, Record
-from app.model import NetnsInfo, Snapshot, Sock
+from app.model import NetnsInfo, Snapshot, Sock, SocketChange
 from app.processes import ProcessCache
 
 TYPE_CHECKING = False  # on the CLI's start-up path: no typing at run time
@@ -38,7 +39,8 @@ else:
 # "psutil" stands for the fallback collector given to FastCollector (the portable backend).
 PATHS: tuple[str, ...] = ("netlink", "procnet", "psutil")
 _SKEY = attrgetter("skey")
-_RESORT_ABOVE = 64  # more changed sockets than this: sort everything instead of inserting each
+_RESORT_ABOVE = 64  # more changed sockets than this (and than an eighth): sort everything again
+_CHAINS = count(1)  # SocketChange.chain: one per unbroken run of patched polls, in this process
 
 
 class Reader(Protocol):
@@ -195,6 +197,9 @@ class FastCollector:
         self._hidden = 0
         self._wanted: dict[int, int] = {}
         self._by_inode: dict[int, Record] = {}
+        # the chain (SocketChange) of the last snapshot, None: the next one starts another
+        self._chain: int | None = None
+        self._seq = 0
         if path not in ("auto", *PATHS):
             raise ValueError(f"unknown socket source {path!r}")
         candidates = PATHS if path == "auto" else (path,)
@@ -301,8 +306,9 @@ class FastCollector:
         gone = self.processes.reap()
         if gone:
             self.owners.forget_pids(gone)
+        change: tuple[tuple[Sock, ...], tuple[Sock, ...]] | None = None
         if port is None and self._sorted is not None and result.closed is not None:
-            socks, pids, hidden = self._patch(result)
+            socks, pids, hidden, change = self._patch(result)
         else:
             socks, pids, hidden = self._rebuild(result, port)
         counters = None
@@ -313,7 +319,7 @@ class FastCollector:
         shared = self.owners.shared_holders(None if port is None else {r.inode for r in result.records})
         if shared:
             pids = pids | {p for held in shared.values() for p in held}
-        return finish_snapshot(
+        snap = finish_snapshot(
             taken,
             socks,
             self.processes,
@@ -327,6 +333,34 @@ class FastCollector:
             holders=shared,
             namespaces=ns.labels() if ns is not None else self._current_ns(),
         )
+        return self._chained(snap, change, pids, port)
+
+    def _chained(
+        self,
+        snap: Snapshot,
+        change: tuple[tuple[Sock, ...], tuple[Sock, ...]] | None,
+        pids: set[int],
+        port: int | None,
+    ) -> Snapshot:
+        """``snap`` naming what changed since this collector's last snapshot
+        (:class:`~app.model.SocketChange`), when that is known: after a patched poll whose
+        snapshot has the collector's own sockets. An owner that exited meanwhile (the snapshot's
+        sockets are then copies without it), a port-filtered or one-shot look break the chain:
+        the next full poll starts another one."""
+        if port is not None or self.one_shot or pids - snap.processes.keys():
+            self._chain = None  # (finish_snapshot replaced the sockets of vanished owners)
+            return snap
+        if change is None or self._chain is None:
+            self._chain, self._seq = next(_CHAINS), 0
+            fresh: tuple[Sock, ...] = ()
+            gone: tuple[Sock, ...] = ()
+        else:
+            self._seq += 1
+            fresh, gone = change
+        # (set on the snapshot just made, which nothing else holds yet: no copy, and no
+        # dataclasses import on the CLI's start-up path)
+        object.__setattr__(snap, "change", SocketChange(self._chain, self._seq, fresh, gone, snap.sockets))
+        return snap
 
     def _rebuild(self, result: ReadResult, port: int | None) -> tuple[list[Sock], set[int], int]:
         """Cold, port-filtered or after a change of source: resolve and sort everything."""
@@ -367,7 +401,9 @@ class FastCollector:
             self._sorted = None  # the reader's cache now holds more than the last full poll
         return socks, pids, hidden  # type: ignore[return-value]
 
-    def _patch(self, result: ReadResult) -> tuple[list[Sock], set[int], int]:
+    def _patch(
+        self, result: ReadResult
+    ) -> tuple[list[Sock], set[int], int, tuple[tuple[Sock, ...], tuple[Sock, ...]]]:
         """A full poll after a full poll: only the sockets that opened, closed or changed owner
         are touched; in the steady state, nothing is."""
         assert result.closed is not None and self._sorted is not None
@@ -393,35 +429,84 @@ class FastCollector:
             _build(r, get(r.inode))
             hidden += _is_hidden(r)
         moved: list[Record] = []
+        # what leaves the sorted list: each record with the sort key it has there
+        drop = [(r.skey, r) for r in closed if r.sock is not None]
+        gone = [r.sock for _k, r in drop]
         for ino in owners.take_changed():
             rec = by_inode.get(ino)
             if rec is not None and rec.sock is not None and rec.pid != get(ino):
+                drop.append((rec.skey, rec))
+                gone.append(rec.sock)
                 hidden -= _is_hidden(rec)
                 _build(rec, get(ino))
                 hidden += _is_hidden(rec)
                 moved.append(rec)
-        if fresh or closed or moved:
-            self._sorted = self._reorder(self._sorted, result, moved)
-            self._socks = [r.sock for r in self._sorted]  # type: ignore[misc]
+        added = [*fresh, *moved]
+        if added or drop:
+            self._sorted, self._socks = _reorder(self._sorted, self._socks, result, drop, added)
             self._hidden = hidden
-        return self._socks, owners.owner_pids(), self._hidden
+        return (
+            self._socks,
+            owners.owner_pids(),
+            self._hidden,
+            (tuple(r.sock for r in added), tuple(gone)),  # type: ignore[arg-type, misc]
+        )
 
-    @staticmethod
-    def _reorder(prev: list[Record], result: ReadResult, moved: list[Record]) -> list[Record]:
-        fresh, closed = result.fresh, result.closed or []
-        if len(fresh) + len(moved) > _RESORT_ABOVE:
-            return sorted(result.records, key=_SKEY)
-        if closed or moved:
-            drop = {id(r) for r in closed}
-            drop.update(id(r) for r in moved)
-            ordered = [r for r in prev if id(r) not in drop]
-        else:
-            ordered = list(prev)
-        from bisect import insort  # (a C extension: a steady poll's, not a one-shot look's)
 
-        for r in (*fresh, *moved):
-            insort(ordered, r, key=_SKEY)
-        return ordered
+def _reorder(
+    prev: list[Record],
+    prev_socks: list[Sock],
+    result: ReadResult,
+    drop: list[tuple[int, Record]],
+    added: list[Record],
+) -> tuple[list[Record], list[Sock]]:
+    """The sorted records (and their Socks) without ``drop`` (each with the sort key it was sorted
+    by) and with ``added``: each found or placed by bisection (in C), the lists then copied by
+    slices, not a pass in Python over every record. Many changes: everything sorted again."""
+    if len(drop) + len(added) > max(_RESORT_ABOVE, len(prev) >> 3):
+        resorted = sorted(result.records, key=_SKEY)
+        return resorted, [r.sock for r in resorted]  # type: ignore[misc]
+    from bisect import bisect_left, bisect_right  # (a C extension: a steady poll's, not a one-shot look's)
+
+    n = len(prev)
+    cuts: list[int] = []
+    for key, r in drop:
+        i = bisect_left(prev, key, key=_SKEY)
+        while i < n and prev[i] is not r:  # (records with the same key: side by side)
+            i += 1
+        if i == n:  # not there (never expected): sort everything
+            resorted = sorted(result.records, key=_SKEY)
+            return resorted, [r.sock for r in resorted]  # type: ignore[misc]
+        cuts.append(i)
+    if cuts:
+        cuts.sort()
+        kept: list[Record] = []
+        kept_socks: list[Sock] = []
+        start = 0
+        for i in cuts:
+            kept += prev[start:i]
+            kept_socks += prev_socks[start:i]
+            start = i + 1
+        kept += prev[start:]
+        kept_socks += prev_socks[start:]
+    else:
+        kept, kept_socks = prev, prev_socks
+    if not added:
+        return kept, kept_socks
+    added = sorted(added, key=_SKEY)  # (stable: as insort one by one would place them)
+    ordered: list[Record] = []
+    socks: list[Sock] = []
+    start = 0
+    for r in added:
+        i = bisect_right(kept, r.skey, lo=start, key=_SKEY)
+        ordered += kept[start:i]
+        socks += kept_socks[start:i]
+        ordered.append(r)
+        socks.append(r.sock)  # type: ignore[arg-type]
+        start = i
+    ordered += kept[start:]
+    socks += kept_socks[start:]
+    return ordered, socks
 
 
 def _build(r: Record, pid: int | None) -> None:

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 from app.events import Event, EventKind
 from app.exposure import Exposure
+from app.fast.statstable import StatsTable
 from app.filtering import FilterRow, row_for
 from app.forwarders import Forward
 from app.health import HealthTracker, Rates, Shown, queue, queue_marked, shown_health, tcp_info
@@ -272,6 +273,19 @@ def _without_stats(snap: Snapshot) -> Snapshot:
 _NONE: dict[Any, int] = {}  # (never written)
 
 
+def _queues(
+    stats: Mapping[int, tuple[int | None, ...]] | None, inode: int | None
+) -> tuple[int | None, ...] | None:
+    """The (rqueue, wqueue) of the socket ``inode``: a StatsTable reads those two words alone,
+    not the whole row (each poll asks it of every TCP listener)."""
+    if not stats or not inode:
+        return None
+    if isinstance(stats, StatsTable):
+        return stats.queues(inode)
+    entry = stats.get(inode)
+    return entry[:2] if entry is not None else None
+
+
 def _add(counts: dict[Any, int], key: object, sign: int) -> None:
     n = counts.get(key, 0) + sign
     if n:
@@ -492,9 +506,8 @@ class Preparer:
         stats = snap.stats
         cache = self._listen_cache
         for key, inode in self._tcp.items():
-            entry = stats.get(inode) if stats else None
             last = cache.get(key)
-            if last is None or last[1][2] != (entry[:2] if entry is not None else None):
+            if last is None or last[1][2] != _queues(stats, inode):
                 out.add(key)
         overflowed = self.health.overflows > 0
         if overflowed != self._overflowed:
@@ -538,12 +551,11 @@ class Preparer:
             sock = self._listeners.get(key)
             if sock is None:
                 continue
-            entry = stats.get(sock.inode) if stats and sock.inode else None
             pid = sock.pid
             inputs: tuple[object, ...] = (
                 snap.processes.get(pid) if pid is not None else None,
                 self._count(sock),
-                entry[:2] if entry is not None else None,
+                _queues(stats, sock.inode),
                 overflowed,
                 snap.holders.get(sock.inode) if sock.inode else None,
                 facts.service(snap, sock) if facts is not None and pid is not None else None,

@@ -30,9 +30,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from itertools import count, pairwise
+from typing import Protocol
 
+from app.backends.base import sort_key
 from app.events import Event, EventKind, _owner_changed, _owner_identity, _pair
-from app.model import ProcessInfo, Snapshot, Sock, empty_snapshot
+from app.model import ProcessInfo, Snapshot, Sock, SocketChange, empty_snapshot
 
 
 @dataclass(slots=True)
@@ -66,12 +68,10 @@ def identity_changed(before: Mapping[int, ProcessInfo], now: Mapping[int, Proces
     return out
 
 
-def endpoint_keys(
-    ep: str, group: list[Sock], position: Callable[[], dict[int, int]]
-) -> tuple[list[str], bool]:
+def endpoint_keys(ep: str, group: list[Sock], position: Callable[[], Index]) -> tuple[list[str], bool]:
     """The row keys of the sockets of one endpoint, in snapshot order, as
     :func:`app.model.row_keys` numbers them (``position()``: the index of each socket in the
-    snapshot, by id, asked only for an ownerless duplicate). Also whether a key depends on it."""
+    snapshot, asked only for an ownerless duplicate). Also whether a key depends on it."""
     if len(group) == 1:
         return [ep], False
     keys: list[str] = []
@@ -83,13 +83,98 @@ def endpoint_keys(
             if s.inode:
                 key = f"{key}.{s.inode}"
             else:
-                key = f"{key}.{position()[id(s)]}"
+                key = f"{key}.{position().index(s)}"
                 by_position = True
         while key in seen:
             key += "'"
         seen.add(key)
         keys.append(key)
     return keys, by_position
+
+
+def _follows(prev: Snapshot, cur: Snapshot) -> SocketChange | None:
+    """``cur.change`` if it describes ``cur`` against ``prev`` (the same collector's snapshot
+    just before it, both with the sockets the collector gave them), else None."""
+    now, before = cur.change, prev.change
+    if (
+        now is None
+        or before is None
+        or now.chain != before.chain
+        or now.seq != before.seq + 1
+        or now.sockets is not cur.sockets
+        or before.sockets is not prev.sockets
+    ):
+        return None
+    return now
+
+
+class Index(Protocol):
+    """Where sockets are in one snapshot's order."""
+
+    def index(self, sock: Sock) -> int: ...
+
+    def get(self, sock: Sock) -> int:
+        """The index, -1 when ``sock`` is not in the snapshot."""
+        ...
+
+
+class Indexed:
+    """Any snapshot: one dictionary of every socket's index, made once."""
+
+    __slots__ = ("_at",)
+
+    def __init__(self, socks: tuple[Sock, ...]) -> None:
+        self._at = dict(zip(map(id, socks), count()))
+
+    def index(self, sock: Sock) -> int:
+        return self._at[id(sock)]
+
+    def get(self, sock: Sock) -> int:
+        return self._at.get(id(sock), -1)
+
+
+class Bisected:
+    """A snapshot in sort_key order (one a :class:`~app.model.SocketChange` vouches for): each
+    socket's index found by bisection, a few sockets' without a dictionary of every socket."""
+
+    __slots__ = ("_socks",)
+
+    def __init__(self, socks: tuple[Sock, ...]) -> None:
+        self._socks = socks
+
+    def get(self, sock: Sock) -> int:
+        try:
+            return self.index(sock)
+        except KeyError:
+            return -1
+
+    def index(self, sock: Sock) -> int:
+        from bisect import bisect_left
+
+        socks = self._socks
+        i = bisect_left(socks, sort_key(sock), key=sort_key)
+        n = len(socks)
+        while i < n and socks[i] is not sock:  # (ties: side by side)
+            i += 1
+        if i == n:
+            raise KeyError(id(sock))
+        return i
+
+
+def _in_order(group: list[Sock], position: Callable[[], Index], by_key: bool) -> None:
+    """Sort ``group`` (sockets of one snapshot) in the snapshot's order, in place. ``by_key``: the
+    snapshot is in sort_key order, so the keys sort them, and only when two keys tie are they
+    placed by their indexes."""
+    if not by_key:
+        pos = position()
+        group.sort(key=pos.index)
+        return
+    keyed = [(sort_key(s), s) for s in group]
+    keyed.sort(key=lambda pair: pair[0])
+    if any(a[0] == b[0] for a, b in pairwise(keyed)):
+        at = position()
+        keyed.sort(key=lambda pair: at.index(pair[1]))
+    group[:] = [s for _k, s in keyed]
 
 
 class SnapshotTracker:
@@ -104,6 +189,8 @@ class SnapshotTracker:
         self._by_ep: dict[str, list[Sock]] = {}
         self._key_of: dict[int, str] = {}
         self._by_position: set[str] = set()  # endpoints whose keys depend on positions
+        # endpoints with several sockets two of which tie in sort_key (their order is not fixed)
+        self._tied: set[str] = set()
 
     def _group(self, ep: str) -> list[Sock]:
         """The previous snapshot's sockets of endpoint ``ep``, in snapshot order."""
@@ -116,13 +203,17 @@ class SnapshotTracker:
     def step(self, cur: Snapshot) -> Step:
         prev = self.snap if self.snap is not None else empty_snapshot()
         socks = cur.sockets
-        # new objects, and the previous ones not seen again (in their order): one dictionary
-        # (a snapshot lists an object once)
-        left = dict(zip(map(id, prev.sockets), prev.sockets, strict=True))
-        take = left.pop
-        fresh = [s for s in socks if take(id(s), None) is None]
-        stale = list(left.values())
-        del left, take
+        told = _follows(prev, cur)
+        if told is not None:  # the collector says what is new and gone: no pass over the others
+            fresh, stale = list(told.fresh), list(told.gone)
+        else:
+            # new objects, and the previous ones not seen again (in their order): one dictionary
+            # (a snapshot lists an object once)
+            left = dict(zip(map(id, prev.sockets), prev.sockets, strict=True))
+            take = left.pop
+            fresh = [s for s in socks if take(id(s), None) is None]
+            stale = list(left.values())
+            del left, take
         eps = {s.endpoint_key for s in fresh}
         eps.update(s.endpoint_key for s in stale)
         eps.update(self._by_position)
@@ -130,22 +221,27 @@ class SnapshotTracker:
         if moved_pids:  # rare: a recycled pid; the one pass over every socket it costs is fine
             eps.update(s.endpoint_key for s in socks if s.pid in moved_pids)
 
-        positions: dict[int, int] | None = None
+        positions: Index | None = None
 
-        def position() -> dict[int, int]:
+        def position() -> Index:
             nonlocal positions
             if positions is None:
-                positions = dict(zip(map(id, socks), count()))
+                positions = Bisected(socks) if told is not None else Indexed(socks)
             return positions
 
         by_ep = self._by_ep
-        siblings = by_ep.keys() - eps
-        if siblings:  # endpoints with several sockets: numbered by their order, which may change
-            pos = position()
-            for ep in siblings:
-                at = [pos.get(id(s), -1) for s in by_ep[ep]]
-                if any(a > b for a, b in pairwise(at)):
-                    eps.add(ep)
+        if told is not None:
+            # sockets in sort_key order: siblings that stayed keep their order, unless their keys
+            # tie (then the collector may have ordered them anew): only those are looked at again
+            eps.update(self._tied)
+        else:
+            siblings = by_ep.keys() - eps
+            if siblings:  # endpoints with several sockets: numbered by their order, which may change
+                pos = position()
+                for ep in siblings:
+                    at = [pos.get(s) for s in by_ep[ep]]
+                    if any(a > b for a, b in pairwise(at)):
+                        eps.add(ep)
 
         stale_ids = {id(s) for s in stale}
         groups: dict[str, list[Sock]] = {}
@@ -158,8 +254,7 @@ class SnapshotTracker:
             groups[s.endpoint_key].append(s)
         for group in groups.values():
             if len(group) > 1:  # in the order of this snapshot, which numbers their keys
-                pos = position()
-                group.sort(key=lambda s: pos[id(s)])
+                _in_order(group, position, told is not None)
 
         now = cur.taken_at
         key_of = self._key_of
@@ -171,6 +266,7 @@ class SnapshotTracker:
         renamed: dict[str, str] = {}
         dropped: list[str] = []
         by_position: set[str] = set()
+        tied = self._tied
         for ep in eps:
             group = groups[ep]
             old = olds[ep]
@@ -226,22 +322,31 @@ class SnapshotTracker:
             if len(group) > 1:
                 by_ep[ep] = group
                 key_of.update(zip(map(id, group), keys, strict=True))
+                sort_keys = [sort_key(s) for s in group]
+                if len(set(sort_keys)) < len(sort_keys):
+                    tied.add(ep)
+                else:
+                    tied.discard(ep)
             else:
                 by_ep.pop(ep, None)
+                tied.discard(ep)
 
         events: list[Event] = []
         if changed:
-            order = list(changed)
+            order = [found[0].sock for found in changed.values()]
             if len(order) > 1:
-                pos = position()
-                order.sort(key=lambda i: pos[i])
-            for i in order:
-                events.extend(changed[i])
+                _in_order(order, position, told is not None)
+            for s in order:
+                events.extend(changed[id(s)])
         if closed:
             if len(closed) > 1:
-                before_pos = dict(zip(map(id, prev.sockets), count()))
-                closed.sort(key=lambda pair: before_pos[id(pair[0])])
-            events.extend(e for _s, e in closed)
+                gone_socks = [s for s, _e in closed]
+                by_sock = {id(s): e for s, e in closed}
+                was_at: Index = Bisected(prev.sockets) if told is not None else Indexed(prev.sockets)
+                _in_order(gone_socks, lambda: was_at, told is not None)
+                events.extend(by_sock[id(s)] for s in gone_socks)
+            else:
+                events.append(closed[0][1])
 
         self._by_position = by_position
         self.snap = cur

@@ -68,6 +68,8 @@ def test_a_table_reads_what_eager_decoding_read(parts: list[tuple[bool, list[tup
     listed = list(table.items())
     assert dict(listed) == expected and len(listed) == len(expected)  # each socket once
     assert {ino: table.get(ino) for ino in expected} == expected
+    assert {ino: table.queues(ino) for ino in expected} == {ino: row[:2] for ino, row in expected.items()}
+    assert table.queues(10**9) is None
     assert set(table) == set(expected) and len(table) == len(expected)
     assert table.get(10**9) is None and 10**9 not in table
     # the trackers' five fields, as they read them from the decoded rows

@@ -7,12 +7,15 @@ collector that makes every object anew (psutil), and any order."""
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from app.backends.base import sort_key
 from app.events import diff
-from app.model import Endpoint, Family, ProcessInfo, Proto, Snapshot, Sock, row_keys
+from app.model import Endpoint, Family, ProcessInfo, Proto, Snapshot, Sock, SocketChange, row_keys
+from app.tui import tracking
 from app.tui.tracking import SnapshotTracker
 
 STATES = ("LISTEN", "ESTABLISHED", "CLOSE_WAIT", "TIME_WAIT")
@@ -155,3 +158,85 @@ def test_unchanged_sockets_are_not_looked_at_again() -> None:
     third = tracker.step(Snapshot(3.0, (one, *socks[1:]), {}))
     assert [e.kind.value for e in third.events] == ["opened", "closed"]
     assert third.rebuilt == [("tcp:127.0.0.1:999", one)] and third.dropped == ["tcp:127.0.0.1:1000"]
+
+
+def told(prev: Snapshot | None, socks: tuple[Sock, ...], chain: int, seq: int) -> SocketChange:
+    """What the fast collector says of ``socks`` against ``prev``: the new objects and the gone
+    ones, by identity (tests/integration/test_socket_change.py checks the collector says that)."""
+    if prev is None or seq == 0:
+        return SocketChange(chain, 0, (), (), socks)
+    before = {id(s) for s in prev.sockets}
+    now = {id(s) for s in socks}
+    fresh = tuple(s for s in socks if id(s) not in before)
+    gone = tuple(s for s in prev.sockets if id(s) not in now)
+    return SocketChange(chain, seq, fresh, gone, socks)
+
+
+@settings(max_examples=300, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), polls=st.integers(1, 12))
+def test_told_what_changed_the_same_events_and_keys(seed: int, polls: int) -> None:
+    """With the collector's SocketChange (snapshots in sort_key order, ties in any order each poll,
+    the chain sometimes broken or a copy with other sockets), the same as diff and row_keys."""
+    rng = random.Random(seed)
+    inodes = list(range(1000, 1200))
+    rng.shuffle(inodes)
+    tracker = SnapshotTracker()
+    prev: Snapshot | None = None
+    socks: list[Sock] = [a_sock(rng, inodes) for _ in range(rng.randrange(12))]
+    procs = processes(rng, None)
+    chain, seq = 1, 0
+    for poll in range(polls):
+        if poll:
+            socks = step_sockets(rng, socks, inodes)
+            procs = processes(rng, procs)
+            seq += 1
+            if rng.random() < 0.1:  # a broken chain (a port-filtered look, an owner gone)
+                chain, seq = chain + 1, 0
+        tie = {id(s): rng.random() for s in socks}
+        ordered = tuple(sorted(socks, key=lambda s: (sort_key(s), tie[id(s)])))
+        cur = Snapshot(float(poll), ordered, procs)
+        object.__setattr__(cur, "change", told(prev, ordered, chain, seq))
+        if prev is not None and rng.random() < 0.05:  # a copy with other sockets: not vouched for
+            cur = replace(cur, sockets=ordered[1:])
+        socks = list(cur.sockets)
+        step = tracker.step(cur)
+        assert step.events == diff(prev if prev is not None else Snapshot(0.0, (), {}), cur)
+        want = dict(zip(row_keys(cur.sockets), cur.sockets, strict=True))
+        assert {k: id(v) for k, v in step.keyed.items()} == {k: id(v) for k, v in want.items()}
+        prev = cur
+
+
+def test_told_what_changed_looks_at_no_other_socket() -> None:
+    """The point of SocketChange: a step told what changed makes no dictionary of every socket
+    (Indexed) and asks no index of an unchanged one; an untold step of the same snapshots does."""
+    socks = tuple(
+        Sock(Proto.TCP, Family.IPV4, Endpoint("127.0.0.1", 1000 + i), None, "LISTEN", 1, 5000 + i)
+        for i in range(500)
+    )
+    made: list[int] = []
+    real = tracking.Indexed.__init__
+
+    def counting(self: tracking.Indexed, of: tuple[Sock, ...]) -> None:
+        made.append(len(of))
+        real(self, of)
+
+    one = Sock(Proto.TCP, Family.IPV4, Endpoint("127.0.0.1", 999), None, "LISTEN", 1, 4999)
+    two = Sock(Proto.TCP, Family.IPV4, Endpoint("127.0.0.1", 2000), None, "LISTEN", 1, 4998)
+    later = (one, *socks[1:], two)
+    for say in (True, False):
+        made.clear()
+        tracker = SnapshotTracker()
+        first = Snapshot(1.0, socks, {})
+        second = Snapshot(2.0, later, {})
+        if say:
+            object.__setattr__(first, "change", SocketChange(7, 0, (), (), socks))
+            object.__setattr__(second, "change", SocketChange(7, 1, (one, two), (socks[0],), later))
+        tracker.step(first)
+        made.clear()
+        try:
+            tracking.Indexed.__init__ = counting  # type: ignore[method-assign]
+            step = tracker.step(second)
+        finally:
+            tracking.Indexed.__init__ = real  # type: ignore[method-assign]
+        assert [e.kind.value for e in step.events] == ["opened", "opened", "closed"]
+        assert made == ([] if say else [len(later)])
