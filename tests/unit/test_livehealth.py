@@ -168,7 +168,7 @@ def _table(rng: random.Random, state: dict[int, list[int]], order: list[int]) ->
 def test_told_by_the_tables_bytes_the_same_answers(seed: int, polls: int) -> None:
     """With StatsTables (what moved found by comparing their bytes, StatsTable.health_moved):
     the same answers as HealthTracker, and ``changed`` as shown_health says, with connections
-    coming, going, moving in the dump and decoded as rows; most polls told by the bytes."""
+    coming, going, moving in the dump and decoded as rows."""
     rng = random.Random(seed)
     state = {i: [0, 100, 0, 1000, 1000] for i in range(1, rng.randrange(2, 60))}
     order = list(state)
@@ -221,7 +221,9 @@ def test_told_by_the_tables_bytes_the_same_answers(seed: int, polls: int) -> Non
         assert live.changed == moved
         assert live.moving == {i: v[0] for i, v in shown.items() if v[0].rx or v[0].tx}
         shown_before = shown
-    assert live.by_bytes >= (polls - 1) // 2
+    # (How often the bytes path answers depends on the draw: a dump reordered, or no time passed,
+    # falls back to the fields path. That the bytes path is taken where it should be is
+    # test_idle_sockets_cost_no_tuple_each's: this one is about the answers either way.)
 
 
 def test_idle_sockets_cost_no_tuple_each(monkeypatch: pytest.MonkeyPatch) -> None:
