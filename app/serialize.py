@@ -375,6 +375,51 @@ class _SocketWriter:
         return text if self.stats else text + _CLOSE
 
 
+def row_keys_of(socks: Sequence[Sock]) -> list[str]:
+    """:func:`app.model.row_keys` of ``socks`` (what :attr:`Snapshot.keys` holds), built from the
+    text of each (protocol, local address) and remote address once instead of each socket's
+    :attr:`~app.model.Sock.endpoint_key` (a property call and two formats per socket, 20k of them
+    for ``list --all --json``); the sockets' cached keys are left alone."""
+    heads: dict[tuple[Proto, str], str] = {}  # (proto, local ip) -> "tcp:127.0.0.1:"
+    peers: dict[str, str] = {}  # remote ip -> ">[::1]:"
+    keys: list[str] = []
+    append = keys.append
+    for s in socks:
+        lip, lport = s.laddr
+        head = heads.get((s.proto, lip))
+        if head is None:
+            head = heads[s.proto, lip] = (
+                f"{s.proto.value}:[{lip}]:" if ":" in lip else f"{s.proto.value}:{lip}:"
+            )
+        raddr = s.raddr
+        if raddr is None:
+            key = f"{head}{lport}"
+        else:
+            rip = raddr[0]
+            peer = peers.get(rip)
+            if peer is None:
+                peer = peers[rip] = f">[{rip}]:" if ":" in rip else f">{rip}:"
+            key = f"{head}{lport}{peer}{raddr[1]}"
+        append(f"@{s.netns}/{key}" if s.netns else key)
+    if len(set(keys)) == len(keys):
+        return keys
+    from collections import Counter  # several sockets share an endpoint: as row_keys tells them apart
+
+    counts = Counter(keys)
+    seen: set[str] = set()
+    for i, s in enumerate(socks):
+        key = keys[i]
+        if counts[key] > 1:
+            key = f"{key}#{s.pid if s.pid is not None else '-'}"
+            if key in seen:
+                key = f"{key}.{s.inode or len(seen)}"
+        while key in seen:
+            key += "'"
+        seen.add(key)
+        keys[i] = key
+    return keys
+
+
 def iter_snapshot_json(
     snapshot: Snapshot,
     socks: list[Sock],
@@ -400,10 +445,11 @@ def iter_snapshot_json(
         return
     yield head[: -len(tail)] + '"sockets": [\n'
     every = snapshot.sockets
+    all_keys = row_keys_of(every)
     if len(socks) == len(every) and all(map(_is, socks, every)):
-        keys: Sequence[str | None] = snapshot.keys  # (``list --all``: the snapshot's own order)
+        keys: Sequence[str | None] = all_keys  # (``list --all``: the snapshot's own order)
     else:
-        key_of = {id(s): k for k, s in snapshot.keyed().items()}
+        key_of = {id(s): k for s, k in zip(every, all_keys, strict=True)}
         keys = [key_of.get(id(s)) for s in socks]
     writer = _SocketWriter(snapshot, exposure, facts, stats)
     parts: list[str] = []

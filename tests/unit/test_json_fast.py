@@ -38,9 +38,9 @@ from app.cli.table import (
 )
 from app.collector import default_collector, filter_kind
 from app.exposure import ExposureMap
-from app.model import Endpoint, Family, ProcessInfo, Proto, Snapshot, Sock
+from app.model import Endpoint, Family, ProcessInfo, Proto, Snapshot, Sock, row_keys
 from app.owners import OwnerFacts
-from app.serialize import iter_snapshot_json, snapshot_dict, sock_dict
+from app.serialize import iter_snapshot_json, row_keys_of, snapshot_dict, sock_dict
 from app.textsafe import csv_cell, printable
 from tests.helpers import Child, kill_quietly, spawn_listener_with_args
 
@@ -319,3 +319,17 @@ def test_tables_unchanged_by_cache(hostile_children: list[Child]) -> None:
     hostile = [line for line in lines if "ps-fast" in line]
     assert hostile and all("\x1b" not in line and "\n" not in line for line in hostile)
     assert any("\\x1b[31mred" in line for line in hostile)
+
+
+@settings(max_examples=150, deadline=None)
+@given(snapshots(), st.lists(st.sampled_from([0, 0, 4026531992, 7]), max_size=12))
+def test_row_keys_of_equals_row_keys(case: tuple[Snapshot, list[Sock]], netns: list[int]) -> None:
+    snap, socks = case
+    # some sockets twice and some in other namespaces: every way row_keys tells them apart
+    many = [*socks, *socks[:2]]
+    many = [
+        Sock(s.proto, s.family, s.laddr, s.raddr, s.status, s.pid, s.inode, ns)
+        for s, ns in zip(many, [*netns, *[0] * len(many)], strict=False)
+    ]
+    assert row_keys_of(many) == row_keys(many)
+    assert row_keys_of(snap.sockets) == list(snap.keys)
