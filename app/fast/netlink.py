@@ -15,7 +15,7 @@ import errno
 import os
 import struct
 import sys
-from _operator import itemgetter  # (operator.py only re-exports it, and costs start-up)
+from _operator import attrgetter, itemgetter  # (operator.py only re-exports them, and costs start-up)
 from _socket import AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP, inet_ntop
 from itertools import repeat
 
@@ -425,7 +425,21 @@ class NetlinkReader:
         if self._stats is not None:
             self._chunk_stats(data, step, count)
         missing = recs.count(None)
-        if missing * 4 >= count:  # mostly new sockets (a cold poll): decode the whole chunk at once
+        if missing == count:  # all new (a cold poll, ``list``): the decoded chunk is the records
+            decoded = decode_chunk(data, step, proto)
+            new.update(zip(keys, decoded, strict=True))
+            if 0 in map(_INODE_OF, decoded):  # (SKIP, or connections not accepted yet: few)
+                self._inodeless.update(
+                    key
+                    for key, r in zip(keys, decoded, strict=True)
+                    if not r.inode and r.status in _MAY_GET_AN_INODE
+                )
+                if SKIP in decoded:
+                    decoded = [r for r in decoded if r is not SKIP]
+            fresh.extend(decoded)
+            out.extend(decoded)
+            return True
+        if missing * 4 >= count:  # mostly new sockets: decode the whole chunk at once
             decoded = decode_chunk(data, step, proto)
             for i, rec in enumerate(recs):
                 if rec is None:
@@ -552,6 +566,7 @@ class NetlinkReader:
 
 
 _first = itemgetter(0)
+_INODE_OF = attrgetter("inode")
 _HOLD_CHUNKS = 8  # pieces of a dump decoded together (at most 256 KiB)
 _RUN_MIN = 8  # socket messages of one length in a mixed piece worth the uniform path together
 
