@@ -650,7 +650,11 @@ def grouped_socket_table(
 ) -> list[str]:
     """Sockets as one aligned table with a heading line per IANA range (in range order)."""
     rank = _ORDER
-    ranks = [rank[port_range(s.laddr[1])] for s in socks]
+    ports = [s.laddr[1] for s in socks]
+    if ports and min(ports) >= 0 and max(ports) <= 65535:  # port_range's ranks, without a call each
+        ranks = [0 if p <= 1023 else 1 if p <= 49151 else 2 for p in ports]
+    else:
+        ranks = [rank[port_range(p)] for p in ports]  # (it says what is wrong with a port)
     if any(map(gt, ranks, islice(ranks, 1, None))):  # (a snapshot's order is already by port)
         order = sorted(range(len(socks)), key=ranks.__getitem__)  # stable: keeps each range's order
         socks = [socks[i] for i in order]
