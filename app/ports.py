@@ -41,9 +41,9 @@ def port_range(port: int) -> PortRange:
     """The IANA range of ``port`` (0-65535)."""
     if not 0 <= port <= MAX_PORT:
         raise ValueError(f"port {port} is outside 0-65535")
-    if port <= 1023:
+    if port <= _BOUNDS[PortRange.WELL_KNOWN][1]:
         return PortRange.WELL_KNOWN
-    if port <= 49151:
+    if port <= _BOUNDS[PortRange.REGISTERED][1]:
         return PortRange.REGISTERED
     return PortRange.DYNAMIC
 

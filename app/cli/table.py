@@ -652,7 +652,9 @@ def grouped_socket_table(
     rank = _ORDER
     ports = [s.laddr[1] for s in socks]
     if ports and min(ports) >= 0 and max(ports) <= 65535:  # port_range's ranks, without a call each
-        ranks = [0 if p <= 1023 else 1 if p <= 49151 else 2 for p in ports]
+        wk, reg = PortRange.WELL_KNOWN.bounds[1], PortRange.REGISTERED.bounds[1]
+        a, b, c = (rank[r] for r in (PortRange.WELL_KNOWN, PortRange.REGISTERED, PortRange.DYNAMIC))
+        ranks = [a if p <= wk else b if p <= reg else c for p in ports]
     else:
         ranks = [rank[port_range(p)] for p in ports]  # (it says what is wrong with a port)
     if any(map(gt, ranks, islice(ranks, 1, None))):  # (a snapshot's order is already by port)
