@@ -23,7 +23,16 @@ from __future__ import annotations
 import time
 from itertools import repeat
 
-from app.fast.procfs import PROC, children_of, fd_count, list_pids, read_stat, socket_fd_map, socket_inodes
+from app.fast.procfs import (
+    PROC,
+    children_of,
+    fd_count,
+    list_pids,
+    probe_fd_map,
+    read_stat,
+    socket_fd_map,
+    socket_inodes,
+)
 from app.holders import primary_holder
 
 TYPE_CHECKING = False
@@ -47,13 +56,16 @@ SWEEP_EVERY = 60.0  # seconds between full walks while some socket has no visibl
 class WalkStats:
     """What the last :meth:`OwnerMap.resolve` did (for tests and the benchmark)."""
 
-    __slots__ = ("links_read", "pids_walked", "swept", "unknown")
+    __slots__ = ("links_read", "pids_walked", "probe_misses", "probed", "swept", "tables_listed", "unknown")
 
     def __init__(self) -> None:
         self.unknown = 0
         self.pids_walked = 0
         self.swept = False
         self.links_read = 0  # fd links read (readlink calls) by the tables read with track_holders
+        self.tables_listed = 0  # fd tables listed (os.listdir of /proc/PID/fd)
+        self.probed = 0  # tables brought up to date by a probe alone (readlink of a few fds, no listing)
+        self.probe_misses = 0  # probes that did not explain the fd count: the table was listed
 
 
 class OwnerMap:
@@ -90,6 +102,7 @@ class OwnerMap:
         self._started: dict[int, int] = {}  # pid -> its start time (clock ticks) when its map was read
         self._newly_shared: set[int] = set()  # inodes that gained a second holder in this poll
         self._suspects: dict[int, set[int]] = {}  # pid -> sockets it held that closed since its read
+        self._probed: set[int] = set()  # pids whose table a probe alone brought up to date in this poll
         self._last_table_sweep = float("-inf")
         self.owner: dict[int, int] = {}  # inode -> pid
         self.negative: dict[int, float] = {}  # inode -> when it was first missed
@@ -215,13 +228,24 @@ class OwnerMap:
             else:
                 del self.holders[ino]
 
-    def _read_table(self, pid: int, count: int, recheck: set[int] | None = None) -> list[int] | None:
+    def _read_table(
+        self,
+        pid: int,
+        count: int,
+        recheck: set[int] | None = None,
+        watch: set[int] | frozenset[int] = frozenset(),
+        probe: bool = False,
+    ) -> list[int] | None:
         """Read ``pid``'s socket table (``count``: its fd count, read *before*, so a change made
         while reading shows as a changed count next time) and record every socket it holds.
-        With ``recheck`` (track_holders), the table read before is updated instead: its fds known
-        as sockets not in ``recheck`` are not read again (:func:`socket_fd_map`)."""
+        With ``recheck`` (track_holders: the sockets it held that closed) the table read before
+        is updated instead: its fds known as sockets not in ``recheck`` or ``watch`` (shared
+        sockets) are not read again (:func:`socket_fd_map`). With ``probe`` too, it is updated
+        without listing it when :func:`probe_fd_map` explains ``count``; otherwise it is listed
+        (reading no link the probe read)."""
         st = None
         inodes: list[int] | None = None
+        stats = self.stats
         if self.track_holders:
             st = read_stat(pid, self.proc)
             if recheck is not None and (st is None or self._started.get(pid) != st.start_ticks):
@@ -231,12 +255,30 @@ class OwnerMap:
                 self._seen.add(pid)
                 recheck = None
             previous = self._fdmaps.get(pid) if recheck is not None else None
-            got = socket_fd_map(pid, self.proc, previous, recheck or ())
+            got: tuple[dict[str, int], int] | None = None
+            fresh: set[str] | None = None
+            if probe and previous is not None and recheck is not None:
+                probed = probe_fd_map(pid, count, previous, recheck, watch, self.proc)
+                if probed is not None:
+                    fdmap, read, fresh = probed
+                    stats.links_read += read
+                    if fresh is None:
+                        stats.probed += 1
+                        self._probed.add(pid)
+                        got = fdmap, 0
+                    else:  # not explained: list it, with what the probe read
+                        stats.probe_misses += 1
+                        previous = fdmap
+            if got is None:
+                stats.tables_listed += 1
+                again = (recheck | watch) if recheck else watch
+                got = socket_fd_map(pid, self.proc, previous, again, fresh or ())
+                self._probed.discard(pid)
             if got is None:
                 self._fdmaps.pop(pid, None)
                 return None
             fdmap, read = got
-            self.stats.links_read += read
+            stats.links_read += read
             if fdmap and st is not None:
                 self._fdmaps[pid] = fdmap
                 self._started[pid] = st.start_ticks
@@ -245,11 +287,19 @@ class OwnerMap:
                 self._fdmaps.pop(pid, None)
                 self._started.pop(pid, None)
         if inodes is None:
+            stats.tables_listed += 1
             inodes = socket_inodes(pid, self.proc)
             if inodes is None:
                 return None
         if self.track_holders:
             new = frozenset(inodes)
+            if recheck:
+                # A socket that closed but whose fd is still open here (a connection reset by
+                # its peer, not yet closed by this process): its number is still the likeliest
+                # to be reused, so it stays a suspect.
+                still = recheck.intersection(new)
+                if still:
+                    self._suspects.setdefault(pid, set()).update(still)
             old = self._tables.get(pid)
             self._tables[pid] = (count, new)
             if old is not None:
@@ -308,6 +358,7 @@ class OwnerMap:
         sweep = now - self._last_table_sweep >= SWEEP_EVERY
         suspects, self._suspects = self._suspects, {}
         self._newly_shared = set()
+        self._probed = set()
         read_in_full: set[int] = set()
         for pid in pids:
             n = fd_count(pid, self.proc)
@@ -318,11 +369,10 @@ class OwnerMap:
                 read_in_full.add(pid)
             elif closed is not None or (n > 0 and n != table[0]):
                 # Its fds of closed sockets (the numbers reused first) and of shared ones (a copy
-                # closed here while another holder keeps the socket: the number may now be a file).
-                recheck = closed or set()
-                if self.shared:
-                    recheck = recheck | self.shared.intersection(table[1])
-                inodes = self._read_table(pid, n, recheck)
+                # closed here while another holder keeps the socket: the number may now be a file),
+                # probed when the kernel reports the count.
+                watch = self.shared.intersection(table[1]) if self.shared else frozenset()
+                inodes = self._read_table(pid, n, closed or set(), watch, n > 0)
             else:
                 continue
             stats.pids_walked += 1
@@ -342,9 +392,35 @@ class OwnerMap:
                 if pid not in read_in_full and pid in tables:
                     again.setdefault(pid, set()).add(ino)
         for pid, inodes_again in again.items():
-            self._read_table(pid, tables[pid][0], inodes_again)
+            count = tables[pid][0]
+            self._read_table(pid, count, set(), inodes_again, count > 0)
             stats.pids_walked += 1
         self._settle(wanted, now)
+
+    def _relist(self, fresh: set[int], wanted: dict[int, int], now: float) -> None:
+        """List the tables that a probe alone brought up to date in this poll, the processes that
+        own a socket on the port of one of ``fresh`` first, until every inode of ``fresh`` is
+        found."""
+        hints = {self._port_hint.get(wanted[ino]) for ino in fresh}
+        probed, self._probed = self._probed, set()
+        order = sorted(probed, key=lambda pid: pid not in hints)
+        owner = self.owner
+        target = set(fresh)
+        for pid in order:
+            if not target:
+                break
+            table = self._tables.get(pid)
+            if table is None:
+                continue
+            watch = self.shared.intersection(table[1]) if self.shared else frozenset()
+            inodes = self._read_table(pid, table[0], set(), watch)
+            self.stats.pids_walked += 1
+            if not inodes:
+                continue
+            new = [ino for ino in inodes if ino in wanted and ino not in owner]
+            if new:
+                self._take(pid, new, wanted, now)
+                target.difference_update(new)
 
     def _settle(self, wanted: dict[int, int], now: float) -> None:
         """Owners from the holders: a wanted socket in a table read earlier gets its primary
@@ -516,6 +592,12 @@ class OwnerMap:
             unknown = wanted.keys() - self.owner.keys()
             stats.unknown = len(unknown)
             fresh = unknown - self.negative.keys()
+            if fresh and self._probed:
+                # Not in any table a probe brought up to date (a socket opened on the number of
+                # a file that closed, the count kept): list those tables, as without probes.
+                self._relist(fresh, wanted, now)
+                self._settle(wanted, now)
+                fresh -= self.owner.keys()
             if fresh and not cold:
                 # A new socket in a process whose fd count did not change (it closed one fd and
                 # opened another between two polls): search, likeliest owners first.
