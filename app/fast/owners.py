@@ -38,6 +38,7 @@ from app.holders import primary_holder
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
+    from collections.abc import Set as AbstractSet
 
 __all__ = [
     "PROC",
@@ -233,7 +234,7 @@ class OwnerMap:
         pid: int,
         count: int,
         recheck: set[int] | None = None,
-        watch: set[int] | frozenset[int] = frozenset(),
+        watch: AbstractSet[int] = frozenset(),
         probe: bool = False,
     ) -> list[int] | None:
         """Read ``pid``'s socket table (``count``: its fd count, read *before*, so a change made
