@@ -57,7 +57,16 @@ SWEEP_EVERY = 60.0  # seconds between full walks while some socket has no visibl
 class WalkStats:
     """What the last :meth:`OwnerMap.resolve` did (for tests and the benchmark)."""
 
-    __slots__ = ("links_read", "pids_walked", "probe_misses", "probed", "swept", "tables_listed", "unknown")
+    __slots__ = (
+        "links_read",
+        "listed",
+        "pids_walked",
+        "probe_misses",
+        "probed",
+        "swept",
+        "tables_listed",
+        "unknown",
+    )
 
     def __init__(self) -> None:
         self.unknown = 0
@@ -65,7 +74,8 @@ class WalkStats:
         self.swept = False
         self.links_read = 0  # fd links read (readlink calls) by the tables read with track_holders
         self.tables_listed = 0  # fd tables listed (os.listdir of /proc/PID/fd)
-        self.probed = 0  # tables brought up to date by a probe alone (readlink of a few fds, no listing)
+        self.listed: set[int] = set()  # the pids whose tables those were
+        self.probed: set[int] = set()  # pids whose tables a probe alone brought up to date (no listing)
         self.probe_misses = 0  # probes that did not explain the fd count: the table was listed
 
 
@@ -101,7 +111,7 @@ class OwnerMap:
         self._ppid: dict[int, int] = {}  # pid -> parent pid, read when its table was read
         self._fdmaps: dict[int, dict[str, int]] = {}  # pid -> fd -> socket inode (0: other), as read
         self._started: dict[int, int] = {}  # pid -> its start time (clock ticks) when its map was read
-        self._newly_shared: set[int] = set()  # inodes that gained a second holder in this poll
+        self._newly_shared: set[int] = set()  # shared inodes that gained a holder in this poll
         self._suspects: dict[int, set[int]] = {}  # pid -> sockets it held that closed since its read
         self._probed: set[int] = set()  # pids whose table a probe alone brought up to date in this poll
         self._last_table_sweep = float("-inf")
@@ -207,11 +217,11 @@ class OwnerMap:
                 self.holders[ino] = {pids, pid}
                 self.shared.add(ino)
                 self._newly_shared.add(ino)
-        else:
+        elif pid not in pids:
             pids.add(pid)
-            if len(pids) == 2:
+            if len(pids) >= 2:
                 self.shared.add(ino)
-                self._newly_shared.add(ino)
+                self._newly_shared.add(ino)  # (a third holder too: it may have left another)
 
     def _unhold(self, ino: int, pid: int) -> None:
         pids = self.holders.get(ino)
@@ -264,7 +274,7 @@ class OwnerMap:
                     fdmap, read, fresh = probed
                     stats.links_read += read
                     if fresh is None:
-                        stats.probed += 1
+                        stats.probed.add(pid)
                         self._probed.add(pid)
                         got = fdmap, 0
                     else:  # not explained: list it, with what the probe read
@@ -272,6 +282,7 @@ class OwnerMap:
                         previous = fdmap
             if got is None:
                 stats.tables_listed += 1
+                stats.listed.add(pid)
                 again = (recheck | watch) if recheck else watch
                 got = socket_fd_map(pid, self.proc, previous, again, fresh or ())
                 self._probed.discard(pid)
@@ -289,6 +300,7 @@ class OwnerMap:
                 self._started.pop(pid, None)
         if inodes is None:
             stats.tables_listed += 1
+            stats.listed.add(pid)
             inodes = socket_inodes(pid, self.proc)
             if inodes is None:
                 return None
@@ -387,15 +399,23 @@ class OwnerMap:
         # A socket that gained a holder in this poll (a fork, SCM_RIGHTS) may have left another
         # whose table was trusted earlier in the loop (or not read: its count kept): read their fds
         # of it again.
-        again: dict[int, set[int]] = {}
-        for ino in self._newly_shared:
-            for pid in _pids(self.holders.get(ino)):
-                if pid not in read_in_full and pid in tables:
-                    again.setdefault(pid, set()).add(ino)
-        for pid, inodes_again in again.items():
-            count = tables[pid][0]
-            self._read_table(pid, count, set(), inodes_again, count > 0)
-            stats.pids_walked += 1
+        # Those reads may find more (a process that let one socket go and received another, its
+        # count kept): a few rounds, each only for what the one before found.
+        done: set[tuple[int, int]] = set()
+        for _ in range(4):
+            newly, self._newly_shared = self._newly_shared, set()
+            again: dict[int, set[int]] = {}
+            for ino in newly:
+                for pid in _pids(self.holders.get(ino)):
+                    if pid not in read_in_full and pid in tables and (pid, ino) not in done:
+                        done.add((pid, ino))
+                        again.setdefault(pid, set()).add(ino)
+            if not again:
+                break
+            for pid, inodes_again in again.items():
+                count = tables[pid][0]
+                self._read_table(pid, count, set(), inodes_again, count > 0)
+                stats.pids_walked += 1
         self._settle(wanted, now)
 
     def _relist(self, fresh: set[int], wanted: dict[int, int], now: float) -> None:
