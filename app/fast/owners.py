@@ -87,12 +87,20 @@ class OwnerMap:
     process's socket table is read once and read again when the process's open-fd count changes
     (one ``stat`` per process per poll; Linux >= 6.2 reports the count), or when it held a
     socket that closed (its fd number is the one a new socket gets), and at a sweep every
-    :data:`SWEEP_EVERY` seconds. Read again, a table costs its listing plus one ``readlink`` per
-    fd that is new, is not a socket, or held a closed or shared socket, not one per socket fd:
-    under churn the work follows what changed. A socket that this misses (a socket fd closed and
-    its number reused for another socket while the first stays open, e.g. a unix socket) is
-    searched for with full reads, and the sweep reads every table in full. A pid whose start
-    time changed is read in full (another process).
+    :data:`SWEEP_EVERY` seconds. Read again, a table is usually not listed at all: a *probe*
+    (:func:`probe_fd_map`) reads the links of its fds that are not sockets or held a closed or
+    shared socket, then of the lowest fd numbers not in use (Linux gives a new fd the lowest
+    free one), and is trusted only when that explains the new fd count exactly and no shared
+    socket's fd changed; otherwise the table is listed, with one ``readlink`` per fd that is new
+    or was not probed and is not a socket known to stay, not one per socket fd. Under churn the
+    work follows what changed. A wanted socket that no table read this way holds is looked for
+    in the same poll: the probed tables are listed, then every table searched with full reads.
+    A shared socket that gains a holder has its other holders' fds of it read again (it may
+    have left one of them). What reading only changed tables misses until the sweep reads every
+    table in full: a process whose fd count is kept while none of its sockets closed for good
+    (a socket fd let go and another existing socket received, or a unix socket's number reused)
+    holds what it held at its last read; a *new* socket there is still searched for at once.
+    A pid whose start time changed is read in full (another process).
     A shared socket's owner is its *primary* holder,
     the one whose parent does not hold it (the master), ties to the lowest pid
     (:func:`primary_holder`)."""
@@ -361,8 +369,8 @@ class OwnerMap:
     def _track(self, wanted: dict[int, int], pids: set[int], now: float) -> None:
         """Bring every readable process's socket table up to date: read the tables of new
         processes, of those whose fd count changed and of those that held a socket that closed
-        (only what changed in those: :meth:`_read_table`); assign owners found on the way, and make
-        each shared socket's owner its primary holder."""
+        (only what changed in those, by a probe where it explains the count: :meth:`_read_table`);
+        assign owners found on the way, and make each shared socket's owner its primary holder."""
         tables = self._tables
         owner = self.owner
         stats = self.stats
