@@ -60,9 +60,10 @@ class WalkStats:
     __slots__ = (
         "links_read",
         "listed",
+        "missed",
         "pids_walked",
-        "probe_misses",
         "probed",
+        "sought",
         "swept",
         "tables_listed",
         "unknown",
@@ -76,7 +77,8 @@ class WalkStats:
         self.tables_listed = 0  # fd tables listed (os.listdir of /proc/PID/fd)
         self.listed: set[int] = set()  # the pids whose tables those were
         self.probed: set[int] = set()  # pids whose tables a probe alone brought up to date (no listing)
-        self.probe_misses = 0  # probes that did not explain the fd count: the table was listed
+        self.missed: set[int] = set()  # pids whose probe did not explain the fd count: listed
+        self.sought: set[int] = set()  # wanted inodes no table read by the poll's tracking held
 
 
 class OwnerMap:
@@ -94,7 +96,7 @@ class OwnerMap:
     socket's fd changed; otherwise the table is listed, with one ``readlink`` per fd that is new
     or was not probed and is not a socket known to stay, not one per socket fd. Under churn the
     work follows what changed. A wanted socket that no table read this way holds is looked for
-    in the same poll: the probed tables are listed, then every table searched with full reads.
+    in the same poll: searched for with full reads, the tables probed in this poll first.
     A shared socket that gains a holder has its other holders' fds of it read again (it may
     have left one of them). What reading only changed tables misses until the sweep reads every
     table in full: a process whose fd count is kept while none of its sockets closed for good
@@ -275,18 +277,22 @@ class OwnerMap:
                 recheck = None
             previous = self._fdmaps.get(pid) if recheck is not None else None
             got: tuple[dict[str, int], int] | None = None
+            touched: set[int] | None = None  # after a trusted probe: the sockets of the fds it read
             fresh: set[str] | None = None
             if probe and previous is not None and recheck is not None:
                 probed = probe_fd_map(pid, count, previous, recheck, watch, self.proc)
                 if probed is not None:
-                    fdmap, read, fresh = probed
+                    fdmap, read, fresh, trusted = probed
                     stats.links_read += read
-                    if fresh is None:
+                    if trusted:
                         stats.probed.add(pid)
                         self._probed.add(pid)
                         got = fdmap, 0
+                        # only the fds it read can hold a socket this table did not hold
+                        touched = {fdmap[name] for name in fresh}
+                        touched.discard(0)
                     else:  # not explained: list it, with what the probe read
-                        stats.probe_misses += 1
+                        stats.missed.add(pid)
                         previous = fdmap
             if got is None:
                 stats.tables_listed += 1
@@ -302,8 +308,9 @@ class OwnerMap:
             if fdmap and st is not None:
                 self._fdmaps[pid] = fdmap
                 self._started[pid] = st.start_ticks
-                inodes = [ino for ino in fdmap.values() if ino]
+                inodes = [ino for ino in fdmap.values() if ino] if touched is None else list(touched)
             else:  # empty or unreadable: maybe a zombie leader whose threads hold the table
+                touched = None
                 self._fdmaps.pop(pid, None)
                 self._started.pop(pid, None)
         if inodes is None:
@@ -313,7 +320,10 @@ class OwnerMap:
             if inodes is None:
                 return None
         if self.track_holders:
-            new = frozenset(inodes)
+            if touched is None:
+                new = frozenset(inodes)
+            else:  # (a probe: the whole table's sockets, but only the fds it read looked at)
+                new = frozenset(self._fdmaps[pid].values()) - _NOT_A_SOCKET
             if recheck:
                 # A socket that closed but whose fd is still open here (a connection reset by
                 # its peer, not yet closed by this process): its number is still the likeliest
@@ -333,7 +343,9 @@ class OwnerMap:
                         if held is not None:
                             held.discard(ino)
                 holders = self.holders
-                for ino in new:  # (not only new - old: a socket dropped while held may be back)
+                # (not only new - old: a socket dropped while held may be back; after a probe,
+                # the sockets of the fds it read, closed sockets' among them)
+                for ino in new if touched is None else touched:
                     pids = holders.get(ino)
                     if pids is None or (pids != pid if isinstance(pids, int) else pid not in pids):
                         self._hold(ino, pid)
@@ -425,31 +437,6 @@ class OwnerMap:
                 self._read_table(pid, count, set(), inodes_again, count > 0)
                 stats.pids_walked += 1
         self._settle(wanted, now)
-
-    def _relist(self, fresh: set[int], wanted: dict[int, int], now: float) -> None:
-        """List the tables that a probe alone brought up to date in this poll, the processes that
-        own a socket on the port of one of ``fresh`` first, until every inode of ``fresh`` is
-        found."""
-        hints = {self._port_hint.get(wanted[ino]) for ino in fresh}
-        probed, self._probed = self._probed, set()
-        order = sorted(probed, key=lambda pid: pid not in hints)
-        owner = self.owner
-        target = set(fresh)
-        for pid in order:
-            if not target:
-                break
-            table = self._tables.get(pid)
-            if table is None:
-                continue
-            watch = self.shared.intersection(table[1]) if self.shared else frozenset()
-            inodes = self._read_table(pid, table[0], set(), watch)
-            self.stats.pids_walked += 1
-            if not inodes:
-                continue
-            new = [ino for ino in inodes if ino in wanted and ino not in owner]
-            if new:
-                self._take(pid, new, wanted, now)
-                target.difference_update(new)
 
     def _settle(self, wanted: dict[int, int], now: float) -> None:
         """Owners from the holders: a wanted socket in a table read earlier gets its primary
@@ -621,16 +608,17 @@ class OwnerMap:
             unknown = wanted.keys() - self.owner.keys()
             stats.unknown = len(unknown)
             fresh = unknown - self.negative.keys()
-            if fresh and self._probed:
-                # Not in any table a probe brought up to date (a socket opened on the number of
-                # a file that closed, the count kept): list those tables, as without probes.
-                self._relist(fresh, wanted, now)
-                self._settle(wanted, now)
-                fresh -= self.owner.keys()
             if fresh and not cold:
                 # A new socket in a process whose fd count did not change (it closed one fd and
-                # opened another between two polls): search, likeliest owners first.
-                self._walk(self._order(fresh, wanted, pids, set(), False), set(fresh), set(), wanted, now)
+                # opened another between two polls), or at a number no probe read: search with
+                # full reads, likeliest owners first, then the tables probes brought up to date.
+                stats.sought = fresh
+                order = self._order(fresh, wanted, pids, set(), False)
+                if self._probed:
+                    hints = {self._port_hint.get(wanted[ino]) for ino in fresh}
+                    probed = sorted(self._probed, key=lambda pid: pid not in hints)
+                    order = list(dict.fromkeys([*(p for p in order if p in hints), *probed, *order]))
+                self._walk(order, set(fresh), set(), wanted, now)
                 self._settle(wanted, now)  # (a full read may have taken an owner's socket away)
             for ino in wanted.keys() - self.owner.keys():  # in no readable table: hidden
                 self.negative.setdefault(ino, now)
@@ -735,6 +723,9 @@ class OwnerMap:
         for ino in wanted.keys() - self.owner.keys():
             self.negative.setdefault(ino, now)
         self._last_sweep = now
+
+
+_NOT_A_SOCKET = frozenset((0,))
 
 
 def _pids(held: int | set[int] | None) -> Iterable[int]:

@@ -168,7 +168,7 @@ def probe_fd_map(
     reused: Container[int] = (),
     watch: Container[int] = (),
     proc: str = PROC,
-) -> tuple[dict[str, int], int, set[str] | None] | None:
+) -> tuple[dict[str, int], int, set[str], bool] | None:
     """``known`` (``pid``'s fd table as :func:`socket_fd_map` read it before) brought up to date
     by ``readlink`` of the fds likely to have changed, without listing the table: its fds that
     are not sockets, those of the sockets of ``reused`` (they closed: their numbers are the ones
@@ -177,13 +177,14 @@ def probe_fd_map(
     numbers not in ``known`` in turn (Linux gives a new fd the lowest free number), above the
     highest too.
 
-    Returns the map, the number of links read, and ``None`` when the probe is trusted: it
-    explains ``count`` exactly (what was there, minus what it found closed, plus what it found
-    new) and no fd of a ``watch`` socket changed (a process that let a shared socket go may
-    hold it at another number: only a listing tells). Otherwise the third item is the set of
-    fds whose entries the probe read (pass it as ``fresh`` to :func:`socket_fd_map`, which
-    lists the table and reads only the rest). ``None`` if a link cannot be read for lack of
-    permission (ptrace access) or the count is unknown.
+    Returns the map, the number of links read, the fds whose entries the probe read (the only
+    ones that may differ from ``known``, apart from those it found closed), and whether the
+    probe is trusted: it explains ``count`` exactly (what was there, minus what it found
+    closed, plus what it found new) and no fd of a ``watch`` socket changed (a process that let
+    a shared socket go may hold it at another number: only a listing tells). When it is not,
+    pass the fds read as ``fresh`` to :func:`socket_fd_map`, which lists the table and reads
+    only the rest. ``None`` if a link cannot be read for lack of permission (ptrace access) or
+    the count is unknown.
 
     What no probe sees: a socket fd not in ``reused`` or ``watch`` that closed while an fd
     opened at a number the probe did not read (``dup2``, ``F_DUPFD``, or that very number), the
@@ -238,9 +239,7 @@ def probe_fd_map(
             got[name] = int(link[8:-1]) if link[:8] == "socket:[" else 0
             probed.append(name)
             need -= 1
-    if trusted and len(got) == count:
-        return got, read, None
-    return got, read, set(probed)
+    return got, read, set(probed), trusted and len(got) == count
 
 
 def fd_count(pid: int, proc: str = PROC) -> int:
