@@ -124,6 +124,8 @@ class OwnerMap:
         self._newly_shared: set[int] = set()  # shared inodes that gained a holder in this poll
         self._suspects: dict[int, set[int]] = {}  # pid -> sockets it held that closed since its read
         self._probed: set[int] = set()  # pids whose table a probe alone brought up to date in this poll
+        self._lingering: set[int] = set()  # closed sockets kept suspects in this poll (fds still open)
+        self._lingered: set[int] = set()  # those of the poll before (not kept again)
         self._last_table_sweep = float("-inf")
         self.owner: dict[int, int] = {}  # inode -> pid
         self.negative: dict[int, float] = {}  # inode -> when it was first missed
@@ -327,10 +329,13 @@ class OwnerMap:
             if recheck:
                 # A socket that closed but whose fd is still open here (a connection reset by
                 # its peer, not yet closed by this process): its number is still the likeliest
-                # to be reused, so it stays a suspect.
+                # to be reused, so it stays a suspect for one more poll (not for ever: a process
+                # that never closes it would be probed every poll).
                 still = recheck.intersection(new)
-                if still:
-                    self._suspects.setdefault(pid, set()).update(still)
+                again = still - self._lingered if still else still
+                if again:
+                    self._suspects.setdefault(pid, set()).update(again)
+                    self._lingering.update(again)
             old = self._tables.get(pid)
             self._tables[pid] = (count, new)
             if old is not None:
@@ -392,6 +397,7 @@ class OwnerMap:
         suspects, self._suspects = self._suspects, {}
         self._newly_shared = set()
         self._probed = set()
+        self._lingered, self._lingering = self._lingering, set()
         read_in_full: set[int] = set()
         for pid in pids:
             n = fd_count(pid, self.proc)
