@@ -23,12 +23,22 @@ from __future__ import annotations
 import time
 from itertools import repeat
 
-from app.fast.procfs import PROC, children_of, fd_count, list_pids, read_stat, socket_fd_map, socket_inodes
+from app.fast.procfs import (
+    PROC,
+    children_of,
+    fd_count,
+    list_pids,
+    probe_fd_map,
+    read_stat,
+    socket_fd_map,
+    socket_inodes,
+)
 from app.holders import primary_holder
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
+    from collections.abc import Set as AbstractSet
 
 __all__ = [
     "PROC",
@@ -47,13 +57,28 @@ SWEEP_EVERY = 60.0  # seconds between full walks while some socket has no visibl
 class WalkStats:
     """What the last :meth:`OwnerMap.resolve` did (for tests and the benchmark)."""
 
-    __slots__ = ("links_read", "pids_walked", "swept", "unknown")
+    __slots__ = (
+        "links_read",
+        "listed",
+        "missed",
+        "pids_walked",
+        "probed",
+        "sought",
+        "swept",
+        "tables_listed",
+        "unknown",
+    )
 
     def __init__(self) -> None:
         self.unknown = 0
         self.pids_walked = 0
         self.swept = False
         self.links_read = 0  # fd links read (readlink calls) by the tables read with track_holders
+        self.tables_listed = 0  # fd tables listed (os.listdir of /proc/PID/fd)
+        self.listed: set[int] = set()  # the pids whose tables those were
+        self.probed: set[int] = set()  # pids whose tables a probe alone brought up to date (no listing)
+        self.missed: set[int] = set()  # pids whose probe did not explain the fd count: listed
+        self.sought: set[int] = set()  # wanted inodes no table read by the poll's tracking held
 
 
 class OwnerMap:
@@ -64,12 +89,20 @@ class OwnerMap:
     process's socket table is read once and read again when the process's open-fd count changes
     (one ``stat`` per process per poll; Linux >= 6.2 reports the count), or when it held a
     socket that closed (its fd number is the one a new socket gets), and at a sweep every
-    :data:`SWEEP_EVERY` seconds. Read again, a table costs its listing plus one ``readlink`` per
-    fd that is new, is not a socket, or held a closed or shared socket, not one per socket fd:
-    under churn the work follows what changed. A socket that this misses (a socket fd closed and
-    its number reused for another socket while the first stays open, e.g. a unix socket) is
-    searched for with full reads, and the sweep reads every table in full. A pid whose start
-    time changed is read in full (another process).
+    :data:`SWEEP_EVERY` seconds. Read again, a table is usually not listed at all: a *probe*
+    (:func:`probe_fd_map`) reads the links of its fds that are not sockets or held a closed or
+    shared socket, then of the lowest fd numbers not in use (Linux gives a new fd the lowest
+    free one), and is trusted only when that explains the new fd count exactly and no shared
+    socket's fd changed; otherwise the table is listed, with one ``readlink`` per fd that is new
+    or was not probed and is not a socket known to stay, not one per socket fd. Under churn the
+    work follows what changed. A wanted socket that no table read this way holds is looked for
+    in the same poll: searched for with full reads, the tables probed in this poll first.
+    A shared socket that gains a holder has its other holders' fds of it read again (it may
+    have left one of them). What reading only changed tables misses until the sweep reads every
+    table in full: a process whose fd count is kept while none of its sockets closed for good
+    (a socket fd let go and another existing socket received, or a unix socket's number reused)
+    holds what it held at its last read; a *new* socket there is still searched for at once.
+    A pid whose start time changed is read in full (another process).
     A shared socket's owner is its *primary* holder,
     the one whose parent does not hold it (the master), ties to the lowest pid
     (:func:`primary_holder`)."""
@@ -88,8 +121,11 @@ class OwnerMap:
         self._ppid: dict[int, int] = {}  # pid -> parent pid, read when its table was read
         self._fdmaps: dict[int, dict[str, int]] = {}  # pid -> fd -> socket inode (0: other), as read
         self._started: dict[int, int] = {}  # pid -> its start time (clock ticks) when its map was read
-        self._newly_shared: set[int] = set()  # inodes that gained a second holder in this poll
+        self._newly_shared: set[int] = set()  # shared inodes that gained a holder in this poll
         self._suspects: dict[int, set[int]] = {}  # pid -> sockets it held that closed since its read
+        self._probed: set[int] = set()  # pids whose table a probe alone brought up to date in this poll
+        self._lingering: set[int] = set()  # closed sockets kept suspects in this poll (fds still open)
+        self._lingered: set[int] = set()  # those of the poll before (not kept again)
         self._last_table_sweep = float("-inf")
         self.owner: dict[int, int] = {}  # inode -> pid
         self.negative: dict[int, float] = {}  # inode -> when it was first missed
@@ -193,11 +229,11 @@ class OwnerMap:
                 self.holders[ino] = {pids, pid}
                 self.shared.add(ino)
                 self._newly_shared.add(ino)
-        else:
+        elif pid not in pids:
             pids.add(pid)
-            if len(pids) == 2:
+            if len(pids) >= 2:
                 self.shared.add(ino)
-                self._newly_shared.add(ino)
+                self._newly_shared.add(ino)  # (a third holder too: it may have left another)
 
     def _unhold(self, ino: int, pid: int) -> None:
         pids = self.holders.get(ino)
@@ -215,13 +251,24 @@ class OwnerMap:
             else:
                 del self.holders[ino]
 
-    def _read_table(self, pid: int, count: int, recheck: set[int] | None = None) -> list[int] | None:
+    def _read_table(
+        self,
+        pid: int,
+        count: int,
+        recheck: set[int] | None = None,
+        watch: AbstractSet[int] = frozenset(),
+        probe: bool = False,
+    ) -> list[int] | None:
         """Read ``pid``'s socket table (``count``: its fd count, read *before*, so a change made
         while reading shows as a changed count next time) and record every socket it holds.
-        With ``recheck`` (track_holders), the table read before is updated instead: its fds known
-        as sockets not in ``recheck`` are not read again (:func:`socket_fd_map`)."""
+        With ``recheck`` (track_holders: the sockets it held that closed) the table read before
+        is updated instead: its fds known as sockets not in ``recheck`` or ``watch`` (shared
+        sockets) are not read again (:func:`socket_fd_map`). With ``probe`` too, it is updated
+        without listing it when :func:`probe_fd_map` explains ``count``; otherwise it is listed
+        (reading no link the probe read)."""
         st = None
         inodes: list[int] | None = None
+        stats = self.stats
         if self.track_holders:
             st = read_stat(pid, self.proc)
             if recheck is not None and (st is None or self._started.get(pid) != st.start_ticks):
@@ -231,25 +278,64 @@ class OwnerMap:
                 self._seen.add(pid)
                 recheck = None
             previous = self._fdmaps.get(pid) if recheck is not None else None
-            got = socket_fd_map(pid, self.proc, previous, recheck or ())
+            got: tuple[dict[str, int], int] | None = None
+            touched: set[int] | None = None  # after a trusted probe: the sockets of the fds it read
+            fresh: set[str] | None = None
+            if probe and previous is not None and recheck is not None:
+                probed = probe_fd_map(pid, count, previous, recheck, watch, self.proc)
+                if probed is not None:
+                    fdmap, read, fresh, trusted = probed
+                    stats.links_read += read
+                    if trusted:
+                        stats.probed.add(pid)
+                        self._probed.add(pid)
+                        got = fdmap, 0
+                        # only the fds it read can hold a socket this table did not hold
+                        touched = {fdmap[name] for name in fresh}
+                        touched.discard(0)
+                    else:  # not explained: list it, with what the probe read
+                        stats.missed.add(pid)
+                        previous = fdmap
+            if got is None:
+                stats.tables_listed += 1
+                stats.listed.add(pid)
+                again = (recheck | watch) if recheck else watch
+                got = socket_fd_map(pid, self.proc, previous, again, fresh or ())
+                self._probed.discard(pid)
             if got is None:
                 self._fdmaps.pop(pid, None)
                 return None
             fdmap, read = got
-            self.stats.links_read += read
+            stats.links_read += read
             if fdmap and st is not None:
                 self._fdmaps[pid] = fdmap
                 self._started[pid] = st.start_ticks
-                inodes = [ino for ino in fdmap.values() if ino]
+                inodes = [ino for ino in fdmap.values() if ino] if touched is None else list(touched)
             else:  # empty or unreadable: maybe a zombie leader whose threads hold the table
+                touched = None
                 self._fdmaps.pop(pid, None)
                 self._started.pop(pid, None)
         if inodes is None:
+            stats.tables_listed += 1
+            stats.listed.add(pid)
             inodes = socket_inodes(pid, self.proc)
             if inodes is None:
                 return None
         if self.track_holders:
-            new = frozenset(inodes)
+            if touched is None:
+                new = frozenset(inodes)
+            else:  # (a probe: the whole table's sockets, but only the fds it read looked at)
+                new = frozenset(self._fdmaps[pid].values()) - _NOT_A_SOCKET
+            if recheck:
+                # A socket that closed but whose fd is still open here (a connection reset by
+                # its peer, not yet closed by this process): its number is still the likeliest
+                # to be reused, so it stays a suspect for one more poll (not for ever: a process
+                # that never closes it would be probed every poll).
+                still = recheck.intersection(new)
+                again = still - self._lingered if still else still
+                if again:
+                    self._suspects.setdefault(pid, set()).update(again)
+                    self._lingering.update(again)
             old = self._tables.get(pid)
             self._tables[pid] = (count, new)
             if old is not None:
@@ -262,7 +348,9 @@ class OwnerMap:
                         if held is not None:
                             held.discard(ino)
                 holders = self.holders
-                for ino in new:  # (not only new - old: a socket dropped while held may be back)
+                # (not only new - old: a socket dropped while held may be back; after a probe,
+                # the sockets of the fds it read, closed sockets' among them)
+                for ino in new if touched is None else touched:
                     pids = holders.get(ino)
                     if pids is None or (pids != pid if isinstance(pids, int) else pid not in pids):
                         self._hold(ino, pid)
@@ -298,8 +386,8 @@ class OwnerMap:
     def _track(self, wanted: dict[int, int], pids: set[int], now: float) -> None:
         """Bring every readable process's socket table up to date: read the tables of new
         processes, of those whose fd count changed and of those that held a socket that closed
-        (only what changed in those: :meth:`_read_table`); assign owners found on the way, and make
-        each shared socket's owner its primary holder."""
+        (only what changed in those, by a probe where it explains the count: :meth:`_read_table`);
+        assign owners found on the way, and make each shared socket's owner its primary holder."""
         tables = self._tables
         owner = self.owner
         stats = self.stats
@@ -308,6 +396,8 @@ class OwnerMap:
         sweep = now - self._last_table_sweep >= SWEEP_EVERY
         suspects, self._suspects = self._suspects, {}
         self._newly_shared = set()
+        self._probed = set()
+        self._lingered, self._lingering = self._lingering, set()
         read_in_full: set[int] = set()
         for pid in pids:
             n = fd_count(pid, self.proc)
@@ -318,11 +408,10 @@ class OwnerMap:
                 read_in_full.add(pid)
             elif closed is not None or (n > 0 and n != table[0]):
                 # Its fds of closed sockets (the numbers reused first) and of shared ones (a copy
-                # closed here while another holder keeps the socket: the number may now be a file).
-                recheck = closed or set()
-                if self.shared:
-                    recheck = recheck | self.shared.intersection(table[1])
-                inodes = self._read_table(pid, n, recheck)
+                # closed here while another holder keeps the socket: the number may now be a file),
+                # probed when the kernel reports the count.
+                watch = self.shared.intersection(table[1]) if self.shared else frozenset()
+                inodes = self._read_table(pid, n, closed or set(), watch, n > 0)
             else:
                 continue
             stats.pids_walked += 1
@@ -336,14 +425,23 @@ class OwnerMap:
         # A socket that gained a holder in this poll (a fork, SCM_RIGHTS) may have left another
         # whose table was trusted earlier in the loop (or not read: its count kept): read their fds
         # of it again.
-        again: dict[int, set[int]] = {}
-        for ino in self._newly_shared:
-            for pid in _pids(self.holders.get(ino)):
-                if pid not in read_in_full and pid in tables:
-                    again.setdefault(pid, set()).add(ino)
-        for pid, inodes_again in again.items():
-            self._read_table(pid, tables[pid][0], inodes_again)
-            stats.pids_walked += 1
+        # Those reads may find more (a process that let one socket go and received another, its
+        # count kept): a few rounds, each only for what the one before found.
+        done: set[tuple[int, int]] = set()
+        for _ in range(4):
+            newly, self._newly_shared = self._newly_shared, set()
+            again: dict[int, set[int]] = {}
+            for ino in newly:
+                for pid in _pids(self.holders.get(ino)):
+                    if pid not in read_in_full and pid in tables and (pid, ino) not in done:
+                        done.add((pid, ino))
+                        again.setdefault(pid, set()).add(ino)
+            if not again:
+                break
+            for pid, inodes_again in again.items():
+                count = tables[pid][0]
+                self._read_table(pid, count, set(), inodes_again, count > 0)
+                stats.pids_walked += 1
         self._settle(wanted, now)
 
     def _settle(self, wanted: dict[int, int], now: float) -> None:
@@ -518,8 +616,15 @@ class OwnerMap:
             fresh = unknown - self.negative.keys()
             if fresh and not cold:
                 # A new socket in a process whose fd count did not change (it closed one fd and
-                # opened another between two polls): search, likeliest owners first.
-                self._walk(self._order(fresh, wanted, pids, set(), False), set(fresh), set(), wanted, now)
+                # opened another between two polls), or at a number no probe read: search with
+                # full reads, likeliest owners first, then the tables probes brought up to date.
+                stats.sought = fresh
+                order = self._order(fresh, wanted, pids, set(), False)
+                if self._probed:
+                    hints = {self._port_hint.get(wanted[ino]) for ino in fresh}
+                    probed = sorted(self._probed, key=lambda pid: pid not in hints)
+                    order = list(dict.fromkeys([*(p for p in order if p in hints), *probed, *order]))
+                self._walk(order, set(fresh), set(), wanted, now)
                 self._settle(wanted, now)  # (a full read may have taken an owner's socket away)
             for ino in wanted.keys() - self.owner.keys():  # in no readable table: hidden
                 self.negative.setdefault(ino, now)
@@ -624,6 +729,9 @@ class OwnerMap:
         for ino in wanted.keys() - self.owner.keys():
             self.negative.setdefault(ino, now)
         self._last_sweep = now
+
+
+_NOT_A_SOCKET = frozenset((0,))
 
 
 def _pids(held: int | set[int] | None) -> Iterable[int]:

@@ -110,7 +110,11 @@ def socket_inodes(pid: int, proc: str = PROC) -> list[int] | None:
 
 
 def socket_fd_map(
-    pid: int, proc: str = PROC, known: dict[str, int] | None = None, recheck: Container[int] = ()
+    pid: int,
+    proc: str = PROC,
+    known: dict[str, int] | None = None,
+    recheck: Container[int] = (),
+    fresh: Container[str] = (),
 ) -> tuple[dict[str, int], int] | None:
     """``pid``'s fd table as fd -> socket inode (0: not a socket), and how many links were read;
     ``None`` if it is gone or unreadable (an empty map when the links cannot be read).
@@ -121,8 +125,9 @@ def socket_fd_map(
     many sockets has few of those). The listing is always read, so closed fds always go. A socket
     fd closed and its number reused for another socket while the first stays open (and not
     known to be shared) is missed: callers read the table in full when a socket cannot be found
-    that way, and now and then anyway. Unlike :func:`socket_inodes` this reads the leader's
-    table only."""
+    that way, and now and then anyway. ``fresh``: fds of ``known`` whose links were just read
+    (by :func:`probe_fd_map`), kept as they are, sockets or not. Unlike :func:`socket_inodes`
+    this reads the leader's table only."""
     try:
         dfd = os.open(f"{proc}/{pid}/fd", _DIR_FLAGS)
     except OSError:
@@ -138,6 +143,8 @@ def socket_fd_map(
         else:  # trusted: fds known as sockets that did not close (a file's number may be reused)
             get = known.get
             kept = {n: ino for n in names if (ino := get(n)) and ino not in recheck}
+            if fresh:
+                kept.update({n: known[n] for n in names if n in fresh and n in known})
             todo = [n for n in names if n not in kept]
         links = _read_links(dfd, todo)
         if links is None:
@@ -148,6 +155,91 @@ def socket_fd_map(
         return got, len(todo)
     finally:
         os.close(dfd)
+
+
+PROBE_SPARE = 2  # unused fd numbers a probe may find still unused before it gives up
+PROBE_NEW = 64  # at most this many new fds are looked for by probing
+
+
+def probe_fd_map(
+    pid: int,
+    count: int,
+    known: dict[str, int],
+    reused: Container[int] = (),
+    watch: Container[int] = (),
+    proc: str = PROC,
+) -> tuple[dict[str, int], int, set[str], bool] | None:
+    """``known`` (``pid``'s fd table as :func:`socket_fd_map` read it before) brought up to date
+    by ``readlink`` of the fds likely to have changed, without listing the table: its fds that
+    are not sockets, those of the sockets of ``reused`` (they closed: their numbers are the ones
+    a new fd takes) and of ``watch`` (another process holds them too), then, while fewer fds are
+    known open than ``count`` (the fd count, :func:`fd_count`, read before) says, the lowest
+    numbers not in ``known`` in turn (Linux gives a new fd the lowest free number), above the
+    highest too.
+
+    Returns the map, the number of links read, the fds whose entries the probe read (the only
+    ones that may differ from ``known``, apart from those it found closed), and whether the
+    probe is trusted: it explains ``count`` exactly (what was there, minus what it found
+    closed, plus what it found new) and no fd of a ``watch`` socket changed (a process that let
+    a shared socket go may hold it at another number: only a listing tells). When it is not,
+    pass the fds read as ``fresh`` to :func:`socket_fd_map`, which lists the table and reads
+    only the rest. ``None`` if a link cannot be read for lack of permission (ptrace access) or
+    the count is unknown.
+
+    What no probe sees: a socket fd not in ``reused`` or ``watch`` that closed while an fd
+    opened at a number the probe did not read (``dup2``, ``F_DUPFD``, or that very number), the
+    count kept. A new socket there is searched for by the caller (it is wanted and has no
+    owner); an existing socket gained that way is seen at the next listing or sweep."""
+    if count < 0:
+        return None
+    base = f"{proc}/{pid}/fd/"
+    readlink = os.readlink
+    got = dict(known)
+    read = 0
+    trusted = True
+    probed: list[str] = []
+    for name, ino in known.items():
+        if ino and ino not in reused and ino not in watch:
+            continue
+        read += 1
+        try:
+            link = readlink(base + name)
+        except FileNotFoundError:
+            del got[name]
+            if ino and ino in watch:
+                trusted = False
+            continue
+        except OSError:  # EACCES (no ptrace access), ESRCH, ...
+            return None
+        now = int(link[8:-1]) if link[:8] == "socket:[" else 0
+        got[name] = now
+        probed.append(name)
+        if now != ino and ino and ino in watch:
+            trusted = False
+    need = count - len(got)
+    if 0 < need <= PROBE_NEW:
+        used = {int(n) for n in known}
+        spare = PROBE_SPARE
+        fd = -1
+        while need > 0:
+            fd += 1
+            if fd in used:
+                continue
+            name = str(fd)
+            read += 1
+            try:
+                link = readlink(base + name)
+            except FileNotFoundError:
+                spare -= 1
+                if spare < 0:
+                    break
+                continue
+            except OSError:
+                return None
+            got[name] = int(link[8:-1]) if link[:8] == "socket:[" else 0
+            probed.append(name)
+            need -= 1
+    return got, read, set(probed), trusted and len(got) == count
 
 
 def fd_count(pid: int, proc: str = PROC) -> int:
