@@ -44,6 +44,17 @@ _UNDRAWN = object()  # a line not drawn yet (no signature is this)
 _FULL_PENDING = object()  # the frame key while a full repaint is asked for
 
 
+def _only_ages(old: object, new: object) -> bool:
+    """Both are row signatures that differ at most in their age texts."""
+    return (
+        isinstance(old, tuple)
+        and isinstance(new, tuple)
+        and old[0] == "row" == new[0]
+        and old[:6] == new[:6]
+        and old[7] == new[7]
+    )
+
+
 def fit(text: str, width: int, align: str = "left") -> str:
     """``text`` cut (with an ellipsis) or padded to exactly ``width`` cells."""
     if width <= 0:
@@ -144,22 +155,26 @@ class VTable(ScrollView, can_focus=True):
         self.clock = clock
         self.empty_text = empty_text
         self.no_match_text = "no rows match the filter (Esc clears it)"
-        # (width, hidden) -> the columns shown, and the formats of the age columns among them
-        self._columns_cache: tuple[tuple[int, frozenset[str]], list[tuple[int, int]], tuple[Any, ...]] = (
-            (-1, frozenset()),
-            [],
-            (),
-        )
+        # (width, hidden) -> the columns shown; of the age columns among them: their formats,
+        # their (x, width) on screen and their (segment slot, column, width) in a row's line
+        self._columns_cache: tuple[
+            tuple[int, frozenset[str]],
+            list[tuple[int, int]],
+            tuple[Any, ...],
+            list[tuple[int, int]],
+            list[tuple[int, int, int]],
+        ] = ((-1, frozenset()), [], (), [], [])
         self._last_cursor: str | None = None
         self._content_width_cache: tuple[object, int] = (None, 0)
         # what each screen line (y) shows now, as drawn: its signature (see _signature)
         self._drawn: dict[int, object] = {}
         # row key -> (signature, strip): built lines of the rows on screen, re-used while unchanged
-        self._strips: dict[str, tuple[object, Strip]] = {}
+        self._strips: dict[str, tuple[object, Strip, list[Segment]]] = {}
         self._styles: dict[object, Style] = {}  # component styles, until the styles change
         self._frame_key: object = None  # what every line depends on (width, columns, focus, styles)
         self._style_epoch = 0
         self.lines_built = 0  # lines rendered from scratch (not from the strip cache): for tests
+        self.ages_restamped = 0  # row lines of which only the age cells were made again
 
     # ------------------------------------------------------------------------ model sync
 
@@ -208,14 +223,22 @@ class VTable(ScrollView, can_focus=True):
         drawn = self._drawn
         now = self.clock()
         width = self.size.width
-        start = -1
-        for y in range(height + 1):
-            dirty = y < height and drawn.get(y, _UNDRAWN) != self._signature(y, now)
-            if dirty and start < 0:
-                start = y
-            elif not dirty and start >= 0:
-                super().refresh(Region(0, start, width, y - start))
-                start = -1
+        # per line: 0 unchanged, 1 changed, 2 only its age cells changed (the clock moved on)
+        kinds = [0] * (height + 1)
+        for y in range(height):
+            old, new = drawn.get(y, _UNDRAWN), self._signature(y, now)
+            if old != new:
+                kinds[y] = 2 if _only_ages(old, new) else 1
+        self.visible_columns()
+        spans = [(0, width, (1,)), *((x, w, (2,)) for x, w in self._columns_cache[3])]
+        for x, w, wanted in spans:  # whole lines, then the age columns, in runs of lines
+            start = -1
+            for y, kind in enumerate(kinds):
+                if kind in wanted and start < 0:
+                    start = y
+                elif kind not in wanted and start >= 0:
+                    super().refresh(Region(x, start, w, y - start))
+                    start = -1
         if len(self._strips) > 2 * height + 8:  # keep the built lines of the rows on screen only
             shown = set(self._shown_keys(height))
             self._strips = {k: v for k, v in self._strips.items() if k in shown}
@@ -384,8 +407,15 @@ class VTable(ScrollView, can_focus=True):
         key = (self._content_width(), self.model.hidden)
         if self._columns_cache[0] != key:
             shown = self.model.layout(key[0])
-            ages = tuple(self.model.columns[i].format for i, _w in shown if self.model.columns[i].age)
-            self._columns_cache = (key, shown, ages)
+            columns = self.model.columns
+            ages = tuple(columns[i].format for i, _w in shown if columns[i].age)
+            spans, slots, x = [], [], 0
+            for n, (i, w) in enumerate(shown):
+                if columns[i].age:
+                    spans.append((x, w))
+                    slots.append((2 * n, i, w))
+                x += w + 1
+            self._columns_cache = (key, shown, ages, spans, slots)
         return self._columns_cache[1]
 
     # ----------------------------------------------------------------------------- mouse
@@ -438,15 +468,35 @@ class VTable(ScrollView, can_focus=True):
         if drawn:
             self._drawn[y] = sig
         key = sig[1] if isinstance(sig, tuple) and sig[0] == "row" else None
-        if key is not None:
-            cached = self._strips.get(key)
-            if cached is not None and cached[0] == sig:
+        if key is None:
+            self.lines_built += 1
+            return self._build_line(y, now)
+        cached = self._strips.get(key)
+        if cached is not None:
+            if cached[0] == sig:
                 return cached[1]
-        strip = self._build_line(y, now)
+            if _only_ages(cached[0], sig):
+                strip, segments = self._restamp(key, cached[2], sig[7], now)  # type: ignore[index]
+                self.ages_restamped += 1
+                self._strips[key] = (sig, strip, segments)
+                return strip
         self.lines_built += 1
-        if key is not None:
-            self._strips[key] = (sig, strip)
+        row = self.model.rows[key]
+        segments = self._row_segments(row, sig[7], now)  # type: ignore[index]
+        strip = Strip(segments).adjust_cell_length(self.size.width, segments[-1].style)
+        self._strips[key] = (sig, strip, segments)
         return strip
+
+    def _restamp(
+        self, key: str, segments: list[Segment], cursor: bool, now: float
+    ) -> tuple[Strip, list[Segment]]:
+        """A row's line with only its age cells made again (the rest of its cells unchanged)."""
+        row = self.model.rows[key]
+        styles = self._row_styles(row, cursor)
+        segments = list(segments)
+        for slot, index, cw in self._columns_cache[4]:
+            segments[slot] = self._cell(row, index, cw, now, styles)
+        return Strip(segments).adjust_cell_length(self.size.width, segments[-1].style), segments
 
     def _build_line(self, y: int, now: float) -> Strip:
         width = self.size.width
@@ -471,7 +521,8 @@ class VTable(ScrollView, can_focus=True):
         row = self.model.rows.get(key)
         if row is None:
             return Strip.blank(width, base)
-        return self._render_row(row, width, base, cursor, now)
+        segments = self._row_segments(row, cursor, now)
+        return Strip(segments).adjust_cell_length(width, segments[-1].style)
 
     def _render_header(self, width: int, base: Style) -> Strip:
         style = self._style("vtable--header")
@@ -499,32 +550,42 @@ class VTable(ScrollView, can_focus=True):
         text = f"{arrow} {self.model.group_label(group)} ({self.model.group_count(group)})"
         return Strip([Segment(fit(text, width), style)], width)
 
-    def _render_row(self, row: Row, width: int, base: Style, cursor: bool, now: float) -> Strip:
+    def _row_styles(self, row: Row, cursor: bool) -> tuple[Style, Style, Style]:
+        """(plain, emphasis, alert) styles of a row's cells."""
         mark_class = _MARK_CLASS.get(row.mark)
         names = (mark_class,) if mark_class else ()
         on = ("vtable--cursor",) if cursor else ()
         style = self._style(*names, *on)
         emphasis = self._style(*names, *on, "vtable--emphasis", *on) if not mark_class else style
         alert = self._style(*names, *on, "vtable--alert", *on)
+        return style, emphasis, alert
+
+    def _cell(self, row: Row, index: int, cw: int, now: float, styles: tuple[Style, Style, Style]) -> Segment:
+        style, emphasis, alert = styles
+        col: Column = self.model.columns[index]
+        value = self.model.value(row, index)
+        fmt = col.format
+        text = fmt(value, now) if fmt is not None else ("" if value is None else str(value))
+        facet, glyph = col.badge
+        if facet and facet in row.facets:
+            text = glyph + text
+        cell_style = emphasis if col.emphasis is not None and col.emphasis(value) else style
         flags = row.flags
-        model = self.model
+        if flags and col.marks:
+            glyphs = "".join(g for flag, g in col.marks if flag in flags)
+            if glyphs:
+                text, cell_style = glyphs + text, alert
+        return Segment(fit(text, cw, col.align), cell_style)
+
+    def _row_segments(self, row: Row, cursor: bool, now: float) -> list[Segment]:
+        """A row's cells, each followed by one space (in the row's plain style, which is last)."""
+        styles = self._row_styles(row, cursor)
+        space = Segment(" ", styles[0])
         segments: list[Segment] = []
         for index, cw in self.visible_columns():
-            col: Column = model.columns[index]
-            value = model.value(row, index)
-            fmt = col.format
-            text = fmt(value, now) if fmt is not None else ("" if value is None else str(value))
-            facet, glyph = col.badge
-            if facet and facet in row.facets:
-                text = glyph + text
-            cell_style = emphasis if col.emphasis is not None and col.emphasis(value) else style
-            if flags and col.marks:
-                glyphs = "".join(g for flag, g in col.marks if flag in flags)
-                if glyphs:
-                    text, cell_style = glyphs + text, alert
-            segments.append(Segment(fit(text, cw, col.align), cell_style))
-            segments.append(Segment(" ", style))
-        return Strip(segments).adjust_cell_length(width, style)
+            segments.append(self._cell(row, index, cw, now, styles))
+            segments.append(space)
+        return segments or [Segment("", styles[0])]
 
     # ------------------------------------------------------------------------ inspection
 
