@@ -19,6 +19,7 @@ from __future__ import annotations
 import textwrap
 import time
 from collections.abc import Callable
+from math import ceil
 from typing import Any, ClassVar
 
 from rich.cells import cell_len, set_cell_size
@@ -29,6 +30,7 @@ from textual.binding import Binding, BindingType
 from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
+from textual.scrollbar import ScrollBar
 from textual.strip import Strip
 
 from widgets.table_model import HEADER_PREFIX, Column, Mark, Row, TableModel
@@ -42,6 +44,22 @@ _MARK_CLASS = {
 
 _UNDRAWN = object()  # a line not drawn yet (no signature is this)
 _FULL_PENDING = object()  # the frame key while a full repaint is asked for
+
+
+def _thumb(bar: ScrollBar | None) -> tuple[int, int] | None:
+    """Where a vertical scrollbar's thumb is drawn, in eighths of a cell (as Textual's
+    ``ScrollBarRender.render_bar`` places it): equal thumbs draw the same bar."""
+    if bar is None:
+        return None
+    virtual = ceil(bar.window_virtual_size)
+    window = ceil(bar.window_size if bar.window_size < bar.window_virtual_size else 0)
+    length = bar.size.height
+    if not (window and length and virtual and length != virtual):
+        return (-1, -1)
+    thumb = max(1, window / (virtual / length))
+    position = (length - thumb) * (bar.position / (virtual - window))
+    start = int(position * 8)
+    return (start, start + ceil(thumb * 8))
 
 
 def _only_ages(old: object, new: object) -> bool:
@@ -201,16 +219,27 @@ class VTable(ScrollView, can_focus=True):
 
     def _set_virtual_height(self, height: int) -> None:
         """The scroll area follows the number of lines without the full repaint (and layout) that
-        assigning ``virtual_size`` asks for: only the scrollbar changes (and the layout when the
-        scrollbar appears or goes, which ``_scroll_update`` sees to)."""
+        assigning ``virtual_size`` asks for, and the scrollbar is repainted only when its thumb
+        moves (a row more among 20,000 does not move it); when the scrollbar appears or goes,
+        Textual's own update (with its layout) runs."""
         size = Size(self.size.width, height)
         if size == self.virtual_size:
             return
         if not self.is_mounted or not self.size:
             self.virtual_size = size
             return
+        shown = self.show_vertical_scrollbar
+        bar = self.vertical_scrollbar if shown else None
+        before = _thumb(bar)
         self.set_reactive(VTable.virtual_size, size)
-        self._scroll_update(size)
+        self._refresh_scrollbars()
+        if bar is None or self.show_vertical_scrollbar != shown or self.show_horizontal_scrollbar:
+            self._scroll_update(size)
+            return
+        bar.set_reactive(ScrollBar.window_virtual_size, height)
+        if _thumb(bar) != before:
+            bar.refresh()
+        self.scroll_y = self.validate_scroll_y(self.scroll_y)
 
     def _refresh_changed(self) -> None:
         """Refresh the lines on screen whose signature differs from what was drawn there."""

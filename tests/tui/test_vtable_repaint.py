@@ -110,7 +110,9 @@ async def settle(pilot: object) -> None:
 
 async def assert_same_as_full_render(app: Host, pilot: object) -> None:
     shown = screen(app)
-    app.query_one(VTable).refresh()  # forget every built line: a render from scratch
+    table = app.query_one(VTable)
+    table.refresh()  # forget every built line: a render from scratch
+    table.vertical_scrollbar.refresh()  # (its own widget: a thumb left behind would show)
     await settle(pilot)
     assert shown == screen(app)
 
@@ -162,6 +164,25 @@ async def test_the_cursor_a_scroll_and_a_theme_change_repaint() -> None:
         await settle(pilot)
         assert table.lines_built - built >= 13  # every line, in the new colours
         assert screen(app) != before
+        await assert_same_as_full_render(app, pilot)
+
+
+async def test_the_scrollbar_repaints_only_when_its_thumb_moves() -> None:
+    app = Host()
+    async with app.run_test(size=(40, 17)) as pilot:
+        table = app.query_one(VTable)
+        app.model.apply(added=[spec(f"r{i:04}", i) for i in range(2000)], mark_new=False)
+        await settle(pilot)
+        bar = table.vertical_scrollbar
+        renders = []
+        real = bar.render
+        bar.render = lambda: renders.append(1) or real()  # type: ignore[method-assign]
+        app.model.apply(added=[spec("r1500a", 1)], mark_new=False)  # a line more, far below
+        await settle(pilot)
+        assert table.virtual_size.height == 2002 and not renders
+        app.model.apply(dropped=[f"r{i:04}" for i in range(100, 2000)])  # the thumb grows
+        await settle(pilot)
+        assert renders
         await assert_same_as_full_render(app, pilot)
 
 
