@@ -281,7 +281,7 @@ class MainScreen(Screen[None]):
             parts.append((f"sort {col.label or col.key} {'▼' if model.sort_reverse else '▲'}", ""))
         else:
             ev = self.events_view
-            parts.append((f"{len(ev.visible_events)} of {len(ev.events)} events", ""))
+            parts.append((f"{ev.visible_count} of {ev.event_count} events", ""))
         if self.view == LISTENING and self.range_choice != "all":
             parts.append((f"range {RANGE_LABELS.get(self.range_choice, self.range_choice)}", "bold"))
         if self.view == "connections" and self.state_choice is not None:
