@@ -498,7 +498,7 @@ class VTable(ScrollView, can_focus=True):
             self._drawn[y] = sig
         key = sig[1] if isinstance(sig, tuple) and sig[0] == "row" else None
         if key is None:
-            self.lines_built += 1
+            self.lines_built += drawn
             return self._build_line(y, now)
         cached = self._strips.get(key)
         if cached is not None:
@@ -506,10 +506,10 @@ class VTable(ScrollView, can_focus=True):
                 return cached[1]
             if _only_ages(cached[0], sig):
                 strip, segments = self._restamp(key, cached[2], sig[7], now)  # type: ignore[index]
-                self.ages_restamped += 1
+                self.ages_restamped += drawn
                 self._strips[key] = (sig, strip, segments)
                 return strip
-        self.lines_built += 1
+        self.lines_built += drawn
         row = self.model.rows[key]
         segments = self._row_segments(row, sig[7], now)  # type: ignore[index]
         strip = Strip(segments).adjust_cell_length(self.size.width, segments[-1].style)

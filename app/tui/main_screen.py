@@ -125,6 +125,7 @@ class MainScreen(Screen[None]):
         self.status = StatusLine(id="status")
         self.keys = KeyBar(id="keys")
         self._chrome_pending = False
+        self.chrome_updates = 0  # times the bars, status line and footer were brought up to date
 
     # ---------------------------------------------------------------------------- layout
 
@@ -168,8 +169,8 @@ class MainScreen(Screen[None]):
             self.call_after_refresh(self._flush_chrome)
 
     def _flush_chrome(self) -> None:
-        self._chrome_pending = False
-        self.update_chrome()
+        if self._chrome_pending:  # (not when update_chrome ran since: after a poll it does)
+            self.update_chrome()
 
     # ------------------------------------------------------------------------- accessors
 
@@ -244,6 +245,8 @@ class MainScreen(Screen[None]):
 
     def update_chrome(self) -> None:
         """Bars, status line and footer, from the current state."""
+        self._chrome_pending = False
+        self.chrome_updates += 1
         p = self.portscope
         d = p.dashboard
         self.topbar.show(
