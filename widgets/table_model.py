@@ -53,7 +53,9 @@ class Column:
     flex: int = 0
     align: Literal["left", "right"] = "left"
     max_width: int = 0  # 0: no limit
-    format: Callable[[Any, float], str] | None = None  # (value, now) -> cell text
+    # (value, now) -> cell text; only an age column's text may depend on ``now`` (the table redraws
+    # a row when its values, facets, flags or mark change, or the text of its age cells)
+    format: Callable[[Any, float], str] | None = None
     emphasis: Callable[[Any], bool] | None = None  # highlight this cell
     age: bool = False
     get: Callable[[Any], Any] | None = None  # the cell's value from the row's payload (see values_getter)
