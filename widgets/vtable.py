@@ -241,6 +241,17 @@ class VTable(ScrollView, can_focus=True):
             bar.refresh()
         self.scroll_y = self.validate_scroll_y(self.scroll_y)
 
+    def _size_updated(
+        self, size: Size, virtual_size: Size, container_size: Size, layout: bool = True
+    ) -> bool:
+        """A layout of the screen that leaves this table's size as it was changes nothing here:
+        the scroll area's size is the table's own (the number of lines), never the layout's, so
+        Textual's comparison with the layout's figure (always unequal) would repaint the
+        scrollbar at every layout of the screen (a status line growing a digit)."""
+        if size == self.size and container_size == self.container_size:
+            return False
+        return super()._size_updated(size, virtual_size, container_size, layout)
+
     def _refresh_changed(self) -> None:
         """Refresh the lines on screen whose signature differs from what was drawn there."""
         height = self.size.height
