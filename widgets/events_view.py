@@ -122,6 +122,10 @@ class EventsView(Widget):
         super().__init__(name=name, id=id, classes=classes)
         self.max_events = max_events
         self._entries: deque[_Entry] = deque(maxlen=max_events)  # newest first
+        # the kept entries the filter lets through, newest first: a poll's events are filtered
+        # once, as they arrive (the whole list again only when the filter changes)
+        self._matching: deque[_Entry] = deque()
+        self.filter_checks = 0  # events looked at by the filter (for tests: work follows changes)
         self._filter: Filter = parse_filter("")
         self._seq = itertools.count()
         self.total_seen = 0  # events ever added this session, including those dropped off the end
@@ -155,7 +159,21 @@ class EventsView(Widget):
     @property
     def visible_events(self) -> list[Event]:
         """The kept events the current filter lets through, newest first (as shown)."""
-        return [e.event for e in self._entries if self._filter.matches(e.row)]
+        return [e.event for e in self._matching]
+
+    @property
+    def event_count(self) -> int:
+        """How many events are kept."""
+        return len(self._entries)
+
+    @property
+    def visible_count(self) -> int:
+        """How many kept events the current filter lets through."""
+        return len(self._matching)
+
+    def _matches(self, entry: _Entry) -> bool:
+        self.filter_checks += 1
+        return self._filter.matches(entry.row)
 
     @property
     def filter(self) -> Filter:
@@ -179,15 +197,24 @@ class EventsView(Widget):
                 row = row_for(event.sock, event.owner, exposed, new=event.kind is EventKind.OPENED)
             entry = _Entry(next(self._seq), event, row, [])
             self._entries.appendleft(entry)
+            if self._matches(entry):
+                self._matching.appendleft(entry)
             self.total_seen += 1
+        oldest = self._entries[-1].seq  # (entries pushed off the end of the kept ones)
+        matching = self._matching
+        while matching and matching[-1].seq < oldest:
+            matching.pop()
         self._rebuild()
 
     def set_filter(self, flt: Filter) -> None:
-        self._filter = flt
+        if flt is not self._filter:
+            self._filter = flt
+            self._matching = deque(e for e in self._entries if self._matches(e))
         self._rebuild()
 
     def clear_events(self) -> None:
         self._entries.clear()
+        self._matching.clear()
         self._rebuild()
 
     def _status(self, shown: int) -> Text:
@@ -221,8 +248,7 @@ class EventsView(Widget):
             return
         self._dirty = False
         table = self.table
-        wanted = [e for e in self._entries if self._filter.matches(e.row)]
-        shown = wanted[:SHOWN_MAX]
+        shown = list(itertools.islice(self._matching, SHOWN_MAX))
         keys = [str(e.seq) for e in shown]
         if force or [k.value for k in table.rows] != keys:
             keep_key: str | None = None
@@ -239,4 +265,4 @@ class EventsView(Widget):
                     table.add_row(cells[0], kinds[entry.event.kind], *cells[2:], key=key)
             if keep_key is not None and keep_key in table.rows:
                 table.move_cursor(row=table.get_row_index(keep_key), animate=False)
-        self.query_one("#events-status", Static).update(self._status(len(wanted)))
+        self.query_one("#events-status", Static).update(self._status(len(self._matching)))

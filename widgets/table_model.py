@@ -53,7 +53,9 @@ class Column:
     flex: int = 0
     align: Literal["left", "right"] = "left"
     max_width: int = 0  # 0: no limit
-    format: Callable[[Any, float], str] | None = None  # (value, now) -> cell text
+    # (value, now) -> cell text; only an age column's text may depend on ``now`` (the table redraws
+    # a row when its values, facets, flags or mark change, or the text of its age cells)
+    format: Callable[[Any, float], str] | None = None
     emphasis: Callable[[Any], bool] | None = None  # highlight this cell
     age: bool = False
     get: Callable[[Any], Any] | None = None  # the cell's value from the row's payload (see values_getter)
@@ -232,6 +234,9 @@ class TableModel:
         self.facet_passing: Counter[str] = Counter()  # facet -> rows with it that pass the filter
         self.passing = 0  # rows that pass the filter (whatever the selection)
         self.lines: list[str] = []
+        self._lines_stale = True  # ``lines`` must be rebuilt (else rows are put in and out in place)
+        self.lines_rebuilt = 0  # times the lines were rebuilt from the orders (for tests)
+        self.cursor_searches = 0  # times the cursor's row was looked for along the lines (for tests)
         self.cursor_key: str | None = None
         self._cursor_index = 0
         self.cursor_chosen = False  # the user moved the cursor (or selected a key)
@@ -303,6 +308,7 @@ class TableModel:
             self.groups.append(Group(group, group))
             lst = self._ordered[group] = []
             self._all[group] = []
+            self._lines_stale = True  # (a new group header)
         return lst
 
     def _place(self, row: Row) -> None:
@@ -315,12 +321,58 @@ class TableModel:
         _remove_sorted(self._all.get(row.group, []), row.sort_key)
 
     def _insert(self, row: Row) -> None:
-        bisect.insort(self._list_for(row.group), row.sort_key)
+        lst = self._list_for(row.group)
+        i = bisect.bisect_left(lst, row.sort_key)
+        lst.insert(i, row.sort_key)
         row.listed = True
+        self._line_moved(row.group, i, len(lst), row.key)
 
     def _unlist(self, row: Row) -> None:
-        _remove_sorted(self._list_for(row.group), row.sort_key)
+        lst = self._list_for(row.group)
+        key = row.sort_key
+        i = bisect.bisect_left(lst, key)
         row.listed = False
+        if i < len(lst) and lst[i] == key:
+            del lst[i]
+            self._line_moved(row.group, i, len(lst), None)
+
+    def _line_moved(self, group: str, i: int, size: int, key: str | None) -> None:
+        """Follow one row put in (``key``) or taken out (None) at index ``i`` of its group's
+        order (of ``size`` rows now) in the flat list of lines, in place: a C-level insert or
+        delete, no pass over the rows. When a group header would appear or go (a narrowed table
+        hides empty groups) the lines are marked for a rebuild instead."""
+        if self._lines_stale:
+            return
+        grouped = self.grouped
+        if grouped and self.narrowed and size == (1 if key is not None else 0):
+            self._lines_stale = True  # the group's header shows or goes
+            return
+        pos = 0
+        for g in self.groups:
+            if g.id == group:
+                break
+            n = len(self._ordered.get(g.id, ()))
+            if grouped:
+                if self.narrowed and not n:
+                    continue
+                pos += 1
+                if g.id in self.collapsed:
+                    continue
+            pos += n
+        if grouped:
+            if group in self.collapsed:
+                return
+            pos += 1
+        if key is not None:
+            pos += size - 1 - i if self.sort_reverse else i
+            self.lines.insert(pos, key)
+            if pos <= self._cursor_index:
+                self._cursor_index += 1
+        else:
+            pos += size - i if self.sort_reverse else i
+            del self.lines[pos]
+            if pos < self._cursor_index:
+                self._cursor_index -= 1
 
     def _tally(self, row: Row, sign: int) -> None:
         """Count ``row`` in (+1) or out of (-1) the facet counters."""
@@ -375,6 +427,7 @@ class TableModel:
                     lst[:] = [e for e in lst if e not in dead]
             for r in listed:
                 r.listed = False
+            self._lines_stale = True
         else:
             for r in rows:
                 if r.listed:
@@ -458,8 +511,10 @@ class TableModel:
             if row is not None and key not in alive:
                 self._set_mark(row, Mark.GONE, 1)
                 structural |= self._sync(row)
-        if structural:
+        if self._lines_stale:
             self._rebuild_lines()
+        elif structural:
+            self._place_cursor()
         self._changed(anchor=True)
 
     def _rename(self, renamed: Mapping[str, str]) -> bool:
@@ -587,6 +642,7 @@ class TableModel:
     # ------------------------------------------------------------------------------- lines
 
     def _rebuild_lines(self) -> None:
+        self.lines_rebuilt += 1
         lines: list[str] = []
         hide_empty = self.narrowed
         for g in self.groups:
@@ -602,6 +658,7 @@ class TableModel:
                 keys.reverse()
             lines.extend(keys)
         self.lines = lines
+        self._lines_stale = False
         self._place_cursor()
 
     def _first_row_index(self) -> int:
@@ -631,6 +688,7 @@ class TableModel:
         if key is not None and i < len(lines) and lines[i] == key:
             return
         if key is not None:
+            self.cursor_searches += 1
             try:
                 self._cursor_index = lines.index(key)
                 return

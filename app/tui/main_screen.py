@@ -125,6 +125,7 @@ class MainScreen(Screen[None]):
         self.status = StatusLine(id="status")
         self.keys = KeyBar(id="keys")
         self._chrome_pending = False
+        self.chrome_updates = 0  # times the bars, status line and footer were brought up to date
 
     # ---------------------------------------------------------------------------- layout
 
@@ -168,8 +169,8 @@ class MainScreen(Screen[None]):
             self.call_after_refresh(self._flush_chrome)
 
     def _flush_chrome(self) -> None:
-        self._chrome_pending = False
-        self.update_chrome()
+        if self._chrome_pending:  # (not when update_chrome ran since: after a poll it does)
+            self.update_chrome()
 
     # ------------------------------------------------------------------------- accessors
 
@@ -244,6 +245,8 @@ class MainScreen(Screen[None]):
 
     def update_chrome(self) -> None:
         """Bars, status line and footer, from the current state."""
+        self._chrome_pending = False
+        self.chrome_updates += 1
         p = self.portscope
         d = p.dashboard
         self.topbar.show(
@@ -281,7 +284,7 @@ class MainScreen(Screen[None]):
             parts.append((f"sort {col.label or col.key} {'▼' if model.sort_reverse else '▲'}", ""))
         else:
             ev = self.events_view
-            parts.append((f"{len(ev.visible_events)} of {len(ev.events)} events", ""))
+            parts.append((f"{ev.visible_count} of {ev.event_count} events", ""))
         if self.view == LISTENING and self.range_choice != "all":
             parts.append((f"range {RANGE_LABELS.get(self.range_choice, self.range_choice)}", "bold"))
         if self.view == "connections" and self.state_choice is not None:

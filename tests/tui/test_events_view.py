@@ -204,3 +204,31 @@ async def test_the_table_holds_the_newest_shown_max_but_the_filter_sees_all_kept
         last = 1000 + n - 1
         view.set_filter(parse_filter(f":{last}"))  # not in the table, but kept: the filter finds it
         assert [_texts(view.table, r)[3] for r in range(view.table.row_count)] == [f"127.0.0.1:{last}"]
+
+
+async def test_a_poll_filters_only_its_own_events() -> None:
+    """Under a filter, each poll's events are looked at once, as they arrive (not every kept event
+    again), and the events pushed off the end of the kept ones leave the matches too."""
+    exposure = ExposureMap()
+    app = Host(max_events=50)
+    async with app.run_test() as pilot:
+        view = app.query_one(EventsView)
+        view.set_filter(parse_filter("bbb"))
+        for poll in range(10):
+            checks = view.filter_checks
+            batch = [
+                _ev(EventKind.OPENED, 1.0 + poll, "127.0.0.1", 1000 + poll * 10 + i, 5, "aaa")
+                for i in range(9)
+            ]
+            batch.append(_ev(EventKind.OPENED, 1.0 + poll, "127.0.0.1", 2000 + poll, 6, "bbb"))
+            view.add_events(batch, exposure)
+            await pilot.pause()
+            assert view.filter_checks - checks == 10  # this poll's events, not the 50 kept
+        kept = view.events
+        assert len(kept) == 50
+        want = [e for e in kept if e.owner is not None and e.owner.name == "bbb"]
+        assert view.visible_events == want and view.visible_count == 5
+        assert view.table.row_count == 5
+        assert [_texts(view.table, r)[3] for r in range(5)] == [
+            f"127.0.0.1:{2000 + p}" for p in range(9, 4, -1)
+        ]
