@@ -17,7 +17,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import socket
     from collections import Counter
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Iterable, Mapping, Sequence
     from dataclasses import dataclass, field
     from enum import StrEnum
     from functools import cached_property
@@ -199,14 +199,20 @@ class ProcessInfo:
 def row_keys(socks: Iterable[Sock]) -> list[str]:
     """Unique, stable keys for ``socks`` in order: the endpoint key, plus ``#pid`` (or ``#inode``)
     when several sockets share an endpoint (SO_REUSEPORT siblings, dual listeners)."""
+    socks = list(socks)
+    return unique_keys(socks, [s.endpoint_key for s in socks])
+
+
+def unique_keys(socks: Sequence[Sock], keys: list[str]) -> list[str]:
+    """``keys`` (each socket's endpoint key, in order) made unique as :func:`row_keys` says, in place."""
+    if len(set(keys)) == len(keys):
+        return keys
     from collections import Counter
 
-    socks = list(socks)
-    counts = Counter(s.endpoint_key for s in socks)
-    keys: list[str] = []
+    counts = Counter(keys)
     seen: set[str] = set()
-    for s in socks:
-        key = s.endpoint_key
+    for i, s in enumerate(socks):
+        key = keys[i]
         if counts[key] > 1:
             key = f"{key}#{s.pid if s.pid is not None else '-'}"
             if key in seen:
@@ -214,7 +220,7 @@ def row_keys(socks: Iterable[Sock]) -> list[str]:
         while key in seen:
             key += "'"
         seen.add(key)
-        keys.append(key)
+        keys[i] = key
     return keys
 
 

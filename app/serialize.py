@@ -15,7 +15,7 @@ from _operator import is_ as _is  # (operator.py only re-exports it, and costs s
 from app import __version__
 from app.forwardprogs import might_forward
 from app.health import TcpInfo, queue, tcp_info
-from app.model import LISTEN, UDP_BOUND, Proto
+from app.model import LISTEN, UDP_BOUND, Proto, unique_keys
 from app.owners import OwnerFacts, owner_dict
 from app.ports import port_range
 
@@ -401,23 +401,7 @@ def row_keys_of(socks: Sequence[Sock]) -> list[str]:
                 peer = peers[rip] = f">[{rip}]:" if ":" in rip else f">{rip}:"
             key = f"{head}{lport}{peer}{raddr[1]}"
         append(f"@{s.netns}/{key}" if s.netns else key)
-    if len(set(keys)) == len(keys):
-        return keys
-    from collections import Counter  # several sockets share an endpoint: as row_keys tells them apart
-
-    counts = Counter(keys)
-    seen: set[str] = set()
-    for i, s in enumerate(socks):
-        key = keys[i]
-        if counts[key] > 1:
-            key = f"{key}#{s.pid if s.pid is not None else '-'}"
-            if key in seen:
-                key = f"{key}.{s.inode or len(seen)}"
-        while key in seen:
-            key += "'"
-        seen.add(key)
-        keys[i] = key
-    return keys
+    return unique_keys(socks, keys)  # (several sockets may share an endpoint)
 
 
 def iter_snapshot_json(
