@@ -218,10 +218,17 @@ def probe_fd_map(
             trusted = False
     need = count - len(got)
     if 0 < need <= PROBE_NEW:
+        # Every unused number below the highest known fd, and above it until PROBE_SPARE are
+        # found unused, not only until ``need`` are found: finding more new fds than the count
+        # explains means a socket fd not in ``reused``/``watch`` closed (the socket went on in
+        # another process: handed over SCM_RIGHTS), so the map would keep it here. Stopping at
+        # ``need`` trusted such a table (files opened above the socket's fd before it closed).
         used = {int(n) for n in known}
+        top = max(used, default=-1)
         spare = PROBE_SPARE
+        holes = 0
         fd = -1
-        while need > 0:
+        while need >= 0:  # (one more than explained: not trusted below)
             fd += 1
             if fd in used:
                 continue
@@ -230,9 +237,15 @@ def probe_fd_map(
             try:
                 link = readlink(base + name)
             except FileNotFoundError:
-                spare -= 1
-                if spare < 0:
-                    break
+                if fd > top:
+                    spare -= 1
+                    if spare < 0:
+                        break
+                else:
+                    holes += 1
+                    if holes > PROBE_NEW:  # too many to read: list the table instead
+                        trusted = False
+                        break
                 continue
             except OSError:
                 return None

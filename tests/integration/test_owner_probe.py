@@ -188,6 +188,32 @@ def test_a_socket_in_flight_is_nobodys_until_it_is_received(spawn: list[object])
         collector.close()
 
 
+def test_a_socket_handed_over_after_files_opened_above_it_is_the_receivers_in_the_same_poll(
+    spawn: list[object],
+) -> None:
+    """A opens two files above its socket's fd, hands the socket to B and closes its fd; B
+    receives it and closes a file of its own, so B's count is kept and B is not read. A's count
+    rose by one: a probe that stopped at the first new fd explained it with the socket's fd
+    still there, and A kept the socket for a minute (found by a review). The probe reads on
+    past what the count explains, finds the second file, and A's table is listed."""
+    a, b = linked(spawn)
+    fd = int_of(a("udp()"))
+    ino = int_of(a(f"ino({fd})"))
+    own_file = int_of(b("file()"))
+    collector, clock = dashboard_collector()
+    try:
+        assert poll(collector, clock, [ino]) == {ino: (a.pid, (a.pid,))}
+        a("file()")
+        a("file()")
+        a(f"!send({fd}); close({fd})")
+        b("recv()")
+        b(f"!close({own_file})")
+        assert poll(collector, clock, [ino]) == {ino: (b.pid, (b.pid,))}
+        assert a.pid in collector.owners.stats.missed  # (the probe was not trusted)
+    finally:
+        collector.close()
+
+
 def test_sockets_passed_over_scm_rights_and_dup_keep_the_right_holders(spawn: list[object]) -> None:
     a, b = linked(spawn)
     fd = int_of(a("udp()"))
