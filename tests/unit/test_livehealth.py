@@ -5,6 +5,7 @@ most connections are idle, some move data, stall, retransmit, come and go, or lo
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -39,6 +40,27 @@ def row(
         0,
         acked,
     )
+
+
+def _same_answers(live: LiveHealth, ref: HealthTracker, stats: Any, shown_before: dict) -> dict:
+    """``live`` answers as ``ref`` after the same update, and its ``changed``/``moving`` are what
+    shown_health says against the poll before (``shown_before``); returns this poll's shown health."""
+    assert live.conns.keys() == ref.conns.keys()
+    for inode, h in ref.conns.items():
+        mine = live.get(inode)
+        assert mine is not None
+        assert (mine.rates, mine.stall_polls, mine.storm, mine.stalled) == (
+            h.rates,
+            h.stall_polls,
+            h.storm,
+            h.stalled,
+        )
+        assert mine.history == h.history, inode
+    shown = shown_health(stats, ref)
+    moved = {i for i, _ in shown.items() - shown_before.items()} | (shown_before.keys() - shown.keys())
+    assert live.changed == moved
+    assert live.moving == {i: v[0] for i, v in shown.items() if v[0].rx or v[0].tx}
+    return shown
 
 
 @settings(max_examples=300, deadline=None)
@@ -87,22 +109,7 @@ def test_same_answers_as_health_tracker(seed: int, polls: int) -> None:
         live.update(stats, t, counters)
         ref.update(stats, t, counters)
         assert live.overflows == ref.overflows
-        assert live.conns.keys() == ref.conns.keys()
-        for inode, h in ref.conns.items():
-            mine = live.get(inode)
-            assert mine is not None
-            assert (mine.rates, mine.stall_polls, mine.storm, mine.stalled) == (
-                h.rates,
-                h.stall_polls,
-                h.storm,
-                h.stalled,
-            )
-            assert mine.history == h.history, inode
-        shown = shown_health(stats, ref)
-        moved = {i for i, _ in shown.items() - shown_before.items()} | (shown_before.keys() - shown.keys())
-        assert live.changed == moved
-        assert live.moving == {i: v[0] for i, v in shown.items() if v[0].rx or v[0].tx}
-        shown_before = shown
+        shown_before = _same_answers(live, ref, stats, shown_before)
 
 
 def test_an_idle_connection_is_not_updated() -> None:
@@ -205,22 +212,7 @@ def test_told_by_the_tables_bytes_the_same_answers(seed: int, polls: int) -> Non
         counters = (rng.randrange(5), 0)
         live.update(stats, t, counters)
         ref.update(stats, t, counters)
-        assert live.conns.keys() == ref.conns.keys()
-        for inode, h in ref.conns.items():
-            mine = live.get(inode)
-            assert mine is not None
-            assert (mine.rates, mine.stall_polls, mine.storm, mine.stalled) == (
-                h.rates,
-                h.stall_polls,
-                h.storm,
-                h.stalled,
-            )
-            assert mine.history == h.history, inode
-        shown = shown_health(stats, ref)
-        moved = {i for i, _ in shown.items() - shown_before.items()} | (shown_before.keys() - shown.keys())
-        assert live.changed == moved
-        assert live.moving == {i: v[0] for i, v in shown.items() if v[0].rx or v[0].tx}
-        shown_before = shown
+        shown_before = _same_answers(live, ref, stats, shown_before)
     # (How often the bytes path answers depends on the draw: a dump reordered, or no time passed,
     # falls back to the fields path. That the bytes path is taken where it should be is
     # test_idle_sockets_cost_no_tuple_each's: this one is about the answers either way.)
