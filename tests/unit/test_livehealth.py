@@ -42,6 +42,22 @@ def row(
     )
 
 
+def _move(rng: random.Random, s: list[int], r: float, acked: float, received: float, other: float) -> None:
+    """One poll's random change of a connection's fields ``s`` (unacked, rtt, retransmits, bytes
+    acked, bytes received): more bytes acked when ``r < acked``, received when ``r < received``,
+    and each of the others with probability ``other``."""
+    if r < acked:
+        s[3] += rng.randrange(1, 5000)
+    if r < received:
+        s[4] += rng.randrange(0, 5000)
+    if rng.random() < other:
+        s[0] = rng.choice((0, 10))
+    if rng.random() < other:
+        s[2] += rng.choice((1, 12))
+    if rng.random() < other:
+        s[1] = rng.choice((100, 150, 200))
+
+
 def _same_answers(live: LiveHealth, ref: HealthTracker, stats: Any, shown_before: dict) -> dict:
     """``live`` answers as ``ref`` after the same update, and its ``changed``/``moving`` are what
     shown_health says against the poll before (``shown_before``); returns this poll's shown health."""
@@ -80,16 +96,7 @@ def test_same_answers_as_health_tracker(seed: int, polls: int) -> None:
             if r < 0.05:
                 del state[inode]
                 continue
-            if r < 0.3:
-                s[3] += rng.randrange(1, 5000)
-            if r < 0.4:
-                s[4] += rng.randrange(0, 5000)
-            if rng.random() < 0.05:
-                s[0] = rng.choice((0, 10))
-            if rng.random() < 0.05:
-                s[2] += rng.choice((1, 12))
-            if rng.random() < 0.05:
-                s[1] = rng.choice((100, 150, 200))
+            _move(rng, s, r, 0.3, 0.4, 0.05)
         for _ in range(rng.randrange(3)):
             state[rng.randrange(100, 200)] = [0, 100, 0, 0, 0]
         stats: dict[int, tuple] = {}
@@ -190,16 +197,7 @@ def test_told_by_the_tables_bytes_the_same_answers(seed: int, polls: int) -> Non
                 del state[inode]
                 order.remove(inode)
                 continue
-            if r < 0.15:
-                s[3] += rng.randrange(1, 5000)
-            if r < 0.2:
-                s[4] += rng.randrange(0, 5000)
-            if rng.random() < 0.03:
-                s[0] = rng.choice((0, 10))
-            if rng.random() < 0.03:
-                s[2] += rng.choice((1, 12))
-            if rng.random() < 0.03:
-                s[1] = rng.choice((100, 150, 200))
+            _move(rng, s, r, 0.15, 0.2, 0.03)
         for _ in range(rng.randrange(3)):
             new = rng.randrange(100, 200)
             if new not in state:
