@@ -241,27 +241,26 @@ class StatsTable(Mapping[int, Row]):
         out: list[int] = []
         gone: list[int] = []
         i = j = 0
+
+        def same(a: int, b: int) -> bool:
+            """Sockets a..b after (i, j) are the same in both images."""
+            return image[(i + a) * size : (i + b) * size] == before[(j + a) * size : (j + b) * size]
+
         while i < n and j < m:
-            if image[i * size : (i + 1) * size] == before[j * size : (j + 1) * size]:
+            if same(0, 1):
                 good, bad = 1, 0  # the first `good` sockets from (i, j) are the same
                 while True:
                     step = min(good * 2, n - i, m - j)
                     if step == good:
                         break
-                    if (
-                        image[(i + good) * size : (i + step) * size]
-                        == before[(j + good) * size : (j + step) * size]
-                    ):
+                    if same(good, step):
                         good = step
                     else:
                         bad = step
                         break
                 while bad - good > 1:
                     mid = (good + bad) >> 1
-                    if (
-                        image[(i + good) * size : (i + mid) * size]
-                        == before[(j + good) * size : (j + mid) * size]
-                    ):
+                    if same(good, mid):
                         good = mid
                     else:
                         bad = mid
