@@ -65,7 +65,6 @@ class WalkStats:
         "probed",
         "sought",
         "swept",
-        "tables_listed",
         "unknown",
     )
 
@@ -74,8 +73,7 @@ class WalkStats:
         self.pids_walked = 0
         self.swept = False
         self.links_read = 0  # fd links read (readlink calls) by the tables read with track_holders
-        self.tables_listed = 0  # fd tables listed (os.listdir of /proc/PID/fd)
-        self.listed: set[int] = set()  # the pids whose tables those were
+        self.listed: set[int] = set()  # pids whose fd tables were listed (os.listdir of /proc/PID/fd)
         self.probed: set[int] = set()  # pids whose tables a probe alone brought up to date (no listing)
         self.missed: set[int] = set()  # pids whose probe did not explain the fd count: listed
         self.sought: set[int] = set()  # wanted inodes no table read by the poll's tracking held
@@ -91,10 +89,11 @@ class OwnerMap:
     socket that closed (its fd number is the one a new socket gets), and at a sweep every
     :data:`SWEEP_EVERY` seconds. Read again, a table is usually not listed at all: a *probe*
     (:func:`probe_fd_map`) reads the links of its fds that are not sockets or held a closed or
-    shared socket, then of the lowest fd numbers not in use (Linux gives a new fd the lowest
-    free one), and is trusted only when that explains the new fd count exactly and no shared
-    socket's fd changed; otherwise the table is listed, with one ``readlink`` per fd that is new
-    or was not probed and is not a socket known to stay, not one per socket fd. Under churn the
+    shared socket, then of the fd numbers not in use below its highest and a few above (Linux
+    gives a new fd the lowest free one), and is trusted only when that explains the new fd count
+    exactly (no more new fds than it explains either) and no shared socket's fd changed;
+    otherwise the table is listed, with one ``readlink`` per fd that is new or was not probed
+    and is not a socket known to stay, not one per socket fd. Under churn the
     work follows what changed. A wanted socket that no table read this way holds is looked for
     in the same poll: searched for with full reads, the tables probed in this poll first.
     A shared socket that gains a holder has its other holders' fds of it read again (it may
@@ -297,7 +296,6 @@ class OwnerMap:
                         stats.missed.add(pid)
                         previous = fdmap
             if got is None:
-                stats.tables_listed += 1
                 stats.listed.add(pid)
                 again = (recheck | watch) if recheck else watch
                 got = socket_fd_map(pid, self.proc, previous, again, fresh or ())
@@ -316,7 +314,6 @@ class OwnerMap:
                 self._fdmaps.pop(pid, None)
                 self._started.pop(pid, None)
         if inodes is None:
-            stats.tables_listed += 1
             stats.listed.add(pid)
             inodes = socket_inodes(pid, self.proc)
             if inodes is None:

@@ -157,8 +157,8 @@ def socket_fd_map(
         os.close(dfd)
 
 
-PROBE_SPARE = 2  # unused fd numbers a probe may find still unused before it gives up
-PROBE_NEW = 64  # at most this many new fds are looked for by probing
+PROBE_SPARE = 2  # unused fd numbers above the highest known a probe may find before it stops
+PROBE_NEW = 64  # at most this many new fds (and unused numbers below the highest) are probed
 
 
 def probe_fd_map(
@@ -172,10 +172,11 @@ def probe_fd_map(
     """``known`` (``pid``'s fd table as :func:`socket_fd_map` read it before) brought up to date
     by ``readlink`` of the fds likely to have changed, without listing the table: its fds that
     are not sockets, those of the sockets of ``reused`` (they closed: their numbers are the ones
-    a new fd takes) and of ``watch`` (another process holds them too), then, while fewer fds are
-    known open than ``count`` (the fd count, :func:`fd_count`, read before) says, the lowest
-    numbers not in ``known`` in turn (Linux gives a new fd the lowest free number), above the
-    highest too.
+    a new fd takes) and of ``watch`` (another process holds them too), then, when fewer fds are
+    known open than ``count`` (the fd count, :func:`fd_count`, read before) says, the numbers
+    not in ``known`` in turn (Linux gives a new fd the lowest free number): every one below the
+    highest known fd, and above it until :data:`PROBE_SPARE` are found unused or one more new fd
+    than the count explains is found.
 
     Returns the map, the number of links read, the fds whose entries the probe read (the only
     ones that may differ from ``known``, apart from those it found closed), and whether the
