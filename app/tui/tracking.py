@@ -7,8 +7,10 @@ Python, on every poll: at 20k sockets that is most of a poll's work, for the 1% 
 
 It relies on what the Linux collector does: a socket whose record did not change is the *same*
 ``Sock`` object in the next snapshot (a socket that changed state or owner is a new object). The
-sockets that are new objects ("fresh") and the ones no longer there ("stale") are found with one
-set of object ids per snapshot; only their endpoints (``Sock.endpoint_key``) are diffed again,
+sockets that are new objects ("fresh") and the ones no longer there ("stale") are what the
+snapshot's :class:`~app.model.SocketChange` names when it follows the previous snapshot from the
+same collector, else found with one dictionary of the previous snapshot's object ids made and
+dropped in the step; only their endpoints (``Sock.endpoint_key``) are diffed again,
 with the same per-endpoint pairing as ``diff``, and only their endpoints' keys are worked out
 again. A collector that builds new objects every time (psutil) simply makes every socket fresh:
 the results are the same, at the old cost.
@@ -21,8 +23,7 @@ Keeps the previous snapshot alive between polls, so object ids stay unique while
 Memory (at 100k sockets every byte a socket is 100 kB): what it keeps between polls is the
 previous snapshot and its row keys; an endpoint with one socket (nearly all) needs nothing more,
 its key being the endpoint itself. Only endpoints with several sockets keep their sockets' list
-and each socket's key; which sockets are new or gone is found by one dictionary of the previous
-snapshot's ids made and dropped in the step, not by a set of ids kept from one poll to the next.
+and each socket's key; no set of ids is kept from one poll to the next.
 """
 
 from __future__ import annotations
@@ -274,7 +275,13 @@ class SnapshotTracker:
             if positional:
                 by_position.add(ep)
             prior = [keyed.get(k) for k in keys]
-            old_keys = [key_of.get(id(s), ep) for s in old] if len(old) > 1 else [ep] * len(old)
+            # last poll's key of each of its sockets (an endpoint's only socket is keyed by it)
+            key_was = (
+                {id(s): key_of.get(id(s), ep) for s in old}
+                if len(old) > 1
+                else dict.fromkeys(map(id, old), ep)
+            )
+            old_keys = list(key_was.values())
             for k in old_keys:
                 keyed.pop(k, None)
             for s, k, shown in zip(group, keys, prior, strict=True):
@@ -292,7 +299,7 @@ class SnapshotTracker:
             moves: dict[str, str] = {}
             for before, sock in pairs:
                 k = new_key[id(sock)]
-                was = key_of.get(id(before), ep) if len(old) > 1 else ep
+                was = key_was[id(before)]
                 if was != k:
                     moves[was] = k
                 if before is sock and not moved_pids:
@@ -309,7 +316,7 @@ class SnapshotTracker:
             for sock in new:
                 changed[id(sock)] = [Event(EventKind.OPENED, now, new_key[id(sock)], sock, cur.owner(sock))]
             for sock in gone:
-                was = key_of.get(id(sock), ep) if len(old) > 1 else ep
+                was = key_was[id(sock)]
                 closed.append((sock, Event(EventKind.CLOSED, now, was, sock, prev.owner(sock))))
             # a continuing socket's row moves to its new key, unless a row keeps either key
             current, before_keys = set(keys), set(old_keys)
