@@ -385,21 +385,20 @@ class FastCollector:
                 r.pid = pid
                 r.sock = Sock(r.proto, r.family, r.laddr, r.raddr, r.status, pid, r.inode, r.netns)
                 r.skey = base | (pid + 1) if pid is not None else base
-        ordered = sorted(records, key=_SKEY)
-        socks = [r.sock for r in ordered]
-        hidden = hidden_owner_count(socks)  # type: ignore[arg-type]
+        ordered, socks = _sorted(records)
+        hidden = hidden_owner_count(socks)
         if self.one_shot:
             pids = {r.pid for r in records if r.pid is not None}  # (read_once keeps no owner_pids)
             self._sorted = None  # the next collect reads everything again
         elif port is None:
             pids = self.owners.owner_pids()
-            self._sorted, self._socks, self._hidden = ordered, socks, hidden  # type: ignore[assignment]
+            self._sorted, self._socks, self._hidden = ordered, socks, hidden
             self._wanted = wanted
             self._by_inode = {r.inode: r for r in records if r.inode}
         else:
             pids = {owner[i] for i in wanted if i in owner}
             self._sorted = None  # the reader's cache now holds more than the last full poll
-        return socks, pids, hidden  # type: ignore[return-value]
+        return socks, pids, hidden
 
     def _patch(
         self, result: ReadResult
@@ -453,6 +452,12 @@ class FastCollector:
         )
 
 
+def _sorted(records: list[Record]) -> tuple[list[Record], list[Sock]]:
+    """Built ``records`` in sort key order, and their Socks."""
+    ordered = sorted(records, key=_SKEY)
+    return ordered, [r.sock for r in ordered]  # type: ignore[misc]
+
+
 def _reorder(
     prev: list[Record],
     prev_socks: list[Sock],
@@ -464,8 +469,7 @@ def _reorder(
     by) and with ``added``: each found or placed by bisection (in C), the lists then copied by
     slices, not a pass in Python over every record. Many changes: everything sorted again."""
     if len(drop) + len(added) > max(_RESORT_ABOVE, len(prev) >> 3):
-        resorted = sorted(result.records, key=_SKEY)
-        return resorted, [r.sock for r in resorted]  # type: ignore[misc]
+        return _sorted(result.records)
     from bisect import bisect_left, bisect_right  # (a C extension: a steady poll's, not a one-shot look's)
 
     n = len(prev)
@@ -475,8 +479,7 @@ def _reorder(
         while i < n and prev[i] is not r:  # (records with the same key: side by side)
             i += 1
         if i == n:  # not there (never expected): sort everything
-            resorted = sorted(result.records, key=_SKEY)
-            return resorted, [r.sock for r in resorted]  # type: ignore[misc]
+            return _sorted(result.records)
         cuts.append(i)
     if cuts:
         cuts.sort()
