@@ -294,9 +294,7 @@ class VTable(ScrollView, can_focus=True):
         every line again; a refresh of regions repaints those (lines already built are re-used
         where their signature is unchanged)."""
         if repaint and not regions:
-            self._drawn = {}
-            self._strips = {}
-            self._styles = {}
+            self._forget()
             self._frame_key = _FULL_PENDING
         return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
 
@@ -318,11 +316,15 @@ class VTable(ScrollView, can_focus=True):
             return True
         if self._frame_key is not _FULL_PENDING:
             super().refresh()
+        self._forget()
+        self._frame_key = key
+        return False
+
+    def _forget(self) -> None:
+        """Forget what was drawn, the built lines and the styles: every line is built again."""
         self._drawn = {}
         self._strips = {}
         self._styles = {}
-        self._frame_key = key
-        return False
 
     def _signature(self, y: int, now: float) -> object:
         """What screen line ``y`` shows (equal signatures: equal lines, in the same frame)."""
@@ -523,7 +525,7 @@ class VTable(ScrollView, can_focus=True):
         self.lines_built += drawn
         row = self.model.rows[key]
         segments = self._row_segments(row, sig[7], now)  # type: ignore[index]
-        strip = Strip(segments).adjust_cell_length(self.size.width, segments[-1].style)
+        strip = self._strip(segments)
         self._strips[key] = (sig, strip, segments)
         return strip
 
@@ -536,7 +538,7 @@ class VTable(ScrollView, can_focus=True):
         segments = list(segments)
         for slot, index, cw in self._columns_cache[4]:
             segments[slot] = self._cell(row, index, cw, now, styles)
-        return Strip(segments).adjust_cell_length(self.size.width, segments[-1].style), segments
+        return self._strip(segments), segments
 
     def _build_line(self, y: int, now: float) -> Strip:
         width = self.size.width
@@ -561,8 +563,7 @@ class VTable(ScrollView, can_focus=True):
         row = self.model.rows.get(key)
         if row is None:
             return Strip.blank(width, base)
-        segments = self._row_segments(row, cursor, now)
-        return Strip(segments).adjust_cell_length(width, segments[-1].style)
+        return self._strip(self._row_segments(row, cursor, now))
 
     def _render_header(self, width: int, base: Style) -> Strip:
         style = self._style("vtable--header")
@@ -616,6 +617,10 @@ class VTable(ScrollView, can_focus=True):
             if glyphs:
                 text, cell_style = glyphs + text, alert
         return Segment(fit(text, cw, col.align), cell_style)
+
+    def _strip(self, segments: list[Segment]) -> Strip:
+        """A row's segments as a line as wide as the table (the padding in its last cell's style)."""
+        return Strip(segments).adjust_cell_length(self.size.width, segments[-1].style)
 
     def _row_segments(self, row: Row, cursor: bool, now: float) -> list[Segment]:
         """A row's cells, each followed by one space (in the row's plain style, which is last)."""
