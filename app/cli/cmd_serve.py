@@ -97,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
     import socket
 
     from app.cli.common import warn
+    from app.memtune import return_freed_memory
     from app.metrics import (
         PortscopeCollector,
         SnapshotCache,
@@ -107,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
     from app.model import format_endpoint
     from app.textsafe import printable
 
+    return_freed_memory()  # (it runs for long: see app.memtune)
     host, port = args.listen
     cache = SnapshotCache(stats_collector(), interval=args.serve_interval)
     registry = registry_for(PortscopeCollector(cache, args.ports))

@@ -64,8 +64,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from app.fileout import open_append
+    from app.memtune import return_freed_memory
     from app.owners import OwnerFacts
     from app.watch import Watch
+
+    return_freed_memory()  # (it runs for long: see app.memtune)
 
     collector = open_collector(args)  # --stats without netlink: one line, exit 69
     # --log '' is a mistake, not "no log"; a FIFO or a directory is refused (never blocks)

@@ -38,6 +38,7 @@ from app.events import exposed_openings
 from app.exposure import ExposureMap
 from app.filtering import Filter
 from app.interfaces import Interface, list_interfaces
+from app.memtune import return_freed_memory
 from app.model import Snapshot, Sock, format_endpoint
 from app.procdetail import ProcessDetail, process_detail
 from app.rdns import Resolver, ReverseDNS, system_resolver
@@ -181,6 +182,7 @@ class PortscopeApp(App[None]):
         self._theme_saved = self.theme  # from now on a change of theme is the user's: saved
         if self.config_notices:
             self.call_after_refresh(self._config_notice)  # once the screen (and its toasts) is up
+        return_freed_memory()  # before the poll thread's first allocation (see app.memtune)
         self.poller.start()
 
     def _config_notice(self) -> None:
