@@ -5,8 +5,8 @@ glibc's allocator raises its trim threshold each time a large block it had mappe
 to 64 MiB on 64-bit), and keeps that much free memory at the top of each heap (the main one and
 each thread's) instead of returning it. A poll at 100k sockets frees lists and dicts of several
 MiB, so after a few polls the dashboard held about 60 MB it no longer used (bench/dashcpu.py:
-424 -> 360 MB resident at 100k sockets with the threshold fixed). Setting the threshold
-explicitly (``mallopt``) turns that adjustment off and keeps glibc's start value.
+423 -> 353 MB resident at 100k sockets after 10 polls). Setting the thresholds explicitly
+(``mallopt``) turns that adjustment off and keeps glibc's start values.
 
 Loaded only by the long-running commands: ``ctypes`` costs a few ms to import, and a one-shot
 command ends before its heap matters.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import io
 import os
+import platform
 import queue
 import random
 import select
@@ -114,6 +115,13 @@ def child_listener(*args: object, **kwargs: object) -> Iterator[Child]:
         yield child
     finally:
         child.stop()
+
+
+# tests of app.memtune: what it tunes is glibc's allocator
+glibc_only = pytest.mark.skipif(
+    not (sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"),
+    reason="glibc's allocator only",
+)
 
 
 def has_ipv6() -> bool:

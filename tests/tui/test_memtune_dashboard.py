@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import platform
-import sys
-
 import pytest
 
 from app import memtune
+from tests.helpers import glibc_only
 from tests.tui.fixtures import make_app
 
 
-@pytest.mark.skipif(
-    not (sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"),
-    reason="glibc's allocator only",
-)
+@glibc_only
 async def test_the_dashboard_tunes_the_allocator_when_it_starts(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(memtune, "_done", None)
     app = make_app()

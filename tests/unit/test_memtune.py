@@ -6,7 +6,7 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
+from tests.helpers import glibc_only
 
 # A freed 16 MiB block raises glibc's mmap and trim thresholds (to 16 and 32 MiB): a later 8 MiB
 # block then comes from the heap and stays resident once freed, unless the thresholds are fixed.
@@ -32,13 +32,7 @@ def _kept(mode: str) -> int:
     return int(out.stdout)
 
 
-def _glibc() -> bool:
-    import platform
-
-    return sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
-
-
-@pytest.mark.skipif(not _glibc(), reason="glibc's allocator only")
+@glibc_only
 def test_freed_large_blocks_are_returned_once_tuned() -> None:
     assert _kept("plain") >= 6 << 20  # the pattern does keep memory without the tuning
     assert _kept("tune") < 2 << 20
