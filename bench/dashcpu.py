@@ -14,6 +14,9 @@ opened) and, while the dashboard waits for its next poll, runs ``ss -tunap`` onc
 /dev/null); the CPU time of both (the dashboard process's user+system time over the polls after
 ``--warmup``; each ``ss``'s from wait4) gives the ratio, in the same run. The child also reports the
 poll thread's own CPU (thread time) apart from the rest (the UI thread: applying rows, drawing).
+Two floor rows are measured next to each ``ss -tunap`` run, interleaved with it: ``ss -tuna`` (C
+ss without the process walk) and one full sock_diag dump received and not decoded (this process's
+thread CPU): no poll that reads every socket once costs less than the dump.
 
 Keys (after the CPU polls, with polls and churn going on): ``/`` then a word typed one key at a
 time, each key's time until the screen shows it in the box and until it shows the filtered table;
@@ -39,7 +42,9 @@ import resource
 import select
 import shutil
 import signal
+import socket
 import statistics
+import struct
 import subprocess
 import sys
 import threading
@@ -326,12 +331,47 @@ class Lines:
         return line.decode()
 
 
-def ss_cpu() -> float:
-    """CPU seconds (user + system) of one ``ss -tunap`` run, from wait4."""
-    proc = subprocess.Popen(["ss", "-tunap"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def ss_cpu(flags: str = "-tunap") -> float:
+    """CPU seconds (user + system) of one ``ss`` run (``-tunap``; ``-tuna``: no process walk),
+    from wait4."""
+    proc = subprocess.Popen(["ss", flags], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _pid, _status, usage = os.wait4(proc.pid, 0)
     proc.returncode = 0
     return usage.ru_utime + usage.ru_stime
+
+
+def dump_cpu() -> float:
+    """CPU seconds (this thread's user + system) of one full sock_diag dump as the dashboard asks
+    for it (TCP with tcp_info, UDP; IPv4 and IPv6), received and not decoded: the floor under any
+    poll that reads every socket once, however fast the decoding after it."""
+    from app.fast import netlink
+
+    t0 = time.thread_time()
+    sock = netlink.open_socket()
+    try:
+        seq = 0
+        for af in (socket.AF_INET, socket.AF_INET6):
+            for ipproto, ext in ((socket.IPPROTO_TCP, netlink._EXT_INFO), (socket.IPPROTO_UDP, 0)):
+                seq += 1
+                sock.send(netlink.build_request(af, ipproto, seq, None, ext))
+                while not _dump_done(sock.recv(65536), seq):
+                    pass
+    finally:
+        sock.close()
+    return time.thread_time() - t0
+
+
+def _dump_done(data: bytes, seq: int) -> bool:
+    """Whether this piece of a dump ends it (an NLMSG_DONE or an error for ``seq``)."""
+    if not data:
+        return True
+    off = 0
+    while off + 16 <= len(data):
+        length, mtype, _flags, mseq = struct.unpack_from("=IHHI", data, off)
+        if mseq == seq and mtype in (2, 3):  # NLMSG_ERROR, NLMSG_DONE
+            return True
+        off += max(16, (length + 3) & ~3)
+    return False
 
 
 def run_dashboard(
@@ -382,6 +422,8 @@ def run_dashboard(
     lines = Lines(rep_r)
     polls_seen: list[dict[str, Any]] = []
     ss: list[float] = []
+    tuna: list[float] = []  # ss -tuna, and the dump alone: the floor rows
+    dump: list[float] = []
     out: dict[str, Any] = {"error": None}
     deadline = time.monotonic() + timeout
     try:
@@ -402,6 +444,8 @@ def run_dashboard(
                 polls_seen.append(msg)
                 if with_ss and msg["poll"] <= polls:
                     ss.append(ss_cpu())  # while the dashboard waits for its next poll
+                    tuna.append(ss_cpu("-tuna"))  # the floor rows, interleaved with it
+                    dump.append(dump_cpu())
                 if churn > 0:
                     load.churn_fraction(churn)
                 go.write("go\n")
@@ -431,6 +475,8 @@ def run_dashboard(
             out["error"] += ": " + err.strip().splitlines()[-1]
     out["polls"] = polls_seen
     out["ss_cpu_s"] = ss
+    out["ss_tuna_cpu_s"] = tuna
+    out["dump_cpu_s"] = dump
     return out
 
 
@@ -456,6 +502,12 @@ def cpu_summary(run: dict[str, Any], warmup: int, polls: int) -> dict[str, Any]:
     wall = (last["t"] - first["t"]) / n
     ss = run["ss_cpu_s"][warmup:polls] or run["ss_cpu_s"]
     ss_mean = sum(ss) / len(ss) if ss else None
+    floors: dict[str, float | None] = {}
+    for name, runs in (("ss_tuna", run.get("ss_tuna_cpu_s")), ("dump", run.get("dump_cpu_s"))):
+        runs = (runs or [])[warmup:polls] or runs or []
+        mean = sum(runs) / len(runs) if runs else None
+        floors[f"{name}_cpu_ms_per_run"] = round(mean * 1000, 1) if mean else None
+        floors[f"ratio_{name}_over_ss"] = round(mean / ss_mean, 3) if mean and ss_mean else None
     window = [p for p in run["polls"] if warmup < p["poll"] <= polls]
     return {
         "polls": n,
@@ -468,6 +520,8 @@ def cpu_summary(run: dict[str, Any], warmup: int, polls: int) -> dict[str, Any]:
         "dash_core_share": round(dash / wall, 4) if wall > 0 else None,
         "ss_cpu_ms_per_run": round(ss_mean * 1000, 1) if ss_mean else None,
         "ratio_dash_over_ss": round(dash / ss_mean, 3) if ss_mean else None,
+        # floors, in the same run: C ss without the process walk, and the kernel's dump alone
+        **floors,
         "changes_per_poll": median([p["changes"] for p in window]),
         "rows_built_per_poll": median([p["built"] for p in window]),
         "rows": window[-1]["rows"] if window else None,
@@ -642,6 +696,11 @@ def print_results(results: list[dict[str, Any]]) -> None:
                 f"per run: ratio {cpu['ratio_dash_over_ss']} (target <= 0.25); "
                 f"{cpu['changes_per_poll']} changes and {cpu['rows_built_per_poll']} rows built per poll "
                 f"of {cpu['rows']} rows"
+            )
+            print(
+                f"{head}: floors per run: ss -tuna {cpu.get('ss_tuna_cpu_ms_per_run')} ms CPU "
+                f"({cpu.get('ratio_ss_tuna_over_ss')}x ss -tunap), the sock_diag dump alone "
+                f"{cpu.get('dump_cpu_ms_per_run')} ms ({cpu.get('ratio_dump_over_ss')}x)"
             )
         elif cpu:
             print(f"{head}: CPU run failed: {cpu['error']}")
