@@ -218,28 +218,42 @@ def _say(message: str) -> None:
 # ------------------------------------------------------------------------------------------- main
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, keep_signals: bool = False) -> int:
+    """Run one command line; its exit code. ``keep_signals`` (:func:`run`, which ends the
+    process): on return SIGTERM ends the process at once with this code, instead of the old
+    handlers being put back."""
     restore_signals = _install_signals()  # first: before anything slow can be interrupted
     import gc  # (built in)
 
     collecting = gc.isenabled()  # a one-shot command turns the collector off (common.one_shot)
     saved_stdout = sys.stdout
     args = list(sys.argv[1:] if argv is None else argv)
+    code = _terminated_code(args)  # what a SIGTERM now would mean
     try:
         try:
             from app import errors, exitcodes  # noqa: F401 - _main's except clauses need them
         except KeyboardInterrupt:
             os.write(2, b"portscope: interrupted\n")
-            return INTERRUPT
+            code = INTERRUPT
+            return code
         except _EarlyTerm:
-            return 0 if _command_in(args) in STOPPED_BY_SIGTERM else 143
-        return _main(args)
+            return code
+        code = _main(args)
+        return code
     finally:
-        restore_signals()
+        if keep_signals:
+            _exit_on_sigterm(code)
+        else:
+            restore_signals()
         if collecting:
             gc.enable()  # main() called in a process that goes on (tests, an embedding program)
         if isinstance(sys.stdout, GuardedOutput):
             sys.stdout = saved_stdout if saved_stdout is not None else sys.stdout.stream
+
+
+def _terminated_code(argv: Sequence[str]) -> int:
+    """The exit code of a command stopped by SIGTERM (= exitcodes.OK or TERMINATED)."""
+    return 0 if _command_in(argv) in STOPPED_BY_SIGTERM else 143
 
 
 # Commands that only read and print, which end without the interpreter's teardown (see run()).
@@ -255,9 +269,22 @@ def run() -> int:
     third of a bare Python start: those two flush standard output and error and end with
     ``os._exit``, unless something still expects the teardown (an ``atexit`` handler, a thread
     other than this one) or a flush fails (the normal exit reports it). Anything else returns
-    the code for ``SystemExit``."""
+    the code for ``SystemExit``.
+
+    SIGTERM once the command is done (its output written, the process on its way out) ends the
+    process with the command's own code, never as a death by signal."""
     args = sys.argv[1:]
-    code = main()
+    try:
+        code = main(keep_signals=True)
+    except KeyboardInterrupt:  # Ctrl-C in the instant between the command's end and its return
+        return INTERRUPT
+    except _EarlyTerm:
+        return _terminated_code(args)
+    except BaseException as exc:  # likewise SIGTERM (app.errors.Terminated)
+        errors = sys.modules.get("app.errors")
+        if errors is None or not isinstance(exc, errors.Terminated):
+            raise
+        return _terminated_code(args)
     try:
         if _command_in(args) in QUICK_EXIT and not _teardown_expected():
             sys.stdout.flush()
@@ -266,6 +293,23 @@ def run() -> int:
     except BaseException:  # a closed pipe, a full disk (the normal exit reports it), a late Ctrl-C
         pass
     return code
+
+
+def _exit_on_sigterm(code: int) -> None:
+    try:
+        _signal.signal(_signal.SIGTERM, lambda _signum, _frame: _exit_now(code))
+    except ValueError:  # not the main thread
+        pass
+
+
+def _exit_now(code: int) -> None:
+    """SIGTERM once the command is done: what is buffered is written, then the process ends."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BaseException:  # a closed pipe, or a flush the signal interrupted
+        pass
+    os._exit(code)
 
 
 def _teardown_expected() -> bool:

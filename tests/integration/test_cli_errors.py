@@ -246,18 +246,19 @@ def _signals_caught(pid: int) -> int:
     return 0
 
 
-def _python_running(proc: subprocess.Popen[str]) -> bool:
-    """Python has initialised (it catches SIGINT from then on): our code runs a moment later."""
-    return bool(_signals_caught(proc.pid) & (1 << (signal.SIGINT - 1))) or proc.poll() is not None
+def _catches(proc: subprocess.Popen[str], sig: int) -> bool:
+    return bool(_signals_caught(proc.pid) & (1 << (sig - 1))) or proc.poll() is not None
 
 
 def _signal_during_start(args: list[str], sig: int, delay: float) -> tuple[int, str]:
-    """Start portscope, send ``sig`` ``delay`` seconds after Python is up; (exit status, stderr)."""
+    """Start portscope, send ``sig`` ``delay`` seconds after it is caught (SIGINT: by Python once
+    it is up; SIGTERM: by main(), Python leaves it to the default, a death by signal, until
+    then); (exit status, stderr)."""
     proc = subprocess.Popen(
         [*portscope_cmd(), *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
     try:
-        wait_for(lambda: _python_running(proc), timeout=10, interval=0.001)
+        wait_for(lambda: _catches(proc, sig), timeout=10, interval=0.001)
         time.sleep(delay)
         proc.send_signal(sig)
         _out, err = proc.communicate(timeout=30)

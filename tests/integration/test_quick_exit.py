@@ -35,6 +35,16 @@ elif extra == "tail":  # output left in the buffer (as by an error in the middle
         sys.stdout.write("TAIL")
         return 0
     app.cli.main._main = unflushed
+elif extra == "term-done":  # SIGTERM the moment the command is done, before os._exit
+    import signal
+    import app.cli.main
+    def terminated_now():
+        os.kill(os.getpid(), signal.SIGTERM)
+        return False
+    app.cli.main._teardown_expected = terminated_now
+elif extra == "term-at-exit":  # SIGTERM during the interpreter's exit
+    import atexit, signal
+    atexit.register(lambda: os.kill(os.getpid(), signal.SIGTERM))
 elif extra == "thread":
     def late():
         time.sleep(0.3)
@@ -124,3 +134,14 @@ def test_a_warning_to_a_full_stderr_does_not_change_the_exit_code() -> None:
     with open("/dev/full", "w") as full:
         res = subprocess.run(args, stdout=subprocess.PIPE, stderr=full, text=True, timeout=120)
     assert res.returncode == 0
+
+
+@pytest.mark.parametrize("when", ["term-done", "term-at-exit"])
+def test_sigterm_once_the_command_is_done_exits_with_its_code_and_output(when: str) -> None:
+    """SIGTERM after the listing is written (the handlers once went back to the defaults there,
+    and the process died of the signal, -15) ends with the command's exit code and all its output."""
+    with child_listener("tcp", "127.0.0.1") as child:
+        res = _run(when, "who", str(child.port), "--json")
+    assert res.returncode == 0, (res.returncode, res.stderr)
+    assert "Traceback" not in res.stderr
+    assert [s["pid"] for s in json.loads(res.stdout)["sockets"]] == [child.pid]
