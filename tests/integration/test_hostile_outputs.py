@@ -419,6 +419,8 @@ def dashboard_toasts() -> list[str]:
             await pilot.press("slash", *"pid:[/]", "enter")
             app.set_filter_text(f"pid:[/]{value}")
             await pilot.pause()
+            # read now: a toast expires (NOTIFICATION_TIMEOUT) before a slow run reaches the end
+            screens.extend(str(n.message) for n in app._notifications)
         await pilot.press("escape")
         app.set_filter_text(":7000")  # room for the toasts
         await pilot.press("r")  # new listeners beyond loopback on hostile interfaces: alert toasts
