@@ -30,6 +30,7 @@ from typing import Any, Literal
 HEADER_PREFIX = "\x00"  # line ids starting with this are group headers, never row keys
 
 SortKey = tuple[Any, ...]
+Values = Callable[[Any], tuple[Any, ...]]  # payload -> a row's values (values_getter)
 
 
 class Mark(IntEnum):
@@ -108,7 +109,12 @@ class RowSpec:
 
 
 class Row:
+    """One row of a model. Its values are either kept (a tuple) or, in a model made with
+    ``derived=True``, computed from its payload when read (``_v`` then holds the model's
+    :func:`values_getter`): the model keeps no second copy of what the payload already says."""
+
     __slots__ = (
+        "_v",
         "born",
         "facets",
         "flags",
@@ -120,12 +126,15 @@ class Row:
         "passes",
         "payload",
         "sort_key",
-        "values",
     )
 
-    def __init__(self, spec: RowSpec, born: float) -> None:
+    def __init__(
+        self, spec: RowSpec, born: float, derive: Callable[[Any], tuple[Any, ...]] | None = None
+    ) -> None:
         self.key = spec.key
-        self.values = spec.values
+        self._v: tuple[Any, ...] | Callable[[Any], tuple[Any, ...]] = (
+            spec.values if derive is None else derive
+        )
         self.group = spec.group
         self.payload = spec.payload
         self.facets = spec.facets
@@ -136,6 +145,15 @@ class Row:
         self.passes = True  # passes the filter (counted in ``TableModel.passing``)
         self.listed = False  # present in its group's ordered list (passes filter and selection)
         self.sort_key: SortKey = ()
+
+    @property
+    def values(self) -> tuple[Any, ...]:
+        v = self._v
+        return v if type(v) is tuple else v(self.payload)  # type: ignore[operator]
+
+    @property
+    def derived(self) -> bool:
+        return type(self._v) is not tuple
 
 
 def _remove_sorted(lst: list[SortKey], key: SortKey) -> None:
@@ -213,8 +231,13 @@ class TableModel:
         new_ttl: int = 3,
         changed_ttl: int = 3,
         sort_column: int = 0,
+        derived: bool = False,
     ) -> None:
         self.columns = list(columns)
+        # derived: rows keep no values; each is computed from the row's payload with the columns'
+        # ``get`` when read (the payload must then be immutable, and the specs' values must be
+        # ``values_getter(columns)(payload)``: they are only compared with the row's)
+        self._derive = values_getter(self.columns) if derived else None
         self.grouped = bool(groups)
         self.groups: list[Group] = list(groups) or [Group("", "")]
         self.new_ttl = new_ttl
@@ -281,9 +304,13 @@ class TableModel:
     # ----------------------------------------------------------------- values and ordering
 
     def value(self, row: Row, column: int) -> Any:
-        if self.columns[column].age:
+        col = self.columns[column]
+        if col.age:
             return row.born
-        return row.values[column] if column < len(row.values) else None
+        v = row._v
+        if type(v) is not tuple:  # derived: this one column's value, not the whole tuple
+            return col.get(row.payload) if col.get is not None else None
+        return v[column] if column < len(v) else None
 
     def _sort_key(self, row: Row) -> SortKey:
         value = self.value(row, self.sort_column)
@@ -401,7 +428,7 @@ class TableModel:
         return True
 
     def _add_row(self, spec: RowSpec, now: float) -> Row:
-        row = self.rows[spec.key] = Row(spec, now)
+        row = self.rows[spec.key] = Row(spec, now, self._derive)
         self._tally(row, 1)  # counted as passing until _sync says otherwise
         self._place(row)
         return row
@@ -556,7 +583,9 @@ class TableModel:
             row.facets = spec.facets
             self._tally(row, 1)
         old_key, old_group = row.sort_key, row.group
-        row.values, row.payload = spec.values, spec.payload
+        row.payload = spec.payload
+        if self._derive is None:
+            row._v = spec.values
         new_key = self._sort_key(row)
         if new_key == old_key and spec.group == old_group:
             return self._sync(row)

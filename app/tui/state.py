@@ -84,8 +84,10 @@ class Dashboard:
         self.hidden_columns = frozenset(hidden_columns)
         conn_cols = conn_columns(remote_format)
         self.preparer = Preparer(exposure, conn_cols, facts, health)
-        self.listening = TableModel(LISTEN_COLUMNS, RANGE_GROUPS, sort_column=L_PORT)
-        self.connections = TableModel(conn_cols, sort_column=C_LOCAL)
+        # (derived: a row's cells are read from its SockRow, which is frozen; no tuple of them is
+        # kept per row, some 160 bytes a socket)
+        self.listening = TableModel(LISTEN_COLUMNS, RANGE_GROUPS, sort_column=L_PORT, derived=True)
+        self.connections = TableModel(conn_cols, sort_column=C_LOCAL, derived=True)
         self.interfaces = TableModel(IFACE_COLUMNS)
         self.interfaces.set_hidden(self.hidden_columns)
         self.show_netns_column(False)

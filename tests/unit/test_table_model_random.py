@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from operator import itemgetter
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -13,6 +14,8 @@ from hypothesis import strategies as st
 from widgets.table_model import HEADER_PREFIX, Column, Group, Mark, RowSpec, TableModel, _norm
 
 COLS = (Column("name", "Name", 6), Column("n", "N", 4), Column("s", "S", 4))
+# the same columns reading their values from the payload (a model with derived=True keeps none)
+DERIVED = tuple(Column(c.key, c.label, c.width, get=itemgetter(i)) for i, c in enumerate(COLS))
 FACETS = ("x", "y", "z")
 
 
@@ -55,17 +58,20 @@ def check(m: TableModel) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), grouped=st.booleans())
-def test_random_refreshes_filters_selections_and_sorts(seed: int, grouped: bool) -> None:
+@given(seed=st.integers(0, 2**32 - 1), grouped=st.booleans(), derived=st.booleans())
+def test_random_refreshes_filters_selections_and_sorts(seed: int, grouped: bool, derived: bool) -> None:
     rng = random.Random(seed)
     groups = (Group("a", "a"), Group("b", "b")) if grouped else ()
-    m = TableModel(COLS, groups, sort_column=1, new_ttl=2, changed_ttl=2)
+    m = TableModel(
+        DERIVED if derived else COLS, groups, sort_column=1, new_ttl=2, changed_ttl=2, derived=derived
+    )
     limit: int | None = None  # the limit filter in force, if that is the filter
+    handed: dict[str, tuple[object, ...]] = {}  # key -> the values of the last spec handed for it
 
     def a_spec(key: str) -> RowSpec:
         facets = tuple(f for f in FACETS if rng.random() < 0.4)
         values = (key, rng.choice((None, rng.randint(0, 20))), rng.choice(("p", "q", "r", None)))
-        return RowSpec(key, values, rng.choice("ab") if grouped else "", None, facets)
+        return RowSpec(key, values, rng.choice("ab") if grouped else "", values if derived else None, facets)
 
     for _ in range(rng.randint(1, 40)):
         op = rng.random()
@@ -93,8 +99,10 @@ def test_random_refreshes_filters_selections_and_sorts(seed: int, grouped: bool)
                 dropped=dropped,
                 mark_new=rng.random() < 0.8,
             )
-            for new in renamed.values():
+            for old, new in renamed.items():
                 assert new in m.rows
+                handed[new] = handed[old]
+            handed.update((spec.key, spec.values) for spec in (*added, *updated))
             for k in dropped:
                 assert k not in m.rows
         elif op < 0.7:
@@ -120,3 +128,6 @@ def test_random_refreshes_filters_selections_and_sorts(seed: int, grouped: bool)
         if grouped and rng.random() < 0.1:
             m.toggle_group(rng.choice("ab"))
         check(m)
+        for key, row in m.rows.items():  # what each row shows is what it was last handed
+            assert row.values == handed[key]
+            assert [m.value(row, i) for i in range(len(COLS))] == list(handed[key])
