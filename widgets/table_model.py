@@ -235,8 +235,8 @@ class TableModel:
     ) -> None:
         self.columns = list(columns)
         # derived: rows keep no values; each is computed from the row's payload with the columns'
-        # ``get`` when read (the payload must then be immutable, and the specs' values must be
-        # ``values_getter(columns)(payload)``: they are only compared with the row's)
+        # ``get`` when read (the payload must then be immutable); the specs' values are not read
+        # (give ``()``: nothing per row is made for them, in the poll thread or here)
         self._derive = values_getter(self.columns) if derived else None
         self.grouped = bool(groups)
         self.groups: list[Group] = list(groups) or [Group("", "")]
@@ -575,7 +575,12 @@ class TableModel:
     def _update(self, row: Row, spec: RowSpec) -> bool:
         """Replace a row's values; re-place it if its sort position, group or facets moved."""
         row.flags = spec.flags  # drawn, never sorted or counted: no re-placing
-        if row.values == spec.values and row.group == spec.group and row.facets == spec.facets:
+        derive = self._derive
+        if derive is None:
+            same = row.values == spec.values
+        else:  # (a spec for a derived model carries no values: its payload says them)
+            same = row.payload is spec.payload or derive(row.payload) == derive(spec.payload)
+        if same and row.group == spec.group and row.facets == spec.facets:
             row.payload = spec.payload
             return False
         if row.facets != spec.facets:
@@ -584,7 +589,7 @@ class TableModel:
             self._tally(row, 1)
         old_key, old_group = row.sort_key, row.group
         row.payload = spec.payload
-        if self._derive is None:
+        if derive is None:
             row._v = spec.values
         new_key = self._sort_key(row)
         if new_key == old_key and spec.group == old_group:

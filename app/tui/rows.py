@@ -1,10 +1,11 @@
 """Row preparation, off the UI thread: each snapshot becomes row deltas against the previous one.
 
 :class:`Preparer` diffs each new snapshot against the previous one (with the one diff module,
-:func:`app.events.diff`) and builds :class:`~widgets.table_model.RowSpec` s from the column specs
-in :mod:`app.tui.columns`; it runs in the poll thread and touches no widget. Each row's payload
-(:class:`SockRow`) is what the filter, the detail pane and the actions look at; its facets are
-what the range and state bars select and count, its flags the marks its cells draw.
+:func:`app.events.diff`) and builds :class:`~widgets.table_model.RowSpec` s; it runs in the poll
+thread and touches no widget. Each row's payload (:class:`SockRow`) is what the filter, the
+detail pane and the actions look at, and what its cells are read from (the column specs in
+:mod:`app.tui.columns`; the dashboard's models are ``derived``: no tuple of cells per row); its
+facets are what the range and state bars select and count, its flags the marks its cells draw.
 
 In the same thread it asks :class:`app.owners.OwnerFacts` who the owners are (the blocking part:
 container engines, systemctl) and follows TCP health with :class:`app.health.HealthTracker`
@@ -35,13 +36,12 @@ from app.model import ESTABLISHED, Endpoint, ProcessInfo, Snapshot, Sock, empty_
 from app.ports import in_ephemeral
 from app.service import CONTAINER, SOCKET, Service
 from app.textsafe import printable
-from app.tui.columns import IFACE_COLUMNS, LISTEN_COLUMNS, QUEUE_FULL, STALLED, STORM, QueueCell
+from app.tui.columns import IFACE_COLUMNS, QUEUE_FULL, STALLED, STORM, QueueCell
 from app.tui.formatting import command_text, owner_cells, sparkline
 from app.tui.livehealth import LiveHealth
 from app.tui.tracking import SnapshotTracker
-from widgets.table_model import Column, RowSpec, values_getter
+from widgets.table_model import RowSpec, values_getter
 
-_listen_values = values_getter(LISTEN_COLUMNS)
 _iface_values = values_getter(IFACE_COLUMNS)
 NO_FLAGS: frozenset[str] = frozenset()
 SERVICE_LIMIT = 40
@@ -172,17 +172,17 @@ def listen_spec(key: str, payload: SockRow, ephemeral: tuple[int, int]) -> RowSp
         facets += ("exposed",)
     if in_ephemeral(sock.laddr.port, ephemeral):
         facets += ("ephemeral",)
-    return RowSpec(key, _listen_values(payload), group, payload, facets, payload.flags)
+    return RowSpec(key, (), group, payload, facets, payload.flags)  # (the model's derived=True)
 
 
-def conn_spec(key: str, payload: SockRow, values: Callable[[SockRow], tuple[object, ...]]) -> RowSpec:
-    """A connection's row (``values`` from :func:`values_getter` of its columns); its facet is its
-    state (one tuple per state, shared by the rows in it)."""
+def conn_spec(key: str, payload: SockRow) -> RowSpec:
+    """A connection's row (its cells are read from ``payload``: the model is ``derived``); its
+    facet is its state (one tuple per state, shared by the rows in it)."""
     status = payload.sock.status
     facets = _STATE_FACETS.get(status)
     if facets is None:
         facets = _STATE_FACETS.setdefault(status, (status,))
-    return RowSpec(key, values(payload), "", payload, facets, payload.flags)
+    return RowSpec(key, (), "", payload, facets, payload.flags)
 
 
 _STATE_FACETS: dict[str, tuple[str]] = {}  # state -> (state,): a handful of states
@@ -322,12 +322,10 @@ class Preparer:
     def __init__(
         self,
         exposure: Classifier,
-        conn_columns: tuple[Column, ...],
         facts: Facts | None = None,
         health: HealthTracker | None = None,
     ) -> None:
         self.exposure = exposure
-        self.conn_values = values_getter(conn_columns)
         self.facts = facts
         self.health: HealthTracker = health if health is not None else LiveHealth()
         self.prev: Snapshot | None = None
@@ -627,7 +625,6 @@ class Preparer:
         tracker.update(snap.stats, snap.taken_at, snap.listen_counters)
         events = step.events
         reported = _in_view_events(events, prev, snap) if snap.namespaces or prev.namespaces else events
-        columns = self.conn_values
         opened: set[str] = set()
         changed: set[str] = set()
         for ev in events:
@@ -640,7 +637,7 @@ class Preparer:
         built: set[str] = set()
         for key, sock in rebuilt_conns:
             built.add(key)
-            spec = conn_spec(key, self.row(sock, snap), columns)
+            spec = conn_spec(key, self.row(sock, snap))
             if key in opened:
                 conns.added.append(spec)
             else:
@@ -666,12 +663,12 @@ class Preparer:
             if now is None or now.inode != inode:
                 continue
             built.add(at)
-            conns.updated.append(conn_spec(at, self.row(now, snap), columns))
+            conns.updated.append(conn_spec(at, self.row(now, snap)))
         netns_changed, self._netns_changed = self._netns_changed, False
         if netns_changed:  # their Netns cells: every connection row once
             for key, sock in keyed.items():
                 if not sock.listening and key not in built:
-                    conns.updated.append(conn_spec(key, self.row(sock, snap), columns))
+                    conns.updated.append(conn_spec(key, self.row(sock, snap)))
         candidates = self._listener_candidates(snap, prev, ports)
         candidates.update(rebuilt_listeners)
         if netns_changed:

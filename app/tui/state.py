@@ -83,7 +83,7 @@ class Dashboard:
         # columns the user hid (config hidden_columns): never shown, whatever the width
         self.hidden_columns = frozenset(hidden_columns)
         conn_cols = conn_columns(remote_format)
-        self.preparer = Preparer(exposure, conn_cols, facts, health)
+        self.preparer = Preparer(exposure, facts, health)
         # (derived: a row's cells are read from its SockRow, which is frozen; no tuple of them is
         # kept per row, some 160 bytes a socket)
         self.listening = TableModel(LISTEN_COLUMNS, RANGE_GROUPS, sort_column=L_PORT, derived=True)

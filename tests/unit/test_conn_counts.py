@@ -13,7 +13,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.model import Endpoint, Family, Proto, Snapshot, Sock
-from app.tui.columns import conn_columns
 from app.tui.rows import Preparer, established_counter
 from tests.tui.fixtures import FixedExposure
 
@@ -54,7 +53,7 @@ def connection(rng: random.Random, inode: int) -> Sock:
 def test_listener_counts_follow_every_poll_and_leave_nothing_behind(seed: int, polls: int) -> None:
     rng = random.Random(seed)
     inode = iter(range(1000, 10**6))
-    preparer = Preparer(FixedExposure(), conn_columns())
+    preparer = Preparer(FixedExposure())
     socks: list[Sock] = [listener(rng, next(inode)) for _ in range(rng.randrange(1, 6))]
     socks += [connection(rng, next(inode)) for _ in range(rng.randrange(0, 30))]
     for poll in range(polls + 1):

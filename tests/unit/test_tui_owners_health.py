@@ -16,7 +16,6 @@ from app.tui.columns import (
     STALLED,
     STORM,
     QueueCell,
-    conn_columns,
 )
 from app.tui.rows import Preparer
 from app.tui.state import Dashboard, text_predicate
@@ -102,7 +101,7 @@ def test_rates_between_polls_stalls_and_storms_are_flags_on_their_rows() -> None
 
 
 def test_a_poll_rebuilds_only_connections_whose_shown_health_changed() -> None:
-    preparer = Preparer(FixedExposure(), conn_columns(), FixedFacts())
+    preparer = Preparer(FixedExposure(), FixedFacts())
     first = preparer.prepare(health_snapshot(0))
     assert len(first.conns.added) == 5
     second = preparer.prepare(health_snapshot(1))
@@ -176,7 +175,7 @@ def test_health_cells_fit_their_columns() -> None:
 def test_a_poll_hands_the_table_only_listeners_whose_cells_may_have_changed() -> None:
     from dataclasses import replace
 
-    preparer = Preparer(FixedExposure(), conn_columns(), FixedFacts())
+    preparer = Preparer(FixedExposure(), FixedFacts())
     first = preparer.prepare(health_snapshot(0))
     assert len(first.listen.added) == 5
     again = preparer.prepare(health_snapshot(1))  # the same listeners, queues and owners
@@ -200,7 +199,7 @@ def test_sockets_of_a_namespace_coming_into_view_are_rows_not_events() -> None:
     here = {0: NetnsInfo(1, "host", None, True)}
     both = {**here, 77: NetnsInfo(77, "container web", None, False)}
     base = health_snapshot(0)
-    preparer = Preparer(FixedExposure(), conn_columns(), FixedFacts())
+    preparer = Preparer(FixedExposure(), FixedFacts())
     preparer.prepare(replace(base, namespaces=here))
     shown = preparer.prepare(replace(base, sockets=(*base.sockets, in_ns(80)), namespaces=both))
     assert [s.payload.sock.netns for s in shown.listen.added] == [77]  # the row comes
