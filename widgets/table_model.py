@@ -128,13 +128,9 @@ class Row:
         "sort_key",
     )
 
-    def __init__(
-        self, spec: RowSpec, born: float, derive: Callable[[Any], tuple[Any, ...]] | None = None
-    ) -> None:
+    def __init__(self, spec: RowSpec, born: float, derive: Values | None = None) -> None:
         self.key = spec.key
-        self._v: tuple[Any, ...] | Callable[[Any], tuple[Any, ...]] = (
-            spec.values if derive is None else derive
-        )
+        self._v: tuple[Any, ...] | Values = spec.values if derive is None else derive
         self.group = spec.group
         self.payload = spec.payload
         self.facets = spec.facets
@@ -150,10 +146,6 @@ class Row:
     def values(self) -> tuple[Any, ...]:
         v = self._v
         return v if type(v) is tuple else v(self.payload)  # type: ignore[operator]
-
-    @property
-    def derived(self) -> bool:
-        return type(self._v) is not tuple
 
 
 def _remove_sorted(lst: list[SortKey], key: SortKey) -> None:
