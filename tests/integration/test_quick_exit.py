@@ -20,7 +20,7 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Li
 # An object whose __del__ runs at the interpreter's teardown (module globals are cleared): its
 # marker on stderr says the teardown happened.
 RUN = r"""
-import os, sys, threading, time
+import os, sys, threading
 class Marker:
     def __del__(self):
         os.write(2, b"TORN-DOWN\n")
@@ -45,9 +45,9 @@ elif extra == "term-done":  # SIGTERM the moment the command is done, before os.
 elif extra == "term-at-exit":  # SIGTERM during the interpreter's exit
     import atexit, signal
     atexit.register(lambda: os.kill(os.getpid(), signal.SIGTERM))
-elif extra == "thread":
+elif extra == "thread":  # alive until the main thread has ended, however long the command takes
     def late():
-        time.sleep(0.3)
+        threading.main_thread().join()
         os.write(2, b"THREAD-DONE\n")
     threading.Thread(target=late).start()
 from app.cli.main import run
