@@ -25,6 +25,10 @@ from widgets.kill_modal import ConfirmScreen, KillModal, start_kill, start_port_
 
 
 class Host(App[None]):
+    # toasts stay for the whole test: on a slow run one raised when the kill ended had expired
+    # (the default 5 s) by the time the respawned child was seen, and messages() missed it
+    NOTIFICATION_TIMEOUT = 600
+
     def compose(self) -> ComposeResult:
         yield Static("host")
 
