@@ -144,12 +144,15 @@ def _owner_changed(old_id: tuple[int, float] | None, new_id: tuple[int, float] |
 
 
 def _pair(old: list[Sock], new: list[Sock]) -> tuple[list[tuple[Sock, Sock]], list[Sock], list[Sock]]:
-    """Pair the sockets of one endpoint: same (pid, state), then same pid, then same state, then in
-    order. Returns (pairs, unmatched old, unmatched new)."""
+    """Pair the sockets of one endpoint: the same socket (the same object, which a collector keeps
+    for an unchanged socket, or the same inode), then same (pid, state), then same pid, then same
+    state, then in order. Returns (pairs, unmatched old, unmatched new)."""
     old_left = list(old)
     new_left = list(new)
     pairs: list[tuple[Sock, Sock]] = []
     rules = (
+        lambda a, b: a is b,
+        lambda a, b: bool(a.inode) and a.inode == b.inode and a.netns == b.netns,
         lambda a, b: a.pid == b.pid and a.status == b.status and a.pid is not None,
         lambda a, b: a.pid == b.pid and a.pid is not None,
         lambda a, b: a.status == b.status,
@@ -158,13 +161,15 @@ def _pair(old: list[Sock], new: list[Sock]) -> tuple[list[tuple[Sock, Sock]], li
     for same in rules:
         if not old_left or not new_left:
             break
-        for n in list(new_left):
-            for o in old_left:
-                if same(o, n):
-                    pairs.append((o, n))
-                    old_left.remove(o)
-                    new_left.remove(n)
-                    break
+        unpaired: list[Sock] = []
+        for n in new_left:
+            # (by position: equal sockets are still different sockets, so never list.remove)
+            at = next((i for i, o in enumerate(old_left) if same(o, n)), None)
+            if at is None:
+                unpaired.append(n)
+            else:
+                pairs.append((old_left.pop(at), n))
+        new_left = unpaired
     return pairs, old_left, new_left
 
 

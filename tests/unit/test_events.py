@@ -146,6 +146,32 @@ def test_one_reuseport_sibling_closing_is_one_event() -> None:
     ]
 
 
+def test_the_sibling_that_closed_is_told_by_its_inode() -> None:
+    """Three listeners of one process on one endpoint; the first closes and the last is read as a
+    new object: the closure is the first one's (its key and inode), not the last one's (paired by
+    pid and state alone it was, and the dashboard marked the last one's row gone)."""
+
+    def sibling(inode: int) -> Sock:
+        return Sock(Proto.TCP, Family.IPV6, Endpoint("::1", 80), None, LISTEN, 1, inode)
+
+    socks = [sibling(i) for i in (100, 101, 103)]
+    before = _snap(1.0, socks, [_proc(1)])
+    after = _snap(2.0, [socks[1], sibling(103)], [_proc(1)])
+    assert [(e.kind, e.key, e.sock.inode) for e in diff(before, after)] == [
+        (EventKind.CLOSED, "tcp:[::1]:80#1", 100)
+    ]
+
+
+def test_the_sibling_that_closed_is_told_without_inodes_too() -> None:
+    """The same three siblings without inodes (the portable backend's), numbered by position: the
+    two that stay are the same objects, so the closure is the first one's."""
+    socks = [_listener("::1", 80, 1) for _ in range(3)]
+    before = _snap(1.0, socks, [_proc(1)])
+    after = _snap(2.0, socks[1:], [_proc(1)])
+    [closed] = diff(before, after)
+    assert closed.kind is EventKind.CLOSED and closed.sock is socks[0] and closed.key == "tcp:[::1]:80#1"
+
+
 def test_owner_turning_invisible_is_not_a_change_but_pid_reuse_is() -> None:
     seen = _snap(1.0, [_listener("127.0.0.1", 53, 7)], [_proc(7)])
     hidden = _snap(2.0, [_listener("127.0.0.1", 53, None)], [])

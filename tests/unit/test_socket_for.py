@@ -2,13 +2,14 @@
 a second map of the snapshot's sockets by key (one dictionary entry a socket, copied every poll):
 on random polls (sockets open, close, change state or owner, listeners share an endpoint) every row
 of the snapshot must answer with exactly the snapshot's socket of that key (the same object) and
-the current snapshot, and a row that has just vanished with its last socket and the one before."""
+the current snapshot, and a row that has just vanished with its last socket and the one before;
+every socket of the snapshot has its row, and no row of a key the snapshot has is marked gone."""
 
 from __future__ import annotations
 
 import random
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from app.model import Endpoint, Family, Proto, Snapshot, Sock
@@ -17,18 +18,20 @@ from tests.tui.fixtures import NOW, FixedExposure
 from widgets.table_model import Mark
 
 
-def a_sock(rng: random.Random, inode: int) -> Sock:
+def a_sock(rng: random.Random, inode: int, inodes: bool = True) -> Sock:
+    """A listener or a connection; without ``inodes`` a listener may have none (as the portable
+    backend's): its siblings are then numbered by position and paired by owner and state."""
     ip = rng.choice(("127.0.0.1", "0.0.0.0", "::1"))
     fam = Family.IPV6 if ":" in ip else Family.IPV4
     if rng.random() < 0.4:
-        return Sock(
-            Proto.TCP, fam, Endpoint(ip, rng.choice((80, 443))), None, "LISTEN", rng.choice((1, 2)), inode
-        )
+        port, pid = rng.choice((80, 443)), rng.choice((1, 2))
+        ino = inode if inodes or rng.random() < 0.5 else None
+        return Sock(Proto.TCP, fam, Endpoint(ip, port), None, "LISTEN", pid, ino)
     peer = Endpoint("::1" if ":" in ip else "127.0.0.1", 50000 + inode)  # (a 4-tuple is unique)
     return Sock(Proto.TCP, fam, Endpoint(ip, rng.choice((80, 40000))), peer, "ESTABLISHED", 3, inode)
 
 
-def step(rng: random.Random, socks: list[Sock], inode: int) -> list[Sock]:
+def step(rng: random.Random, socks: list[Sock], inode: int, inodes: bool = True) -> list[Sock]:
     out = []
     for s in socks:
         r = rng.random()
@@ -40,18 +43,21 @@ def step(rng: random.Random, socks: list[Sock], inode: int) -> list[Sock]:
             out.append(Sock(s.proto, s.family, s.laddr, s.raddr, s.status, rng.choice((1, 2, 4)), s.inode))
         else:
             out.append(s)
-    return out + [a_sock(rng, inode + i) for i in range(rng.randrange(4))]
+    return out + [a_sock(rng, inode + i, inodes) for i in range(rng.randrange(4))]
 
 
 @settings(max_examples=100, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), polls=st.integers(1, 8))
-def test_each_row_acts_on_its_snapshots_socket(seed: int, polls: int) -> None:
+# three siblings of [::1]:80 (one pid), the first closes and the last is another object of the same
+# socket: the closure was paired with the last one's key, which the row kept marked gone, then lost
+@example(seed=262143, polls=4, inodes=True)
+@given(seed=st.integers(0, 2**32 - 1), polls=st.integers(1, 8), inodes=st.booleans())
+def test_each_row_acts_on_its_snapshots_socket(seed: int, polls: int, inodes: bool) -> None:
     rng = random.Random(seed)
     d = Dashboard(FixedExposure(), clock=lambda: NOW)
-    socks = [a_sock(rng, 100 + i) for i in range(rng.randrange(1, 10))]
+    socks = [a_sock(rng, 100 + i, inodes) for i in range(rng.randrange(1, 10))]
     for poll in range(polls):
         if poll:
-            socks = step(rng, socks, 1000 * poll)
+            socks = step(rng, socks, 1000 * poll, inodes)
         snap = Snapshot(NOW + poll, tuple(socks), {})
         d.apply_snapshot(snap)
         keyed = snap.keyed()
@@ -59,7 +65,8 @@ def test_each_row_acts_on_its_snapshots_socket(seed: int, polls: int) -> None:
             for key, row in model.rows.items():
                 found = d.socket_for(model, key)
                 assert found is not None
-                if key in keyed:  # (a row marked gone may keep its key: siblings numbered anew)
+                if key in keyed:  # (a key the snapshot has is never marked gone)
+                    assert row.mark is not Mark.GONE
                     assert found[0] is keyed[key] and found[1] is d.snapshot
                 else:
                     assert row.mark is Mark.GONE and found[1] is d.previous

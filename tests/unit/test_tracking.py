@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from app.backends.base import sort_key
@@ -93,6 +93,8 @@ def ordered(rng: random.Random, socks: list[Sock], mode: str) -> tuple[Sock, ...
 
 
 @settings(max_examples=300, deadline=None)
+# siblings paired by owner and state alone: a socket that stayed was reported closed, its key kept
+@example(seed=2104497660, mode="sorted", polls=6)
 @given(
     seed=st.integers(0, 2**32 - 1),
     mode=st.sampled_from(["sorted", "shuffled", "kept"]),
@@ -140,6 +142,8 @@ def test_same_events_and_keys_as_diff_and_row_keys(seed: int, mode: str, polls: 
         assert {k: id(v) for k, v in rows.items()} == {k: id(v) for k, v in want.items()}
         closed = {e.key for e in step.events if e.kind.value == "closed"}
         assert closed <= set(step.dropped) | set(want)
+        # a closed socket's key the snapshot still has is another socket's now: built again
+        assert closed & set(want) <= {k for k, _s in step.rebuilt}
         prev, before = cur, want
 
 
