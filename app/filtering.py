@@ -29,6 +29,7 @@ import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Protocol
 
 from app.errors import UsageError
 from app.model import ALL_STATES, ProcessInfo, Sock
@@ -54,9 +55,77 @@ FILTER_TERMS = (
 )
 
 
+class Filterable(Protocol):
+    """What a filter looks at for one row: :class:`FilterRow`, or a dashboard row's own view of its
+    payload (:class:`app.tui.rows.RowView`, which keeps no copy of these per row)."""
+
+    @property
+    def proto(self) -> str: ...
+    @property
+    def local_ip(self) -> str: ...
+    @property
+    def local_port(self) -> int: ...
+    @property
+    def remote_ip(self) -> str: ...
+    @property
+    def remote_port(self) -> int | None: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def pid(self) -> int | None: ...
+    @property
+    def process(self) -> str: ...
+    @property
+    def user(self) -> str: ...
+    @property
+    def command(self) -> str: ...
+    @property
+    def range(self) -> PortRange: ...
+    @property
+    def exposed(self) -> bool: ...
+    @property
+    def new(self) -> bool: ...
+    @property
+    def unit(self) -> str: ...
+    @property
+    def container(self) -> str: ...
+    @property
+    def netns(self) -> str: ...
+    @property
+    def forward(self) -> str: ...
+
+    def contains(self, needle: str) -> bool: ...
+
+
+def own_text(
+    local_ip: str,
+    local_port: int,
+    remote_ip: str,
+    remote_port: int | None,
+    pid: int | None,
+    state: str,
+    proto: str,
+    unit: str = "",
+    container: str = "",
+    forward: str = "",
+) -> str:
+    """The socket's own part of the haystack plain words are looked for in (lower case): its
+    addresses, ports, pid, state, protocol, unit, container and forwarder."""
+    parts = (local_ip, str(local_port), remote_ip, str(remote_port or ""), str(pid or ""), state, proto)
+    return " ".join((*parts, unit, container, forward)).lower()
+
+
+def contains(owner: str, own: str, needle: str) -> bool:
+    """``needle in owner + " " + own`` (the two parts of a haystack), without joining them."""
+    if needle in owner or needle in own:
+        return True
+    n = len(needle) - 1  # a match across the space between the parts
+    return n > 0 and needle in owner[-n:] + " " + own[:n]
+
+
 @dataclass(frozen=True, slots=True)
 class FilterRow:
-    """What a filter looks at for one row (a socket, or an event about one)."""
+    """What a filter looks at for one row (an event about a socket; tests): plain values."""
 
     proto: str
     local_ip: str
@@ -76,9 +145,8 @@ class FilterRow:
     container: str = ""  # the container's name, id and image, space separated
     netns: str = ""  # the network namespace's label and name, space separated
     forward: str = ""  # a forwarder's label (ssh tunnel → ..., kubectl port-forward → ...)
-    # The haystack of plain words, in two parts made once (a row is filtered again at every key
-    # typed in the filter box): the owner's (process, user, command line: long, and the same for
-    # every socket of a process, so shared, see _owner_texts) and the socket's own.
+    # The haystack of plain words, in two parts made once: the owner's (process, user, command
+    # line: shared by every socket of a process, see owner_texts) and the socket's own.
     _owner: str = field(default="", compare=False, repr=False)
     _own: str = field(default="", compare=False, repr=False)
 
@@ -89,20 +157,18 @@ class FilterRow:
 
     def _own_part(self) -> str:
         if not self._own:
-            text = " ".join(
-                (
-                    self.local_ip,
-                    str(self.local_port),
-                    self.remote_ip,
-                    str(self.remote_port or ""),
-                    str(self.pid or ""),
-                    self.state,
-                    self.proto,
-                    self.unit,
-                    self.container,
-                    self.forward,
-                )
-            ).lower()
+            text = own_text(
+                self.local_ip,
+                self.local_port,
+                self.remote_ip,
+                self.remote_port,
+                self.pid,
+                self.state,
+                self.proto,
+                self.unit,
+                self.container,
+                self.forward,
+            )
             object.__setattr__(self, "_own", text)
         return self._own
 
@@ -112,15 +178,11 @@ class FilterRow:
 
     def contains(self, needle: str) -> bool:
         """``needle in self.haystack()``, without joining the two parts each time."""
-        owner, own = self._owner_part(), self._own_part()
-        if needle in owner or needle in own:
-            return True
-        n = len(needle) - 1  # a match across the space between the parts
-        return n > 0 and needle in owner[-n:] + " " + own[:n]
+        return contains(self._owner_part(), self._own_part(), needle)
 
 
 @lru_cache(maxsize=4096)
-def _owner_texts(owner: ProcessInfo) -> tuple[str, str]:
+def owner_texts(owner: ProcessInfo) -> tuple[str, str]:
     """(command line, owner part of the haystack) of a process: made once, shared by its rows."""
     command = owner.command
     return command, f"{owner.name} {owner.username} {command}".lower()
@@ -137,7 +199,7 @@ def row_for(
     netns: str = "",
     forward: str = "",
 ) -> FilterRow:
-    command, owner_part = _owner_texts(owner) if owner is not None else ("", "")
+    command, owner_part = owner_texts(owner) if owner is not None else ("", "")
     return FilterRow(
         proto=sock.proto.value,
         local_ip=sock.laddr.ip,
@@ -160,7 +222,7 @@ def row_for(
     )
 
 
-Predicate = Callable[[FilterRow], bool]
+Predicate = Callable[[Filterable], bool]
 
 
 @dataclass(frozen=True)
@@ -172,7 +234,7 @@ class Filter:
     def is_empty(self) -> bool:
         return not self.predicates
 
-    def matches(self, row: FilterRow) -> bool:
+    def matches(self, row: Filterable) -> bool:
         return all(p(row) for p in self.predicates)
 
 

@@ -22,7 +22,7 @@ from textual.widgets.data_table import CellDoesNotExist
 
 from app.events import Event, EventKind
 from app.exposure import ExposureMap
-from app.filtering import Filter, FilterRow, parse_filter, row_for
+from app.filtering import Filter, Filterable, parse_filter, row_for
 from app.model import ProcessInfo, Sock
 from app.textsafe import printable
 from widgets.palette import ALERT, KEY, OK, WARN, rich_style
@@ -42,7 +42,7 @@ KIND_STYLES = {  # theme variables (widgets.palette): the view follows the theme
 class _Entry:
     seq: int
     event: Event
-    row: FilterRow  # what the filter looks at
+    row: Filterable  # what the filter looks at
     cells: list[tuple[Text, ...]]  # made when first shown (most events never are)
 
     def row_cells(self) -> tuple[Text, ...]:
@@ -183,7 +183,7 @@ class EventsView(Widget):
         self,
         events: Sequence[Event],
         exposure: ExposureMap,
-        describe: Callable[[Event], FilterRow | None] | None = None,
+        describe: Callable[[Event], Filterable | None] | None = None,
     ) -> None:
         """Add one poll's events (in diff order); they appear above the older ones. ``describe``
         gives what the filter looks at for an event when the caller knows more (its row's service,

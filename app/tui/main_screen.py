@@ -25,7 +25,7 @@ from textual.widgets import ContentSwitcher, Input, Static
 
 from app.errors import UsageError
 from app.events import Event, EventKind
-from app.filtering import Filter, FilterRow, parse_filter
+from app.filtering import Filter, Filterable, parse_filter
 from app.model import Proto, Snapshot, Sock
 from app.textsafe import printable
 from app.tui import actions as act
@@ -232,7 +232,7 @@ class MainScreen(Screen[None]):
             self.detail.show_socket(self._detail_target())
         self.update_chrome()
 
-    def _event_filter_row(self, event: Event) -> FilterRow | None:
+    def _event_filter_row(self, event: Event) -> Filterable | None:
         """What the filter looks at for an event: its row's (service, forward, namespace too)."""
         d = self.portscope.dashboard
         model = d.listening if event.sock.listening else d.connections

@@ -23,17 +23,18 @@ from __future__ import annotations
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any, Protocol
 
 from app.events import Event, EventKind
 from app.exposure import Exposure
 from app.fast.statstable import StatsTable
-from app.filtering import FilterRow, row_for
+from app.filtering import contains, own_text, owner_texts
 from app.forwarders import Forward
 from app.health import HealthTracker, Rates, Shown, queue, queue_marked, shown_health, tcp_info
 from app.interfaces import Interface
 from app.model import ESTABLISHED, Endpoint, ProcessInfo, Snapshot, Sock, empty_snapshot
-from app.ports import in_ephemeral
+from app.ports import PortRange, in_ephemeral
 from app.service import CONTAINER, SOCKET, Service
 from app.textsafe import printable
 from app.tui.columns import IFACE_COLUMNS, QUEUE_FULL, STALLED, STORM, QueueCell
@@ -89,8 +90,12 @@ class SockRow:
     storm: bool = False
     queue: QueueCell | None = None  # a listener's accept queue
     queue_full: bool = False
-    # what the filter looks at, made once (in the poll thread: Preparer.row), not at every key
-    _filter_row: FilterRow | None = field(default=None, compare=False, repr=False)
+    # the two parts of the haystack plain words are looked for in (app.filtering.contains), made
+    # once in the poll thread (Preparer.row), not at every key: the owner's (shared by the rows of
+    # a process) and the socket's own. The filter reads the rest through a RowView: no copy of
+    # every field the filter knows is kept per row (a FilterRow was some 185 bytes a socket)
+    _owner_hay: str = field(default="", compare=False, repr=False)
+    _own_hay: str = field(default="", compare=False, repr=False)
 
     @property
     def exposed(self) -> bool:
@@ -104,35 +109,131 @@ class SockRow:
             f for f, on in ((STALLED, self.stalled), (STORM, self.storm), (QUEUE_FULL, self.queue_full)) if on
         )
 
-    def filter_row(self, new: bool = False) -> FilterRow:
-        """What the filter box looks at for this row (made once, then kept)."""
-        made = self._filter_row
-        if made is None:
-            made = self._make_filter_row()
-            made.contains("")  # (its haystack's parts, made now)
-            object.__setattr__(self, "_filter_row", made)
-        return replace(made, new=True) if new else made
-
-    def _make_filter_row(self) -> FilterRow:
-        svc = self.service
-        unit = container = ""
-        if svc is not None:
-            if svc.kind == CONTAINER:
-                container = " ".join(x for x in (svc.name, svc.id, svc.image) if x)
-                unit = svc.unit or ""
-            elif svc.kind == SOCKET:
-                unit = " ".join(x for x in (svc.unit, *svc.activates) if x)
-            else:
-                unit = svc.name
-        return row_for(
-            self.sock,
-            self.owner,
-            self.exposed,
-            unit=unit,
-            container=container,
-            netns=self.netns,
-            forward=self.forward.label() if self.forward is not None else "",
+    def prepare_filter(self) -> None:
+        """Make the haystack's two parts (the poll thread does, for every row it builds)."""
+        if self._own_hay:
+            return
+        sock = self.sock
+        unit, container = service_terms(self.service)
+        raddr = sock.raddr
+        own = own_text(
+            sock.laddr.ip,
+            sock.laddr.port,
+            raddr.ip if raddr else "",
+            raddr.port if raddr else None,
+            sock.pid,
+            sock.status,
+            sock.proto.value,
+            unit,
+            container,
+            self.forward.label() if self.forward is not None else "",
         )
+        object.__setattr__(self, "_own_hay", own)
+        object.__setattr__(self, "_owner_hay", owner_texts(self.owner)[1] if self.owner is not None else "")
+
+    def filter_row(self, new: bool = False) -> RowView:
+        """What the filter box looks at for this row (a view of it; ``new``: marked as new)."""
+        return RowView(self, new)
+
+
+@lru_cache(maxsize=1024)
+def service_terms(svc: Service | None) -> tuple[str, str]:
+    """(unit, container) the filter's ``unit:`` and ``container:`` look in, of a row's service."""
+    if svc is None:
+        return "", ""
+    if svc.kind == CONTAINER:
+        return svc.unit or "", " ".join(x for x in (svc.name, svc.id, svc.image) if x)
+    if svc.kind == SOCKET:
+        return " ".join(x for x in (svc.unit, *svc.activates) if x), ""
+    return svc.name, ""
+
+
+class RowView:
+    """What the filter looks at (app.filtering.Filterable) of one dashboard row, read from its
+    payload when asked. The table's filter pass points one view at each row in turn (the UI
+    thread: no object per row and key)."""
+
+    __slots__ = ("new", "p")
+
+    def __init__(self, p: SockRow, new: bool = False) -> None:
+        self.p = p
+        self.new = new
+
+    @property
+    def proto(self) -> str:
+        return self.p.sock.proto.value
+
+    @property
+    def local_ip(self) -> str:
+        return self.p.sock.laddr.ip
+
+    @property
+    def local_port(self) -> int:
+        return self.p.sock.laddr.port
+
+    @property
+    def remote_ip(self) -> str:
+        raddr = self.p.sock.raddr
+        return raddr.ip if raddr else ""
+
+    @property
+    def remote_port(self) -> int | None:
+        raddr = self.p.sock.raddr
+        return raddr.port if raddr else None
+
+    @property
+    def state(self) -> str:
+        return self.p.sock.status
+
+    @property
+    def pid(self) -> int | None:
+        return self.p.sock.pid
+
+    @property
+    def process(self) -> str:
+        owner = self.p.owner
+        return owner.name if owner is not None else ""
+
+    @property
+    def user(self) -> str:
+        owner = self.p.owner
+        return owner.username if owner is not None else ""
+
+    @property
+    def command(self) -> str:
+        owner = self.p.owner
+        return owner_texts(owner)[0] if owner is not None else ""
+
+    @property
+    def range(self) -> PortRange:
+        return self.p.sock.range
+
+    @property
+    def exposed(self) -> bool:
+        return self.p.exposure.beyond_loopback
+
+    @property
+    def unit(self) -> str:
+        return service_terms(self.p.service)[0]
+
+    @property
+    def container(self) -> str:
+        return service_terms(self.p.service)[1]
+
+    @property
+    def netns(self) -> str:
+        return self.p.netns
+
+    @property
+    def forward(self) -> str:
+        fwd = self.p.forward
+        return fwd.label() if fwd is not None else ""
+
+    def contains(self, needle: str) -> bool:
+        p = self.p
+        if not p._own_hay:
+            p.prepare_filter()
+        return contains(p._owner_hay, p._own_hay, needle)
 
 
 def service_cell(svc: Service | None) -> str:
@@ -430,7 +531,7 @@ class Preparer:
             queue=queue_cell,
             queue_full=full,
         )
-        payload.filter_row()  # here in the poll thread, not at the first key typed
+        payload.prepare_filter()  # here in the poll thread, not at the first key typed
         return payload
 
     # ----------------------------------------------------------------- what each poll changed

@@ -13,12 +13,12 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from app.filtering import Filter, FilterRow
+from app.filtering import Filter, Filterable
 from app.health import HealthTracker
 from app.model import Snapshot, Sock
 from app.tui.columns import C_LOCAL, IFACE_COLUMNS, L_PORT, LISTEN_COLUMNS, NETNS, RANGE_GROUPS, conn_columns
 from app.tui.formatting import fmt_remote
-from app.tui.rows import Classifier, Facts, HealthView, Prepared, Preparer, SockRow
+from app.tui.rows import Classifier, Facts, HealthView, Prepared, Preparer, RowView, SockRow
 from widgets.table_model import Mark, Row, TableModel
 
 __all__ = ["RANGE_CHOICES", "Dashboard", "Prepared", "text_predicate"]
@@ -32,12 +32,16 @@ def text_predicate(flt: Filter | None) -> Callable[[Row], bool] | None:
     if flt is None or flt.is_empty:
         return None
     # one term, the usual case while typing: no generator per row
-    matches: Callable[[FilterRow], bool] = flt.predicates[0] if len(flt.predicates) == 1 else flt.matches
+    matches: Callable[[Filterable], bool] = flt.predicates[0] if len(flt.predicates) == 1 else flt.matches
     new = Mark.NEW
+    # one view, pointed at each row in turn (the table filters on the UI thread, one row at a
+    # time, and no predicate keeps the row it was given)
+    view = RowView.__new__(RowView)  # (its row is set before each use)
 
     def ok(r: Row) -> bool:
-        p: SockRow = r.payload
-        return matches(p.filter_row(r.mark is new))
+        view.p = r.payload
+        view.new = r.mark is new
+        return matches(view)
 
     return ok
 
