@@ -431,8 +431,10 @@ class Preparer:
         self.health: HealthTracker = health if health is not None else LiveHealth()
         self.prev: Snapshot | None = None
         self.tracker = SnapshotTracker()
-        self._conn_keys: dict[int, str] = {}  # inode -> connection row key
-        self._conn_inode: dict[str, int] = {}  # connection row key -> inode
+        # inode -> connection row key (the rows whose health moved are found by it); an entry
+        # goes when its socket does (Preparer.prepare: the step's stale sockets), so no second map
+        # by key is kept (some 50 bytes a connection at 100k)
+        self._conn_keys: dict[int, str] = {}
         self._shown: dict[int, Shown] = {}  # (a plain HealthTracker) inode -> its health as shown
         self._netns_rows = False
         self._netns_changed = False  # the Netns cells: every row once
@@ -579,10 +581,21 @@ class Preparer:
             if sock.proto.value == "tcp":
                 self._tcp[key] = sock.inode
 
-    def _forget_connection(self, key: str) -> None:
-        inode = self._conn_inode.pop(key, None)
-        if inode is not None and self._conn_keys.get(inode) == key:
-            del self._conn_keys[inode]
+    def _forget_connections(self, stale: Iterable[Sock], keyed: Mapping[str, Sock]) -> None:
+        """The connection keys of ``stale`` sockets (gone, or another object now) whose key is no
+        longer a connection of that inode (a socket of the same inode rebuilt at a key is
+        mapped to it already)."""
+        conn_keys = self._conn_keys
+        for s in stale:
+            inode = s.inode
+            if not inode:
+                continue
+            key = conn_keys.get(inode)
+            if key is None:
+                continue
+            now = keyed.get(key)
+            if now is None or now.inode != inode or now.listening:
+                del conn_keys[inode]
 
     def _listener_candidates(
         self, snap: Snapshot, prev: Snapshot, ports: set[tuple[object, ...]]
@@ -685,16 +698,19 @@ class Preparer:
         # the tables' rows that go (closed: marked for a refresh; moved to another key: at once)
         closed = {e.key for e in step.events if e.kind is EventKind.CLOSED}
         for old, new in step.renamed.items():
-            (listen if keyed[new].listening else conns).renamed[old] = new
+            was_listener = old in self._listeners
+            delta = listen if was_listener else conns
+            if keyed[new].listening is was_listener:
+                delta.renamed[old] = new
+            else:  # (paired with a socket of the other table's kind: that one is built anew)
+                delta.dropped.append(old)
         for key in (*step.dropped, *step.renamed):
             if key in self._listeners:
                 self._forget_listener(key)
                 if key not in closed and key in step.dropped:
                     listen.dropped.append(key)
-            else:
-                self._forget_connection(key)
-                if key not in closed and key in step.dropped:
-                    conns.dropped.append(key)
+            elif key not in closed and key in step.dropped:
+                conns.dropped.append(key)
         ports: set[tuple[object, ...]] = set()
         self._count_connections(step.stale, -1, ports)
         self._count_connections(step.fresh, 1, ports)
@@ -702,8 +718,7 @@ class Preparer:
         rebuilt_conns: list[tuple[str, Sock]] = []
         for key, sock in step.rebuilt:
             if sock.listening:
-                if key not in self._listeners and self._conn_inode.get(key) is not None:
-                    self._forget_connection(key)  # (a bound socket that started to listen)
+                if key not in self._listeners:  # (a bound socket that started to listen: its row)
                     conns.dropped.append(key)
                 self._add_listener(key, sock)
                 rebuilt_listeners.append(key)
@@ -711,11 +726,10 @@ class Preparer:
                 if key in self._listeners:
                     self._forget_listener(key)
                     listen.dropped.append(key)
-                self._forget_connection(key)
                 if sock.inode:
                     self._conn_keys[sock.inode] = key
-                    self._conn_inode[key] = sock.inode
                 rebuilt_conns.append((key, sock))
+        self._forget_connections(step.stale, keyed)
         if self.facts is not None:
             try:  # blocking (engines, systemctl): this is the poll thread
                 pid1 = [self._listeners[k] for k in self._by_pid.get(1, ())]
@@ -761,7 +775,7 @@ class Preparer:
             if at is None or at in built:
                 continue
             now = keyed.get(at)
-            if now is None or now.inode != inode:
+            if now is None or now.inode != inode or now.listening:
                 continue
             built.add(at)
             conns.updated.append(conn_spec(at, self.row(now, snap)))
