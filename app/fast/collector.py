@@ -13,6 +13,7 @@ and again at run time if the current path fails (e.g. netlink denied later by a 
 from __future__ import annotations
 
 import time
+from _collections_abc import Mapping  # (loaded at start-up: collections.abc is not)
 from _operator import attrgetter  # (operator.py only re-exports it, and costs start-up)
 from itertools import count
 
@@ -27,7 +28,7 @@ from app.processes import ProcessCache
 
 TYPE_CHECKING = False  # on the CLI's start-up path: no typing at run time
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator, KeysView
     from typing import Literal, Protocol
 
     from app.backends.base import Collector
@@ -195,8 +196,8 @@ class FastCollector:
         self._sorted: list[Record] | None = None
         self._socks: list[Sock] = []
         self._hidden = 0
-        self._wanted: dict[int, int] = {}
         self._by_inode: dict[int, Record] = {}
+        self._wanted = _PortsOf(self._by_inode)  # (a view of it: no second map per socket)
         # the chain (SocketChange) of the last snapshot, None: the next one starts another
         self._chain: int | None = None
         self._seq = 0
@@ -393,8 +394,8 @@ class FastCollector:
         elif port is None:
             pids = self.owners.owner_pids()
             self._sorted, self._socks, self._hidden = ordered, socks, hidden
-            self._wanted = wanted
             self._by_inode = {r.inode: r for r in records if r.inode}
+            self._wanted = _PortsOf(self._by_inode)
         else:
             pids = {owner[i] for i in wanted if i in owner}
             self._sorted = None  # the reader's cache now holds more than the last full poll
@@ -415,13 +416,11 @@ class FastCollector:
                 hidden -= _is_hidden(r)
                 if r.inode and by_inode.get(r.inode) is r:
                     del by_inode[r.inode]
-                    del wanted[r.inode]
                     gone_inodes.append(r.inode)
             owners.drop_inodes(gone_inodes)
         for r in fresh:
             if r.inode:
                 by_inode[r.inode] = r
-                wanted[r.inode] = r.laddr[1]
         owner = owners.resolve(wanted, prune=False)
         get = owner.get
         for r in fresh:
@@ -450,6 +449,31 @@ class FastCollector:
             self._hidden,
             (tuple(r.sock for r in added), tuple(gone)),  # type: ignore[arg-type, misc]
         )
+
+
+class _PortsOf(Mapping[int, int]):
+    """inode -> local port of the records by inode (what OwnerMap.resolve is handed), read from
+    the records themselves: at 100k sockets a second map was some 40 bytes a socket."""
+
+    __slots__ = ("_by",)
+
+    def __init__(self, by_inode: dict[int, Record]) -> None:
+        self._by = by_inode
+
+    def __getitem__(self, inode: int) -> int:
+        return self._by[inode].laddr[1]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._by)
+
+    def __len__(self) -> int:
+        return len(self._by)
+
+    def __contains__(self, inode: object) -> bool:
+        return inode in self._by
+
+    def keys(self) -> KeysView[int]:  # (the dict's own: set operations run in C)
+        return self._by.keys()
 
 
 def _sorted(records: list[Record]) -> tuple[list[Record], list[Sock]]:

@@ -37,7 +37,7 @@ from app.holders import primary_holder
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Mapping
     from collections.abc import Set as AbstractSet
 
 __all__ = [
@@ -176,7 +176,7 @@ class OwnerMap:
             self._active[pid] = now
         self.negative.pop(ino, None)
 
-    def _take(self, pid: int, new: list[int], wanted: dict[int, int], now: float) -> None:
+    def _take(self, pid: int, new: list[int], wanted: Mapping[int, int], now: float) -> None:
         """:meth:`_assign` of each of ``new`` (wanted inodes without an owner) to ``pid``, in bulk:
         on a cold walk this runs for every socket."""
         self.owner.update(dict.fromkeys(new, pid))
@@ -193,7 +193,7 @@ class OwnerMap:
             for ino in new:
                 negative.pop(ino, None)
 
-    def _prune(self, wanted: dict[int, int]) -> None:
+    def _prune(self, wanted: Mapping[int, int]) -> None:
         self.drop_inodes(self.owner.keys() - wanted.keys())
         if self.negative:
             for ino in self.negative.keys() - wanted.keys():
@@ -380,7 +380,7 @@ class OwnerMap:
         inodes = self.shared if wanted is None else self.shared.intersection(wanted)
         return {ino: self.holders_of(ino) for ino in inodes}
 
-    def _track(self, wanted: dict[int, int], pids: set[int], now: float) -> None:
+    def _track(self, wanted: Mapping[int, int], pids: set[int], now: float) -> None:
         """Bring every readable process's socket table up to date: read the tables of new
         processes, of those whose fd count changed and of those that held a socket that closed
         (only what changed in those, by a probe where it explains the count: :meth:`_read_table`);
@@ -441,7 +441,7 @@ class OwnerMap:
                 stats.pids_walked += 1
         self._settle(wanted, now)
 
-    def _settle(self, wanted: dict[int, int], now: float) -> None:
+    def _settle(self, wanted: Mapping[int, int], now: float) -> None:
         """Owners from the holders: a wanted socket in a table read earlier gets its primary
         holder, and each shared socket's owner is its primary holder."""
         owner = self.owner
@@ -593,7 +593,7 @@ class OwnerMap:
 
     # -- the walk ----------------------------------------------------------------------------
 
-    def resolve(self, wanted: dict[int, int], *, prune: bool = True) -> dict[int, int]:
+    def resolve(self, wanted: Mapping[int, int], *, prune: bool = True) -> dict[int, int]:
         """Make sure every inode of ``wanted`` (inode -> local port) that has a visible owner is in
         the returned map. ``prune``: ``wanted`` is every socket on the host, so inodes not in it
         have closed and are dropped (False for a port-filtered look, or when the caller already
@@ -656,7 +656,7 @@ class OwnerMap:
         return self.owner
 
     def _order(
-        self, fresh: set[int], wanted: dict[int, int], pids: set[int], new_pids: set[int], cold: bool
+        self, fresh: set[int], wanted: Mapping[int, int], pids: set[int], new_pids: set[int], cold: bool
     ) -> list[int]:
         if cold:
             counts = {pid: fd_count(pid, self.proc) for pid in pids}
@@ -680,7 +680,7 @@ class OwnerMap:
         return [pid for pid in order if pid in pids]
 
     def _walk(
-        self, order: list[int], target: set[int], must: set[int], wanted: dict[int, int], now: float
+        self, order: list[int], target: set[int], must: set[int], wanted: Mapping[int, int], now: float
     ) -> bool:
         """Walk ``order`` until every ``target`` inode is found and every ``must`` pid is walked.
         Every wanted inode met on the way is assigned. Returns whether every pid was walked."""
@@ -703,7 +703,7 @@ class OwnerMap:
         self.stats.pids_walked += walked
         return walked == len(order)
 
-    def _sweep(self, wanted: dict[int, int], pids: set[int], now: float) -> None:
+    def _sweep(self, wanted: Mapping[int, int], pids: set[int], now: float) -> None:
         """Walk every process: re-check every known owner and retry every hidden one."""
         self.stats.swept = True
         first: dict[int, int] = {}
