@@ -128,7 +128,9 @@ class OwnerMap:
         self._last_table_sweep = float("-inf")
         self.owner: dict[int, int] = {}  # inode -> pid
         self.negative: dict[int, float] = {}  # inode -> when it was first missed
-        self._held: dict[int, set[int]] = {}  # pid -> the inodes assigned to it
+        # pid -> how many sockets of ``owner`` it owns (never 0): counts, not a set of inodes per
+        # pid (some 40 bytes a socket at 100k); what an exited pid owned is found from its table
+        self._owns: dict[int, int] = {}
         self._seen: set[int] = set()  # pids at the last /proc listing
         self._fds: dict[int, int] = {}  # pid -> open fd count at the last stat pass
         self._port_hint: dict[int, int] = {}  # local port -> last pid found owning a socket on it
@@ -143,18 +145,28 @@ class OwnerMap:
 
     def owner_pids(self) -> set[int]:
         """Every pid that owns at least one known socket."""
-        return {pid for pid, held in self._held.items() if held}
+        return set(self._owns)
 
     # -- bookkeeping -------------------------------------------------------------------------
 
     def forget_pids(self, pids: Iterable[int]) -> None:
         """These processes exited (or their pid now names another process): forget what they held."""
         owner = self.owner
+        pids = list(pids)
         for pid in pids:
-            for ino in self._held.pop(pid, ()):
+            if pid not in self._owns:
+                continue
+            # an owner's sockets are in the table it was found in; what it does not list (an owner
+            # found another way, no tables kept) is found by one pass over the owners
+            table = self._tables.get(pid)
+            for ino in table[1] if table is not None else ():
                 if owner.get(ino) == pid:
-                    del owner[ino]
-                    self.changed.add(ino)
+                    self._disown(ino)
+        left = {pid for pid in pids if pid in self._owns}
+        if left:  # (one pass for all of them)
+            for ino in [i for i, p in owner.items() if p in left]:
+                self._disown(ino)
+        for pid in pids:
             self._seen.discard(pid)  # if the number comes back it is a new process
             self._fds.pop(pid, None)
             self._active.pop(pid, None)
@@ -167,10 +179,28 @@ class OwnerMap:
             self._started.pop(pid, None)
             self._suspects.pop(pid, None)
 
+    def _disown(self, ino: int, changed: bool = True) -> int | None:
+        """``ino`` has no owner now (returns the one it had); ``changed``: report it (a socket that
+        is still there)."""
+        pid = self.owner.pop(ino, None)
+        if pid is not None:
+            if changed:
+                self.changed.add(ino)
+            n = self._owns[pid] - 1
+            if n:
+                self._owns[pid] = n
+            else:
+                del self._owns[pid]
+        return pid
+
     def _assign(self, ino: int, pid: int, port: int, now: float | None) -> None:
+        old = self.owner.get(ino)
+        if old != pid:
+            if old is not None:
+                self._disown(ino)
+            self._owns[pid] = self._owns.get(pid, 0) + 1
         self.owner[ino] = pid
         self.changed.add(ino)
-        self._held.setdefault(pid, set()).add(ino)
         self._port_hint[port] = pid
         if now is not None:
             self._active[pid] = now
@@ -179,13 +209,11 @@ class OwnerMap:
     def _take(self, pid: int, new: list[int], wanted: Mapping[int, int], now: float) -> None:
         """:meth:`_assign` of each of ``new`` (wanted inodes without an owner) to ``pid``, in bulk:
         on a cold walk this runs for every socket."""
-        self.owner.update(dict.fromkeys(new, pid))
+        owner = self.owner
+        before = len(owner)
+        owner.update(dict.fromkeys(new, pid))  # (none of them had an owner)
+        self._owns[pid] = self._owns.get(pid, 0) + len(owner) - before
         self.changed.update(new)
-        mine = self._held.get(pid)
-        if mine is None:
-            self._held[pid] = set(new)
-        else:
-            mine.update(new)
         self._port_hint.update(zip(map(wanted.__getitem__, new), repeat(pid)))
         self._active[pid] = now
         negative = self.negative
@@ -201,10 +229,9 @@ class OwnerMap:
 
     def drop_inodes(self, inodes: Iterable[int]) -> None:
         """These sockets closed."""
-        owner = self.owner
         holders = self.holders
         for ino in inodes:
-            pid = owner.pop(ino, None)
+            self._disown(ino, changed=False)
             self.negative.pop(ino, None)
             if holders:
                 pids = holders.pop(ino, None)
@@ -212,10 +239,6 @@ class OwnerMap:
                     for holder in _pids(pids):  # its fd there is the likeliest to be reused
                         self._suspects.setdefault(holder, set()).add(ino)
                 self.shared.discard(ino)
-            if pid is not None:
-                held = self._held.get(pid)
-                if held is not None:
-                    held.discard(ino)
 
     # -- every holder ------------------------------------------------------------------------
 
@@ -339,11 +362,7 @@ class OwnerMap:
                 for ino in old[1] - new:  # closed here (maybe still open in another process)
                     self._unhold(ino, pid)
                     if self.owner.get(ino) == pid:
-                        del self.owner[ino]
-                        self.changed.add(ino)
-                        held = self._held.get(pid)
-                        if held is not None:
-                            held.discard(ino)
+                        self._disown(ino)
                 holders = self.holders
                 # (not only new - old: a socket dropped while held may be back; after a probe,
                 # the sockets of the fds it read, closed sockets' among them)
@@ -453,11 +472,6 @@ class OwnerMap:
         for ino in self.shared.intersection(wanted):
             first = primary_holder(_pids(self.holders[ino]), self._ppid)
             if owner.get(ino) != first:
-                old = owner.get(ino)
-                if old is not None:
-                    held = self._held.get(old)
-                    if held is not None:
-                        held.discard(ino)
                 self._assign(ino, first, wanted[ino], None)
 
     # -- a one-shot full read (list) ---------------------------------------------------------
@@ -719,7 +733,7 @@ class OwnerMap:
         kept = {ino: owner[ino] for ino in confirmed}
         self.changed.update(owner.keys() - kept.keys())
         self.owner = {}
-        self._held = {}
+        self._owns = {}
         for ino, pid in first.items():
             self._assign(ino, kept.get(ino, pid), wanted[ino], None)
         self._active = {pid: t for pid, t in self._active.items() if pid in pids}

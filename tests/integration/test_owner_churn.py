@@ -104,6 +104,8 @@ def poll(collector: FastCollector, clock: Clock, inodes: list[int]) -> dict[int,
     """The next poll (a second later, no sweep), checked against a fresh collector's look."""
     clock.now += 1
     got = seen(collector.collect(), inodes)
+    owners = collector.owners  # (what it counts per owner is exactly what it owns)
+    assert owners.owner_pids() == set(owners.owner.values())
     fresh = FastCollector()
     try:
         assert got == seen(fresh.collect(), inodes)
