@@ -24,7 +24,7 @@ cursor moves (``↓``) and view switches (``2`` / ``1``) until the screen shows 
 first screen update (the compositor's, rendered to terminal bytes as a terminal would get them)
 after the change reached the widgets.
 
-Memory: resident size after polls 1, 10, 50 and 100 (``--memory-polls``), refreshing as fast as
+Memory: resident size after polls 1, 10, 50, 100 and the last (``--memory-polls``), refreshing as fast as
 the load allows. Every child is killed by pid on the way out (also on Ctrl-C); each size has a
 time cap (``--timeout``). Results: bench/results/dashcpu.json.
 """
@@ -542,6 +542,8 @@ def keys_summary(keys: dict[str, Any] | None) -> dict[str, Any] | None:
 def memory_summary(run: dict[str, Any]) -> dict[str, Any]:
     rss = {p["poll"]: p["rss"] for p in run["polls"]}
     marks = [m for m in MEMORY_MARKS if m in rss]
+    if rss and max(rss) not in marks:  # (a longer run: its last poll too)
+        marks.append(max(rss))
     return {
         "rss_mb": {str(m): round(rss[m] / MB, 1) for m in marks},
         "polls": len(run["polls"]),
