@@ -8,8 +8,10 @@ Identity rules:
 
 * Sockets are compared per *endpoint* (``Sock.endpoint_key``: protocol, local address and port,
   plus the peer for connections). Several sockets can share an endpoint (SO_REUSEPORT workers,
-  a forked server); within one endpoint they are paired up by owner pid first, then by state, so
-  one sibling going away is one ``closed`` event and never a reshuffle of the others.
+  a forked server); within one endpoint they are paired up as the same socket first (the same
+  object, which a collector keeps for an unchanged socket, or the same inode), then by owner pid,
+  then by state, so one sibling going away is one ``closed`` event and never a reshuffle of the
+  others.
 * ``owner-changed``: the endpoint is still there but another process holds it (another pid, or
   the same pid with another start time, i.e. a recycled pid). An owner that merely became
   visible or invisible (permissions, a process that exited mid-scan) is not a change.
@@ -147,12 +149,24 @@ def _pair(old: list[Sock], new: list[Sock]) -> tuple[list[tuple[Sock, Sock]], li
     """Pair the sockets of one endpoint: the same socket (the same object, which a collector keeps
     for an unchanged socket, or the same inode), then same (pid, state), then same pid, then same
     state, then in order. Returns (pairs, unmatched old, unmatched new)."""
-    old_left = list(old)
-    new_left = list(new)
     pairs: list[tuple[Sock, Sock]] = []
+    # the same socket: by dictionary (each is unique, so one pass; a thousand siblings built anew
+    # every poll, as the portable backend gives them, cost no pass per pair)
+    by_id = {id(o): i for i, o in enumerate(old)}
+    by_inode = {(o.inode, o.netns): i for i, o in enumerate(old) if o.inode}
+    taken = [False] * len(old)
+    new_left: list[Sock] = []
+    for n in new:
+        at = by_id.get(id(n))
+        if at is None and n.inode:
+            at = by_inode.get((n.inode, n.netns))
+        if at is not None and not taken[at]:
+            taken[at] = True
+            pairs.append((old[at], n))
+        else:
+            new_left.append(n)
+    old_left = [o for o, t in zip(old, taken, strict=True) if not t]
     rules = (
-        lambda a, b: a is b,
-        lambda a, b: bool(a.inode) and a.inode == b.inode and a.netns == b.netns,
         lambda a, b: a.pid == b.pid and a.status == b.status and a.pid is not None,
         lambda a, b: a.pid == b.pid and a.pid is not None,
         lambda a, b: a.status == b.status,

@@ -406,6 +406,7 @@ class OwnerMap:
         assign owners found on the way, and make each shared socket's owner its primary holder."""
         tables = self._tables
         owner = self.owner
+        has = wanted.keys()  # (membership in C, for a view of the records too)
         stats = self.stats
         # Where the kernel reports no fd count (before Linux 6.2, or a process without fds) a
         # table is read again only at a sweep.
@@ -433,7 +434,7 @@ class OwnerMap:
             stats.pids_walked += 1
             if not inodes:
                 continue
-            new = [ino for ino in inodes if ino in wanted and ino not in owner]
+            new = [ino for ino in inodes if ino in has and ino not in owner]
             if new:
                 self._take(pid, new, wanted, now)
         if sweep:
@@ -699,6 +700,7 @@ class OwnerMap:
         """Walk ``order`` until every ``target`` inode is found and every ``must`` pid is walked.
         Every wanted inode met on the way is assigned. Returns whether every pid was walked."""
         owner = self.owner
+        has = wanted.keys()
         walked = 0
         for pid in order:
             if not target and not must:
@@ -709,7 +711,7 @@ class OwnerMap:
             if not inodes:
                 continue
             # The usual case (cold walk): most of a process's sockets are wanted and unassigned.
-            new = [ino for ino in inodes if ino in wanted and ino not in owner]
+            new = [ino for ino in inodes if ino in has and ino not in owner]
             if not new:
                 continue
             self._take(pid, new, wanted, now)
@@ -723,10 +725,11 @@ class OwnerMap:
         first: dict[int, int] = {}
         confirmed: set[int] = set()
         owner = self.owner
+        has = wanted.keys()
         for pid in sorted(pids, reverse=True):
             self.stats.pids_walked += 1
             for ino in self._read_table(pid, self._fds.get(pid, -1)) or ():
-                if ino in wanted:
+                if ino in has:
                     first.setdefault(ino, pid)
                     if owner.get(ino) == pid:
                         confirmed.add(ino)

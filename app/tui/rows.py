@@ -343,9 +343,6 @@ class Prepared:
     health: HealthView = field(default_factory=lambda: HealthView({}))
     netns_switched: str | None = None  # "all" / "current": key n took effect with this poll
     netns_rows: bool = False  # its rows name their namespace (every namespace was read)
-    # rows marked gone whose key the snapshot still has (siblings of one endpoint numbered anew):
-    # key -> the snapshot's socket of that key (the UI keeps no map of every key's socket)
-    gone_kept: dict[str, Sock] = field(default_factory=dict)
 
 
 def _in_view_events(events: list[Event], prev: Snapshot, snap: Snapshot) -> list[Event]:
@@ -793,7 +790,6 @@ class Preparer:
         self._listener_rows(snap, candidates, opened, listen)
         self.prev = kept
         health = HealthView(moving, tracker, tracker.overflows)
-        gone_kept = {k: keyed[k] for k in (*listen.gone, *conns.gone) if k in keyed}
         return Prepared(
             kept,
             keyed,
@@ -803,7 +799,6 @@ class Preparer:
             events=[] if first else reported,
             health=health,
             netns_rows=self._netns_rows,
-            gone_kept=gone_kept,
         )
 
 

@@ -97,7 +97,6 @@ class Dashboard:
         self.show_netns_column(False)
         self.snapshot: Snapshot | None = None
         self.previous: Snapshot | None = None
-        self._gone_kept: dict[str, Sock] = {}  # (Prepared.gone_kept of the poll applied)
         self.health = HealthView({})  # the last applied poll's
 
     def apply(self, prepared: Prepared) -> None:
@@ -120,7 +119,6 @@ class Dashboard:
             gone = [k for k in self.interfaces.rows if k not in names]
             self.interfaces.apply(updated=prepared.interfaces, gone=gone, now=now, mark_new=False)
         self.previous, self.snapshot = self.snapshot, prepared.snapshot
-        self._gone_kept = prepared.gone_kept
         self.health = prepared.health
 
     def apply_snapshot(self, snap: Snapshot) -> Prepared:
@@ -150,8 +148,5 @@ class Dashboard:
             return None
         if row.mark is not Mark.GONE:
             return (row.payload.sock, self.snapshot) if self.snapshot is not None else None
-        kept = self._gone_kept.get(key)
-        if kept is not None and self.snapshot is not None:
-            return kept, self.snapshot
         snap = self.previous or self.snapshot
         return (row.payload.sock, snap) if snap is not None else None

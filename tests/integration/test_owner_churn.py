@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterator
 
 import pytest
@@ -105,7 +106,7 @@ def poll(collector: FastCollector, clock: Clock, inodes: list[int]) -> dict[int,
     clock.now += 1
     got = seen(collector.collect(), inodes)
     owners = collector.owners  # (what it counts per owner is exactly what it owns)
-    assert owners.owner_pids() == set(owners.owner.values())
+    assert owners._owns == Counter(owners.owner.values())
     fresh = FastCollector()
     try:
         assert got == seen(fresh.collect(), inodes)

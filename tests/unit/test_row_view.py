@@ -142,3 +142,44 @@ def test_every_term_answers_for_a_row_as_for_its_filter_row(
         want = flt.matches(ref)
         assert ok is None or ok(row) == want, text
         assert flt.matches(payload.filter_row(new)) == want, text
+
+
+def test_one_predicate_answers_for_each_row_in_turn() -> None:
+    """The table's filter pass points one view at each row in turn: a row's answer never depends
+    on the row looked at before it."""
+    nginx = ProcessInfo(7, 1, "nginx", "/usr/sbin/nginx", ("nginx",), "root", 1.0)
+    ssh = ProcessInfo(8, 1, "ssh", "/usr/bin/ssh", ("ssh", "-L", "8088:x:80"), "www-data", 2.0)
+    made = []
+    for i, (ip, port, owner, svc, fwd) in enumerate(
+        [
+            ("127.0.0.1", 80, nginx, Service(UNIT, "web.service"), None),
+            ("0.0.0.0", 8088, ssh, None, Forward("ssh-local", "127.0.0.1:8088", via="me@host")),
+            ("::1", 60000, None, Service(CONTAINER, "webapp", image="img/web:1"), None),
+        ]
+    ):
+        fam = Family.IPV6 if ":" in ip else Family.IPV4
+        sock = Sock(Proto.TCP, fam, Endpoint(ip, port), None, "LISTEN", owner.pid if owner else None, 10 + i)
+        payload = SockRow(sock, owner, exposure=FixedExposure().classify(ip), service=svc, forward=fwd)
+        payload.prepare_filter()
+        row = Row(RowSpec(f"k{i}", (), "", payload), 0.0)
+        row.mark = Mark.NEW if i == 1 else Mark.NONE
+        unit, container = expected_terms(svc)
+        ref = row_for(
+            sock,
+            owner,
+            payload.exposed,
+            i == 1,
+            unit=unit,
+            container=container,
+            forward=fwd.label() if fwd is not None else "",
+        )
+        made.append((row, ref))
+    answers = set()
+    for text in TERMS:
+        ok = text_predicate(parse_filter(text))
+        assert ok is not None
+        for row, ref in [*made, *reversed(made), *made]:
+            want = parse_filter(text).matches(ref)
+            assert ok(row) == want, (text, row.key)
+            answers.add((text, want))
+    assert len({w for _t, w in answers}) == 2  # (the terms tell these rows apart)
