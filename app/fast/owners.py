@@ -154,34 +154,28 @@ class OwnerMap:
         owner = self.owner
         pids = list(pids)
         for pid in pids:
-            if pid not in self._owns:
-                continue
-            # an owner's sockets are in the table it was found in; what it does not list (an owner
-            # found another way, no tables kept) is found by one pass over the owners
-            table = self._tables.get(pid)
-            for ino in table[1] if table is not None else ():
-                if owner.get(ino) == pid:
-                    self._disown(ino)
-        left = {pid for pid in pids if pid in self._owns}
-        if left:  # (one pass for all of them)
-            for ino in [i for i, p in owner.items() if p in left]:
-                self._disown(ino)
-        for pid in pids:
             self._seen.discard(pid)  # if the number comes back it is a new process
             self._fds.pop(pid, None)
             self._active.pop(pid, None)
             table = self._tables.pop(pid, None)
             if table is not None:
+                owns = pid in self._owns
                 for ino in table[1]:
                     self._unhold(ino, pid)
+                    if owns and owner.get(ino) == pid:  # (an owner's sockets are in its table)
+                        self._disown(ino)
             self._ppid.pop(pid, None)
             self._fdmaps.pop(pid, None)
             self._started.pop(pid, None)
             self._suspects.pop(pid, None)
+        # what no table listed (an owner found another way, no tables kept): one pass for all
+        left = {pid for pid in pids if pid in self._owns}
+        if left:
+            for ino in [i for i, p in owner.items() if p in left]:
+                self._disown(ino)
 
-    def _disown(self, ino: int, changed: bool = True) -> int | None:
-        """``ino`` has no owner now (returns the one it had); ``changed``: report it (a socket that
-        is still there)."""
+    def _disown(self, ino: int, changed: bool = True) -> None:
+        """``ino`` has no owner now; ``changed``: report it (a socket that is still there)."""
         pid = self.owner.pop(ino, None)
         if pid is not None:
             if changed:
@@ -191,7 +185,6 @@ class OwnerMap:
                 self._owns[pid] = n
             else:
                 del self._owns[pid]
-        return pid
 
     def _assign(self, ino: int, pid: int, port: int, now: float | None) -> None:
         old = self.owner.get(ino)

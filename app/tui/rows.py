@@ -772,7 +772,7 @@ class Preparer:
             if at is None or at in built:
                 continue
             now = keyed.get(at)
-            if now is None or now.inode != inode or now.listening:
+            if now is None or now.inode != inode:  # (_forget_connections keeps only connections)
                 continue
             built.add(at)
             conns.updated.append(conn_spec(at, self.row(now, snap)))
