@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, Literal
 
+from app.churn import Churned
+
 HEADER_PREFIX = "\x00"  # line ids starting with this are group headers, never row keys
 
 SortKey = tuple[Any, ...]
@@ -235,6 +237,7 @@ class TableModel:
         self.new_ttl = new_ttl
         self.changed_ttl = changed_ttl
         self.rows: dict[str, Row] = {}
+        self._churn = Churned(lambda: (self.rows,))  # kept at its size as rows come and go (app.churn)
         # per group, the sort keys of the rows listed (passing the filter and the selection), and
         # of every row (so a change of filter or selection needs no sorting)
         self._ordered: dict[str, list[SortKey]] = {g.id: [] for g in self.groups}
@@ -534,6 +537,7 @@ class TableModel:
             self._rebuild_lines()
         elif structural:
             self._place_cursor()
+        self._churn.check()
         self._changed(anchor=True)
 
     def _rename(self, renamed: Mapping[str, str]) -> bool:

@@ -18,6 +18,7 @@ from _operator import attrgetter  # (operator.py only re-exports it, and costs s
 from itertools import count
 
 from app.backends.base import base_key, finish_snapshot, hidden_owner_count
+from app.churn import Churned
 from app.errors import CollectorUnavailable
 from app.fast.netlink import NetlinkReader
 from app.fast.owners import OwnerMap
@@ -198,6 +199,10 @@ class FastCollector:
         self._hidden = 0
         self._by_inode: dict[int, Record] = {}
         self._wanted = _PortsOf(self._by_inode)  # (a view of it: no second map per socket)
+        # the maps by inode that sockets opening and closing churn, kept at their size (app.churn)
+        self._churn = Churned(
+            lambda: (self._by_inode, self.owners.owner, self.owners.holders, self.owners.negative)
+        )
         # the chain (SocketChange) of the last snapshot, None: the next one starts another
         self._chain: int | None = None
         self._seq = 0
@@ -310,6 +315,7 @@ class FastCollector:
         change: tuple[tuple[Sock, ...], tuple[Sock, ...]] | None = None
         if port is None and self._sorted is not None and result.closed is not None:
             socks, pids, hidden, change = self._patch(result)
+            self._churn.check()
         else:
             socks, pids, hidden = self._rebuild(result, port)
         counters = None

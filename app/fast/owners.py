@@ -39,6 +39,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
     from collections.abc import Set as AbstractSet
+    from typing import Any
 
 __all__ = [
     "PROC",
@@ -138,6 +139,10 @@ class OwnerMap:
         self._last_sweep = float("-inf")
         self.stats = WalkStats()
         self.changed: set[int] = set()  # inodes whose owner was set or dropped since take_changed()
+
+    def churned(self) -> tuple[dict[int, Any], ...]:
+        """The maps by inode that sockets opening and closing churn (for :class:`app.churn.Churned`)."""
+        return (self.owner, self.holders, self.negative)
 
     def take_changed(self) -> set[int]:
         changed, self.changed = self.changed, set()
@@ -314,7 +319,7 @@ class OwnerMap:
             if got is None:
                 stats.listed.add(pid)
                 again = (recheck | watch) if recheck else watch
-                got = socket_fd_map(pid, self.proc, previous, again, fresh or ())
+                got = socket_fd_map(pid, self.proc, previous, again, fresh or (), self._fdmaps.get(pid))
                 self._probed.discard(pid)
             if got is None:
                 self._fdmaps.pop(pid, None)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from app.churn import Churned
 from app.fast.statstable import StatsTable
 from app.health import (
     HISTORY,
@@ -83,6 +84,7 @@ class LiveHealth(HealthTracker):
         self._image: bytes | None = None
         self._rows_before: list[int] = []  # the last table's decoded rows with a tcp_info
         self.by_bytes = 0  # updates told what moved by comparing StatsTable bytes (for tests)
+        self._churn = Churned(lambda: (self.conns, self.moving))  # (app.churn)
 
     def update(
         self, stats: Mapping[int, RawStats] | None, taken: float, counters: tuple[int, int] | None
@@ -212,6 +214,7 @@ class LiveHealth(HealthTracker):
                 changed.add(inode)
         self._taken = taken
         self.overflows, self._counters = count_overflows(self._counters, counters)
+        self._churn.check()
 
     def _forget(self, inode: int) -> None:
         self.conns.pop(inode, None)

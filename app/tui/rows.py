@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any, Protocol
 
+from app.churn import Churned
 from app.events import Event, EventKind
 from app.exposure import Exposure
 from app.fast.statstable import StatsTable
@@ -451,6 +452,19 @@ class Preparer:
         self._exposures: dict[str, Exposure] = {}  # listener address -> its exposure last poll
         self._services: dict[int, Service | None] = {}  # listener pid -> its service last poll
         self._overflowed = False
+        # the maps that sockets opening and closing churn, kept at their size (app.churn)
+        self._churn = Churned(
+            lambda: (
+                self._conn_keys,
+                self._shown,
+                self._listen_cache,
+                self._listeners,
+                self._by_inode,
+                self._tcp,
+                *self._est_addr.values(),
+                *self._est_port.values(),
+            )
+        )
 
     @property
     def netns_rows(self) -> bool:
@@ -789,6 +803,7 @@ class Preparer:
             listen.changed.append(key)
         self._listener_rows(snap, candidates, opened, listen)
         self.prev = kept
+        self._churn.check()
         health = HealthView(moving, tracker, tracker.overflows)
         return Prepared(
             kept,

@@ -34,6 +34,7 @@ from itertools import count, pairwise
 from typing import Protocol
 
 from app.backends.base import sort_key
+from app.churn import Churned
 from app.events import Event, EventKind, _owner_changed, _owner_identity, _pair
 from app.model import ProcessInfo, Snapshot, Sock, SocketChange, empty_snapshot
 
@@ -192,6 +193,7 @@ class SnapshotTracker:
         self._by_position: set[str] = set()  # endpoints whose keys depend on positions
         # endpoints with several sockets two of which tie in sort_key (their order is not fixed)
         self._tied: set[str] = set()
+        self._churn = Churned(lambda: (self._keyed, self._by_ep, self._key_of))  # (app.churn)
 
     def _group(self, ep: str) -> list[Sock]:
         """The previous snapshot's sockets of endpoint ``ep``, in snapshot order."""
@@ -357,4 +359,5 @@ class SnapshotTracker:
 
         self._by_position = by_position
         self.snap = cur
+        self._churn.check()
         return Step(events, keyed, rebuilt, renamed, fresh, stale, dropped)

@@ -285,6 +285,35 @@ def test_a_table_read_again_reads_only_the_reused_and_new_fds(proc: FakeProc) ->
     assert 5 not in owners._tables[100][1]
 
 
+def test_a_sweep_keeps_one_object_per_inode_number(proc: FakeProc) -> None:
+    """A sweep reads every table in full again; the numbers it reads are the objects the maps
+    already hold (a second copy of each would stay alive as long as the holders' keys keep the
+    first: some 3 MB at 100k sockets), while what changed is still read as it is now."""
+    base = 10**6  # (above the small ints Python caches: each read makes new objects)
+    proc.add(100, *range(base, base + 40))
+    clock = Clock()
+    owners = OwnerMap(str(proc.root), clock, track_holders=True)
+    wanted = {ino: 1000 for ino in range(base, base + 40)}
+    owners.resolve(wanted)
+    before = dict(owners._fdmaps[100])
+    held = {ino: ino for ino in owners.holders}  # the holders' own key objects
+    fd = proc.root / "100" / "fd"
+    (fd / "3").unlink()  # one socket closed and its fd number reused by another
+    (fd / "3").symlink_to(f"socket:[{base + 77}]")
+    owners.drop_inodes([base + 2])
+    del wanted[base + 2]
+    wanted[base + 77] = 2000
+    clock.now += SWEEP_EVERY
+    got = owners.resolve(wanted)
+    assert got[base + 77] == 100 and base + 2 not in got
+    after = owners._fdmaps[100]
+    assert after["3"] == base + 77
+    same = [n for n in after if n != "3" and after[n]]
+    assert len(same) == 39
+    assert all(after[n] is before[n] is held[after[n]] for n in same)
+    assert all(ino is held[ino] for ino in owners._tables[100][1] if ino in held)
+
+
 def test_a_file_fd_reused_for_a_socket_is_still_found(proc: FakeProc) -> None:
     """What the partial read cannot see (fd 0, /dev/null, replaced by a socket: nothing closed,
     the count kept) is found by the search with full reads."""
