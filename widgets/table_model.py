@@ -25,6 +25,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
+from itertools import chain
 from typing import Any, Literal
 
 from app.churn import Churned
@@ -618,27 +619,30 @@ class TableModel:
 
     def _relist(self, refilter: bool, narrowing: bool = False) -> None:
         """The listed rows again from every row's order (kept sorted), after the filter or the
-        selection changed: one pass, no sort."""
+        selection changed: one pass over that order, no sort."""
         rows = self.rows
         if refilter and narrowing and self.selection is None and self._filter is not None:
             self._narrow(self._filter)
             return
-        if refilter:
-            flt = self._filter
-            passing: Counter[str] = Counter()
-            n = 0
-            for row in rows.values():
-                if narrowing and not row.passes:
-                    continue
-                ok = row.passes = flt is None or flt(row)
-                if ok:
-                    n += 1
-                    passing.update(row.facets)
-            self.facet_passing, self.passing = passing, n
+        flt = self._filter
         selection = self.selection
-        for row in rows.values():
-            row.listed = row.passes and (selection is None or selection in row.facets)
-        self._ordered = {gid: [e for e in lst if rows[e[-1]].listed] for gid, lst in self._all.items()}
+        passed: list[tuple[str, ...]] = []  # the facets of each passing row, counted at the end
+        ordered: dict[str, list[SortKey]] = {}
+        for gid, lst in self._all.items():
+            kept = []
+            for entry in lst:
+                row = rows[entry[-1]]
+                if refilter and not (narrowing and not row.passes):
+                    ok = row.passes = flt is None or flt(row)
+                    if ok:
+                        passed.append(row.facets)
+                listed = row.listed = row.passes and (selection is None or selection in row.facets)
+                if listed:
+                    kept.append(entry)
+            ordered[gid] = kept
+        if refilter:
+            self.facet_passing, self.passing = Counter(chain.from_iterable(passed)), len(passed)
+        self._ordered = ordered
         self._rebuild_lines()
         self._cursor_to_a_row()
         self._changed()
@@ -648,7 +652,7 @@ class TableModel:
         passing ones, and only they can pass again, so only they are looked at (a word typed
         longer at 100k rows: the few that matched the last key, not every row three times)."""
         rows = self.rows
-        passing: Counter[str] = Counter()
+        passed: list[tuple[str, ...]] = []
         ordered: dict[str, list[SortKey]] = {}
         for gid, lst in self._ordered.items():
             kept = []
@@ -656,12 +660,12 @@ class TableModel:
                 row = rows[entry[-1]]
                 if flt(row):
                     kept.append(entry)
-                    passing.update(row.facets)
+                    passed.append(row.facets)
                 else:
                     row.passes = row.listed = False
             ordered[gid] = kept
         self._ordered = ordered
-        self.facet_passing, self.passing = passing, sum(map(len, ordered.values()))
+        self.facet_passing, self.passing = Counter(chain.from_iterable(passed)), len(passed)
         self._rebuild_lines()
         self._cursor_to_a_row()
         self._changed()

@@ -154,11 +154,14 @@ class RowView:
     payload when asked. The table's filter pass points one view at each row in turn (the UI
     thread: no object per row and key)."""
 
-    __slots__ = ("new", "p")
+    __slots__ = ("memo", "new", "p")
 
     def __init__(self, p: SockRow, new: bool = False) -> None:
         self.p = p
         self.new = new
+        # needle -> owner part -> found, kept by a view that the filter points at row after row
+        # (app.tui.state.text_predicate): each process's part is searched once a needle
+        self.memo: dict[str, dict[str, bool]] | None = None
 
     @property
     def proto(self) -> str:
@@ -234,7 +237,13 @@ class RowView:
         p = self.p
         if not p._own_hay:
             p.prepare_filter()
-        return contains(p._owner_hay, p._own_hay, needle)
+        memo = self.memo
+        if memo is None:
+            return contains(p._owner_hay, p._own_hay, needle)
+        seen = memo.get(needle)
+        if seen is None:
+            seen = memo[needle] = {}
+        return contains(p._owner_hay, p._own_hay, needle, seen)
 
 
 def service_cell(svc: Service | None) -> str:

@@ -37,6 +37,7 @@ def text_predicate(flt: Filter | None) -> Callable[[Row], bool] | None:
     # one view, pointed at each row in turn (the table filters on the UI thread, one row at a
     # time, and no predicate keeps the row it was given)
     view = RowView.__new__(RowView)  # (its row is set before each use)
+    view.memo = {}  # what each process's part of the haystack holds, searched once per word
 
     def ok(r: Row) -> bool:
         view.p = r.payload

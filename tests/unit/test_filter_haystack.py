@@ -7,7 +7,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.filtering import FilterRow, parse_filter, row_for
+from app.filtering import FilterRow, contains, parse_filter, row_for
 from app.model import Endpoint, Family, ProcessInfo, Proto, Sock
 from app.ports import PortRange
 
@@ -72,3 +72,15 @@ def test_a_process_command_line_is_held_once_for_all_its_rows() -> None:
     for r in rows:
         r.contains("x")
     assert all(r._owner is rows[0]._owner for r in rows)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    owner=TEXT,
+    owns=st.lists(TEXT, min_size=1, max_size=5),
+    needle=st.text(alphabet="abAB 1:.-", min_size=1),
+)
+def test_a_memo_of_the_owner_part_answers_as_without(owner: str, owns: list[str], needle: str) -> None:
+    memo: dict[str, bool] = {}
+    for own in owns:
+        assert contains(owner, own, needle, memo) == (needle in owner + " " + own)

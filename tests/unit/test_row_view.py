@@ -183,3 +183,38 @@ def test_one_predicate_answers_for_each_row_in_turn() -> None:
             assert ok(row) == want, (text, row.key)
             answers.add((text, want))
     assert len({w for _t, w in answers}) == 2  # (the terms tell these rows apart)
+
+
+class Counted(str):
+    """An owner part that counts the searches in it."""
+
+    searched = 0
+
+    def __contains__(self, needle: object) -> bool:
+        Counted.searched += 1
+        return super().__contains__(needle)  # type: ignore[operator]
+
+
+def test_a_pass_searches_each_processs_command_line_once_per_word() -> None:
+    """The owner part of the haystack (a whole command line, kilobytes for a JVM) is one string
+    shared by a process's rows: one filter pass looks in it once per word, not once per row, and
+    gives every row the answer it gives alone."""
+    owners = [
+        ProcessInfo(7, 1, "java", "/usr/bin/java", ("java", "-cp", "a.jar:" * 600 + "x5432"), "root", 1.0),
+        ProcessInfo(8, 1, "python3", "/usr/bin/python3", ("python3", "-c", "pass;" * 700), "root", 2.0),
+    ]
+    rows = []
+    for i in range(300):
+        owner = owners[i % 2]
+        sock = Sock(Proto.TCP, Family.IPV4, Endpoint("127.0.0.1", 40000 + i), None, "LISTEN", owner.pid, i)
+        payload = SockRow(sock, owner, exposure=FixedExposure().classify("127.0.0.1"))
+        payload.prepare_filter()
+        object.__setattr__(payload, "_owner_hay", Counted(payload._owner_hay))
+        rows.append(Row(RowSpec(f"k{i}", (), "", payload), 0.0))
+    for word, want in (("5432", 150), ("jar", 150), ("zzz", 0)):
+        ok = text_predicate(parse_filter(word))
+        assert ok is not None
+        Counted.searched = 0
+        assert sum(map(ok, rows)) == want, word
+        assert Counted.searched <= 2, word  # (one search per owner part, not 300)
+        assert [ok(r) for r in rows] == [parse_filter(word).matches(r.payload.filter_row()) for r in rows]
