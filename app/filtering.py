@@ -115,7 +115,19 @@ def own_text(
     return " ".join((*parts, unit, container, forward)).lower()
 
 
-def contains(owner: str, own: str, needle: str, memo: dict[str, bool] | None = None) -> bool:
+class Memo(dict[str, bool]):
+    """Owner part -> whether one needle is in it (:func:`contains`), bounded by the characters
+    of the parts it holds: a filter's predicate lives across polls, and the command lines of
+    processes that have since exited would otherwise stay referenced here."""
+
+    __slots__ = ("chars",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.chars = 0
+
+
+def contains(owner: str, own: str, needle: str, memo: Memo | None = None) -> bool:
     """``needle in owner + " " + own`` (the two parts of a haystack), without joining them.
 
     ``memo`` (owner part -> whether ``needle`` is in it, for this one needle) lets a pass over
@@ -129,8 +141,10 @@ def contains(owner: str, own: str, needle: str, memo: dict[str, bool] | None = N
     else:
         known = memo.get(owner)
         if known is None:
-            if len(memo) >= _MEMO_MAX:
+            if memo.chars + len(owner) > MEMO_CHARS:
                 memo.clear()
+                memo.chars = 0
+            memo.chars += len(owner)
             known = memo[owner] = needle in owner
         found = known
     if found:
@@ -140,7 +154,7 @@ def contains(owner: str, own: str, needle: str, memo: dict[str, bool] | None = N
     return " " in needle and needle in owner[-n:] + " " + own[:n]
 
 
-_MEMO_MAX = 4096  # owner parts a memo keeps (one a process; cleared when full)
+MEMO_CHARS = 1 << 22  # characters of owner parts a memo holds (cleared when full)
 
 
 @dataclass(frozen=True, slots=True)

@@ -632,7 +632,7 @@ class TableModel:
             kept = []
             for entry in lst:
                 row = rows[entry[-1]]
-                if refilter and not (narrowing and not row.passes):
+                if refilter and (row.passes or not narrowing):
                     ok = row.passes = flt is None or flt(row)
                     if ok:
                         passed.append(row.facets)

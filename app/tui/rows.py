@@ -30,7 +30,7 @@ from app.churn import Churned
 from app.events import Event, EventKind
 from app.exposure import Exposure
 from app.fast.statstable import StatsTable
-from app.filtering import contains, own_text, owner_texts
+from app.filtering import Memo, contains, own_text, owner_texts
 from app.forwarders import Forward
 from app.health import HealthTracker, Rates, Shown, queue, queue_marked, shown_health, tcp_info
 from app.interfaces import Interface
@@ -161,7 +161,7 @@ class RowView:
         self.new = new
         # needle -> owner part -> found, kept by a view that the filter points at row after row
         # (app.tui.state.text_predicate): each process's part is searched once a needle
-        self.memo: dict[str, dict[str, bool]] | None = None
+        self.memo: dict[str, Memo] | None = None
 
     @property
     def proto(self) -> str:
@@ -242,7 +242,7 @@ class RowView:
             return contains(p._owner_hay, p._own_hay, needle)
         seen = memo.get(needle)
         if seen is None:
-            seen = memo[needle] = {}
+            seen = memo[needle] = Memo()
         return contains(p._owner_hay, p._own_hay, needle, seen)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.filtering import FilterRow, contains, parse_filter, row_for
+from app.filtering import MEMO_CHARS, FilterRow, Memo, contains, parse_filter, row_for
 from app.model import Endpoint, Family, ProcessInfo, Proto, Sock
 from app.ports import PortRange
 
@@ -81,6 +81,18 @@ def test_a_process_command_line_is_held_once_for_all_its_rows() -> None:
     needle=st.text(alphabet="abAB 1:.-", min_size=1),
 )
 def test_a_memo_of_the_owner_part_answers_as_without(owner: str, owns: list[str], needle: str) -> None:
-    memo: dict[str, bool] = {}
+    memo = Memo()
     for own in owns:
         assert contains(owner, own, needle, memo) == (needle in owner + " " + own)
+
+
+def test_a_memo_holds_a_bounded_number_of_characters() -> None:
+    """A filter's predicate (and its memo) lives across polls: the command lines of processes
+    that have exited are not kept beyond the memo's budget, whatever their number or length."""
+    memo = Memo()
+    longest = 100_000
+    for i in range(3 * MEMO_CHARS // longest):
+        owner = f"java{i} " + "x" * (longest - 10) + ("zz" if i % 2 else "")
+        assert contains(owner, "own", "zz", memo) is bool(i % 2)
+        assert memo.chars == sum(map(len, memo)) <= MEMO_CHARS
+    assert len(memo) > 1  # (it still remembers what fits)
