@@ -65,10 +65,14 @@ class ProbePanel(LogPanel):
     DEFAULT_CSS = PANEL_CSS
     BINDINGS = [
         Binding("ctrl+r", "run", "Run again"),
+        # a terminal sends Alt+H as ESC h, read as alt+h with the character h, which the focused
+        # field would type: the Alt bindings come first (priority), the plain letters only where
+        # no field takes them (the options row, the log)
         *(
-            Binding(f"{key},alt+{key}", f"toggle_option('{oid}')", f"{label}", show=False)
+            Binding(f"alt+{key}", f"toggle_option('{oid}')", f"{label}", show=False, priority=True)
             for oid, label, key in OPTIONS
         ),
+        *(Binding(key, f"toggle_option('{oid}')", f"{label}", show=False) for oid, label, key in OPTIONS),
         Binding("left", "along(-1)", show=False),
         Binding("right", "along(1)", show=False),
         Binding("up", "across(-1)", show=False),

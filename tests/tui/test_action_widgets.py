@@ -368,6 +368,30 @@ async def test_space_in_the_target_field_does_not_wipe_it() -> None:
         assert field.value == f"127.0.0.1:{port} [::1]:1"
 
 
+async def test_alt_letters_from_a_terminal_tick_options_while_the_field_has_focus() -> None:
+    """A terminal sends Alt+H as ESC h, which Textual reads as key alt+h *with* the character h
+    (Pilot's press gives no character). The field must not take the h: the option is ticked."""
+    from textual import events
+    from textual.widgets import Checkbox, Input
+
+    from widgets.probe_panel import ProbePanel, start_probe
+
+    app = Host()
+    async with app.run_test(size=(100, 30)) as pilot:
+        start_probe(app, "127.0.0.1", free_port())
+        await pilot.pause()
+        panel = app.screen
+        assert isinstance(panel, ProbePanel)
+        await wait_event(pilot, panel.finished)
+        field = panel.query_one("#target", Input)
+        before = field.value
+        for key in ("b", "h", "s", "u"):
+            app.post_message(events.Key(f"alt+{key}", key))  # as the terminal driver posts it
+        await pilot.pause()
+        assert field.value == before and app.focused is field
+        assert all(panel.query_one(f"#{oid}", Checkbox).value for oid in ("banner", "http", "tls", "udp"))
+
+
 async def test_option_keys_tick_options_but_letters_typed_in_the_field_stay_text() -> None:
     from textual.widgets import Checkbox, Input
 
