@@ -259,6 +259,20 @@ def row_for(
 Predicate = Callable[[Filterable], bool]
 
 
+class Word:
+    """A plain word's predicate: ``needle`` (lower case) anywhere in the row's haystack. A table
+    that holds the two parts of each row's haystack can look for it there itself (see
+    :attr:`Filter.words` and app.tui.state.text_predicate)."""
+
+    __slots__ = ("needle",)
+
+    def __init__(self, needle: str) -> None:
+        self.needle = needle
+
+    def __call__(self, r: Filterable) -> bool:
+        return r.contains(self.needle)
+
+
 @dataclass(frozen=True)
 class Filter:
     text: str
@@ -267,6 +281,13 @@ class Filter:
     @property
     def is_empty(self) -> bool:
         return not self.predicates
+
+    @property
+    def words(self) -> tuple[str, ...] | None:
+        """The needles when every term is a plain word (what typing makes), else None."""
+        if all(isinstance(p, Word) for p in self.predicates):
+            return tuple(p.needle for p in self.predicates)  # type: ignore[attr-defined]
+        return None
 
     def matches(self, row: Filterable) -> bool:
         return all(p(row) for p in self.predicates)
@@ -347,8 +368,7 @@ def _term(token: str) -> Predicate:
             f"unknown filter term {key + ':'!r}: use port:, pid:, user:, proc:, range:, state:, proto:, "
             "unit:, container:, netns:"
         )
-    needle = low
-    return lambda r: r.contains(needle)
+    return Word(low)
 
 
 def _negate(pred: Predicate) -> Predicate:

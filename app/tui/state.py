@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from app.filtering import Filter, Filterable
+from app.filtering import Filter, Filterable, Memo, contains
 from app.health import HealthTracker
 from app.model import Snapshot, Sock
 from app.tui.columns import C_LOCAL, IFACE_COLUMNS, L_PORT, LISTEN_COLUMNS, NETNS, RANGE_GROUPS, conn_columns
@@ -31,6 +31,9 @@ def text_predicate(flt: Filter | None) -> Callable[[Row], bool] | None:
     """The table predicate of a filter box text (None: no filter)."""
     if flt is None or flt.is_empty:
         return None
+    words = flt.words
+    if words is not None:
+        return _words_predicate(words)
     # one term, the usual case while typing: no generator per row
     matches: Callable[[Filterable], bool] = flt.predicates[0] if len(flt.predicates) == 1 else flt.matches
     new = Mark.NEW
@@ -43,6 +46,43 @@ def text_predicate(flt: Filter | None) -> Callable[[Row], bool] | None:
         view.p = r.payload
         view.new = r.mark is new
         return matches(view)
+
+    return ok
+
+
+def _words_predicate(words: tuple[str, ...]) -> Callable[[Row], bool]:
+    """The predicate of plain words (what typing makes): each word in the row's haystack, read
+    from the two parts its payload holds (app.tui.rows.SockRow), with one Python call a row
+    instead of four (filter, word, view, contains): a key typed at 100k rows is that many calls.
+    :func:`app.filtering.contains` stays the one definition: this only answers before calling it
+    when its memo already knows the process's part."""
+    memos = tuple((needle, Memo(), " " in needle) for needle in words)
+    if len(memos) > 1:
+
+        def ok_all(r: Row) -> bool:
+            p = r.payload
+            if not p._own_hay:
+                p.prepare_filter()
+            own, owner = p._own_hay, p._owner_hay
+            return all(needle in own or contains(owner, own, needle, memo) for needle, memo, _ in memos)
+
+        return ok_all
+    ((needle, memo, spaced),) = memos
+    seen = memo.get
+
+    def ok(r: Row) -> bool:
+        p = r.payload
+        own = p._own_hay
+        if not own:
+            p.prepare_filter()
+            own = p._own_hay
+        if needle in own:
+            return True
+        owner = p._owner_hay
+        found = seen(owner)
+        if found is None or (spaced and not found):
+            return contains(owner, own, needle, memo)
+        return found
 
     return ok
 
