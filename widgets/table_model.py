@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from itertools import chain
+from operator import attrgetter
 from typing import Any, Literal
 
 from app.churn import Churned
@@ -151,9 +152,13 @@ class Row:
         return v if type(v) is tuple else v(self.payload)  # type: ignore[operator]
 
 
-def _remove_sorted(lst: list[SortKey], key: SortKey) -> None:
-    i = bisect.bisect_left(lst, key)
-    if i < len(lst) and lst[i] == key:
+_SORT_KEY = attrgetter("sort_key")
+
+
+def _remove_row(lst: list[Row], row: Row) -> None:
+    """Take ``row`` out of ``lst``, rows in the order of their sort keys (no two alike)."""
+    i = bisect.bisect_left(lst, row.sort_key, key=_SORT_KEY)
+    if i < len(lst) and lst[i] is row:
         del lst[i]
 
 
@@ -242,7 +247,12 @@ class TableModel:
         # per group, the sort keys of the rows listed (passing the filter and the selection), and
         # of every row (so a change of filter or selection needs no sorting)
         self._ordered: dict[str, list[SortKey]] = {g.id: [] for g in self.groups}
-        self._all: dict[str, list[SortKey]] = {g.id: [] for g in self.groups}
+        # every row of each group in the order of their sort keys (the rows themselves: a pass in
+        # that order reads each row without a lookup of its key)
+        self._all: dict[str, list[Row]] = {g.id: [] for g in self.groups}
+        # a narrowing filter looks at the passing rows alone, in sorted order, when they are
+        # fewer than this share of all rows; else at every row in memory's order (_refilter)
+        self.few_share = 0.25
         self._marked: set[str] = set()
         self.collapsed: set[str] = set()
         self.sort_column = sort_column
@@ -338,10 +348,10 @@ class TableModel:
         """Give ``row`` its sort key and put it in its group's order of all rows."""
         self._list_for(row.group)
         row.sort_key = self._sort_key(row)
-        bisect.insort(self._all[row.group], row.sort_key)
+        bisect.insort(self._all[row.group], row, key=_SORT_KEY)
 
     def _unplace(self, row: Row) -> None:
-        _remove_sorted(self._all.get(row.group, []), row.sort_key)
+        _remove_row(self._all.get(row.group, []), row)
 
     def _insert(self, row: Row) -> None:
         lst = self._list_for(row.group)
@@ -444,10 +454,13 @@ class TableModel:
         listed = [r for r in rows if r.listed]
         if len(rows) > 64 and len(rows) * 64 > len(self.rows):
             dead = {r.sort_key for r in rows}
+            dead_rows = set(map(id, rows))
             for gid in {r.group for r in rows}:
                 self._list_for(gid)
-                for lst in (self._ordered[gid], self._all[gid]):
-                    lst[:] = [e for e in lst if e not in dead]
+                lst = self._ordered[gid]
+                lst[:] = [e for e in lst if e not in dead]
+                every = self._all[gid]
+                every[:] = [r for r in every if id(r) not in dead_rows]
             for r in listed:
                 r.listed = False
             self._lines_stale = True
@@ -622,7 +635,8 @@ class TableModel:
         selection changed: the filter over the rows (see :meth:`_refilter`), then one pass over
         that order, no sort."""
         rows = self.rows
-        if refilter and narrowing and self.selection is None and self._filter is not None:
+        few = self.passing < self.few_share * len(rows)
+        if refilter and narrowing and few and self.selection is None and self._filter is not None:
             self._narrow(self._filter)
             return
         if refilter:
@@ -631,11 +645,10 @@ class TableModel:
         ordered: dict[str, list[SortKey]] = {}
         for gid, lst in self._all.items():
             kept = []
-            for entry in lst:
-                row = rows[entry[-1]]
+            for row in lst:
                 listed = row.listed = row.passes and (selection is None or selection in row.facets)
                 if listed:
-                    kept.append(entry)
+                    kept.append(row.sort_key)
             ordered[gid] = kept
         self._ordered = ordered
         self._rebuild_lines()
@@ -664,37 +677,24 @@ class TableModel:
         self.facet_passing, self.passing = Counter(chain.from_iterable(passed)), len(passed)
 
     def _narrow(self, flt: Callable[[Row], bool]) -> None:
-        """:meth:`_relist` for a narrowing filter with no selection: the listed rows are the
-        passing ones, and only they can pass again, so only they are looked at (a word typed
-        longer at 100k rows: the few that matched the last key, not every row three times)."""
+        """:meth:`_relist` for a narrowing filter with no selection, when few rows pass: the
+        listed rows are the passing ones, and only they can pass again, so only they are looked
+        at (a word typed longer at 100k rows: the few that matched the last key, not every row)."""
         rows = self.rows
-        if self.passing * 4 >= len(rows):
-            self._refilter(flt, None)  # many: in memory's order (see _refilter)
-            ordered = {}
-            for gid, lst in self._ordered.items():
-                kept = []
-                for entry in lst:
-                    row = rows[entry[-1]]
-                    if row.passes:
-                        kept.append(entry)
-                    else:
-                        row.listed = False
-                ordered[gid] = kept
-        else:
-            passed: list[tuple[str, ...]] = []
-            ordered = {}
-            for gid, lst in self._ordered.items():
-                kept = []
-                for entry in lst:
-                    row = rows[entry[-1]]
-                    if flt(row):
-                        kept.append(entry)
-                        passed.append(row.facets)
-                    else:
-                        row.passes = row.listed = False
-                ordered[gid] = kept
-            self.facet_passing, self.passing = Counter(chain.from_iterable(passed)), len(passed)
+        passed: list[tuple[str, ...]] = []
+        ordered: dict[str, list[SortKey]] = {}
+        for gid, lst in self._ordered.items():
+            kept = []
+            for entry in lst:
+                row = rows[entry[-1]]
+                if flt(row):
+                    kept.append(entry)
+                    passed.append(row.facets)
+                else:
+                    row.passes = row.listed = False
+            ordered[gid] = kept
         self._ordered = ordered
+        self.facet_passing, self.passing = Counter(chain.from_iterable(passed)), len(passed)
         self._rebuild_lines()
         self._cursor_to_a_row()
         self._changed()
@@ -712,19 +712,18 @@ class TableModel:
 
     def _rebuild_all(self) -> None:
         """Every row's sort key and both orders again (the sort column changed)."""
-        buckets: dict[str, list[SortKey]] = {g.id: [] for g in self.groups}
+        buckets: dict[str, list[Row]] = {g.id: [] for g in self.groups}
         for row in self.rows.values():
             row.sort_key = self._sort_key(row)
             bucket = buckets.get(row.group)
             if bucket is None:
                 self.groups.append(Group(row.group, row.group))
                 bucket = buckets[row.group] = []
-            bucket.append(row.sort_key)
+            bucket.append(row)
         for lst in buckets.values():
-            lst.sort()
+            lst.sort(key=_SORT_KEY)
         self._all = buckets
-        rows = self.rows
-        self._ordered = {gid: [e for e in lst if rows[e[-1]].listed] for gid, lst in buckets.items()}
+        self._ordered = {gid: [r.sort_key for r in lst if r.listed] for gid, lst in buckets.items()}
         self._rebuild_lines()
         self._changed()
 
