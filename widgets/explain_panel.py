@@ -61,7 +61,7 @@ class ExplainPanel(LogPanel):
         with Vertical():
             yield Label(Text(f"Explain {self.port}/{self.proto}  (r: run again, Esc: close)", style="bold"))
             yield Label(Text("explaining…", style="dim"), id="status")
-            yield RichLog(id="log", markup=False, highlight=False, wrap=True, max_lines=5000)
+            yield RichLog(id="log", markup=False, highlight=False, wrap=True, max_lines=5000, min_width=20)
 
     def on_mount(self) -> None:
         self.query_one("#log", RichLog).focus()

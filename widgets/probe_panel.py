@@ -6,7 +6,7 @@ and ::1, or ::1 alone for an IPv6-only socket). The tests run in a thread worker
 Esc closes the panel and cancels the run (between steps; each step is bounded by its timeout).
 Results are shown as rich Text (escaped, never parsed as markup).
 
-Keys (the panel owns them while open): Enter or Ctrl+R runs; Alt+B/H/S/U toggle banner, HTTP, TLS and
+Keys (the panel owns them while open): Enter or Ctrl+R runs; Alt+N/H/S/U toggle banner, HTTP, TLS and
 UDP from anywhere, and the plain letters do the same when the focus is not in the text field (there
 they are typed); Tab and Shift+Tab move the focus; Left/Right move along the options row, Up/Down
 between the target, the options and the log; Space ticks the focused option.
@@ -34,8 +34,9 @@ from widgets.log_panel import PANEL_CSS, LogPanel
 from widgets.palette import ALERT, OK, WARN
 
 # (id, label, the letter of its key: underlined in the label)
-OPTIONS = (("banner", "Banner", "b"), ("http", "HTTP", "h"), ("tls", "TLS", "s"), ("udp", "UDP", "u"))
-HINT = "Alt+B/H/S/U ticks Banner/HTTP/TLS/UDP · Enter runs · Esc closes"
+# (not Alt+B for Banner: a terminal sends it as ESC b, which Textual reads as ctrl+left)
+OPTIONS = (("banner", "Banner", "n"), ("http", "HTTP", "h"), ("tls", "TLS", "s"), ("udp", "UDP", "u"))
+HINT = "Alt+N/H/S/U ticks Banner/HTTP/TLS/UDP · Enter runs · Esc closes"
 
 
 def prefill(host: str, port: int, v6only: bool | None = None, proto: str = "tcp") -> str:
@@ -65,6 +66,8 @@ class ProbePanel(LogPanel):
     DEFAULT_CSS = PANEL_CSS
     BINDINGS = [
         Binding("ctrl+r", "run", "Run again"),
+        # Enter runs wherever the focus is (a checkbox would take it as a toggle)
+        Binding("enter", "run", "Run", show=False, priority=True),
         # a terminal sends Alt+H as ESC h, read as alt+h with the character h, which the focused
         # field would type: the Alt bindings come first (priority), the plain letters only where
         # no field takes them (the options row, the log)
@@ -103,7 +106,7 @@ class ProbePanel(LogPanel):
                 for oid, label, key in OPTIONS:
                     yield Checkbox(_mnemonic(label, key), value=oid == "udp" and self.udp, id=oid)
             yield Label(Text(HINT, style="dim"), id="hint", classes="hint")
-            yield RichLog(id="log", markup=False, highlight=False, wrap=True, max_lines=2000)
+            yield RichLog(id="log", markup=False, highlight=False, wrap=True, max_lines=2000, min_width=20)
 
     def on_mount(self) -> None:
         self.query_one("#target", Input).focus()

@@ -53,7 +53,7 @@ class ScanPanel(LogPanel):
                 classes="hint",
             )
             yield ProgressBar(total=None, id="progress", show_eta=False)
-            yield RichLog(id="log", markup=False, highlight=False, wrap=True, max_lines=5000)
+            yield RichLog(id="log", markup=False, highlight=False, wrap=True, max_lines=5000, min_width=20)
 
     def on_mount(self) -> None:
         self.query_one("#ports", Input).focus()

@@ -254,6 +254,25 @@ async def test_port_test_panel_streams_results_for_a_real_server() -> None:
             assert not isinstance(app.screen, ProbePanel)
 
 
+async def test_port_test_panel_wraps_its_results_at_80x24() -> None:
+    from textual.widgets import RichLog
+
+    from widgets.probe_panel import ProbePanel, start_probe
+
+    with tcp_server(greet) as port:
+        app = Host()
+        async with app.run_test(size=(80, 24)) as pilot:
+            start_probe(app, "127.0.0.1", port)
+            await pilot.pause()
+            panel = app.screen
+            assert isinstance(panel, ProbePanel)
+            await wait_event(pilot, panel.finished)
+            log = panel.query_one("#log", RichLog)
+            assert "latency" in log_text(panel) and "max" in log_text(panel)
+            assert log.max_scroll_x == 0
+            assert max(strip.cell_length for strip in log.lines) <= log.scrollable_content_region.width
+
+
 async def test_port_test_panel_prefills_only_what_a_wildcard_bind_covers() -> None:
     """0.0.0.0 is reached through 127.0.0.1 only (::1 cannot succeed); a dual-stack :: through both;
     an IPv6-only :: through ::1 alone."""
@@ -368,13 +387,27 @@ async def test_space_in_the_target_field_does_not_wipe_it() -> None:
         assert field.value == f"127.0.0.1:{port} [::1]:1"
 
 
+def terminal_keys(raw: str) -> list[object]:
+    """The key events Textual's own terminal parser makes of what a terminal sends (an Alt+letter
+    is ESC and the letter: alt+h *with* the character h, where Pilot's press gives none; ESC b
+    is ctrl+left)."""
+    import time
+
+    from textual import constants
+    from textual._xterm_parser import XTermParser
+
+    parser = XTermParser(debug=False)
+    events = list(parser.feed(raw))
+    time.sleep(constants.ESCAPE_DELAY + 0.02)
+    return [*events, *parser.tick()]
+
+
 async def test_alt_letters_from_a_terminal_tick_options_while_the_field_has_focus() -> None:
-    """A terminal sends Alt+H as ESC h, which Textual reads as key alt+h *with* the character h
-    (Pilot's press gives no character). The field must not take the h: the option is ticked."""
-    from textual import events
+    """What a terminal sends for the hint's Alt+N/H/S/U ticks the options and types nothing into
+    the focused field; Enter then runs, also from a focused checkbox."""
     from textual.widgets import Checkbox, Input
 
-    from widgets.probe_panel import ProbePanel, start_probe
+    from widgets.probe_panel import HINT, OPTIONS, ProbePanel, start_probe
 
     app = Host()
     async with app.run_test(size=(100, 30)) as pilot:
@@ -385,11 +418,21 @@ async def test_alt_letters_from_a_terminal_tick_options_while_the_field_has_focu
         await wait_event(pilot, panel.finished)
         field = panel.query_one("#target", Input)
         before = field.value
-        for key in ("b", "h", "s", "u"):
-            app.post_message(events.Key(f"alt+{key}", key))  # as the terminal driver posts it
+        assert "Alt+" + "/".join(key.upper() for _oid, _label, key in OPTIONS) in HINT
+        for _oid, _label, key in OPTIONS:
+            for event in terminal_keys("\x1b" + key):
+                app.post_message(event)  # (as the terminal driver posts them)
         await pilot.pause()
         assert field.value == before and app.focused is field
-        assert all(panel.query_one(f"#{oid}", Checkbox).value for oid in ("banner", "http", "tls", "udp"))
+        boxes = [panel.query_one(f"#{oid}", Checkbox) for oid, _label, _key in OPTIONS]
+        assert all(box.value for box in boxes)
+        shown = len(log_text(panel).splitlines())
+        boxes[0].focus()
+        await pilot.pause()
+        await pilot.press("enter")
+        await wait_event(pilot, panel.finished)
+        assert boxes[0].value  # (Enter ran the test: it did not untick the focused box)
+        assert len(log_text(panel).splitlines()) > shown  # (what the run says of these options)
 
 
 async def test_option_keys_tick_options_but_letters_typed_in_the_field_stay_text() -> None:
@@ -407,22 +450,22 @@ async def test_option_keys_tick_options_but_letters_typed_in_the_field_stay_text
         field = panel.query_one("#target", Input)
         boxes = {oid: panel.query_one(f"#{oid}", Checkbox) for oid in ("banner", "http", "tls", "udp")}
         before = field.value
-        await pilot.press("b", "h", "s", "u")  # typing in the field: text, not options
-        assert field.value == before + "bhsu" and not any(b.value for b in boxes.values())
+        await pilot.press("n", "h", "s", "u")  # typing in the field: text, not options
+        assert field.value == before + "nhsu" and not any(b.value for b in boxes.values())
         await pilot.press(*["backspace"] * 4)
-        await pilot.press("alt+b", "alt+h", "alt+s")  # alt+letter works while typing
+        await pilot.press("alt+n", "alt+h", "alt+s")  # alt+letter works while typing
         assert [b.value for b in boxes.values()] == [True, True, True, False]
         assert field.value == before and app.focused is field
         await pilot.press("down")  # to the options row: plain letters toggle there
         assert app.focused is boxes["banner"]
-        await pilot.press("b", "right", "right", "right")
+        await pilot.press("n", "right", "right", "right")
         assert not boxes["banner"].value and app.focused is boxes["udp"]
         await pilot.press("space")
         assert boxes["udp"].value
         await pilot.press("left", "space", "up")
         assert not boxes["tls"].value and app.focused is field
         hint = str(panel.query_one("#hint", Label).render())
-        assert "Alt+B/H/S/U ticks Banner/HTTP/TLS/UDP" in hint and "Enter" in hint and "Esc" in hint
+        assert "Alt+N/H/S/U ticks Banner/HTTP/TLS/UDP" in hint and "Enter" in hint and "Esc" in hint
 
 
 async def test_every_option_is_reachable_with_tab() -> None:

@@ -38,6 +38,10 @@ async def test_panel_shows_the_verdict_findings_and_suggestions_at_80x24() -> No
             assert panel.explanation is not None and panel.explanation.exit_code == 0
             log = panel.query_one("#log", RichLog)
             assert log.has_focus
+            # wrapped at the log's width: nothing runs off its right edge (RichLog's default
+            # min_width of 78 wrapped wider than the panel and cut every long line's end)
+            assert log.max_scroll_x == 0
+            assert max(strip.cell_length for strip in log.lines) <= log.scrollable_content_region.width
             # more lines than fit at 80x24: the keyboard scrolls the log
             assert log.max_scroll_y > 0
             await pilot.press("end")
