@@ -123,8 +123,10 @@ class EventsView(Widget):
         self.max_events = max_events
         self._entries: deque[_Entry] = deque(maxlen=max_events)  # newest first
         # the kept entries the filter lets through, newest first: a poll's events are filtered
-        # once, as they arrive (the whole list again only when the filter changes)
-        self._matching: deque[_Entry] = deque()
+        # once, as they arrive (the whole list again only when the filter changes, and then only
+        # once asked for: None while the view is hidden, each key typed into the filter box
+        # would otherwise look at every kept event again)
+        self._matched: deque[_Entry] | None = deque()
         self.filter_checks = 0  # events looked at by the filter (for tests: work follows changes)
         self._filter: Filter = parse_filter("")
         self._seq = itertools.count()
@@ -155,6 +157,13 @@ class EventsView(Widget):
     def events(self) -> list[Event]:
         """Every kept event, newest first."""
         return [e.event for e in self._entries]
+
+    @property
+    def _matching(self) -> deque[_Entry]:
+        matched = self._matched
+        if matched is None:
+            matched = self._matched = deque(e for e in self._entries if self._matches(e))
+        return matched
 
     @property
     def visible_events(self) -> list[Event]:
@@ -197,11 +206,11 @@ class EventsView(Widget):
                 row = row_for(event.sock, event.owner, exposed, new=event.kind is EventKind.OPENED)
             entry = _Entry(next(self._seq), event, row, [])
             self._entries.appendleft(entry)
-            if self._matches(entry):
-                self._matching.appendleft(entry)
+            if self._matched is not None and self._matches(entry):
+                self._matched.appendleft(entry)
             self.total_seen += 1
         oldest = self._entries[-1].seq  # (entries pushed off the end of the kept ones)
-        matching = self._matching
+        matching = self._matched
         while matching and matching[-1].seq < oldest:
             matching.pop()
         self._rebuild()
@@ -209,12 +218,12 @@ class EventsView(Widget):
     def set_filter(self, flt: Filter) -> None:
         if flt is not self._filter:
             self._filter = flt
-            self._matching = deque(e for e in self._entries if self._matches(e))
+            self._matched = None  # (looked for when shown or asked)
         self._rebuild()
 
     def clear_events(self) -> None:
         self._entries.clear()
-        self._matching.clear()
+        self._matched = deque()
         self._rebuild()
 
     def _status(self, shown: int) -> Text:

@@ -405,8 +405,11 @@ class MainScreen(Screen[None]):
         still on its way after Enter or Esc must not bring an old text back."""
         if event.input is not self.filter_input or not self.query_one("#filter-line").has_class("shown"):
             return
+        text = self.filter_input.value
+        if not self._error_shown and text == (self.filter.text if self.filter is not None else ""):
+            return  # (a change still on its way whose text is already applied: keys typed fast)
         try:
-            flt = parse_filter(self.filter_input.value)
+            flt = parse_filter(text)
         except UsageError as exc:
             self._show_filter_error(str(exc))
             return

@@ -232,3 +232,31 @@ async def test_a_poll_filters_only_its_own_events() -> None:
         assert [_texts(view.table, r)[3] for r in range(5)] == [
             f"127.0.0.1:{2000 + p}" for p in range(9, 4, -1)
         ]
+
+
+async def test_a_hidden_view_filters_its_events_once_shown() -> None:
+    """Each key typed into the filter box sets the events view's filter; while the view is
+    hidden it looks at no event for it (at 5000 kept events every key looked at all of them)
+    and finds its matches once shown or asked."""
+    exposure = ExposureMap()
+    app = Host(max_events=50)
+    async with app.run_test() as pilot:
+        view = app.query_one(EventsView)
+        view.add_events(
+            [_ev(EventKind.OPENED, 1.0, "127.0.0.1", 1000 + i, 5, "aaa") for i in range(40)], exposure
+        )
+        view.display = False
+        await pilot.pause()
+        checks = view.filter_checks
+        typed = ""
+        for ch in ":1003":
+            typed += ch
+            view.set_filter(parse_filter(typed if typed != ":" else ""))
+        view.add_events([_ev(EventKind.OPENED, 2.0, "127.0.0.1", 1003, 6, "bbb")], exposure)
+        await pilot.pause()
+        assert view.filter_checks == checks  # nothing looked at while hidden
+        view.display = True
+        await pilot.pause()
+        assert view.filter_checks - checks == 41  # one pass when shown
+        assert [e.owner.name for e in view.visible_events if e.owner] == ["bbb", "aaa"]
+        assert view.table.row_count == 2
