@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import threading
+from typing import Any
 
 import psutil
 import pytest
@@ -229,12 +230,15 @@ async def wait_event(pilot, event: threading.Event) -> None:  # type: ignore[no-
     await pilot.pause()
 
 
-async def test_port_test_panel_streams_results_for_a_real_server() -> None:
+@pytest.mark.parametrize("size", [(140, 40), (80, 24)])
+async def test_port_test_panel_streams_results_for_a_real_server(size: tuple[int, int]) -> None:
+    from textual.widgets import RichLog
+
     from widgets.probe_panel import ProbePanel, start_probe
 
     with tcp_server(greet) as port:
         app = Host()
-        async with app.run_test(size=(140, 40)) as pilot:
+        async with app.run_test(size=size) as pilot:
             start_probe(app, "127.0.0.1", port)
             await pilot.pause()
             panel = app.screen
@@ -243,6 +247,11 @@ async def test_port_test_panel_streams_results_for_a_real_server() -> None:
             assert [o.state for o in panel.outcomes] == ["open"]
             text = log_text(panel)
             assert f"tcp 127.0.0.1:{port}  open" in text and "=> open" in text
+            assert "latency" in text and "max" in text
+            # wrapped at the log's width (RichLog's default min_width of 78 cut lines at 80x24)
+            log = panel.query_one("#log", RichLog)
+            assert log.max_scroll_x == 0
+            assert max(strip.cell_length for strip in log.lines) <= log.scrollable_content_region.width
             # with the banner test: the bytes are shown escaped, not interpreted
             await pilot.click("#banner")
             await pilot.click("#run")
@@ -252,25 +261,6 @@ async def test_port_test_panel_streams_results_for_a_real_server() -> None:
             await pilot.press("escape")
             await pilot.pause()
             assert not isinstance(app.screen, ProbePanel)
-
-
-async def test_port_test_panel_wraps_its_results_at_80x24() -> None:
-    from textual.widgets import RichLog
-
-    from widgets.probe_panel import ProbePanel, start_probe
-
-    with tcp_server(greet) as port:
-        app = Host()
-        async with app.run_test(size=(80, 24)) as pilot:
-            start_probe(app, "127.0.0.1", port)
-            await pilot.pause()
-            panel = app.screen
-            assert isinstance(panel, ProbePanel)
-            await wait_event(pilot, panel.finished)
-            log = panel.query_one("#log", RichLog)
-            assert "latency" in log_text(panel) and "max" in log_text(panel)
-            assert log.max_scroll_x == 0
-            assert max(strip.cell_length for strip in log.lines) <= log.scrollable_content_region.width
 
 
 async def test_port_test_panel_prefills_only_what_a_wildcard_bind_covers() -> None:
@@ -387,6 +377,18 @@ async def test_space_in_the_target_field_does_not_wipe_it() -> None:
         assert field.value == f"127.0.0.1:{port} [::1]:1"
 
 
+async def closed_port_panel(app: App, pilot) -> Any:  # type: ignore[no-untyped-def]
+    """The test dialog opened on a closed loopback port, its first run finished."""
+    from widgets.probe_panel import ProbePanel, start_probe
+
+    start_probe(app, "127.0.0.1", free_port())
+    await pilot.pause()
+    panel = app.screen
+    assert isinstance(panel, ProbePanel)
+    await wait_event(pilot, panel.finished)
+    return panel
+
+
 def terminal_keys(raw: str) -> list[object]:
     """The key events Textual's own terminal parser makes of what a terminal sends (an Alt+letter
     is ESC and the letter: alt+h *with* the character h, where Pilot's press gives none; ESC b
@@ -407,15 +409,11 @@ async def test_alt_letters_from_a_terminal_tick_options_while_the_field_has_focu
     the focused field; Enter then runs, also from a focused checkbox."""
     from textual.widgets import Checkbox, Input
 
-    from widgets.probe_panel import HINT, OPTIONS, ProbePanel, start_probe
+    from widgets.probe_panel import HINT, OPTIONS
 
     app = Host()
     async with app.run_test(size=(100, 30)) as pilot:
-        start_probe(app, "127.0.0.1", free_port())
-        await pilot.pause()
-        panel = app.screen
-        assert isinstance(panel, ProbePanel)
-        await wait_event(pilot, panel.finished)
+        panel = await closed_port_panel(app, pilot)
         field = panel.query_one("#target", Input)
         before = field.value
         assert "Alt+" + "/".join(key.upper() for _oid, _label, key in OPTIONS) in HINT
@@ -438,15 +436,9 @@ async def test_alt_letters_from_a_terminal_tick_options_while_the_field_has_focu
 async def test_option_keys_tick_options_but_letters_typed_in_the_field_stay_text() -> None:
     from textual.widgets import Checkbox, Input
 
-    from widgets.probe_panel import ProbePanel, start_probe
-
     app = Host()
     async with app.run_test(size=(100, 30)) as pilot:
-        start_probe(app, "127.0.0.1", free_port())
-        await pilot.pause()
-        panel = app.screen
-        assert isinstance(panel, ProbePanel)
-        await wait_event(pilot, panel.finished)
+        panel = await closed_port_panel(app, pilot)
         field = panel.query_one("#target", Input)
         boxes = {oid: panel.query_one(f"#{oid}", Checkbox) for oid in ("banner", "http", "tls", "udp")}
         before = field.value
