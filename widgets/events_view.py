@@ -216,8 +216,8 @@ class EventsView(Widget):
         self._rebuild()
 
     def set_filter(self, flt: Filter) -> None:
-        if flt is not self._filter:
-            self._filter = flt
+        if flt.text != self._filter.text:  # (the same text filters alike: the dashboard hands
+            self._filter = flt  # a new empty filter each time the tables' filters are applied)
             self._matched = None  # (looked for when shown or asked)
         self._rebuild()
 

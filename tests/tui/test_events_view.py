@@ -260,3 +260,21 @@ async def test_a_hidden_view_filters_its_events_once_shown() -> None:
         assert view.filter_checks - checks == 41  # one pass when shown
         assert [e.owner.name for e in view.visible_events if e.owner] == ["bbb", "aaa"]
         assert view.table.row_count == 2
+
+
+async def test_the_same_filter_text_again_looks_at_no_event() -> None:
+    exposure = ExposureMap()
+    app = Host(max_events=50)
+    async with app.run_test() as pilot:
+        view = app.query_one(EventsView)
+        view.add_events(
+            [_ev(EventKind.OPENED, 1.0, "127.0.0.1", 1000 + i, 5, "aaa") for i in range(40)], exposure
+        )
+        await pilot.pause()
+        for text in ("", "aaa"):
+            view.set_filter(parse_filter(text))
+            checks = view.filter_checks
+            for _ in range(3):
+                view.set_filter(parse_filter(text))  # (a new Filter of the same text)
+            await pilot.pause()
+            assert view.filter_checks == checks and view.visible_count == 40
