@@ -12,6 +12,7 @@ import os
 import sys
 
 from app.fast import procfs
+from app.finalizers import finalize
 from app.model import ProcessInfo
 
 TYPE_CHECKING = False
@@ -240,10 +241,7 @@ class ProcessCache:
             self._drop(pid)
 
     def __del__(self) -> None:
-        try:
-            self.clear()
-        except Exception:
-            pass
+        finalize(self.clear)
 
     def __contains__(self, pid: object) -> bool:
         return pid in self._by_pid

@@ -20,6 +20,7 @@ from _socket import AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP, inet_ntop
 from itertools import repeat
 
 from app.fast.records import SKIP, TCP_STATE_NAMES, ReadResult, Record, make_record
+from app.finalizers import finalize
 from app.model import UDP_BOUND, UDP_CONNECTED, Endpoint, Family, Proto
 
 # On the CLI's start-up path: the C socket module (``socket`` adds 8 ms of enum and selectors that
@@ -244,10 +245,7 @@ class NetlinkReader:
         return [r for r in self._cache.values() if r is not SKIP]
 
     def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
+        finalize(self.close)
 
     def read(self, port: int | None = None) -> ReadResult:
         """Every inet socket (only local ``port`` when given), in kernel order."""
