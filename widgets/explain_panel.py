@@ -21,7 +21,7 @@ from textual.widgets import Label, RichLog
 
 from app.errors import UsageError
 from app.textsafe import printable
-from widgets.log_panel import LogPanel
+from widgets.log_panel import LogPanel, log_widget
 from widgets.palette import ALERT
 
 EXPLAIN_CSS = """
@@ -61,7 +61,7 @@ class ExplainPanel(LogPanel):
         with Vertical():
             yield Label(Text(f"Explain {self.port}/{self.proto}  (r: run again, Esc: close)", style="bold"))
             yield Label(Text("explaining…", style="dim"), id="status")
-            yield RichLog(id="log", markup=False, highlight=False, wrap=True, max_lines=5000, min_width=20)
+            yield log_widget(5000)
 
     def on_mount(self) -> None:
         self.query_one("#log", RichLog).focus()

@@ -52,10 +52,16 @@ def safe_line(line: str) -> str:
     return line if line.isprintable() else printable(line)
 
 
+def log_widget(max_lines: int) -> RichLog:
+    """A panel's log (id ``log``): escaped text, wrapped at the log's own width (RichLog's default
+    min_width of 78 wraps wider than a panel at 80x24 and cuts the end of each long line)."""
+    return RichLog(id="log", markup=False, highlight=False, wrap=True, max_lines=max_lines, min_width=20)
+
+
 class LogPanel(ModalScreen[None]):
     """A modal whose runs happen in a thread and stream lines into ``#log``.
 
-    Subclasses compose a ``RichLog(id="log")`` and implement :meth:`start`. ``finished`` is set
+    Subclasses compose the log of :func:`log_widget` and implement :meth:`start`. ``finished`` is set
     when a run ends (tests wait on it); closing the panel in any way cancels a run still going
     (the work checks ``self._cancel`` between its bounded steps)."""
 

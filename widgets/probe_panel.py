@@ -30,7 +30,7 @@ from app.model import format_endpoint
 from app.outcome import ConnectState
 from app.parsing import parse_host_port
 from app.probe import Cancelled, ProbeOutcome, ProbePlan, local_targets, run_plan
-from widgets.log_panel import PANEL_CSS, LogPanel
+from widgets.log_panel import PANEL_CSS, LogPanel, log_widget
 from widgets.palette import ALERT, OK, WARN
 
 # (id, label, the letter of its key: underlined in the label)
@@ -106,7 +106,7 @@ class ProbePanel(LogPanel):
                 for oid, label, key in OPTIONS:
                     yield Checkbox(_mnemonic(label, key), value=oid == "udp" and self.udp, id=oid)
             yield Label(Text(HINT, style="dim"), id="hint", classes="hint")
-            yield RichLog(id="log", markup=False, highlight=False, wrap=True, max_lines=2000, min_width=20)
+            yield log_widget(2000)
 
     def on_mount(self) -> None:
         self.query_one("#target", Input).focus()

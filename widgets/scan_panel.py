@@ -15,14 +15,14 @@ import time
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Button, Input, Label, ProgressBar, RichLog
+from textual.widgets import Button, Input, Label, ProgressBar
 
 from app.errors import UsageError
 from app.outcome import ConnectState, format_counts
 from app.parsing import check_hostname, parse_port_spec
 from app.scan import ScanResult, scan
 from app.textsafe import printable
-from widgets.log_panel import PANEL_CSS, LogPanel
+from widgets.log_panel import PANEL_CSS, LogPanel, log_widget
 from widgets.palette import ALERT, OK, WARN
 
 HINT = "Enter scans · Tab moves between host and ports · Esc closes"
@@ -53,7 +53,7 @@ class ScanPanel(LogPanel):
                 classes="hint",
             )
             yield ProgressBar(total=None, id="progress", show_eta=False)
-            yield RichLog(id="log", markup=False, highlight=False, wrap=True, max_lines=5000, min_width=20)
+            yield log_widget(5000)
 
     def on_mount(self) -> None:
         self.query_one("#ports", Input).focus()

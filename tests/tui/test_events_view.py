@@ -234,6 +234,11 @@ async def test_a_poll_filters_only_its_own_events() -> None:
         ]
 
 
+def forty_aaa_events() -> list[Event]:
+    """Forty opened loopback listeners of one process named aaa (ports 1000-1039)."""
+    return [_ev(EventKind.OPENED, 1.0, "127.0.0.1", 1000 + i, 5, "aaa") for i in range(40)]
+
+
 async def test_a_hidden_view_filters_its_events_once_shown() -> None:
     """Each key typed into the filter box sets the events view's filter; while the view is
     hidden it looks at no event for it (at 5000 kept events every key looked at all of them)
@@ -242,9 +247,7 @@ async def test_a_hidden_view_filters_its_events_once_shown() -> None:
     app = Host(max_events=50)
     async with app.run_test() as pilot:
         view = app.query_one(EventsView)
-        view.add_events(
-            [_ev(EventKind.OPENED, 1.0, "127.0.0.1", 1000 + i, 5, "aaa") for i in range(40)], exposure
-        )
+        view.add_events(forty_aaa_events(), exposure)
         view.display = False
         await pilot.pause()
         checks = view.filter_checks
@@ -267,9 +270,7 @@ async def test_the_same_filter_text_again_looks_at_no_event() -> None:
     app = Host(max_events=50)
     async with app.run_test() as pilot:
         view = app.query_one(EventsView)
-        view.add_events(
-            [_ev(EventKind.OPENED, 1.0, "127.0.0.1", 1000 + i, 5, "aaa") for i in range(40)], exposure
-        )
+        view.add_events(forty_aaa_events(), exposure)
         await pilot.pause()
         for text in ("", "aaa"):
             view.set_filter(parse_filter(text))
